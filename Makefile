@@ -1,0 +1,30 @@
+# Two entry points for a fresh machine: `make demo` and `make test`.
+# Each creates .venv (Python 3.11) and installs the project with what it needs.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+DEMO_MODEL := examples/models/ssd_mobilenet_v2_035_5class_300
+DEMO_OUT := build/demo
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (set PYTHON=...)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[tf,rtx,dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/trtdeploy create-onnx --saved-model $(DEMO_MODEL)/saved_model \
+	    --label-map $(DEMO_MODEL)/label_map.pbtxt -o $(DEMO_OUT)/model.onnx --force
+	$(BIN)/trtdeploy verify --saved-model $(DEMO_MODEL)/saved_model --onnx $(DEMO_OUT)/model.onnx
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build

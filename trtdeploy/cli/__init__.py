@@ -1,0 +1,1 @@
+"""The trtdeploy command line (typer). Thin: one module per command over the Python API."""

@@ -1,0 +1,72 @@
+"""What every command shares: logging setup, error-to-exit-code mapping, progress bars."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from trtdeploy.errors import TrtDeployError
+from trtdeploy.log import LOGGER_NAME
+
+console = Console(stderr=True)
+
+
+def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 0 else logging.INFO)
+    logger = logging.getLogger(LOGGER_NAME)
+    logger.handlers[:] = [RichHandler(console=console, show_path=False, show_time=False)]
+    logger.setLevel(level)
+    logger.propagate = False
+    # TensorFlow and tf2onnx are chatty; keep them at warnings unless -vv.
+    for noisy in ("tensorflow", "tf2onnx", "absl"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose > 1 else logging.ERROR)
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn our errors into one readable line and an exit code; never a traceback."""
+    try:
+        yield
+    except TrtDeployError as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        console.print("[bold red]interrupted[/]")
+        raise typer.Exit(130) from None
+    except (typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:  # a bug in trtdeploy: still one line, traceback only with -v
+        if logging.getLogger(LOGGER_NAME).isEnabledFor(logging.DEBUG):
+            console.print_exception()
+        console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (re-run with -v for the traceback "
+            "and please report it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def progress() -> Progress:
+    """A progress bar on stderr, hidden when stderr is not a terminal."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not sys.stderr.isatty(),
+    )
+
+
+VerboseOpt = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv for TensorFlow's too).")
+QuietOpt = typer.Option(False, "--quiet", "-q", help="Only warnings and errors.")

@@ -1,0 +1,205 @@
+"""The deploy card: the one place where a model's deployment facts live.
+
+Written next to the ONNX as ``<model>.deploy.json`` by the front-end that knows the facts,
+read by build-engine, calibration and gen-ds-config so the user never repeats them.
+
+Conventions (schema version 1):
+
+* ``input.shape`` is in the input's own layout; a dynamic dimension is ``-1``.
+* Preprocessing is DeepStream's formula on 0-255 pixels in ``color_order``:
+  ``tensor = scale * (pixel - offsets[c])``. A model that normalises inside the graph
+  (TFOD) has ``scale = 1`` and zero offsets.
+* ``output.layout`` names the output contract; see ``OUTPUT_LAYOUTS``.
+* Class ids are indices into ``labels`` (``class_id_base`` says where they start); the
+  background rule applied to ``labels`` is recorded in ``background``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+from trtdeploy.errors import InputError
+from trtdeploy.files import write_text_atomic
+
+SCHEMA = "trtdeploy.deploy_card"
+SCHEMA_VERSION = 1
+
+Layout = Literal["NHWC", "NCHW"]
+ColorOrder = Literal["RGB", "BGR", "GRAY"]
+ResizeMode = Literal["stretch", "letterbox"]
+PadCorner = Literal["center", "top_left"]
+NmsKind = Literal["efficient", "batched", "onnx", "none", "nms_trt", "other"]
+
+# Output layouts and what their tensors are (in order):
+#   tfod:       num_detections i32 [B,1], detection_boxes f32 [B,K,4] normalised y1,x1,y2,x2,
+#               detection_scores f32 [B,K], detection_classes i32 [B,K] (0-based into labels)
+#   deepstream: same four tensors in the same order, boxes in input PIXELS x1,y1,x2,y2 and
+#               classes float32: what NvDsInferParseCustomEfficientDetTAO reads
+#   batched:    BatchedNMS_TRT: num_detections i32 [B,1], nmsed_boxes [B,K,4], nmsed_scores
+#               [B,K], nmsed_classes f32 [B,K]
+#   raw:        no NMS: boxes f32 [B,A,4] and scores f32 [B,A,C] (DeepStream clusters them)
+OUTPUT_LAYOUTS = ("tfod", "deepstream", "batched", "raw", "nms_trt", "other")
+BOX_FORMATS = ("y1x1y2x2", "x1y1x2y2", "cxcywh")
+BOX_UNITS = ("normalized", "pixels")
+
+
+@dataclass
+class InputSpec:
+    name: str
+    shape: list[int]  # in `layout`; -1 = dynamic
+    layout: Layout = "NHWC"
+    dtype: str = "float32"
+
+    @property
+    def height(self) -> int:
+        return self.shape[1] if self.layout == "NHWC" else self.shape[2]
+
+    @property
+    def width(self) -> int:
+        return self.shape[2] if self.layout == "NHWC" else self.shape[3]
+
+    @property
+    def channels(self) -> int:
+        return self.shape[3] if self.layout == "NHWC" else self.shape[1]
+
+    @property
+    def dynamic_batch(self) -> bool:
+        return self.shape[0] == -1
+
+
+@dataclass
+class Preprocess:
+    color_order: ColorOrder = "RGB"
+    scale: float = 1.0
+    offsets: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    resize: ResizeMode = "stretch"
+    pad_color: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    pad_corner: PadCorner = "center"
+    resample: str = "bilinear"
+
+
+@dataclass
+class NmsParams:
+    score_threshold: float = 0.0
+    iou_threshold: float = 0.5
+    max_detections: int = 100
+    max_detections_per_class: int = 100
+    class_agnostic: bool = False
+
+
+@dataclass
+class OutputSpec:
+    nms: NmsKind
+    layout: str  # one of OUTPUT_LAYOUTS
+    names: list[str]
+    num_classes: int
+    box_format: str = "y1x1y2x2"
+    box_units: str = "normalized"
+    class_id_base: int = 0
+    class_dtype: str = "int32"
+    max_detections: int = 100
+
+
+@dataclass
+class Provenance:
+    framework: str = ""
+    model_family: str = ""  # e.g. "tfod_ssd", "tao_ssd"
+    architecture: str = ""  # e.g. feature extractor type
+    source_files: dict[str, str] = field(default_factory=dict)  # path -> sha256
+    versions: dict[str, str] = field(default_factory=dict)  # package -> version
+    created_by: str = ""
+
+
+@dataclass
+class DeployCard:
+    input: InputSpec
+    preprocess: Preprocess
+    output: OutputSpec
+    labels: list[str]
+    background: str = "none"  # how background was handled, e.g. "dropped (column 0)"
+    nms: NmsParams = field(default_factory=NmsParams)
+    provenance: Provenance = field(default_factory=Provenance)
+    onnx_sha256: str = ""
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["schema"] = SCHEMA
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False) + "\n"
+
+    def save(self, path: Path) -> None:
+        write_text_atomic(Path(path), self.to_json())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "deploy card") -> DeployCard:
+        if data.get("schema") != SCHEMA:
+            raise InputError(f"{source} is not a trtdeploy deploy card (schema {data.get('schema')!r})")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise InputError(
+                f"{source} has deploy card schema version {version}; this trtdeploy reads "
+                f"version {SCHEMA_VERSION}: re-run create-onnx with this version"
+            )
+        try:
+            card = cls(
+                input=_build(InputSpec, data["input"]),
+                preprocess=_build(Preprocess, data["preprocess"]),
+                output=_build(OutputSpec, data["output"]),
+                labels=list(data["labels"]),
+                background=data.get("background", "none"),
+                nms=_build(NmsParams, data.get("nms", {})),
+                provenance=_build(Provenance, data.get("provenance", {})),
+                onnx_sha256=data.get("onnx_sha256", ""),
+            )
+        except (KeyError, TypeError) as exc:
+            raise InputError(f"{source} is missing or has a malformed field: {exc}") from exc
+        card.validate(source)
+        return card
+
+    @classmethod
+    def load(cls, path: Path) -> DeployCard:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"deploy card {path} not found")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InputError(f"deploy card {path} is not valid JSON: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InputError(f"deploy card {path} is not a JSON object")
+        return cls.from_dict(data, source=str(path))
+
+    def validate(self, source: str = "deploy card") -> None:
+        """Internal consistency; raises InputError naming the field."""
+        if self.input.layout not in ("NHWC", "NCHW") or len(self.input.shape) != 4:
+            raise InputError(f"{source}: input must be a 4-D NHWC or NCHW tensor, got {self.input}")
+        if self.output.layout not in OUTPUT_LAYOUTS:
+            raise InputError(f"{source}: unknown output layout {self.output.layout!r}")
+        if self.output.box_format not in BOX_FORMATS or self.output.box_units not in BOX_UNITS:
+            raise InputError(f"{source}: unknown box format/units {self.output.box_format}/{self.output.box_units}")
+        if self.output.num_classes != len(self.labels):
+            raise InputError(
+                f"{source}: {len(self.labels)} labels but the model has {self.output.num_classes} classes"
+            )
+        if len(self.preprocess.offsets) != self.input.channels:
+            raise InputError(f"{source}: {len(self.preprocess.offsets)} offsets for {self.input.channels} channels")
+
+
+def card_path_for(onnx_path: Path) -> Path:
+    """``model.onnx`` -> ``model.deploy.json``."""
+    onnx_path = Path(onnx_path)
+    return onnx_path.with_name(onnx_path.stem + ".deploy.json")
+
+
+def _build(cls: type, data: dict[str, Any]) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise TypeError(f"unknown keys {sorted(unknown)} in {cls.__name__}")
+    return cls(**data)
