@@ -1,0 +1,386 @@
+"""NMS heads: append non-maximum suppression with a fixed output contract to a detector graph.
+
+``add_nms_head`` takes decoded boxes and activated per-class scores and appends one of:
+
+* ``efficient``: one EfficientNMS_TRT plugin node (TensorRT 8.x-10.x; deprecated in 11).
+* ``batched``: one BatchedNMSDynamic_TRT plugin node (TensorRT <= 10). The dynamic-shape
+  variant of BatchedNMS_TRT is emitted because only it takes an explicit (and possibly
+  dynamic) batch dimension; both have the same attributes and outputs.
+* ``onnx``: standard ONNX NonMaxSuppression plus plain ops, padded to exactly the
+  EfficientNMS outputs (TensorRT builds it with its NMS layer; ONNX Runtime runs it natively).
+* ``none``: no NMS; decoded boxes and scores become the outputs (DeepStream clusters them).
+
+Output names and tensors per layout (B = batch, K = ``params.max_detections``, A anchors,
+C classes):
+
+* ``tfod`` (efficient, onnx): ``num_detections`` int32 [B,1], ``detection_boxes`` float32
+  [B,K,4] normalised y1,x1,y2,x2, ``detection_scores`` float32 [B,K], ``detection_classes``
+  int32 [B,K], 0-based; rows past num_detections are zero.
+* ``deepstream`` (efficient, onnx): ``ds_num_detections`` int32 [B,1], ``ds_detection_boxes``
+  float32 [B,K,4] in input PIXELS, ``ds_detection_scores`` float32 [B,K],
+  ``ds_detection_classes`` float32 [B,K]: see ``_to_deepstream`` for the parser contract.
+* ``batched`` (batched): ``num_detections`` int32 [B,1], ``nmsed_boxes`` float32 [B,K,4]
+  normalised y1,x1,y2,x2 clipped to [0,1], ``nmsed_scores`` float32 [B,K], ``nmsed_classes``
+  float32 [B,K]; padding rows have class -1.
+* ``raw`` (none): ``boxes`` float32 [B,A,4], ``scores`` float32 [B,A,C].
+
+Every node and intermediate tensor this module adds is named ``nms/...``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+
+from trtdeploy.deploy_card import NmsParams, OutputSpec
+from trtdeploy.errors import GraphError, UsageError
+from trtdeploy.graph_passes import add_node, const
+from trtdeploy.nms.reference import BATCHED_NMS_MAX_TOP_K
+
+NMS_KINDS = ("efficient", "batched", "onnx", "none")
+
+# Which output layouts each kind can produce; the first is the default.
+KIND_LAYOUTS: dict[str, tuple[str, ...]] = {
+    "efficient": ("tfod", "deepstream"),
+    "onnx": ("tfod", "deepstream"),
+    "batched": ("batched",),
+    "none": ("raw",),
+}
+
+TFOD_NAMES = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
+DEEPSTREAM_NAMES = (
+    "ds_num_detections",
+    "ds_detection_boxes",
+    "ds_detection_scores",
+    "ds_detection_classes",
+)
+BATCHED_NAMES = ("num_detections", "nmsed_boxes", "nmsed_scores", "nmsed_classes")
+RAW_NAMES = ("boxes", "scores")
+
+
+def add_nms_head(
+    graph: gs.Graph,
+    boxes: gs.Variable,
+    scores: gs.Variable,
+    kind: str,
+    params: NmsParams,
+    layout: str,
+    input_hw: tuple[int, int],
+) -> OutputSpec:
+    """Append an NMS head of ``kind`` to ``graph`` and make its outputs the graph outputs.
+
+    ``boxes``: float32 [B,A,4] decoded, normalised y1,x1,y2,x2 in [0,1]; ``scores``: float32
+    [B,A,C] activated, background removed. B may be dynamic; A and C must be static.
+    ``layout`` must be one of ``KIND_LAYOUTS[kind]``; ``input_hw`` (network input height,
+    width) scales boxes to pixels for the ``deepstream`` layout. Returns the OutputSpec of
+    the new outputs. Raises UsageError for bad options and GraphError for bad tensors.
+    """
+    if kind not in NMS_KINDS:
+        raise UsageError(f"unknown NMS kind {kind!r}; choose one of {', '.join(NMS_KINDS)}")
+    if layout not in KIND_LAYOUTS[kind]:
+        raise UsageError(
+            f"NMS kind {kind!r} cannot produce output layout {layout!r}; it supports {', '.join(KIND_LAYOUTS[kind])}"
+        )
+    batch, num_anchors, num_classes = _check_inputs(boxes, scores)
+    _check_params(params, kind)
+    if layout == "deepstream":
+        _check_input_hw(input_hw)
+
+    if kind == "none":
+        outputs = [
+            _identity(graph, boxes, RAW_NAMES[0], np.float32, [batch, num_anchors, 4]),
+            _identity(graph, scores, RAW_NAMES[1], np.float32, [batch, num_anchors, num_classes]),
+        ]
+        graph.outputs = outputs
+        return OutputSpec(
+            nms="none",
+            layout="raw",
+            names=list(RAW_NAMES),
+            num_classes=num_classes,
+            box_format="y1x1y2x2",
+            box_units="normalized",
+            class_dtype="float32",  # no class tensor: class = argmax of the float scores
+            max_detections=params.max_detections,
+        )
+
+    k = params.max_detections
+    if kind == "batched":
+        graph.outputs = _batched_head(graph, boxes, scores, params, batch, num_anchors, num_classes)
+        return OutputSpec(
+            nms="batched",
+            layout="batched",
+            names=list(BATCHED_NAMES),
+            num_classes=num_classes,
+            box_format="y1x1y2x2",
+            box_units="normalized",
+            class_dtype="float32",
+            max_detections=k,
+        )
+
+    final_names = TFOD_NAMES if layout == "tfod" else tuple(f"nms/{name}" for name in TFOD_NAMES)
+    if kind == "efficient":
+        outputs = _efficient_head(graph, boxes, scores, params, batch, final_names)
+    else:
+        from trtdeploy.nms.onnx_head import add_onnx_nms
+
+        outputs = add_onnx_nms(
+            graph, boxes, scores, params, batch, num_anchors, num_classes, final_names
+        )
+    if layout == "tfod":
+        graph.outputs = outputs
+        return OutputSpec(
+            nms=kind,  # type: ignore[arg-type]
+            layout="tfod",
+            names=list(TFOD_NAMES),
+            num_classes=num_classes,
+            box_format="y1x1y2x2",
+            box_units="normalized",
+            class_dtype="int32",
+            max_detections=k,
+        )
+    graph.outputs = _to_deepstream(graph, outputs, input_hw, batch, k)
+    return OutputSpec(
+        nms=kind,  # type: ignore[arg-type]
+        layout="deepstream",
+        names=list(DEEPSTREAM_NAMES),
+        num_classes=num_classes,
+        box_format="y1x1y2x2",
+        box_units="pixels",
+        class_dtype="float32",
+        max_detections=k,
+    )
+
+
+def _check_inputs(boxes: gs.Variable, scores: gs.Variable) -> tuple[Any, int, int]:
+    """Validate shapes; return (batch dim for output shapes, A, C)."""
+    for tensor, what in ((boxes, "boxes [B,A,4]"), (scores, "scores [B,A,C]")):
+        if tensor.shape is None or len(tensor.shape) != 3:
+            raise GraphError(
+                f"NMS head: {what} input {tensor.name!r} must be 3-D, got shape {tensor.shape}"
+            )
+        if tensor.dtype is not None and np.dtype(tensor.dtype) != np.float32:
+            raise GraphError(
+                f"NMS head: {what} input {tensor.name!r} must be float32, got {tensor.dtype}"
+            )
+    num_anchors, last = boxes.shape[1], boxes.shape[2]
+    num_classes = scores.shape[2]
+    if last != 4:
+        raise GraphError(
+            f"NMS head: boxes {boxes.name!r} must end in 4 coordinates, got shape {boxes.shape}"
+        )
+    for value, what in ((num_anchors, "number of boxes A"), (num_classes, "number of classes C")):
+        if not isinstance(value, int) or value <= 0:
+            raise GraphError(
+                f"NMS head: the {what} must be static, got {value!r} (boxes {boxes.shape}, scores {scores.shape}); "
+                "fix the input shape before surgery"
+            )
+    if scores.shape[1] != num_anchors:
+        raise GraphError(
+            f"NMS head: boxes {boxes.shape} and scores {scores.shape} disagree on the number of boxes"
+        )
+    batch = boxes.shape[0]
+    if not (isinstance(batch, str) or (isinstance(batch, int) and batch > 0)):
+        batch = "batch"
+    return batch, num_anchors, num_classes
+
+
+def _check_params(params: NmsParams, kind: str) -> None:
+    if params.max_detections < 1:
+        raise UsageError(f"max_detections must be >= 1, got {params.max_detections}")
+    if not 0.0 <= params.iou_threshold <= 1.0:
+        raise UsageError(f"iou_threshold must be in [0, 1], got {params.iou_threshold}")
+    if kind == "onnx" and params.max_detections_per_class < 1:
+        raise UsageError(
+            f"max_detections_per_class must be >= 1 for the onnx head (0 would select nothing), "
+            f"got {params.max_detections_per_class}"
+        )
+
+
+def _check_input_hw(input_hw: tuple[int, int]) -> None:
+    if len(input_hw) != 2 or not all(isinstance(v, int) and v > 0 for v in input_hw):
+        raise UsageError(
+            f"input_hw must be (height, width) in pixels for the deepstream layout, got {input_hw!r}"
+        )
+
+
+def _output(name: str, dtype: Any, shape: list[Any]) -> gs.Variable:
+    return gs.Variable(name, dtype=dtype, shape=shape)
+
+
+def _identity(
+    graph: gs.Graph, tensor: gs.Variable, name: str, dtype: Any, shape: list[Any]
+) -> gs.Variable:
+    """``tensor`` exposed under ``name`` (through an Identity unless it already has that name)."""
+    if tensor.name == name and tensor not in graph.inputs:
+        tensor.dtype, tensor.shape = dtype, shape
+        return tensor
+    _refuse_taken_name(graph, name)
+    out = _output(name, dtype, shape)
+    graph.nodes.append(gs.Node("Identity", name=f"nms/{name}", inputs=[tensor], outputs=[out]))
+    return out
+
+
+def _refuse_taken_name(graph: gs.Graph, name: str) -> None:
+    if name in graph.tensors():
+        raise GraphError(
+            f"NMS head: the graph already has a tensor named {name!r}; rename it before adding the head"
+        )
+
+
+def _detection_outputs(
+    names: tuple[str, ...], batch: Any, k: int, class_dtype: Any
+) -> list[gs.Variable]:
+    return [
+        _output(names[0], np.int32, [batch, 1]),
+        _output(names[1], np.float32, [batch, k, 4]),
+        _output(names[2], np.float32, [batch, k]),
+        _output(names[3], class_dtype, [batch, k]),
+    ]
+
+
+def _efficient_head(
+    graph: gs.Graph,
+    boxes: gs.Variable,
+    scores: gs.Variable,
+    params: NmsParams,
+    batch: Any,
+    names: tuple[str, ...],
+) -> list[gs.Variable]:
+    """One EfficientNMS_TRT node. It has no per-class limit: max_detections_per_class is unused."""
+    for name in names:
+        _refuse_taken_name(graph, name)
+    outputs = _detection_outputs(names, batch, params.max_detections, np.int32)
+    attrs = {
+        "plugin_version": "1",
+        "score_threshold": float(params.score_threshold),
+        "iou_threshold": float(params.iou_threshold),
+        "max_output_boxes": int(params.max_detections),
+        "background_class": -1,
+        "score_activation": 0,
+        "class_agnostic": int(bool(params.class_agnostic)),
+        "box_coding": 0,
+    }
+    graph.nodes.append(
+        gs.Node(
+            "EfficientNMS_TRT",
+            name="nms/EfficientNMS_TRT",
+            attrs=attrs,
+            inputs=[boxes, scores],
+            outputs=outputs,
+        )
+    )
+    return outputs
+
+
+def _batched_head(
+    graph: gs.Graph,
+    boxes: gs.Variable,
+    scores: gs.Variable,
+    params: NmsParams,
+    batch: Any,
+    num_anchors: int,
+    num_classes: int,
+) -> list[gs.Variable]:
+    """Boxes -> [B,A,1,4], then one BatchedNMSDynamic_TRT node.
+
+    topK (candidates per class fed to NMS) = min(4096, A): the plugin refuses more than 4096
+    and reads past the class when topK > A. keepTopK = K must not exceed topK, or the plugin
+    writes no outputs.
+    """
+    if params.class_agnostic:
+        raise UsageError(
+            "the batched NMS head cannot do class-agnostic NMS; use --nms efficient or onnx"
+        )
+    top_k = min(BATCHED_NMS_MAX_TOP_K, num_anchors)
+    if params.max_detections > top_k:
+        raise UsageError(
+            f"batched NMS keeps at most topK = min(4096, boxes) = {top_k} detections but max_detections is "
+            f"{params.max_detections}; lower max_detections"
+        )
+    for name in BATCHED_NAMES:
+        _refuse_taken_name(graph, name)
+    boxes4 = _unsqueeze(graph, boxes, axis=2, name="nms/boxes_per_class")
+    outputs = _detection_outputs(BATCHED_NAMES, batch, params.max_detections, np.float32)
+    attrs = {
+        "plugin_version": "1",
+        "shareLocation": 1,
+        "backgroundLabelId": -1,
+        "numClasses": int(num_classes),
+        "topK": int(top_k),
+        "keepTopK": int(params.max_detections),
+        "scoreThreshold": float(params.score_threshold),
+        "iouThreshold": float(params.iou_threshold),
+        "isNormalized": 1,
+        "clipBoxes": 1,
+        # Default; only FP16 engines look at it (values 1..10 sort fewer mantissa bits).
+        "scoreBits": 16,
+    }
+    graph.nodes.append(
+        gs.Node(
+            "BatchedNMSDynamic_TRT",
+            name="nms/BatchedNMSDynamic_TRT",
+            attrs=attrs,
+            inputs=[boxes4, scores],
+            outputs=outputs,
+        )
+    )
+    return outputs
+
+
+def _unsqueeze(graph: gs.Graph, tensor: gs.Tensor, axis: int, name: str) -> gs.Variable:
+    """Unsqueeze one axis, as an attribute before opset 13 and as an input from 13 on."""
+    if graph.opset >= 13:
+        return add_node(
+            graph, "Unsqueeze", [tensor, const(f"{name}/axes", np.array([axis], np.int64))], name
+        )[0]
+    return add_node(graph, "Unsqueeze", [tensor], name, attrs={"axes": [axis]})[0]
+
+
+def _to_deepstream(
+    graph: gs.Graph,
+    outputs: list[gs.Variable],
+    input_hw: tuple[int, int],
+    batch: Any,
+    k: int,
+) -> list[gs.Variable]:
+    """Turn the tfod tensors into what NvDsInferParseCustomEfficientDetTAO reads.
+
+    Parser contract, read in its source (DeepStream's nvdsinfer_custombboxparser.cpp and
+    NVIDIA-AI-IOT/deepstream_tao_apps post_processor/nvdsinfer_custombboxparser_tao.cpp):
+    exactly 4 outputs; count int32; for detection i it reads
+    ``left = box[4i+1]``, ``top = box[4i]``, ``width = box[4i+3] - left``,
+    ``height = box[4i+2] - top`` and clips them to the network size, so boxes are
+    y1,x1,y2,x2 in input PIXELS (TensorFlow order, NOT x1,y1,x2,y2); rows with
+    y2 < y1 or x2 < x1 are skipped. DeepStream's own copy reads the buffers by position
+    (count, boxes, scores, classes), takes classes as float32 and asserts that the largest
+    box value is >= 2 (normalised boxes abort it). The deepstream_tao_apps copy instead
+    looks the buffers up by the names num_detections/detection_* and reads classes as
+    int32; these float-class outputs are therefore deliberately named ``ds_*`` so that
+    parser fails to find them instead of misreading the classes.
+    """
+    height, width = input_hw
+    num, boxes, scores, classes = outputs
+    for name in DEEPSTREAM_NAMES:
+        _refuse_taken_name(graph, name)
+    ds = _detection_outputs(DEEPSTREAM_NAMES, batch, k, np.float32)
+    scale = const(
+        "nms/deepstream/pixel_scale", np.array([height, width, height, width], np.float32)
+    )
+    graph.nodes.extend(
+        [
+            gs.Node("Identity", name="nms/deepstream/count", inputs=[num], outputs=[ds[0]]),
+            gs.Node("Mul", name="nms/deepstream/to_pixels", inputs=[boxes, scale], outputs=[ds[1]]),
+            gs.Node("Identity", name="nms/deepstream/scores", inputs=[scores], outputs=[ds[2]]),
+            gs.Node(
+                "Cast",
+                name="nms/deepstream/classes",
+                attrs={"to": onnx.TensorProto.FLOAT},
+                inputs=[classes],
+                outputs=[ds[3]],
+            ),
+        ]
+    )
+    return ds

@@ -1,0 +1,297 @@
+"""NumPy reference implementations of TensorRT's NMS plugins, for running graphs on a CPU.
+
+These follow the plugins' CUDA sources in the TensorRT OSS repository
+(``plugin/efficientNMSPlugin/efficientNMSInference.cu``, ``plugin/batchedNMSPlugin/*`` and
+``plugin/common/kernels/{sortScoresPerClass,allClassNMS}.cu``) and their READMEs; the exact
+rules, including where the two plugins differ, are written in each function's docstring.
+They are written for clarity, not speed: a greedy loop per image (and per class).
+
+Only float32 is modelled. The FP16 paths of the plugins (``scoreBits`` < 11 sorts only the
+top mantissa bits) are not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# EfficientNMS_TRT feeds at most this many sorted candidates per image into the NMS kernel
+# (EfficientNMSParameters::numSelectedBoxes).
+EFFICIENT_NMS_MAX_CANDIDATES = 4096
+# BatchedNMS_TRT rejects topK above 512 threads x 8 blocks (checkParams in batchedNMSPlugin.cpp).
+BATCHED_NMS_MAX_TOP_K = 4096
+
+
+def _corners_sorted(boxes: np.ndarray) -> np.ndarray:
+    """Reorder each [a1, b1, a2, b2] box so that a1 <= a2 and b1 <= b2 (both plugins do this)."""
+    lo = np.minimum(boxes[..., 0:2], boxes[..., 2:4])
+    hi = np.maximum(boxes[..., 0:2], boxes[..., 2:4])
+    return np.concatenate([lo, hi], axis=-1)
+
+
+def _iou_efficient(box: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """EfficientNMS IoU of one box against many, in float32, no +1 on sizes.
+
+    Intersection area <= 0 gives 0; a box with zero width or height has area 0; a union <= 0
+    gives 0. Vertical-first and horizontal-first coordinates give the same result.
+    """
+    b = _corners_sorted(box[None, :])[0]
+    o = _corners_sorted(others)
+    ih = np.minimum(b[2], o[:, 2]) - np.maximum(b[0], o[:, 0])
+    iw = np.minimum(b[3], o[:, 3]) - np.maximum(b[1], o[:, 1])
+    inter = np.where((ih > 0) & (iw > 0), ih * iw, np.float32(0))
+
+    def area(x: np.ndarray) -> np.ndarray:
+        h = x[..., 2] - x[..., 0]
+        w = x[..., 3] - x[..., 1]
+        return np.where((h > 0) & (w > 0), h * w, np.float32(0))
+
+    union = area(b) + area(o) - inter
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where((inter > 0) & (union > 0), inter / union, np.float32(0))
+    return iou.astype(np.float32)
+
+
+def _decode_center_size(boxes: np.ndarray) -> np.ndarray:
+    """[c1, c2, s1, s2] (centre, size; either axis first) -> corners in the same axis order."""
+    half = boxes[..., 2:4] * np.float32(0.5)
+    return np.concatenate([boxes[..., 0:2] - half, boxes[..., 0:2] + half], axis=-1)
+
+
+def efficient_nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    anchors: np.ndarray | None = None,
+    *,
+    score_threshold: float,
+    iou_threshold: float,
+    max_output_boxes: int,
+    background_class: int = -1,
+    score_activation: bool = False,
+    class_agnostic: bool = False,
+    box_coding: int = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What EfficientNMS_TRT (plugin_version "1") computes, per image of the batch.
+
+    Inputs: ``boxes`` [B,A,4] (shared by all classes) or [B,A,C,4] (per class); ``scores``
+    [B,A,C]; optional ``anchors`` [1,A,4] or [B,A,4] (then ``boxes`` are deltas).
+
+    1. Candidates are the (anchor, class) pairs with ``score >= score_threshold`` (inclusive;
+       with ``score_activation`` the comparison is ``sigmoid(score) >= score_threshold``, which
+       the plugin does as logit >= inverse-sigmoid(threshold)), skipping ``background_class``.
+    2. Candidates are sorted by score, descending. Ties: the plugin's GPU filter collects
+       candidates with atomics, so equal scores come out in an unspecified order; its dense
+       path (score_threshold < 0.007) and this reference order ties by the flat index
+       ``anchor * C + class``, ascending.
+    3. Only the first 4096 sorted candidates take part in NMS.
+    4. Greedy NMS in that order: a candidate is kept unless an already kept candidate of the
+       same class (any class when ``class_agnostic``) overlaps it with ``IoU >= iou_threshold``
+       (inclusive). It stops once ``max_output_boxes`` are kept. There is no per-class limit.
+       IoU: corners reordered to min/max, no +1 on sizes (normalised or pixel boxes alike),
+       0 when the intersection or the union is not positive.
+    5. Outputs are in kept order, zero padded to ``max_output_boxes``: num_detections int32
+       [B,1], boxes float32 [B,K,4] as corners in the input's axis order (not clipped; with
+       box_coding 1 converted from centre-size), scores float32 [B,K] (sigmoid applied when
+       ``score_activation``), classes int32 [B,K].
+
+    Box decoding with anchors: box_coding 0 adds the anchor corners to the deltas; box_coding
+    1 uses centre-size: ``c = d_c * anchor_size + anchor_c``, ``size = anchor_size *
+    exp(d_size)``, then converts to corners.
+
+    Known plugin quirk not reproduced: in its dense path (threshold < 0.007) a below-threshold
+    score is replaced by -32768 but still sorted, so with very few candidates such entries
+    can reach the output; here they never do.
+    """
+    boxes = np.asarray(boxes, dtype=np.float32)
+    scores = np.asarray(scores, dtype=np.float32)
+    if scores.ndim != 3:
+        raise ValueError(f"EfficientNMS scores must be [B,A,C], got shape {scores.shape}")
+    batch, num_anchors, num_classes = scores.shape
+    if boxes.ndim == 3:
+        boxes = boxes[:, :, None, :]
+    if (
+        boxes.ndim != 4
+        or boxes.shape[:2] != (batch, num_anchors)
+        or boxes.shape[2] not in (1, num_classes)
+    ):
+        raise ValueError(
+            f"EfficientNMS boxes shape {boxes.shape} does not match scores {scores.shape}"
+        )
+    if anchors is not None:
+        anchors = np.asarray(anchors, dtype=np.float32)
+        anchors = np.broadcast_to(anchors[:, :, None, :], (batch, num_anchors, 1, 4))
+        if box_coding == 1:
+            centre = boxes[..., 0:2] * anchors[..., 2:4] + anchors[..., 0:2]
+            size = anchors[..., 2:4] * np.exp(boxes[..., 2:4])
+            boxes = np.concatenate([centre, size], axis=-1)
+        else:
+            boxes = boxes + anchors
+    if box_coding == 1:
+        boxes = _decode_center_size(boxes)
+    boxes = boxes.astype(np.float32)
+
+    k = int(max_output_boxes)
+    out_num = np.zeros((batch, 1), dtype=np.int32)
+    out_boxes = np.zeros((batch, k, 4), dtype=np.float32)
+    out_scores = np.zeros((batch, k), dtype=np.float32)
+    out_classes = np.zeros((batch, k), dtype=np.int32)
+    threshold = np.float32(score_threshold)
+    for b in range(batch):
+        image_scores = scores[b]
+        passing = 1.0 / (1.0 + np.exp(-image_scores)) if score_activation else image_scores
+        mask = passing >= threshold
+        if 0 <= background_class < num_classes:
+            mask[:, background_class] = False
+        anchor_idx, class_idx = np.nonzero(mask)  # row-major: flat index a*C + c ascending
+        cand_scores = image_scores[anchor_idx, class_idx]
+        order = np.argsort(-cand_scores, kind="stable")[:EFFICIENT_NMS_MAX_CANDIDATES]
+        anchor_idx, class_idx, cand_scores = anchor_idx[order], class_idx[order], cand_scores[order]
+        box_class = class_idx if boxes.shape[2] > 1 else np.zeros_like(class_idx)
+        cand_boxes = boxes[b, anchor_idx, box_class]
+        alive = np.ones(len(order), dtype=bool)
+        kept = 0
+        for i in range(len(order)):
+            if not alive[i]:
+                continue
+            if kept >= k:
+                break
+            score = cand_scores[i]
+            out_boxes[b, kept] = cand_boxes[i]
+            out_scores[b, kept] = 1.0 / (1.0 + np.exp(-score)) if score_activation else score
+            out_classes[b, kept] = class_idx[i]
+            kept += 1
+            rest = np.arange(i + 1, len(order))
+            rest = rest[alive[rest]]
+            if not class_agnostic:
+                rest = rest[class_idx[rest] == class_idx[i]]
+            if len(rest):
+                overlap = _iou_efficient(cand_boxes[i], cand_boxes[rest])
+                alive[rest[overlap >= np.float32(iou_threshold)]] = False
+        out_num[b, 0] = kept
+    return out_num, out_boxes, out_scores, out_classes
+
+
+def _iou_batched(
+    box: np.ndarray, others: np.ndarray, normalized: bool, caffe_semantics: bool
+) -> np.ndarray:
+    """BatchedNMS (allClassNMS.cu ``jaccardOverlap``) IoU of one box against many.
+
+    Corners reordered to min/max; boxes that do not touch give 0; for pixel boxes
+    (``normalized`` false) sizes are (w+1)*(h+1), and with ``caffe_semantics`` the
+    intersection also gets +1 on each side. The intersection must have positive width and
+    height, else IoU is 0.
+    """
+    b = _corners_sorted(box[None, :])[0]
+    o = _corners_sorted(others)
+    one = np.float32(0 if normalized else 1)
+    disjoint = (o[:, 0] > b[2]) | (o[:, 2] < b[0]) | (o[:, 1] > b[3]) | (o[:, 3] < b[1])
+    inter_one = np.float32(0) if (normalized or not caffe_semantics) else np.float32(1)
+    ih = np.minimum(b[2], o[:, 2]) - np.maximum(b[0], o[:, 0]) + inter_one
+    iw = np.minimum(b[3], o[:, 3]) - np.maximum(b[1], o[:, 1]) + inter_one
+    valid = ~disjoint & (ih > 0) & (iw > 0)
+    inter = np.where(valid, ih * iw, np.float32(0))
+    size_b = (b[2] - b[0] + one) * (b[3] - b[1] + one)
+    size_o = (o[:, 2] - o[:, 0] + one) * (o[:, 3] - o[:, 1] + one)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = np.where(valid, inter / (size_b + size_o - inter), np.float32(0))
+    return iou.astype(np.float32)
+
+
+def batched_nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    *,
+    share_location: bool = True,
+    background_label_id: int = -1,
+    num_classes: int,
+    top_k: int,
+    keep_top_k: int,
+    score_threshold: float,
+    iou_threshold: float,
+    is_normalized: bool = True,
+    clip_boxes: bool = True,
+    score_bits: int = 16,
+    caffe_semantics: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """What BatchedNMS_TRT / BatchedNMSDynamic_TRT compute, per image (float32).
+
+    Inputs: ``boxes`` [B,A,1,4] (``share_location``) or [B,A,C,4]; ``scores`` [B,A,C] (or
+    [B,A,C,1]).
+
+    1. Per class (skipping ``background_label_id``): candidates are anchors with
+       ``score > score_threshold`` (strict, unlike EfficientNMS), sorted by score descending,
+       ties by anchor index ascending (stable radix sort); only the first ``top_k`` per class
+       go into NMS.
+    2. Greedy NMS per class: a candidate is suppressed by a kept, higher-ranked one when
+       ``IoU > iou_threshold`` (strict, unlike EfficientNMS). IoU: see ``_iou_batched``.
+    3. All kept detections of the image are sorted by score descending; ties keep the
+       class-major order (class ascending, then rank within the class). The first
+       ``keep_top_k`` are written.
+    4. Outputs: num_detections int32 [B,1]; nmsed_boxes float32 [B,K,4] in the input's
+       coordinate order, clamped to [0,1] when ``clip_boxes`` (the plugin default); nmsed_scores
+       float32 [B,K]; nmsed_classes float32 [B,K]. Padding rows have box 0, score 0 and
+       class -1 (not 0).
+
+    ``score_bits`` (default 16) only changes FP16 engines (values 1..10 sort fewer mantissa
+    bits); it has no effect in float32 and is accepted for completeness.
+
+    The plugin itself misbehaves (silently) when ``top_k`` > A (it reads the next class's
+    candidates) or ``keep_top_k`` > ``top_k`` (it writes no outputs at all), and refuses
+    ``top_k`` > 4096; this reference raises ValueError for all three.
+    """
+    del score_bits  # FP16-only optimisation, see docstring
+    boxes = np.asarray(boxes, dtype=np.float32)
+    scores = np.asarray(scores, dtype=np.float32)
+    if scores.ndim == 4 and scores.shape[3] == 1:
+        scores = scores[..., 0]
+    if scores.ndim != 3 or scores.shape[2] != num_classes:
+        raise ValueError(f"BatchedNMS scores must be [B,A,{num_classes}], got shape {scores.shape}")
+    batch, num_anchors, _ = scores.shape
+    loc_classes = 1 if share_location else num_classes
+    if boxes.shape != (batch, num_anchors, loc_classes, 4):
+        raise ValueError(
+            f"BatchedNMS boxes must be [{batch},{num_anchors},{loc_classes},4], got {boxes.shape}"
+        )
+    if top_k > BATCHED_NMS_MAX_TOP_K:
+        raise ValueError(
+            f"BatchedNMS topK {top_k} exceeds the plugin limit {BATCHED_NMS_MAX_TOP_K}"
+        )
+    if top_k > num_anchors:
+        raise ValueError(f"BatchedNMS topK {top_k} exceeds the number of boxes {num_anchors}")
+    if keep_top_k > top_k:
+        raise ValueError(f"BatchedNMS keepTopK {keep_top_k} exceeds topK {top_k}")
+
+    out_num = np.zeros((batch, 1), dtype=np.int32)
+    out_boxes = np.zeros((batch, keep_top_k, 4), dtype=np.float32)
+    out_scores = np.zeros((batch, keep_top_k), dtype=np.float32)
+    out_classes = np.full((batch, keep_top_k), -1.0, dtype=np.float32)
+    threshold = np.float32(score_threshold)
+    for b in range(batch):
+        kept: list[tuple[float, int, int]] = []  # (score, class, anchor) in class-major order
+        for c in range(num_classes):
+            if c == background_label_id:
+                continue
+            class_scores = scores[b, :, c]
+            anchors = np.nonzero(class_scores > threshold)[0]
+            anchors = anchors[np.argsort(-class_scores[anchors], kind="stable")][:top_k]
+            class_boxes = boxes[b, anchors, 0 if share_location else c]
+            alive = np.ones(len(anchors), dtype=bool)
+            for i in range(len(anchors)):
+                if not alive[i]:
+                    continue
+                kept.append((float(class_scores[anchors[i]]), c, int(anchors[i])))
+                rest = np.arange(i + 1, len(anchors))
+                rest = rest[alive[rest]]
+                if len(rest):
+                    overlap = _iou_batched(
+                        class_boxes[i], class_boxes[rest], is_normalized, caffe_semantics
+                    )
+                    alive[rest[overlap > np.float32(iou_threshold)]] = False
+        order = sorted(range(len(kept)), key=lambda j: -kept[j][0])[:keep_top_k]  # stable
+        for row, j in enumerate(order):
+            score, c, a = kept[j]
+            box = boxes[b, a, 0 if share_location else c]
+            out_boxes[b, row] = np.clip(box, 0.0, 1.0) if clip_boxes else box
+            out_scores[b, row] = score
+            out_classes[b, row] = c
+        out_num[b, 0] = len(order)
+    return out_num, out_boxes, out_scores, out_classes
