@@ -1,0 +1,128 @@
+"""The seam between build-engine and the `calibration` package for INT8.
+
+The calibration package owns image loading, preprocessing and scale computation; build-engine
+only asks it for one of two things:
+
+* TensorRT 10 (weak typing): a calibrator object, from
+  ``calibration.make_trt_calibrator(trt, onnx_path=, images=, cache=, num_images=, batch_size=, card=)``.
+* TensorRT 11 / RTX (strongly typed): a Q/DQ ONNX, from
+  ``calibration.make_qdq_onnx(onnx_path=, images=, cache=, num_images=, batch_size=, card=, output=)``.
+
+Until those functions exist, the requests fail with one clear message instead of building a
+float engine behind the user's back. Replaying an existing cache on TensorRT 10 needs no
+calibration package: ``cache_calibrator`` does it here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from trtdeploy.errors import InputError, UnsupportedModelError
+
+if TYPE_CHECKING:
+    import tensorrt
+
+    from trtdeploy.engine.backend import Backend
+
+CALIBRATOR_FACTORY = "make_trt_calibrator"
+QDQ_PRODUCER = "make_qdq_onnx"
+
+
+def _calibration_function(name: str) -> Callable[..., Any] | None:
+    try:
+        package = importlib.import_module("calibration")
+    except ImportError:
+        return None
+    function = getattr(package, name, None)
+    return function if callable(function) else None
+
+
+def qdq_onnx_from_calibration(
+    onnx_path: Path,
+    *,
+    images: Path | None,
+    cache: Path | None,
+    num_images: int,
+    batch_size: int,
+    card: object | None,
+    output: Path,
+    backend_label: str,
+) -> Path:
+    """Ask the calibration package for a Q/DQ ONNX (TensorRT 11 / RTX INT8)."""
+    producer = _calibration_function(QDQ_PRODUCER)
+    if producer is None:
+        raise UnsupportedModelError(
+            f"INT8 on TensorRT 11 / RTX needs a Q/DQ ONNX: {backend_label} has no calibrator API and this "
+            f"install's `calibration` package cannot make one yet (no calibration.{QDQ_PRODUCER}); pass an "
+            "ONNX that already has QuantizeLinear/DequantizeLinear nodes, or build INT8 with TensorRT 10"
+        )
+    result = producer(
+        onnx_path=onnx_path, images=images, cache=cache, num_images=num_images, batch_size=batch_size,
+        card=card, output=output,
+    )
+    return Path(result) if result is not None else output
+
+
+def make_calibrator(
+    backend: Backend,
+    onnx_path: Path,
+    *,
+    images: Path | None,
+    cache: Path | None,
+    num_images: int,
+    batch_size: int,
+    card: object | None,
+) -> tensorrt.IInt8Calibrator:
+    """A TensorRT 10 calibrator: from images (calibration package) or replaying a cache."""
+    if images is None:
+        if cache is None:
+            raise InputError("INT8 calibration needs --calib-images DIR or an existing --calib-cache FILE")
+        return cache_calibrator(backend, cache)
+    factory = _calibration_function(CALIBRATOR_FACTORY)
+    if factory is None:
+        raise UnsupportedModelError(
+            f"--calib-images needs the calibration package's calibrator (calibration.{CALIBRATOR_FACTORY}), "
+            "which this install does not have yet; pass an existing --calib-cache FILE or a Q/DQ ONNX"
+        )
+    calibrator: tensorrt.IInt8Calibrator = factory(
+        backend.module, onnx_path=onnx_path, images=images, cache=cache, num_images=num_images,
+        batch_size=batch_size, card=card,
+    )
+    return calibrator
+
+
+def cache_calibrator(backend: Backend, cache: Path) -> tensorrt.IInt8Calibrator:
+    """An entropy calibrator that serves an existing cache and has no batches.
+
+    TensorRT itself refuses a cache whose header names another TensorRT version; the
+    calibration package's sidecar check (model hash, preprocessing) applies when it is used.
+    """
+    cache = Path(cache)
+    if not cache.is_file():
+        raise InputError(f"--calib-cache {cache} does not exist and no --calib-images were given to create it")
+    data = cache.read_bytes()
+    if not data.startswith(b"TRT-"):
+        raise InputError(f"--calib-cache {cache} is not a TensorRT calibration cache (no 'TRT-' header line)")
+    trt = backend.module
+
+    class _CacheCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc]
+        def __init__(self) -> None:
+            trt.IInt8EntropyCalibrator2.__init__(self)
+
+        def get_batch_size(self) -> int:
+            return 1
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            return None  # no data: TensorRT must use the cache
+
+        def read_calibration_cache(self) -> bytes:
+            return data
+
+        def write_calibration_cache(self, cache_data: bytes) -> None:
+            return None
+
+    calibrator: tensorrt.IInt8Calibrator = _CacheCalibrator()
+    return calibrator
