@@ -106,7 +106,9 @@ def make_trt_logger(backend: Backend, router: LogRouter) -> tensorrt.ILogger:
 ProgressCallback = Callable[[str, int, int], None]  # (phase, steps done, steps total)
 
 
-def make_progress_monitor(backend: Backend, callback: ProgressCallback) -> tensorrt.IProgressMonitor | None:
+def make_progress_monitor(
+    backend: Backend, callback: ProgressCallback
+) -> tensorrt.IProgressMonitor | None:
     """An IProgressMonitor reporting top-level phases to ``callback`` (None if unsupported)."""
     if not backend.caps.progress_monitor or not hasattr(backend.module, "IProgressMonitor"):
         return None

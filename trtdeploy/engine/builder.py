@@ -148,17 +148,29 @@ def prepare(onnx_path: Path, options: BuildOptions, backend: Backend | None = No
         calib_cache=options.calib_cache is not None,
         layer_precisions=parse_layer_precisions(options.layer_precisions),
     )
-    if plan.int8_source == INT8_CACHE and options.calib_cache is not None and not Path(options.calib_cache).is_file():
-        raise InputError(f"--calib-cache {options.calib_cache} does not exist and no --calib-images were given to create it")
+    if (
+        plan.int8_source == INT8_CACHE
+        and options.calib_cache is not None
+        and not Path(options.calib_cache).is_file()
+    ):
+        raise InputError(
+            f"--calib-cache {options.calib_cache} does not exist and no --calib-images were given to create it"
+        )
     profiles = plan_profiles(inputs, options.profiles, options.batch, card_shape)
     engine_path = options.engine_path or default_engine_path(
-        onnx_path, max_batch(profiles, inputs), plan.label, gpu_id=options.gpu_id, dla_core=options.dla_core
+        onnx_path,
+        max_batch(profiles, inputs),
+        plan.label,
+        gpu_id=options.gpu_id,
+        dla_core=options.dla_core,
     )
     check_output(Path(engine_path), options.force)
     check_output(sidecar_path(Path(engine_path)), options.force)
     for note in plan.notes:
         log.info("%s", note)
-    return _Prepared(onnx_path, model, backend, card, inputs, plan, profiles, Path(engine_path), targets)
+    return _Prepared(
+        onnx_path, model, backend, card, inputs, plan, profiles, Path(engine_path), targets
+    )
 
 
 def _targets(values: Sequence[str]) -> list[str]:
@@ -175,7 +187,9 @@ def _targets(values: Sequence[str]) -> list[str]:
     return targets
 
 
-def build_engine(onnx_path: Path, options: BuildOptions | None = None, backend: Backend | None = None) -> BuildResult:
+def build_engine(
+    onnx_path: Path, options: BuildOptions | None = None, backend: Backend | None = None
+) -> BuildResult:
     """Build a TensorRT engine and its sidecar from ``onnx_path``; returns where they went."""
     options = options or BuildOptions()
     start = time.perf_counter()
@@ -183,7 +197,9 @@ def build_engine(onnx_path: Path, options: BuildOptions | None = None, backend: 
     with tempfile.TemporaryDirectory(prefix="trtdeploy-build-") as scratch:
         model_bytes, built_sha = _graph_to_parse(prep, options, Path(scratch))
         router = LogRouter()
-        engine_bytes, tensors, io_source, gpu, cuda = _run_tensorrt(prep, options, model_bytes, router)
+        engine_bytes, tensors, io_source, gpu, cuda = _run_tensorrt(
+            prep, options, model_bytes, router
+        )
     write_bytes_atomic(prep.engine_path, engine_bytes)
     seconds = time.perf_counter() - start
     sidecar = Sidecar(
@@ -218,8 +234,12 @@ def build_engine(onnx_path: Path, options: BuildOptions | None = None, backend: 
         prep.engine_path.unlink(missing_ok=True)  # an engine without its sidecar is unusable
         raise
     log.info(
-        "built %s (%s, %s, %.1f MiB) in %.1f s", prep.engine_path, prep.backend.caps.label, prep.plan.label,
-        len(engine_bytes) / 2**20, seconds,
+        "built %s (%s, %s, %.1f MiB) in %.1f s",
+        prep.engine_path,
+        prep.backend.caps.label,
+        prep.plan.label,
+        len(engine_bytes) / 2**20,
+        seconds,
     )
     return BuildResult(prep.engine_path, side, sidecar, prep.plan, seconds)
 
@@ -233,8 +253,16 @@ def _effective_targets(prep: _Prepared) -> list[str]:
 
 def _options_record(options: BuildOptions) -> dict[str, Any]:
     record = {k: v for k, v in asdict(options).items() if k != "progress"}
-    return {k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, (list, tuple)) else v)
-            for k, v in record.items()}
+    return {
+        k: (
+            str(v)
+            if isinstance(v, Path)
+            else [str(x) for x in v]
+            if isinstance(v, (list, tuple))
+            else v
+        )
+        for k, v in record.items()
+    }
 
 
 def _graph_to_parse(prep: _Prepared, options: BuildOptions, scratch: Path) -> tuple[bytes, str]:
@@ -242,8 +270,13 @@ def _graph_to_parse(prep: _Prepared, options: BuildOptions, scratch: Path) -> tu
     plan = prep.plan
     if plan.int8_source == INT8_QDQ_FROM_CALIBRATION:
         qdq_path = int8.qdq_onnx_from_calibration(
-            prep.onnx_path, images=options.calib_images, cache=options.calib_cache, num_images=options.calib_num,
-            batch_size=options.calib_batch, card=prep.card, output=scratch / "model.qdq.onnx",
+            prep.onnx_path,
+            images=options.calib_images,
+            cache=options.calib_cache,
+            num_images=options.calib_num,
+            batch_size=options.calib_batch,
+            card=prep.card,
+            output=scratch / "model.qdq.onnx",
             backend_label=prep.backend.caps.label,
         )
         return qdq_path.read_bytes(), sha256_file(qdq_path)
@@ -252,7 +285,9 @@ def _graph_to_parse(prep: _Prepared, options: BuildOptions, scratch: Path) -> tu
         converted, report = convert_to_fp16(prep.model, keep_nodes=keep)
         log.info(
             "FP16 conversion: %d nodes to float16, %d kept float32, %d casts added",
-            report.converted_nodes, len(report.kept_nodes), report.casts_added,
+            report.converted_nodes,
+            len(report.kept_nodes),
+            report.casts_added,
         )
         data = converted.SerializeToString()
         path = scratch / "model.fp16.onnx"
@@ -261,8 +296,19 @@ def _graph_to_parse(prep: _Prepared, options: BuildOptions, scratch: Path) -> tu
     return prep.onnx_path.read_bytes(), sha256_file(prep.onnx_path)
 
 
-_DTYPES = {"FLOAT": "float32", "HALF": "float16", "BF16": "bfloat16", "INT8": "int8", "INT32": "int32",
-           "INT64": "int64", "BOOL": "bool", "UINT8": "uint8", "FP8": "float8", "INT4": "int4", "FP4": "float4"}
+_DTYPES = {
+    "FLOAT": "float32",
+    "HALF": "float16",
+    "BF16": "bfloat16",
+    "INT8": "int8",
+    "INT32": "int32",
+    "INT64": "int64",
+    "BOOL": "bool",
+    "UINT8": "uint8",
+    "FP8": "float8",
+    "INT4": "int4",
+    "FP4": "float4",
+}
 
 
 def dtype_name(dtype: Any) -> str:
@@ -270,8 +316,13 @@ def dtype_name(dtype: Any) -> str:
     return _DTYPES.get(name, name.lower())
 
 
-def _parse(backend: Backend, network: tensorrt.INetworkDefinition, logger: tensorrt.ILogger,
-           model_bytes: bytes, onnx_path: Path) -> tensorrt.OnnxParser:
+def _parse(
+    backend: Backend,
+    network: tensorrt.INetworkDefinition,
+    logger: tensorrt.ILogger,
+    model_bytes: bytes,
+    onnx_path: Path,
+) -> tensorrt.OnnxParser:
     parser: tensorrt.OnnxParser = backend.module.OnnxParser(network, logger)
     if parser.parse(model_bytes, str(onnx_path)):
         return parser
@@ -281,12 +332,14 @@ def _parse(backend: Backend, network: tensorrt.INetworkDefinition, logger: tenso
         where = error.node_name() or (f"node #{error.node()}" if error.node() >= 0 else "graph")
         problems.append(f"{where} ({error.node_operator() or '-'}): {error.desc()}")
     raise BuildError(
-        f"{backend.caps.label} could not parse {onnx_path.name} ({len(problems)} error(s)): " + "; ".join(problems)
+        f"{backend.caps.label} could not parse {onnx_path.name} ({len(problems)} error(s)): "
+        + "; ".join(problems)
     )
 
 
-def _run_tensorrt(prep: _Prepared, options: BuildOptions, model_bytes: bytes, router: LogRouter
-                  ) -> tuple[bytes, list[TensorInfo], str, GpuInfo | None, str | None]:
+def _run_tensorrt(
+    prep: _Prepared, options: BuildOptions, model_bytes: bytes, router: LogRouter
+) -> tuple[bytes, list[TensorInfo], str, GpuInfo | None, str | None]:
     backend = prep.backend
     trt = backend.module
     caps = backend.caps
@@ -318,12 +371,19 @@ def _run_tensorrt(prep: _Prepared, options: BuildOptions, model_bytes: bytes, ro
     return engine_bytes, tensors, source, gpu, cuda_version_of(trt)
 
 
-def _configure(prep: _Prepared, options: BuildOptions, builder: tensorrt.Builder,
-               network: tensorrt.INetworkDefinition, config: tensorrt.IBuilderConfig) -> None:
+def _configure(
+    prep: _Prepared,
+    options: BuildOptions,
+    builder: tensorrt.Builder,
+    network: tensorrt.INetworkDefinition,
+    config: tensorrt.IBuilderConfig,
+) -> None:
     trt = prep.backend.module
     caps = prep.backend.caps
     if options.workspace_mib is not None:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_mib) * 2**20)
+        config.set_memory_pool_limit(
+            trt.MemoryPoolType.WORKSPACE, int(options.workspace_mib) * 2**20
+        )
     if options.opt_level is not None:
         if not 0 <= options.opt_level <= 5:
             raise UsageError(f"--opt-level must be 0..5, got {options.opt_level}")
@@ -344,8 +404,13 @@ def _configure(prep: _Prepared, options: BuildOptions, builder: tensorrt.Builder
         config.add_optimization_profile(profile)
     if prep.plan.int8_source in (INT8_CALIBRATOR, INT8_CACHE):
         config.int8_calibrator = int8.make_calibrator(
-            prep.backend, prep.onnx_path, images=options.calib_images, cache=options.calib_cache,
-            num_images=options.calib_num, batch_size=options.calib_batch, card=prep.card,
+            prep.backend,
+            prep.onnx_path,
+            images=options.calib_images,
+            cache=options.calib_cache,
+            num_images=options.calib_num,
+            batch_size=options.calib_batch,
+            card=prep.card,
         )
         if prep.profiles:
             config.set_calibration_profile(_first_profile(builder, prep))
@@ -378,7 +443,9 @@ def _set_layer_precisions(prep: _Prepared, network: tensorrt.INetworkDefinition)
                 layer.set_output_type(out, types[wanted[layer.name]])
             del wanted[layer.name]
     if wanted:
-        raise UsageError(f"--layer-precision names layers not in the TensorRT network: {sorted(wanted)}")
+        raise UsageError(
+            f"--layer-precision names layers not in the TensorRT network: {sorted(wanted)}"
+        )
 
 
 def _set_compute_capabilities(backend: Backend, config: Any, targets: Sequence[str]) -> None:
@@ -389,12 +456,16 @@ def _set_compute_capabilities(backend: Backend, config: Any, targets: Sequence[s
         config.set_compute_capability(getattr(enum, "SM" + target.replace(".", "")), slot)
 
 
-def _load_timing_cache(prep: _Prepared, options: BuildOptions, config: tensorrt.IBuilderConfig
-                       ) -> tensorrt.ITimingCache | None:
+def _load_timing_cache(
+    prep: _Prepared, options: BuildOptions, config: tensorrt.IBuilderConfig
+) -> tensorrt.ITimingCache | None:
     if options.timing_cache is None:
         return None
     if not prep.backend.caps.timing_cache:
-        log.warning("--timing-cache ignored: %s builds without one (it would force a GPU query)", prep.backend.caps.label)
+        log.warning(
+            "--timing-cache ignored: %s builds without one (it would force a GPU query)",
+            prep.backend.caps.label,
+        )
         return None
     path = Path(options.timing_cache)
     data = path.read_bytes() if path.is_file() else b""
@@ -406,8 +477,13 @@ def _load_timing_cache(prep: _Prepared, options: BuildOptions, config: tensorrt.
     return cache
 
 
-def _engine_io(backend: Backend, logger: tensorrt.ILogger, engine_bytes: bytes,
-               network: tensorrt.INetworkDefinition, have_gpu: bool) -> tuple[list[TensorInfo], str]:
+def _engine_io(
+    backend: Backend,
+    logger: tensorrt.ILogger,
+    engine_bytes: bytes,
+    network: tensorrt.INetworkDefinition,
+    have_gpu: bool,
+) -> tuple[list[TensorInfo], str]:
     """I/O as the deserialized engine reports it; without a GPU (TensorRT-RTX ahead-of-time
     builds on a CPU) the engine cannot be deserialized, so the network definition is used."""
     trt = backend.module
@@ -418,16 +494,34 @@ def _engine_io(backend: Backend, logger: tensorrt.ILogger, engine_bytes: bytes,
             tensors = []
             for index in range(engine.num_io_tensors):
                 name = engine.get_tensor_name(index)
-                mode = "input" if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else "output"
-                tensors.append(TensorInfo(name, dtype_name(engine.get_tensor_dtype(name)),
-                                          [int(d) for d in engine.get_tensor_shape(name)], mode))
+                mode = (
+                    "input" if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else "output"
+                )
+                tensors.append(
+                    TensorInfo(
+                        name,
+                        dtype_name(engine.get_tensor_dtype(name)),
+                        [int(d) for d in engine.get_tensor_shape(name)],
+                        mode,
+                    )
+                )
             return tensors, "engine"
-        log.warning("could not deserialize the new engine on this GPU; recording I/O from the network")
+        log.warning(
+            "could not deserialize the new engine on this GPU; recording I/O from the network"
+        )
     tensors = []
     for index in range(network.num_inputs):
         tensor = network.get_input(index)
-        tensors.append(TensorInfo(tensor.name, dtype_name(tensor.dtype), [int(d) for d in tensor.shape], "input"))
+        tensors.append(
+            TensorInfo(
+                tensor.name, dtype_name(tensor.dtype), [int(d) for d in tensor.shape], "input"
+            )
+        )
     for index in range(network.num_outputs):
         tensor = network.get_output(index)
-        tensors.append(TensorInfo(tensor.name, dtype_name(tensor.dtype), [int(d) for d in tensor.shape], "output"))
+        tensors.append(
+            TensorInfo(
+                tensor.name, dtype_name(tensor.dtype), [int(d) for d in tensor.shape], "output"
+            )
+        )
     return tensors, "network"

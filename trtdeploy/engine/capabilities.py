@@ -15,7 +15,14 @@ BACKEND_NAMES = ("tensorrt", "tensorrt_rtx")
 
 # Plugin ops our NMS heads emit (default ONNX domain; the parser finds plugins by op type).
 NMS_PLUGIN_OPS = frozenset(
-    {"EfficientNMS_TRT", "EfficientNMS_ONNX_TRT", "BatchedNMS_TRT", "BatchedNMSDynamic_TRT", "NMS_TRT", "NMSDynamic_TRT"}
+    {
+        "EfficientNMS_TRT",
+        "EfficientNMS_ONNX_TRT",
+        "BatchedNMS_TRT",
+        "BatchedNMSDynamic_TRT",
+        "NMS_TRT",
+        "NMSDynamic_TRT",
+    }
 )
 # Plugins removed from TensorRT 11.0 (release notes): only the ones a detector graph can carry.
 PLUGINS_REMOVED_IN_11 = frozenset(
@@ -103,7 +110,9 @@ def capabilities_for(backend: str, version: str) -> Capabilities:
             layer_precision=False,
         )
     if backend != "tensorrt":
-        raise UsageError(f"unknown backend {backend!r}; use one of: auto, {', '.join(BACKEND_NAMES)}")
+        raise UsageError(
+            f"unknown backend {backend!r}; use one of: auto, {', '.join(BACKEND_NAMES)}"
+        )
     major = (version_tuple(version) or (0,))[0]
     if major < 10:
         raise UsageError(

@@ -60,8 +60,13 @@ def qdq_onnx_from_calibration(
             "ONNX that already has QuantizeLinear/DequantizeLinear nodes, or build INT8 with TensorRT 10"
         )
     result = producer(
-        onnx_path=onnx_path, images=images, cache=cache, num_images=num_images, batch_size=batch_size,
-        card=card, output=output,
+        onnx_path=onnx_path,
+        images=images,
+        cache=cache,
+        num_images=num_images,
+        batch_size=batch_size,
+        card=card,
+        output=output,
     )
     return Path(result) if result is not None else output
 
@@ -79,7 +84,9 @@ def make_calibrator(
     """A TensorRT 10 calibrator: from images (calibration package) or replaying a cache."""
     if images is None:
         if cache is None:
-            raise InputError("INT8 calibration needs --calib-images DIR or an existing --calib-cache FILE")
+            raise InputError(
+                "INT8 calibration needs --calib-images DIR or an existing --calib-cache FILE"
+            )
         return cache_calibrator(backend, cache)
     factory = _calibration_function(CALIBRATOR_FACTORY)
     if factory is None:
@@ -88,8 +95,13 @@ def make_calibrator(
             "which this install does not have yet; pass an existing --calib-cache FILE or a Q/DQ ONNX"
         )
     calibrator: tensorrt.IInt8Calibrator = factory(
-        backend.module, onnx_path=onnx_path, images=images, cache=cache, num_images=num_images,
-        batch_size=batch_size, card=card,
+        backend.module,
+        onnx_path=onnx_path,
+        images=images,
+        cache=cache,
+        num_images=num_images,
+        batch_size=batch_size,
+        card=card,
     )
     return calibrator
 
@@ -102,10 +114,14 @@ def cache_calibrator(backend: Backend, cache: Path) -> tensorrt.IInt8Calibrator:
     """
     cache = Path(cache)
     if not cache.is_file():
-        raise InputError(f"--calib-cache {cache} does not exist and no --calib-images were given to create it")
+        raise InputError(
+            f"--calib-cache {cache} does not exist and no --calib-images were given to create it"
+        )
     data = cache.read_bytes()
     if not data.startswith(b"TRT-"):
-        raise InputError(f"--calib-cache {cache} is not a TensorRT calibration cache (no 'TRT-' header line)")
+        raise InputError(
+            f"--calib-cache {cache} is not a TensorRT calibration cache (no 'TRT-' header line)"
+        )
     trt = backend.module
 
     class _CacheCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc]

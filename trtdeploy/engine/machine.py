@@ -99,9 +99,15 @@ def probe_gpus() -> tuple[str | None, list[GpuInfo]]:
             name = ctypes.create_string_buffer(256)
             lib.cuDeviceGetName(name, 256, device)
             major, minor = ctypes.c_int(0), ctypes.c_int(0)
-            lib.cuDeviceGetAttribute(ctypes.byref(major), _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device)
-            lib.cuDeviceGetAttribute(ctypes.byref(minor), _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device)
-            gpus.append(GpuInfo(index, name.value.decode(errors="replace"), f"{major.value}.{minor.value}"))
+            lib.cuDeviceGetAttribute(
+                ctypes.byref(major), _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device
+            )
+            lib.cuDeviceGetAttribute(
+                ctypes.byref(minor), _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device
+            )
+            gpus.append(
+                GpuInfo(index, name.value.decode(errors="replace"), f"{major.value}.{minor.value}")
+            )
         return driver, gpus
     except (AttributeError, OSError) as exc:  # a broken or partial driver install
         log.debug("CUDA driver probe failed: %s", exc)

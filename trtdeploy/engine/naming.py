@@ -14,10 +14,14 @@ from pathlib import Path
 
 from trtdeploy.errors import UsageError
 
-ENGINE_NAME = re.compile(r"^(?P<model>.+)_b(?P<batch>\d+)_(?P<device>gpu|dla)(?P<index>\d+)_(?P<precision>fp32|fp16|int8)\.engine$")
+ENGINE_NAME = re.compile(
+    r"^(?P<model>.+)_b(?P<batch>\d+)_(?P<device>gpu|dla)(?P<index>\d+)_(?P<precision>fp32|fp16|int8)\.engine$"
+)
 
 
-def engine_file_name(model_file: str, max_batch: int, precision: str, *, gpu_id: int = 0, dla_core: int | None = None) -> str:
+def engine_file_name(
+    model_file: str, max_batch: int, precision: str, *, gpu_id: int = 0, dla_core: int | None = None
+) -> str:
     """``model.onnx``, 4, ``fp16`` -> ``model.onnx_b4_gpu0_fp16.engine``."""
     if precision not in ("fp32", "fp16", "int8"):
         raise UsageError(f"engine precision label must be fp32, fp16 or int8, got {precision!r}")
@@ -27,10 +31,14 @@ def engine_file_name(model_file: str, max_batch: int, precision: str, *, gpu_id:
     return f"{Path(model_file).name}_b{max_batch}_{device}_{precision}.engine"
 
 
-def default_engine_path(onnx_path: Path, max_batch: int, precision: str, *, gpu_id: int = 0, dla_core: int | None = None) -> Path:
+def default_engine_path(
+    onnx_path: Path, max_batch: int, precision: str, *, gpu_id: int = 0, dla_core: int | None = None
+) -> Path:
     """The engine next to the ONNX, named as nvinfer would name it."""
     onnx_path = Path(onnx_path)
-    return onnx_path.with_name(engine_file_name(onnx_path.name, max_batch, precision, gpu_id=gpu_id, dla_core=dla_core))
+    return onnx_path.with_name(
+        engine_file_name(onnx_path.name, max_batch, precision, gpu_id=gpu_id, dla_core=dla_core)
+    )
 
 
 def parse_engine_name(name: str) -> dict[str, str | int] | None:

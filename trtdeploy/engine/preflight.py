@@ -12,7 +12,9 @@ import onnx
 from trtdeploy.engine.capabilities import Capabilities
 from trtdeploy.errors import UnsupportedModelError, UsageError
 
-_NMS_PLUGINS_WITH_ONNX_FIX = frozenset({"BatchedNMS_TRT", "BatchedNMSDynamic_TRT", "NMS_TRT", "NMSDynamic_TRT"})
+_NMS_PLUGINS_WITH_ONNX_FIX = frozenset(
+    {"BatchedNMS_TRT", "BatchedNMSDynamic_TRT", "NMS_TRT", "NMSDynamic_TRT"}
+)
 
 
 def _node_label(node: onnx.NodeProto, index: int) -> str:
@@ -27,7 +29,11 @@ def check_graph_ops(model: onnx.ModelProto, caps: Capabilities) -> None:
     for index, node in enumerate(model.graph.node):
         if node.op_type == "NonMaxSuppression" and not caps.nms_layer:
             nms_layers.append(_node_label(node, index))
-        elif node.domain in ("", "ai.onnx", "trt.plugins") and _is_plugin_op(node.op_type) and caps.unavailable_plugin(node.op_type):
+        elif (
+            node.domain in ("", "ai.onnx", "trt.plugins")
+            and _is_plugin_op(node.op_type)
+            and caps.unavailable_plugin(node.op_type)
+        ):
             missing_plugins.append(_node_label(node, index))
             op_types.add(node.op_type)
     if missing_plugins:
@@ -73,7 +79,9 @@ def check_options(
 ) -> None:
     """Refuse options the backend cannot honour (machine facts like DLA count come later)."""
     if dla_core is not None and not caps.dla:
-        raise UsageError(f"--dla-core {dla_core}: {caps.label} cannot build for DLA; drop --dla-core (DLA is on Jetson with TensorRT 10)")
+        raise UsageError(
+            f"--dla-core {dla_core}: {caps.label} cannot build for DLA; drop --dla-core (DLA is on Jetson with TensorRT 10)"
+        )
     if dla_core is not None and dla_core < 0:
         raise UsageError(f"--dla-core must be >= 0, got {dla_core}")
     if gpu_fallback and dla_core is None:
@@ -91,6 +99,10 @@ def check_dla_available(caps: Capabilities, dla_core: int | None, num_dla_cores:
     if dla_core is None:
         return
     if num_dla_cores == 0:
-        raise UsageError(f"--dla-core {dla_core}: this machine has no DLA (only Jetson AGX/NX modules do); drop --dla-core")
+        raise UsageError(
+            f"--dla-core {dla_core}: this machine has no DLA (only Jetson AGX/NX modules do); drop --dla-core"
+        )
     if dla_core >= num_dla_cores:
-        raise UsageError(f"--dla-core {dla_core}: this machine has {num_dla_cores} DLA core(s) (0..{num_dla_cores - 1})")
+        raise UsageError(
+            f"--dla-core {dla_core}: this machine has {num_dla_cores} DLA core(s) (0..{num_dla_cores - 1})"
+        )

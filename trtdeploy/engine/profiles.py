@@ -55,8 +55,15 @@ def onnx_inputs(model: object) -> list[OnnxInput]:
         if value.name in initializers:
             continue
         tensor = value.type.tensor_type
-        dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in tensor.shape.dim)
-        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else "unknown"
+        dims = tuple(
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1
+            for d in tensor.shape.dim
+        )
+        dtype = (
+            onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+            if tensor.elem_type
+            else "unknown"
+        )
         result.append(OnnxInput(value.name, dims, dtype))
     return result
 
@@ -119,7 +126,11 @@ def check_profile(profile: Profile, inputs: Sequence[OnnxInput], index: int = 0)
                 f"{', '.join(repr(n) for n in by_name) or 'none'}; fix the name in --profile"
             )
         declared = by_name[name].shape
-        for label, shape in (("MIN", shape_range.min), ("OPT", shape_range.opt), ("MAX", shape_range.max)):
+        for label, shape in (
+            ("MIN", shape_range.min),
+            ("OPT", shape_range.opt),
+            ("MAX", shape_range.max),
+        ):
             if len(shape) != len(declared):
                 raise UsageError(
                     f"{where} for {name!r}: {label} shape {_fmt(shape)} has rank {len(shape)} but the "
@@ -167,7 +178,9 @@ def plan_profiles(
     return profiles
 
 
-def _default_profile(inputs: Sequence[OnnxInput], batch: int | None, card_shape: dict[str, Shape]) -> Profile:
+def _default_profile(
+    inputs: Sequence[OnnxInput], batch: int | None, card_shape: dict[str, Shape]
+) -> Profile:
     profile: Profile = {}
     for inp in inputs:
         if not inp.dynamic:
@@ -223,7 +236,9 @@ def card_shapes(onnx_path: Path) -> tuple[dict[str, Shape], object | None]:
     return {card.input.name: tuple(card.input.shape)}, card
 
 
-def check_card_matches(card_shape: dict[str, Shape], inputs: Sequence[OnnxInput], card_path: Path) -> None:
+def check_card_matches(
+    card_shape: dict[str, Shape], inputs: Sequence[OnnxInput], card_path: Path
+) -> None:
     """A card that names an input the ONNX does not have is stale: say so instead of guessing."""
     names = {i.name for i in inputs}
     for name in card_shape:
