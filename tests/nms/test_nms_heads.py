@@ -336,3 +336,16 @@ def test_none_head_builds_with_tensorrt_rtx():
     engine = builder.build_serialized_network(network, config)
     assert engine is not None and engine.nbytes > 0
     assert [network.get_output(i).name for i in range(network.num_outputs)] == ["boxes", "scores"]
+
+
+@pytest.mark.parametrize(
+    ("kind", "layout", "taken"),
+    [("onnx", "tfod", "detection_scores"), ("efficient", "deepstream", "ds_detection_boxes")],
+)
+def test_output_name_clash_is_refused(kind, layout, taken):
+    graph = gs.Graph(opset=17)
+    boxes = gs.Variable("b", np.float32, ["batch", 30, 4])
+    scores = gs.Variable(taken, np.float32, ["batch", 30, 3])
+    graph.inputs = [boxes, scores]
+    with pytest.raises(GraphError, match=taken):
+        add_nms_head(graph, boxes, scores, kind, PARAMS, layout, INPUT_HW)

@@ -121,6 +121,8 @@ def add_nms_head(
         )
 
     final_names = TFOD_NAMES if layout == "tfod" else tuple(f"nms/{name}" for name in TFOD_NAMES)
+    for name in final_names + (DEEPSTREAM_NAMES if layout == "deepstream" else ()):
+        _refuse_taken_name(graph, name)
     if kind == "efficient":
         outputs = _efficient_head(graph, boxes, scores, params, batch, final_names)
     else:
@@ -250,8 +252,6 @@ def _efficient_head(
     names: tuple[str, ...],
 ) -> list[gs.Variable]:
     """One EfficientNMS_TRT node. It has no per-class limit: max_detections_per_class is unused."""
-    for name in names:
-        _refuse_taken_name(graph, name)
     outputs = _detection_outputs(names, batch, params.max_detections, np.int32)
     attrs = {
         "plugin_version": "1",
@@ -363,8 +363,6 @@ def _to_deepstream(
     """
     height, width = input_hw
     num, boxes, scores, classes = outputs
-    for name in DEEPSTREAM_NAMES:
-        _refuse_taken_name(graph, name)
     ds = _detection_outputs(DEEPSTREAM_NAMES, batch, k, np.float32)
     scale = const(
         "nms/deepstream/pixel_scale", np.array([height, width, height, width], np.float32)

@@ -76,7 +76,10 @@ def add_onnx_nms(
     num_classes: int,
     names: tuple[str, ...],
 ) -> list[gs.Variable]:
-    """Append the head; return [num_detections, boxes, scores, classes] named ``names``."""
+    """Append the head; return [num_detections, boxes, scores, classes] named ``names``.
+
+    The caller has checked that ``names`` are free in ``graph``.
+    """
     if graph.opset < MIN_OPSET:
         raise GraphError(
             f"the onnx NMS head needs ONNX opset >= {MIN_OPSET}, the graph has opset {graph.opset}; "
@@ -88,9 +91,6 @@ def add_onnx_nms(
         raise UsageError(
             f"the onnx NMS head uses TopK, which TensorRT limits to K <= {TRT_TOPK_MAX}; got {k_eff}"
         )
-    for name in names:
-        if name in graph.tensors():
-            raise GraphError(f"NMS head: the graph already has a tensor named {name!r}")
     op = _Builder(graph)
 
     # Both thresholds one float32 step lower: strict ONNX comparisons become inclusive.
