@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tao_trt.spec import SpecMessage
+from tao_trt.spec import SpecMessage, message_at
 from trtdeploy.errors import InputError, UnsupportedModelError
 
 ARCHITECTURES = (
@@ -59,6 +59,7 @@ class TaoFacts:
     iou_threshold: float = 0.5
     top_k: int = 200
     cluster_mode: int | None = None
+    parse_func: str | None = None  # "" = nvinfer's built-in parser
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -67,8 +68,8 @@ class TaoFacts:
 
 
 def _sorted_targets(spec: SpecMessage, *path: str) -> list[str]:
-    block = spec.message(*path)
-    mappings = block.get_all("target_class_mapping") if block else []
+    block = message_at(spec, *path)
+    mappings = block.all("target_class_mapping") if block else []
     names = {str(m.get("value")).lower() for m in mappings if isinstance(m, SpecMessage) and m.get("value")}
     if not names:
         raise InputError(f"the spec has no {'.'.join(path)}.target_class_mapping: cannot tell the classes")
@@ -76,14 +77,14 @@ def _sorted_targets(spec: SpecMessage, *path: str) -> list[str]:
 
 
 def _aug_dims(spec: SpecMessage) -> tuple[int, int, int]:
-    aug = spec.message("augmentation_config")
+    aug = message_at(spec, "augmentation_config")
     if aug is None or aug.get("output_width") is None:
         raise InputError("the spec has no augmentation_config output_width/output_height")
     return int(aug.get("output_channel", 3)), int(aug.get("output_height")), int(aug.get("output_width"))
 
 
 def _nms(spec: SpecMessage) -> tuple[float, float, int]:
-    nms = spec.message("nms_config")
+    nms = message_at(spec, "nms_config")
     if nms is None:
         return 0.3, 0.5, 200
     return (
@@ -150,17 +151,17 @@ def _yolo(spec: SpecMessage, arch: str) -> TaoFacts:
 
 
 def _faster_rcnn(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
-    image = spec.message("model_config", "input_image_config")
+    image = message_at(spec, "model_config", "input_image_config")
     if image is None:
         raise InputError("the spec has no model_config.input_image_config")
-    size = image.message("size_height_width")
+    size = message_at(image, "size_height_width")
     if size is None:
         raise InputError("the spec has no input_image_config.size_height_width (min-side sizing is not supported)")
     gray = str(image.get("image_type", "RGB")).upper().startswith("GRAY")
     order = str(image.get("image_channel_order", "bgr" if not gray else "l")).lower()
-    means = {str(m.get("key")).lower(): float(m.get("value")) for m in image.get_all("image_channel_mean")}
+    means = {str(m.get("key")).lower(): float(m.get("value")) for m in image.all("image_channel_mean")}
     offsets = [means.get(ch, 0.0) for ch in order] if means else (_CAFFE_BGR if order == "bgr" else _CAFFE_BGR[::-1])
-    infer = spec.message("inference_config")
+    infer = message_at(spec, "inference_config")
     return TaoFacts(
         "faster_rcnn", 1 if gray else 3, int(size.get("height")), int(size.get("width")),
         "GRAY" if gray else order.upper(), float(image.get("image_scaling_factor", 1.0)), offsets,
@@ -173,7 +174,7 @@ def _faster_rcnn(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
 
 
 def _mask_rcnn(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
-    data = spec.message("data_config")
+    data = message_at(spec, "data_config")
     if data is None or data.get("image_size") is None:
         raise InputError("the spec has no data_config.image_size")
     h, w = (int(v) for v in _numbers(data.get("image_size"))[:2])
@@ -186,44 +187,45 @@ def _mask_rcnn(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
             f"the spec says num_classes={num_classes} (background included) but the labels file has "
             f"{len(names)} classes; it needs {num_classes - 1}"
         )
-    head = spec.message("maskrcnn_config")
+    head = message_at(spec, "maskrcnn_config")
     return TaoFacts(
         "mask_rcnn", 3, h, w, "RGB", 0.017507, [123.675, 116.28, 103.53], ["BG"] + list(names),
         ["generate_detections", "mask_fcn_logits/BiasAdd"], "other", "other",
         network_type="instance_segmentation", box_format="y1x1y2x2", box_units="pixels",
         iou_threshold=float(head.get("test_nms", 0.5)) if head else 0.5,
         top_k=int(head.get("test_detections_per_image", 100)) if head else 100, cluster_mode=4,
+        parse_func="NvDsInferParseCustomMrcnnTLTV2",
     )  # fmt: skip
 
 
 def _detectnet_v2(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
-    pre = spec.message("augmentation_config", "preprocessing")
+    pre = message_at(spec, "augmentation_config", "preprocessing")
     if pre is None:
         raise InputError("the spec has no augmentation_config.preprocessing")
     c = int(pre.get("output_image_channel", 3))
-    cost = spec.message("cost_function_config")
-    names = [str(t.get("name")) for t in cost.get_all("target_classes")] if cost else []
+    cost = message_at(spec, "cost_function_config")
+    names = [str(t.get("name")) for t in cost.all("target_classes")] if cost else []
     if not names:
-        post = spec.message("postprocessing_config")
-        names = [str(t.get("key")) for t in post.get_all("target_class_config")] if post else []
+        post = message_at(spec, "postprocessing_config")
+        names = [str(t.get("key")) for t in post.all("target_class_config")] if post else []
     if not names:
         raise InputError("the spec names no target classes (cost_function_config.target_classes)")
     return TaoFacts(
         "detectnet_v2", c, int(pre.get("output_image_height")), int(pre.get("output_image_width")),
         "RGB" if c == 3 else "GRAY", 1.0 / 255.0, [0.0] * c, names,
-        ["output_bbox/BiasAdd:0", "output_cov/Sigmoid:0"], "other", "none", cluster_mode=2,
+        ["output_bbox/BiasAdd:0", "output_cov/Sigmoid:0"], "other", "none", cluster_mode=2, parse_func="",
         score_threshold=0.2,
     )  # fmt: skip
 
 
 def _unet(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
-    model = spec.message("model_config")
+    model = message_at(spec, "model_config")
     if model is None:
         raise InputError("the spec has no model_config")
     c = int(model.get("model_input_channels", 3))
-    classes = spec.message("dataset_config", "data_class_config")
+    classes = message_at(spec, "dataset_config", "data_class_config")
     by_id: dict[int, str] = {}
-    for target in classes.get_all("target_classes") if classes else []:
+    for target in classes.all("target_classes") if classes else []:
         label_id = int(target.get("label_id", 0))
         # Several dataset names can map to one id; the one whose mapping_class is itself names it.
         if label_id not in by_id or target.get("name") == target.get("mapping_class"):
@@ -239,7 +241,7 @@ def _unet(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
 
 
 def _classification(spec: SpecMessage, labels_file: Path | None, arch: str = "classification") -> TaoFacts:
-    model = spec.message("model_config")
+    model = message_at(spec, "model_config")
     dims = _numbers(model.get("input_image_size", "3,224,224")) if model else [3, 224, 224]
     c, h, w = (int(v) for v in dims[:3])
     names = _read_label_source(labels_file, arch)
@@ -255,12 +257,12 @@ def _classification(spec: SpecMessage, labels_file: Path | None, arch: str = "cl
 
 def _efficientdet(spec: SpecMessage | dict[str, Any], labels_file: Path | None) -> TaoFacts:
     if isinstance(spec, SpecMessage):  # TF1 protobuf text
-        data = spec.message("dataset_config")
+        data = message_at(spec, "dataset_config")
         if data is None:
             raise InputError("the spec has no dataset_config")
         h, w = (int(v) for v in _numbers(data.get("image_size", "512,512"))[:2])
         num_classes = int(data.get("num_classes", 91))
-        ev = spec.message("eval_config")
+        ev = message_at(spec, "eval_config")
         score = float(ev.get("min_score_thresh", 0.4)) if ev else 0.4
         top_k = int(ev.get("max_detections_per_image", 100)) if ev else 100
     else:  # TF2 YAML

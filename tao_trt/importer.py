@@ -61,6 +61,8 @@ def import_tao_model(
     hints = DsModelHints(
         network_type=facts.network_type,
         cluster_mode=facts.cluster_mode,
+        parse_func=facts.parse_func or None,
+        builtin_parser=facts.parse_func == "",
         label_lines=facts.labels if facts.network_type == "classifier" else None,
         extra=dict(facts.extra),
     )

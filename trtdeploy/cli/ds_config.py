@@ -1,9 +1,128 @@
-"""Placeholder: this command group is being written (see the open issues)."""
+"""gen-ds-config and check-ds-config: DeepStream nvinfer configs and label files."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from trtdeploy.cli.common import QuietOpt, VerboseOpt, console, setup_logging, user_errors
+
+ARCH_HELP = (
+    "TAO architecture: ssd, dssd, retinanet, yolo_v3, yolo_v4, yolo_v4_tiny, faster_rcnn, mask_rcnn, "
+    "detectnet_v2, unet, classification, multitask_classification, efficientdet"
+)
+
+
+def gen_ds_config(
+    card: Path = typer.Argument(None, help="Deploy card <model>.deploy.json, or the ONNX next to it."),
+    tao_spec: Path = typer.Option(None, "--tao-spec", help="TAO experiment spec (protobuf text or YAML)."),
+    arch: str = typer.Option(None, "--arch", help=ARCH_HELP),
+    onnx: Path = typer.Option(None, "--onnx", help="TAO model as ONNX (TAO 5)."),
+    etlt: Path = typer.Option(None, "--etlt", help="TAO model as .etlt (needs --key)."),
+    key: str = typer.Option(None, "--key", help="Key the .etlt was exported with."),
+    labels: Path = typer.Option(None, "--labels", help="Class names when the spec has none (mask_rcnn, efficientdet, classification)."),
+    engine: Path = typer.Option(None, "--engine", help="Engine from build-engine (its <engine>.json is read)."),
+    calib_cache: Path = typer.Option(None, "--calib-cache", help="INT8 calibration cache for int8-calib-file."),
+    out_dir: Path = typer.Option(Path("."), "-o", "--output-dir", help="Folder for the config and labels files."),
+    name: str = typer.Option("", "--name", help="Name in config_infer_primary_<name>.txt (default: model stem)."),
+    gie_id: int = typer.Option(1, "--gie-id", help="gie-unique-id."),
+    secondary: bool = typer.Option(False, "--secondary", help="Secondary GIE (process-mode=2)."),
+    operate_on_gie_id: int = typer.Option(1, "--operate-on-gie-id", help="For --secondary: the GIE whose objects to infer on."),
+    operate_on_class_ids: str = typer.Option(None, "--operate-on-class-ids", help="For --secondary: e.g. '0;2'."),
+    batch_size: int = typer.Option(None, "--batch-size", help="batch-size (default: the engine's max batch, else 1)."),
+    network_mode: str = typer.Option(None, "--network-mode", help="fp32, fp16 or int8 (default: from the engine)."),
+    custom_lib: str = typer.Option(
+        "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so", "--custom-lib", help="custom-lib-path."
+    ),
+    parse_func: str = typer.Option(None, "--parse-func", help="Your own bbox parser function (with --custom-lib)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
+    verbose: int = VerboseOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Write config_infer_primary_<name>.txt and .yml (DeepStream >= 6.2) and the labels file.
+
+    Every model-determined key comes from the deploy card; the result is validated before
+    anything is written.
+
+    Examples:
+
+      trtdeploy gen-ds-config ssd.deploy.json --engine ssd.onnx_b4_gpu0_fp16.engine -o ds/
+
+      trtdeploy gen-ds-config --tao-spec yolo_v4.txt --arch yolo_v4 --onnx yolov4.onnx -o ds/
+
+      trtdeploy gen-ds-config --tao-spec maskrcnn.txt --arch mask_rcnn --etlt m.etlt --key nvidia_tlt --labels labels.txt
+    """
+    setup_logging(verbose, quiet)
+    with user_errors():
+        from trtdeploy.deepstream import DsOptions, gen_ds_config as generate
+        from trtdeploy.deploy_card import DeployCard, card_path_for
+        from trtdeploy.errors import UsageError
+
+        if network_mode is not None and network_mode.lower() not in ("fp32", "fp16", "int8"):
+            raise UsageError(f"--network-mode {network_mode!r} must be fp32, fp16 or int8")
+        hints = None
+        if tao_spec is not None:
+            if card is not None or arch is None:
+                raise UsageError("with --tao-spec pass --arch and --onnx/--etlt, not a deploy card")
+            import tao_trt  # lazily: tao_trt depends on trtdeploy, not the reverse
+
+            model = tao_trt.import_tao_model(tao_spec, arch, onnx, etlt, key, labels)
+            deploy_card, hints, model_path = model.card, model.hints, model.model_path
+        else:
+            if card is None:
+                raise UsageError("pass a deploy card (or its ONNX), or --tao-spec with --arch")
+            card_file = card_path_for(card) if card.suffix == ".onnx" else card
+            deploy_card = DeployCard.load(card_file)
+            model_path = card if card.suffix == ".onnx" else card_file.with_name(card_file.name.replace(".deploy.json", ".onnx"))
+        class_ids = [int(v) for v in operate_on_class_ids.replace(",", ";").split(";") if v] if operate_on_class_ids else None
+        options = DsOptions(
+            name=name,
+            gie_id=gie_id,
+            secondary=secondary,
+            operate_on_gie_id=operate_on_gie_id,
+            operate_on_class_ids=class_ids,
+            batch_size=batch_size,
+            network_mode=network_mode.lower() if network_mode else None,
+            custom_lib=custom_lib,
+            parse_func=parse_func,
+        )
+        result = generate(deploy_card, model_path, out_dir, options, hints, engine, calib_cache, force)
+        for path in result.paths:
+            console.print(f"wrote {path}", highlight=False)
+
+
+def check_ds_config(
+    config: Path = typer.Argument(..., help="nvinfer config (.txt or .yml)."),
+    verbose: int = VerboseOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Check an nvinfer config and its labels file; list every problem (exit 1 on errors).
+
+    Checks: label count vs num-detected-classes, blank lines and CRLF in labels, offsets vs
+    colour order, parser vs the model's output layout (deploy card next to onnx-file), engine
+    file name vs network-mode and batch-size, calibration cache header vs engine version.
+
+    Examples:
+
+      trtdeploy check-ds-config config_infer_primary_ssd.txt
+
+      trtdeploy check-ds-config deepstream_app/pgie.yml
+    """
+    setup_logging(verbose, quiet)
+    with user_errors():
+        from trtdeploy.deepstream import check_ds_config as check
+
+        problems = check(config)
+        for problem in problems:
+            style = "bold red" if problem.level == "error" else "yellow"
+            console.print(f"[{style}]{problem.level}:[/] {problem.message}", highlight=False, soft_wrap=True)
+        errors = sum(p.level == "error" for p in problems)
+        if errors:
+            raise typer.Exit(1)
+        console.print(f"{config}: no errors ({len(problems)} warning(s))", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app (none yet)."""
+    app.command("gen-ds-config")(gen_ds_config)
+    app.command("check-ds-config")(check_ds_config)

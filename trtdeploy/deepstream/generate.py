@@ -67,6 +67,7 @@ class DsModelHints:
     uff_input_blob: str | None = None  # .etlt holding UFF: the input name from its header
     parse_func: str | None = None  # override the parser picked from the output layout
     cluster_mode: int | None = None
+    builtin_parser: bool = False  # nvinfer's own parser (DetectNet_v2 bbox/cov outputs)
     label_lines: list[str] | None = None  # classifier lines, or labels the card cannot hold
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. segmentation keys
     class_attrs: dict[str, Any] = field(default_factory=dict)
@@ -126,6 +127,8 @@ def _choose_parser(card: DeployCard, hints: DsModelHints, options: DsOptions) ->
     chosen = options.parse_func or hints.parse_func
     if chosen:
         return chosen
+    if hints.builtin_parser:
+        return None
     if layout in PARSER_FOR_LAYOUT:
         return PARSER_FOR_LAYOUT[layout]
     if layout == "deepstream":
@@ -194,6 +197,10 @@ def build_config(
     if card.input.layout == "NHWC":
         cfg.set("network-input-order", INPUT_ORDERS["NHWC"])
     cfg.set("infer-dims", [card.input.channels, card.input.height, card.input.width])
+    letterbox = card.preprocess.resize == "letterbox"
+    cfg.set("maintain-aspect-ratio", int(letterbox))
+    if letterbox:  # nvinfer pads right/bottom unless symmetric-padding=1 (centre)
+        cfg.set("symmetric-padding", int(card.preprocess.pad_corner == "center"))
     model_rel = _rel(model_path, out_dir)
     if hints.tlt_key is not None:
         cfg.set("tlt-encoded-model", model_rel)

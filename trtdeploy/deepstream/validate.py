@@ -96,6 +96,8 @@ def calib_header_for(version: tuple[int, int, int]) -> int:
 
 def sidecar_precision(sidecar: dict[str, Any]) -> str | None:
     value = sidecar.get("precision")
+    if isinstance(value, dict):  # build-engine's precision plan: "label" is fp32|fp16|int8
+        value = value.get("label")
     if isinstance(value, list):  # e.g. ["fp16", "int8"]: the lowest one decides
         for name in ("int8", "fp16", "fp32"):
             if name in value:
@@ -125,7 +127,9 @@ def sidecar_max_batch(sidecar: dict[str, Any]) -> int | None:
 
 
 def sidecar_trt_version(sidecar: dict[str, Any]) -> tuple[int, int, int] | None:
-    text = sidecar.get("trt_version") or sidecar.get("version")
+    if sidecar.get("backend") not in (None, "tensorrt"):
+        return None  # TensorRT-RTX versions are not TensorRT versions; it has no calibrator
+    text = sidecar.get("trt_version") or sidecar.get("backend_version") or sidecar.get("version")
     if not isinstance(text, str):
         return None
     parts = re.findall(r"\d+", text)
