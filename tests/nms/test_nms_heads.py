@@ -14,6 +14,7 @@ from trtdeploy.nms import NMS_KINDS, add_nms_head, make_session
 from trtdeploy.nms.ort_session import with_reference_ops
 
 INPUT_HW = (300, 400)
+TFOD_OUTPUTS = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
 LAYOUT = {"efficient": "tfod", "onnx": "tfod", "batched": "batched", "none": "raw"}
 
 
@@ -349,3 +350,39 @@ def test_output_name_clash_is_refused(kind, layout, taken):
     graph.inputs = [boxes, scores]
     with pytest.raises(GraphError, match=taken):
         add_nms_head(graph, boxes, scores, kind, PARAMS, layout, INPUT_HW)
+
+
+@pytest.mark.parametrize("opset", [13, 19])  # ReduceMax takes axes as an attribute before 18
+def test_onnx_head_across_opsets(opset):
+    params = NmsParams(
+        score_threshold=0.3,
+        iou_threshold=0.5,
+        max_detections=12,
+        max_detections_per_class=12,
+        class_agnostic=True,
+    )
+    boxes, scores = random_inputs(
+        np.random.default_rng(opset), batch=3, num_anchors=40, num_classes=3
+    )
+    model, _ = build("onnx", 40, 3, params, opset=opset)
+    assert_same(
+        run(model, boxes, scores),
+        slow_efficient_nms(boxes, scores, 0.3, 0.5, 12, class_agnostic=True),
+    )
+
+
+@pytest.mark.rtx
+def test_onnx_head_parses_with_tensorrt_onnx_parser():
+    # TensorRT-RTX parses ONNX like TensorRT 10/11 but cannot build the NMS layer ("no runners"),
+    # so this checks that every op of the head is accepted by the parser, not the engine.
+    trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx not installed")
+    model, _ = build("onnx", 40, 3, PARAMS)
+    logger = trt.Logger(trt.Logger.ERROR)
+    network = trt.Builder(logger).create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    assert parser.parse(model.SerializeToString()), [
+        parser.get_error(i).desc() for i in range(parser.num_errors)
+    ]
+    layer_types = {network.get_layer(i).type for i in range(network.num_layers)}
+    assert trt.LayerType.NMS in layer_types and trt.LayerType.TOPK in layer_types
+    assert [network.get_output(i).name for i in range(network.num_outputs)] == list(TFOD_OUTPUTS)
