@@ -70,9 +70,15 @@ class TaoFacts:
 def _sorted_targets(spec: SpecMessage, *path: str) -> list[str]:
     block = message_at(spec, *path)
     mappings = block.all("target_class_mapping") if block else []
-    names = {str(m.get("value")).lower() for m in mappings if isinstance(m, SpecMessage) and m.get("value")}
+    names = {
+        str(m.get("value")).lower()
+        for m in mappings
+        if isinstance(m, SpecMessage) and m.get("value")
+    }
     if not names:
-        raise InputError(f"the spec has no {'.'.join(path)}.target_class_mapping: cannot tell the classes")
+        raise InputError(
+            f"the spec has no {'.'.join(path)}.target_class_mapping: cannot tell the classes"
+        )
     return sorted(names)
 
 
@@ -80,7 +86,11 @@ def _aug_dims(spec: SpecMessage) -> tuple[int, int, int]:
     aug = message_at(spec, "augmentation_config")
     if aug is None or aug.get("output_width") is None:
         raise InputError("the spec has no augmentation_config output_width/output_height")
-    return int(aug.get("output_channel", 3)), int(aug.get("output_height")), int(aug.get("output_width"))
+    return (
+        int(aug.get("output_channel", 3)),
+        int(aug.get("output_height")),
+        int(aug.get("output_width")),
+    )
 
 
 def _nms(spec: SpecMessage) -> tuple[float, float, int]:
@@ -100,7 +110,9 @@ def _numbers(text: str) -> list[float]:
 
 def _read_label_source(path: Path | None, arch: str) -> list[str] | dict[int, str]:
     if path is None:
-        raise InputError(f"{arch} specs do not name the classes: pass --labels (a text file, one class per line)")
+        raise InputError(
+            f"{arch} specs do not name the classes: pass --labels (a text file, one class per line)"
+        )
     path = Path(path)
     if not path.is_file():
         raise InputError(f"labels file {path} not found")
@@ -120,7 +132,9 @@ def facts_from_spec(
 ) -> TaoFacts:
     """The deployment facts of a TAO model trained with ``spec``."""
     if arch not in ARCHITECTURES:
-        raise UnsupportedModelError(f"unknown TAO architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        raise UnsupportedModelError(
+            f"unknown TAO architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}"
+        )
     if arch == "efficientdet":
         return _efficientdet(spec, labels_file)
     if not isinstance(spec, SpecMessage):
@@ -156,11 +170,19 @@ def _faster_rcnn(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
         raise InputError("the spec has no model_config.input_image_config")
     size = message_at(image, "size_height_width")
     if size is None:
-        raise InputError("the spec has no input_image_config.size_height_width (min-side sizing is not supported)")
+        raise InputError(
+            "the spec has no input_image_config.size_height_width (min-side sizing is not supported)"
+        )
     gray = str(image.get("image_type", "RGB")).upper().startswith("GRAY")
     order = str(image.get("image_channel_order", "bgr" if not gray else "l")).lower()
-    means = {str(m.get("key")).lower(): float(m.get("value")) for m in image.all("image_channel_mean")}
-    offsets = [means.get(ch, 0.0) for ch in order] if means else (_CAFFE_BGR if order == "bgr" else _CAFFE_BGR[::-1])
+    means = {
+        str(m.get("key")).lower(): float(m.get("value")) for m in image.all("image_channel_mean")
+    }
+    offsets = (
+        [means.get(ch, 0.0) for ch in order]
+        if means
+        else (_CAFFE_BGR if order == "bgr" else _CAFFE_BGR[::-1])
+    )
     infer = message_at(spec, "inference_config")
     return TaoFacts(
         "faster_rcnn", 1 if gray else 3, int(size.get("height")), int(size.get("width")),
@@ -240,7 +262,9 @@ def _unet(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
     )  # fmt: skip
 
 
-def _classification(spec: SpecMessage, labels_file: Path | None, arch: str = "classification") -> TaoFacts:
+def _classification(
+    spec: SpecMessage, labels_file: Path | None, arch: str = "classification"
+) -> TaoFacts:
     model = message_at(spec, "model_config")
     dims = _numbers(model.get("input_image_size", "3,224,224")) if model else [3, 224, 224]
     c, h, w = (int(v) for v in dims[:3])
@@ -281,7 +305,9 @@ def _efficientdet(spec: SpecMessage | dict[str, Any], labels_file: Path | None) 
     else:
         labels = list(names)[: num_classes - 1]
     if len(labels) != num_classes - 1:
-        raise InputError(f"num_classes={num_classes} needs {num_classes - 1} labels, the labels file has {len(labels)}")
+        raise InputError(
+            f"num_classes={num_classes} needs {num_classes - 1} labels, the labels file has {len(labels)}"
+        )
     return TaoFacts(
         "efficientdet", 3, h, w, "RGB", 1.0, [0.0, 0.0, 0.0], labels,
         ["num_detections", "detection_boxes", "detection_scores", "detection_classes"],

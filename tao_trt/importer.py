@@ -10,7 +10,14 @@ from tao_trt.facts import TaoFacts, facts_from_spec
 from tao_trt.spec import load_spec
 from trtdeploy import __version__
 from trtdeploy.deepstream.generate import DsModelHints
-from trtdeploy.deploy_card import DeployCard, InputSpec, NmsParams, OutputSpec, Preprocess, Provenance
+from trtdeploy.deploy_card import (
+    DeployCard,
+    InputSpec,
+    NmsParams,
+    OutputSpec,
+    Preprocess,
+    Provenance,
+)
 from trtdeploy.errors import InputError, UsageError
 from trtdeploy.files import sha256_file
 from trtdeploy.log import get_logger
@@ -40,7 +47,9 @@ def _onnx_io(path: Path) -> tuple[str, list[int], list[str]] | None:
     inputs = [i for i in model.graph.input if i.name not in inits]
     if len(inputs) != 1:
         raise InputError(f"{path} has {len(inputs)} inputs; TAO detectors have one")
-    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in inputs[0].type.tensor_type.shape.dim]
+    dims = [
+        d.dim_value if d.HasField("dim_value") else -1 for d in inputs[0].type.tensor_type.shape.dim
+    ]
     return inputs[0].name, dims, [o.name for o in model.graph.output]
 
 
@@ -85,7 +94,13 @@ def import_tao_model(
             batch = shape[0] if shape and shape[0] > 0 else -1
             missing = [n for n in facts.output_names if n not in actual]
             if missing:
-                log.warning("%s has outputs %s, not the %s %s expects; using the file's", onnx_path, actual, arch, missing)
+                log.warning(
+                    "%s has outputs %s, not the %s %s expects; using the file's",
+                    onnx_path,
+                    actual,
+                    arch,
+                    missing,
+                )
             output_names = actual
     else:
         header = read_etlt_header(Path(etlt_path))  # type: ignore[arg-type]
@@ -93,12 +108,18 @@ def import_tao_model(
         if header.is_uff:
             input_name = header.input_name
             hints.uff_input_blob = header.input_name
-            log.warning("%s holds a UFF model: TensorRT >= 10 (DeepStream >= 7) cannot build it", etlt_path)
+            log.warning(
+                "%s holds a UFF model: TensorRT >= 10 (DeepStream >= 7) cannot build it", etlt_path
+            )
     if facts.network_type == "classifier" and len(facts.labels) != len(output_names):
         hints.label_lines = facts.labels
     c, h, w = facts.channels, facts.height, facts.width
     shape = [batch, h, w, c] if facts.input_layout == "NHWC" else [batch, c, h, w]
-    labels = facts.labels if facts.network_type != "classifier" else [n for line in facts.labels for n in line.split(";")]
+    labels = (
+        facts.labels
+        if facts.network_type != "classifier"
+        else [n for line in facts.labels for n in line.split(";")]
+    )
     card = DeployCard(
         input=InputSpec(name=input_name, shape=shape, layout=facts.input_layout),  # type: ignore[arg-type]
         preprocess=Preprocess(
@@ -119,13 +140,26 @@ def import_tao_model(
             max_detections=facts.top_k,
         ),
         labels=labels,
-        background={"ssd": "first", "dssd": "first", "retinanet": "first", "faster_rcnn": "last", "mask_rcnn": "first (BG)"}.get(arch, "none"),
-        nms=NmsParams(score_threshold=facts.score_threshold, iou_threshold=facts.iou_threshold, max_detections=facts.top_k),
+        background={
+            "ssd": "first",
+            "dssd": "first",
+            "retinanet": "first",
+            "faster_rcnn": "last",
+            "mask_rcnn": "first (BG)",
+        }.get(arch, "none"),
+        nms=NmsParams(
+            score_threshold=facts.score_threshold,
+            iou_threshold=facts.iou_threshold,
+            max_detections=facts.top_k,
+        ),
         provenance=Provenance(
             framework="tao",
             model_family=f"tao_{arch}",
             architecture=arch,
-            source_files={str(spec_path): sha256_file(Path(spec_path)), str(model_path): sha256_file(model_path)},
+            source_files={
+                str(spec_path): sha256_file(Path(spec_path)),
+                str(model_path): sha256_file(model_path),
+            },
             created_by=f"trtdeploy {__version__}",
         ),
     )

@@ -24,13 +24,19 @@ def tiny_onnx(path: Path, input_name: str, shape: list[int], outputs: list[str])
     from onnx import TensorProto, helper
 
     nodes = [
-        helper.make_node("Constant", [], [name], value=helper.make_tensor(f"c{i}", TensorProto.FLOAT, [1], [0.0]))
+        helper.make_node(
+            "Constant", [], [name], value=helper.make_tensor(f"c{i}", TensorProto.FLOAT, [1], [0.0])
+        )
         for i, name in enumerate(outputs)
     ]
     graph = helper.make_graph(
         nodes,
         "tiny",
-        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [d if d > 0 else "batch" for d in shape])],
+        [
+            helper.make_tensor_value_info(
+                input_name, TensorProto.FLOAT, [d if d > 0 else "batch" for d in shape]
+            )
+        ],
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, [1]) for name in outputs],
     )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
@@ -46,7 +52,9 @@ def fake_etlt(path: Path, input_name: str) -> Path:
 def set_target_classes(text: str, classes: list[str], block: str = "dataset_config") -> str:
     """Replace every target_class_mapping with one identity mapping per class."""
     text = re.sub(r"\n\s*target_class_mapping\s*\{[^}]*\}", "", text)
-    mappings = "".join(f'\n  target_class_mapping {{\n    key: "{c}"\n    value: "{c}"\n  }}' for c in classes)
+    mappings = "".join(
+        f'\n  target_class_mapping {{\n    key: "{c}"\n    value: "{c}"\n  }}' for c in classes
+    )
     return re.sub(rf"({block}\s*\{{)", lambda m: m.group(1) + mappings, text, count=1)
 
 
@@ -63,4 +71,8 @@ def reference_properties(path: Path) -> dict[str, str]:
 
 
 def reference_labels(path: Path) -> list[str]:
-    return path.read_bytes().decode().replace("\r", "").split("\n")[:-1] if path.read_bytes().endswith(b"\n") else path.read_bytes().decode().replace("\r", "").split("\n")
+    return (
+        path.read_bytes().decode().replace("\r", "").split("\n")[:-1]
+        if path.read_bytes().endswith(b"\n")
+        else path.read_bytes().decode().replace("\r", "").split("\n")
+    )

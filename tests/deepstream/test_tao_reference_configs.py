@@ -37,7 +37,9 @@ def _floats(text: str | None) -> list[float]:
 def _generate(tmp_path: Path, spec_text: str, spec_name: str, arch: str, model: Path, **kw):
     spec = tmp_path / spec_name
     spec.write_text(spec_text)
-    tao = import_tao_model(spec, arch, **{("onnx_path" if model.suffix == ".onnx" else "etlt_path"): model}, **kw)
+    tao = import_tao_model(
+        spec, arch, **{("onnx_path" if model.suffix == ".onnx" else "etlt_path"): model}, **kw
+    )
     out = tmp_path / "ds"
     result = gen_ds_config(tao.card, tao.model_path, out, DsOptions(name=arch), tao.hints)
     props = read_config(result.paths[0]).properties
@@ -51,7 +53,9 @@ def _generate(tmp_path: Path, spec_text: str, spec_name: str, arch: str, model: 
 
 def _compare(ours: dict[str, str], ref: dict[str, str], ref_outputs_subset: bool = True) -> None:
     """Every model-determined key equals the reference."""
-    assert float(ours["net-scale-factor"]) == pytest.approx(float(ref["net-scale-factor"]), rel=1e-4)
+    assert float(ours["net-scale-factor"]) == pytest.approx(
+        float(ref["net-scale-factor"]), rel=1e-4
+    )
     assert _floats(ours.get("offsets")) == pytest.approx(_floats(ref.get("offsets")))
     assert ours["model-color-format"] == ref["model-color-format"]
     if "infer-dims" in ref:
@@ -59,7 +63,11 @@ def _compare(ours: dict[str, str], ref: dict[str, str], ref_outputs_subset: bool
     assert ours.get("network-input-order", "0") == ref.get("network-input-order", "0")
     assert ours.get("num-detected-classes") == ref.get("num-detected-classes")
     assert _network_type(ours) == _network_type(ref)
-    for key in ("parse-bbox-func-name", "parse-bbox-instance-mask-func-name", "output-instance-mask"):
+    for key in (
+        "parse-bbox-func-name",
+        "parse-bbox-instance-mask-func-name",
+        "output-instance-mask",
+    ):
         assert ours.get(key) == ref.get(key), key
     ref_names = ref["output-blob-names"].split(";")
     our_names = ours["output-blob-names"].split(";")
@@ -71,16 +79,36 @@ def _compare(ours: dict[str, str], ref: dict[str, str], ref_outputs_subset: bool
 
 
 SSD_LIKE = [
-    ("ssd", "ssd/specs/ssd_train_resnet18_kitti.txt", "ssd_tao/pgie_ssd_tao_config.txt", "ssd_tao/ssd_labels.txt"),
-    ("dssd", "dssd/specs/dssd_train_resnet18_kitti.txt", "dssd_tao/pgie_dssd_tao_config.txt", "dssd_tao/dssd_labels.txt"),
+    (
+        "ssd",
+        "ssd/specs/ssd_train_resnet18_kitti.txt",
+        "ssd_tao/pgie_ssd_tao_config.txt",
+        "ssd_tao/ssd_labels.txt",
+    ),
+    (
+        "dssd",
+        "dssd/specs/dssd_train_resnet18_kitti.txt",
+        "dssd_tao/pgie_dssd_tao_config.txt",
+        "dssd_tao/dssd_labels.txt",
+    ),
     (
         "retinanet",
         "retinanet/specs/retinanet_train_resnet18_kitti.txt",
         "retinanet_tao/pgie_retina_tao_config.txt",
         "retinanet_tao/retinanet_labels.txt",
     ),
-    ("yolo_v3", "yolo_v3/specs/yolo_v3_train_resnet18_kitti.txt", "yolov3_tao/pgie_yolov3_tao_config.txt", "yolov3_tao/yolov3_labels.txt"),
-    ("yolo_v4", "yolo_v4/specs/yolo_v4_train_resnet18_kitti.txt", "yolov4_tao/pgie_yolov4_tao_config.txt", "yolov4_tao/yolov4_labels.txt"),
+    (
+        "yolo_v3",
+        "yolo_v3/specs/yolo_v3_train_resnet18_kitti.txt",
+        "yolov3_tao/pgie_yolov3_tao_config.txt",
+        "yolov3_tao/yolov3_labels.txt",
+    ),
+    (
+        "yolo_v4",
+        "yolo_v4/specs/yolo_v4_train_resnet18_kitti.txt",
+        "yolov4_tao/pgie_yolov4_tao_config.txt",
+        "yolov4_tao/yolov4_labels.txt",
+    ),
     (
         "yolo_v4_tiny",
         "yolo_v4_tiny/specs/yolo_v4_tiny_train_kitti.txt",
@@ -90,12 +118,20 @@ SSD_LIKE = [
 ]
 
 
-@pytest.mark.parametrize(("arch", "spec", "config", "labels"), SSD_LIKE, ids=[a[0] for a in SSD_LIKE])
-def test_ssd_and_yolo_families_match_reference(tmp_path: Path, arch: str, spec: str, config: str, labels: str) -> None:
+@pytest.mark.parametrize(
+    ("arch", "spec", "config", "labels"), SSD_LIKE, ids=[a[0] for a in SSD_LIKE]
+)
+def test_ssd_and_yolo_families_match_reference(
+    tmp_path: Path, arch: str, spec: str, config: str, labels: str
+) -> None:
     need_reference()
     text = set_target_classes((SPECS / spec).read_text(), KITTI4)
     text = set_field(set_field(text, "output_width", 960), "output_height", 544)
-    outputs = ["NMS", "NMS_1"] if "yolo" not in arch else ["BatchedNMS", "BatchedNMS_1", "BatchedNMS_2", "BatchedNMS_3"]
+    outputs = (
+        ["NMS", "NMS_1"]
+        if "yolo" not in arch
+        else ["BatchedNMS", "BatchedNMS_1", "BatchedNMS_2", "BatchedNMS_3"]
+    )
     model = tiny_onnx(tmp_path / f"{arch}.onnx", "Input", [-1, 3, 544, 960], outputs)
     ours, our_labels, _ = _generate(tmp_path, text, Path(spec).name, arch, model)
     ref = reference_properties(NVINFER / config)
@@ -120,7 +156,9 @@ def test_faster_rcnn_matches_reference(tmp_path: Path) -> None:
     text = (SPECS / "faster_rcnn/specs/default_spec_resnet18.txt").read_text()
     text = set_target_classes(text, ["Bicycle", "Car", "Person", "Roadsign"])
     text = set_field(set_field(text, "height", 544), "width", 960)
-    model = tiny_onnx(tmp_path / "frcnn.onnx", "input_image", [-1, 3, 544, 960], ["nms_out", "nms_out_1"])
+    model = tiny_onnx(
+        tmp_path / "frcnn.onnx", "input_image", [-1, 3, 544, 960], ["nms_out", "nms_out_1"]
+    )
     ours, labels, _ = _generate(tmp_path, text, "frcnn.txt", "faster_rcnn", model)
     _compare(ours, reference_properties(NVINFER / "frcnn_tao/pgie_frcnn_tao_config.txt"))
     ref_labels = reference_labels(NVINFER / "frcnn_tao/frcnn_labels.txt")
@@ -134,16 +172,27 @@ def test_faster_rcnn_matches_reference(tmp_path: Path) -> None:
 def test_mask_rcnn_matches_peoplesegnet(tmp_path: Path) -> None:
     need_reference()
     text = (SPECS / "mask_rcnn/specs/maskrcnn_train_resnet50.txt").read_text()
-    text = set_field(text, "num_classes", 2).replace('image_size: "(832, 1344)"', 'image_size: "(576, 960)"')
+    text = set_field(text, "num_classes", 2).replace(
+        'image_size: "(832, 1344)"', 'image_size: "(576, 960)"'
+    )
     (tmp_path / "people.txt").write_text("people\n")
     model = fake_etlt(tmp_path / "peoplesegnet.etlt", "Input")
     ours, labels, _ = _generate(
-        tmp_path, text, "mrcnn.txt", "mask_rcnn", model, key="nvidia_tlt", labels_file=tmp_path / "people.txt"
+        tmp_path,
+        text,
+        "mrcnn.txt",
+        "mask_rcnn",
+        model,
+        key="nvidia_tlt",
+        labels_file=tmp_path / "people.txt",
     )
     ref = reference_properties(NVINFER / "peopleSegNet_tao/pgie_peopleSegNet_tao_config.txt")
     _compare(ours, ref, ref_outputs_subset=False)
     assert ours["cluster-mode"] == ref["cluster-mode"] == "4"
-    assert ours["tlt-model-key"] == "nvidia_tlt" and ours["uff-input-blob-name"] == ref["uff-input-blob-name"]
+    assert (
+        ours["tlt-model-key"] == "nvidia_tlt"
+        and ours["uff-input-blob-name"] == ref["uff-input-blob-name"]
+    )
     assert labels == reference_labels(NVINFER / "peopleSegNet_tao/peopleSegNet_labels.txt")
 
 
@@ -160,13 +209,19 @@ def test_unet_matches_reference(tmp_path: Path) -> None:
     # Deliberate difference: the reference labels file ends its first line with CRLF, and
     # nvinfer keeps the '\r' in the label ("foreground\r"); ours is LF only.
     assert (NVINFER / "unet_tao/unet_labels.txt").read_bytes().startswith(b"foreground\r\n")
-    assert labels == reference_labels(NVINFER / "unet_tao/unet_labels.txt") == ["foreground", "background"]
+    assert (
+        labels
+        == reference_labels(NVINFER / "unet_tao/unet_labels.txt")
+        == ["foreground", "background"]
+    )
 
 
 def test_efficientdet_tf2_matches_reference(tmp_path: Path) -> None:
     need_reference()
     text = (SPECS / "efficientdet_tf2/specs/spec_train.yaml").read_text()
-    text = text.replace("num_classes: 91", "num_classes: 2").replace("input_width: 512", "input_width: 960")
+    text = text.replace("num_classes: 91", "num_classes: 2").replace(
+        "input_width: 512", "input_width: 960"
+    )
     text = text.replace("input_height: 512", "input_height: 544")
     (tmp_path / "map.yaml").write_text("1: 'car'\n")
     model = tiny_onnx(
@@ -175,7 +230,9 @@ def test_efficientdet_tf2_matches_reference(tmp_path: Path) -> None:
         [-1, 544, 960, 3],
         ["num_detections", "detection_boxes", "detection_scores", "detection_classes"],
     )
-    ours, labels, _ = _generate(tmp_path, text, "spec.yaml", "efficientdet", model, labels_file=tmp_path / "map.yaml")
+    ours, labels, _ = _generate(
+        tmp_path, text, "spec.yaml", "efficientdet", model, labels_file=tmp_path / "map.yaml"
+    )
     ref = reference_properties(NVINFER / "efficientdet_tao/pgie_d0_tao_config.txt")
     _compare(ours, ref, ref_outputs_subset=False)
     assert ours["cluster-mode"] == ref["cluster-mode"] == "4"
@@ -202,19 +259,28 @@ def test_detectnet_v2_matches_peoplenet(tmp_path: Path) -> None:
     text = (SPECS / "detectnet_v2/specs/detectnet_v2_train_resnet18_kitti.txt").read_text()
     text = set_field(set_field(text, "output_image_width", 960), "output_image_height", 544)
     model = tiny_onnx(
-        tmp_path / "peoplenet.onnx", "input_1:0", [-1, 3, 544, 960], ["output_bbox/BiasAdd:0", "output_cov/Sigmoid:0"]
+        tmp_path / "peoplenet.onnx",
+        "input_1:0",
+        [-1, 3, 544, 960],
+        ["output_bbox/BiasAdd:0", "output_cov/Sigmoid:0"],
     )
     spec = tmp_path / "dnv2.txt"
     spec.write_text(text)
     tao = import_tao_model(spec, "detectnet_v2", onnx_path=model)
-    ours = gen_ds_config(tao.card, model, tmp_path / "ds", DsOptions(name="dnv2"), tao.hints).config.properties
+    ours = gen_ds_config(
+        tao.card, model, tmp_path / "ds", DsOptions(name="dnv2"), tao.hints
+    ).config.properties
     ref = reference_properties(NVINFER / "peoplenet_tao/config_infer_primary_peoplenet.txt")
     assert float(ours["net-scale-factor"]) == pytest.approx(float(ref["net-scale-factor"]))
     assert ours["model-color-format"] == ref["model-color-format"]
     assert ours["infer-dims"] == ref["infer-dims"]
     assert ours["output-blob-names"] == ref["output-blob-names"]
-    assert ours["cluster-mode"] == ref["cluster-mode"] == "2"  # no NMS in the model: nvinfer clusters
-    assert "parse-bbox-func-name" not in ours and "parse-bbox-func-name" not in ref  # nvinfer's own parser
+    assert (
+        ours["cluster-mode"] == ref["cluster-mode"] == "2"
+    )  # no NMS in the model: nvinfer clusters
+    assert (
+        "parse-bbox-func-name" not in ours and "parse-bbox-func-name" not in ref
+    )  # nvinfer's own parser
     # The sample's labels file is not in the reference; the class count follows the spec here
     # (3 KITTI classes), the reference's num-detected-classes=1 belongs to PeopleNet's own data.
     assert ours["num-detected-classes"] == "3"

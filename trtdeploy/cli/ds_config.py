@@ -15,27 +15,55 @@ ARCH_HELP = (
 
 
 def gen_ds_config(
-    card: Path = typer.Argument(None, help="Deploy card <model>.deploy.json, or the ONNX next to it."),
-    tao_spec: Path = typer.Option(None, "--tao-spec", help="TAO experiment spec (protobuf text or YAML)."),
+    card: Path = typer.Argument(
+        None, help="Deploy card <model>.deploy.json, or the ONNX next to it."
+    ),  # noqa: B008
+    tao_spec: Path = typer.Option(
+        None, "--tao-spec", help="TAO experiment spec (protobuf text or YAML)."
+    ),  # noqa: B008
     arch: str = typer.Option(None, "--arch", help=ARCH_HELP),
-    onnx: Path = typer.Option(None, "--onnx", help="TAO model as ONNX (TAO 5)."),
-    etlt: Path = typer.Option(None, "--etlt", help="TAO model as .etlt (needs --key)."),
+    onnx: Path = typer.Option(None, "--onnx", help="TAO model as ONNX (TAO 5)."),  # noqa: B008
+    etlt: Path = typer.Option(None, "--etlt", help="TAO model as .etlt (needs --key)."),  # noqa: B008
     key: str = typer.Option(None, "--key", help="Key the .etlt was exported with."),
-    labels: Path = typer.Option(None, "--labels", help="Class names when the spec has none (mask_rcnn, efficientdet, classification)."),
-    engine: Path = typer.Option(None, "--engine", help="Engine from build-engine (its <engine>.json is read)."),
-    calib_cache: Path = typer.Option(None, "--calib-cache", help="INT8 calibration cache for int8-calib-file."),
-    out_dir: Path = typer.Option(Path("."), "-o", "--output-dir", help="Folder for the config and labels files."),
-    name: str = typer.Option("", "--name", help="Name in config_infer_primary_<name>.txt (default: model stem)."),
+    labels: Path = typer.Option(
+        None,
+        "--labels",
+        help="Class names when the spec has none (mask_rcnn, efficientdet, classification).",
+    ),  # noqa: B008
+    engine: Path = typer.Option(
+        None, "--engine", help="Engine from build-engine (its <engine>.json is read)."
+    ),  # noqa: B008
+    calib_cache: Path = typer.Option(
+        None, "--calib-cache", help="INT8 calibration cache for int8-calib-file."
+    ),  # noqa: B008
+    out_dir: Path = typer.Option(
+        Path("."), "-o", "--output-dir", help="Folder for the config and labels files."
+    ),  # noqa: B008
+    name: str = typer.Option(
+        "", "--name", help="Name in config_infer_primary_<name>.txt (default: model stem)."
+    ),
     gie_id: int = typer.Option(1, "--gie-id", help="gie-unique-id."),
     secondary: bool = typer.Option(False, "--secondary", help="Secondary GIE (process-mode=2)."),
-    operate_on_gie_id: int = typer.Option(1, "--operate-on-gie-id", help="For --secondary: the GIE whose objects to infer on."),
-    operate_on_class_ids: str = typer.Option(None, "--operate-on-class-ids", help="For --secondary: e.g. '0;2'."),
-    batch_size: int = typer.Option(None, "--batch-size", help="batch-size (default: the engine's max batch, else 1)."),
-    network_mode: str = typer.Option(None, "--network-mode", help="fp32, fp16 or int8 (default: from the engine)."),
-    custom_lib: str = typer.Option(
-        "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so", "--custom-lib", help="custom-lib-path."
+    operate_on_gie_id: int = typer.Option(
+        1, "--operate-on-gie-id", help="For --secondary: the GIE whose objects to infer on."
     ),
-    parse_func: str = typer.Option(None, "--parse-func", help="Your own bbox parser function (with --custom-lib)."),
+    operate_on_class_ids: str = typer.Option(
+        None, "--operate-on-class-ids", help="For --secondary: e.g. '0;2'."
+    ),
+    batch_size: int = typer.Option(
+        None, "--batch-size", help="batch-size (default: the engine's max batch, else 1)."
+    ),
+    network_mode: str = typer.Option(
+        None, "--network-mode", help="fp32, fp16 or int8 (default: from the engine)."
+    ),
+    custom_lib: str = typer.Option(
+        "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so",
+        "--custom-lib",
+        help="custom-lib-path.",
+    ),
+    parse_func: str = typer.Option(
+        None, "--parse-func", help="Your own bbox parser function (with --custom-lib)."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
     verbose: int = VerboseOpt,
     quiet: bool = QuietOpt,
@@ -55,7 +83,8 @@ def gen_ds_config(
     """
     setup_logging(verbose, quiet)
     with user_errors():
-        from trtdeploy.deepstream import DsOptions, gen_ds_config as generate
+        from trtdeploy.deepstream import DsOptions
+        from trtdeploy.deepstream import gen_ds_config as generate
         from trtdeploy.deploy_card import DeployCard, card_path_for
         from trtdeploy.errors import UsageError
 
@@ -74,8 +103,16 @@ def gen_ds_config(
                 raise UsageError("pass a deploy card (or its ONNX), or --tao-spec with --arch")
             card_file = card_path_for(card) if card.suffix == ".onnx" else card
             deploy_card = DeployCard.load(card_file)
-            model_path = card if card.suffix == ".onnx" else card_file.with_name(card_file.name.replace(".deploy.json", ".onnx"))
-        class_ids = [int(v) for v in operate_on_class_ids.replace(",", ";").split(";") if v] if operate_on_class_ids else None
+            model_path = (
+                card
+                if card.suffix == ".onnx"
+                else card_file.with_name(card_file.name.replace(".deploy.json", ".onnx"))
+            )
+        class_ids = (
+            [int(v) for v in operate_on_class_ids.replace(",", ";").split(";") if v]
+            if operate_on_class_ids
+            else None
+        )
         options = DsOptions(
             name=name,
             gie_id=gie_id,
@@ -87,13 +124,15 @@ def gen_ds_config(
             custom_lib=custom_lib,
             parse_func=parse_func,
         )
-        result = generate(deploy_card, model_path, out_dir, options, hints, engine, calib_cache, force)
+        result = generate(
+            deploy_card, model_path, out_dir, options, hints, engine, calib_cache, force
+        )
         for path in result.paths:
             console.print(f"wrote {path}", highlight=False)
 
 
 def check_ds_config(
-    config: Path = typer.Argument(..., help="nvinfer config (.txt or .yml)."),
+    config: Path = typer.Argument(..., help="nvinfer config (.txt or .yml)."),  # noqa: B008
     verbose: int = VerboseOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -116,7 +155,9 @@ def check_ds_config(
         problems = check(config)
         for problem in problems:
             style = "bold red" if problem.level == "error" else "yellow"
-            console.print(f"[{style}]{problem.level}:[/] {problem.message}", highlight=False, soft_wrap=True)
+            console.print(
+                f"[{style}]{problem.level}:[/] {problem.message}", highlight=False, soft_wrap=True
+            )
         errors = sum(p.level == "error" for p in problems)
         if errors:
             raise typer.Exit(1)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from trtdeploy.deploy_card import DeployCard, card_path_for
 from trtdeploy.deepstream.config import read_config, read_label_lines
 from trtdeploy.deepstream.generate import read_calib_header, read_engine_sidecar
 from trtdeploy.deepstream.validate import WARNING, ConfigView, Problem, validate
+from trtdeploy.deploy_card import DeployCard, card_path_for
 from trtdeploy.errors import TrtDeployError
 
 
@@ -28,7 +28,9 @@ def check_ds_config(path: Path) -> list[Problem]:
         if label_path.is_file():
             labels, label_problems = read_label_lines(label_path)
         else:
-            problems.append(Problem(WARNING, f"labels file {label_path} not found; label checks skipped"))
+            problems.append(
+                Problem(WARNING, f"labels file {label_path} not found; label checks skipped")
+            )
 
     card = None
     model = props.get("onnx-file")
@@ -57,7 +59,9 @@ def check_ds_config(path: Path) -> list[Problem]:
             if not header.startswith("TRT-"):
                 header = None  # e.g. a TAO text cache with another header: not ours to judge
         else:
-            problems.append(Problem(WARNING, f"int8-calib-file {calib_path} not found; cache checks skipped"))
+            problems.append(
+                Problem(WARNING, f"int8-calib-file {calib_path} not found; cache checks skipped")
+            )
 
     view = ConfigView(
         properties=props,

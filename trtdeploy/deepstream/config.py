@@ -11,7 +11,13 @@ from trtdeploy.errors import InputError
 
 # Enumerations of gst-nvinfer (DeepStream plugin guide, Gst-nvinfer configuration table).
 NETWORK_MODES = {"fp32": 0, "int8": 1, "fp16": 2}
-NETWORK_TYPES = {"detector": 0, "classifier": 1, "segmentation": 2, "instance_segmentation": 3, "other": 100}
+NETWORK_TYPES = {
+    "detector": 0,
+    "classifier": 1,
+    "segmentation": 2,
+    "instance_segmentation": 3,
+    "other": 100,
+}
 COLOR_FORMATS = {"RGB": 0, "BGR": 1, "GRAY": 2}
 INPUT_ORDERS = {"NCHW": 0, "NHWC": 1}
 
@@ -42,7 +48,10 @@ def format_value(value: object) -> str:
     if isinstance(value, float):
         return repr(value) if value != int(value) else f"{value:.1f}"
     if isinstance(value, (list, tuple)):
-        return ";".join(format_value(v) if not isinstance(v, float) or v != int(v) else str(int(v)) for v in value)
+        return ";".join(
+            format_value(v) if not isinstance(v, float) or v != int(v) else str(int(v))
+            for v in value
+        )
     return str(value)
 
 
@@ -75,7 +84,14 @@ def _yaml_scalar(value: str) -> str:
         loaded = yaml.safe_load(value)
     except yaml.YAMLError:
         loaded = None
-    if value and (loaded == value or (isinstance(loaded, (int, float)) and not isinstance(loaded, bool) and str(loaded) == value)):
+    if value and (
+        loaded == value
+        or (
+            isinstance(loaded, (int, float))
+            and not isinstance(loaded, bool)
+            and str(loaded) == value
+        )
+    ):
         return value
     if isinstance(loaded, (int, float)) and not isinstance(loaded, bool):
         return value
@@ -126,7 +142,10 @@ def read_config(path: Path) -> LoadedConfig:
         sections = _read_ini(text, path)
     if PROPERTY not in sections:
         raise InputError(f"config {path} has no [property] group; is it an nvinfer config?")
-    if any(k in sections[PROPERTY] for k in ("network-input-shape", "processing-width", "target-unique-ids")):
+    if any(
+        k in sections[PROPERTY]
+        for k in ("network-input-shape", "processing-width", "target-unique-ids")
+    ):
         raise InputError(f"config {path} is an nvdspreprocess config, not an nvinfer one")
     return LoadedConfig(path, sections, crlf)
 
@@ -134,13 +153,19 @@ def read_config(path: Path) -> LoadedConfig:
 def _read_ini(text: str, path: Path) -> dict[str, dict[str, str]]:
     # GKeyFile: '#' comments only at line start, '=' separates, whitespace around values stripped.
     parser = configparser.ConfigParser(
-        delimiters=("=",), comment_prefixes=("#",), inline_comment_prefixes=None, strict=False, interpolation=None
+        delimiters=("=",),
+        comment_prefixes=("#",),
+        inline_comment_prefixes=None,
+        strict=False,
+        interpolation=None,
     )
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     try:
         parser.read_string(text.replace("\r\n", "\n"), source=str(path))
     except configparser.Error as exc:
-        raise InputError(f"config {path} is not a valid key file: {str(exc).splitlines()[0]}") from exc
+        raise InputError(
+            f"config {path} is not a valid key file: {str(exc).splitlines()[0]}"
+        ) from exc
     return {name: {k: v.strip() for k, v in parser[name].items()} for name in parser.sections()}
 
 

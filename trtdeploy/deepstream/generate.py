@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from trtdeploy import __version__
-from trtdeploy.deploy_card import DeployCard
 from trtdeploy.deepstream.config import (
     COLOR_FORMATS,
     INPUT_ORDERS,
@@ -42,6 +41,7 @@ from trtdeploy.deepstream.validate import (
     sidecar_precision,
     validate,
 )
+from trtdeploy.deploy_card import DeployCard
 from trtdeploy.errors import InputError, TrtDeployError, UnsupportedModelError, UsageError
 from trtdeploy.files import check_output, write_text_atomic
 from trtdeploy.log import get_logger
@@ -181,13 +181,19 @@ def build_config(
     mode_name = options.network_mode or engine_precision or ("int8" if calib_cache else "fp16")
     if mode_name not in NETWORK_MODES:
         raise UsageError(f"--network-mode {mode_name!r} must be fp32, fp16 or int8")
-    if options.network_mode and engine_precision in NETWORK_MODES and engine_precision != options.network_mode:
+    if (
+        options.network_mode
+        and engine_precision in NETWORK_MODES
+        and engine_precision != options.network_mode
+    ):
         raise UsageError(
             f"--network-mode {options.network_mode} but the engine was built for {engine_precision}; "
             "drop --network-mode or pass the matching engine"
         )
     max_batch = sidecar_max_batch(engine_sidecar) if engine_sidecar else None
-    batch = options.batch_size or max_batch or (card.input.shape[0] if card.input.shape[0] > 0 else 1)
+    batch = (
+        options.batch_size or max_batch or (card.input.shape[0] if card.input.shape[0] > 0 else 1)
+    )
 
     cfg.set("gpu-id", options.gpu_id)
     cfg.set("net-scale-factor", float(card.preprocess.scale))
@@ -215,12 +221,17 @@ def build_config(
         if Path(engine).name != expected:
             log.warning(
                 "engine %s is not named as nvinfer names engines (%s); it is used while it exists, "
-                "but a rebuilt one is saved under the other name", Path(engine).name, expected
+                "but a rebuilt one is saved under the other name",
+                Path(engine).name,
+                expected,
             )
     else:
         # nvinfer builds the engine on first start and saves it under this name; naming it here
         # makes the next start reuse it instead of rebuilding.
-        cfg.set("model-engine-file", engine_name_for(model_rel, batch, NETWORK_MODES[mode_name], options.gpu_id))
+        cfg.set(
+            "model-engine-file",
+            engine_name_for(model_rel, batch, NETWORK_MODES[mode_name], options.gpu_id),
+        )
     if calib_cache is not None:
         cfg.set("int8-calib-file", _rel(calib_cache, out_dir))
     cfg.set("labelfile-path", f"{options.name}_labels.txt" if options.name else "labels.txt")
@@ -238,9 +249,17 @@ def build_config(
 
     # Labels and class count.
     base = card.output.class_id_base
-    labels = ([f"unused_{i}" for i in range(base)] + list(card.labels)) if base > 0 else list(card.labels)
+    labels = (
+        ([f"unused_{i}" for i in range(base)] + list(card.labels))
+        if base > 0
+        else list(card.labels)
+    )
     cfg.labels = hints.label_lines if hints.label_lines is not None else labels
-    if net_type in (NETWORK_TYPES["detector"], NETWORK_TYPES["instance_segmentation"], NETWORK_TYPES["segmentation"]):
+    if net_type in (
+        NETWORK_TYPES["detector"],
+        NETWORK_TYPES["instance_segmentation"],
+        NETWORK_TYPES["segmentation"],
+    ):
         cfg.set("num-detected-classes", len(cfg.labels))
 
     parse_func = _choose_parser(card, hints, options)
@@ -248,11 +267,19 @@ def build_config(
     if parse_func:
         contract = PARSERS.get(parse_func)
         problems = contract_problems(
-            parse_func, card.output.layout, card.output.box_format, card.output.box_units, card.output.class_dtype
+            parse_func,
+            card.output.layout,
+            card.output.box_format,
+            card.output.box_units,
+            card.output.class_dtype,
         )
         if problems and not (options.parse_func or hints.parse_func):
             raise UnsupportedModelError("; ".join(problems))
-        key = "parse-bbox-instance-mask-func-name" if contract and contract.instance_mask else "parse-bbox-func-name"
+        key = (
+            "parse-bbox-instance-mask-func-name"
+            if contract and contract.instance_mask
+            else "parse-bbox-func-name"
+        )
         cfg.set(key, parse_func)
         cfg.set("custom-lib-path", options.custom_lib)
         if contract and contract.instance_mask:
@@ -332,5 +359,7 @@ def gen_ds_config(
     write_text_atomic(labels, render_labels(cfg.labels))
     write_text_atomic(ini, render_ini(cfg, header_text))
     write_text_atomic(yml, render_yaml(cfg, header_text))
-    log.info("wrote %s, %s and %s in %.2fs", ini.name, yml.name, labels.name, time.perf_counter() - start)
+    log.info(
+        "wrote %s, %s and %s in %.2fs", ini.name, yml.name, labels.name, time.perf_counter() - start
+    )
     return GeneratedConfig(cfg, problems, [ini, yml, labels])

@@ -20,7 +20,9 @@ DEFAULT_CUSTOM_LIB = "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomp
 @dataclass(frozen=True)
 class ParserContract:
     func: str
-    instance_mask: bool  # set with parse-bbox-instance-mask-func-name instead of parse-bbox-func-name
+    instance_mask: (
+        bool  # set with parse-bbox-instance-mask-func-name instead of parse-bbox-func-name
+    )
     layouts: tuple[str, ...]  # deploy-card output layouts it can read
     box_format: str | None  # required deploy-card box_format (None: not checked)
     box_units: str | None
@@ -40,7 +42,13 @@ PARSERS: dict[str, ParserContract] = {
     # DS and TAO: 4 outputs by position: keep count int32, boxes normalised x1,y1,x2,y2,
     # scores, classes read as float32; skips class >= num-detected-classes.
     "NvDsInferParseCustomBatchedNMSTLT": ParserContract(
-        "NvDsInferParseCustomBatchedNMSTLT", False, ("batched",), "x1y1x2y2", "normalized", "float32", 4
+        "NvDsInferParseCustomBatchedNMSTLT",
+        False,
+        ("batched",),
+        "x1y1x2y2",
+        "normalized",
+        "float32",
+        4,
     ),
     # DS: 4 outputs by POSITION (count int32, boxes, scores, classes as float32); boxes read as
     # PIXEL y1,x1,y2,x2 (left = box[1], top = box[0]); asserts the largest box value >= 2, so
@@ -103,19 +111,29 @@ def parser_for_deepstream_layout(box_format: str, class_dtype: str) -> str | Non
     return None
 
 
-def contract_problems(func: str, layout: str, box_format: str, box_units: str, class_dtype: str) -> list[str]:
+def contract_problems(
+    func: str, layout: str, box_format: str, box_units: str, class_dtype: str
+) -> list[str]:
     """Why ``func`` cannot read outputs described by a deploy card (empty list: it can)."""
     contract = PARSERS.get(func)
     if contract is None:
         return []  # a user's own parser: we cannot know its contract
     if layout == "tfod":
         return [
-            f"{func} cannot read the deploy card's 'tfod' outputs (normalised y1,x1,y2,x2 boxes, "
-            "int32 classes); re-run create-onnx with --output-layout deepstream"
+            (
+                f"{func} cannot read the deploy card's 'tfod' outputs (normalised y1,x1,y2,x2 boxes, "
+                "int32 classes); re-run create-onnx with --output-layout deepstream"
+            )
         ]
     problems = []
-    if contract.layouts and layout not in contract.layouts and not (layout == "deepstream" and "deepstream" in contract.layouts):
-        problems.append(f"{func} reads {'/'.join(contract.layouts)} outputs but the deploy card's layout is {layout!r}")
+    if (
+        contract.layouts
+        and layout not in contract.layouts
+        and not (layout == "deepstream" and "deepstream" in contract.layouts)
+    ):
+        problems.append(
+            f"{func} reads {'/'.join(contract.layouts)} outputs but the deploy card's layout is {layout!r}"
+        )
         return problems
     for what, need, have in (
         ("boxes", contract.box_format, box_format),
@@ -125,5 +143,7 @@ def contract_problems(func: str, layout: str, box_format: str, box_units: str, c
         if need is not None and need != have:
             problems.append(f"{func} reads {what} as {need} but the model gives {have}")
     if problems and layout == "deepstream":
-        problems[-1] += "; re-run create-onnx --output-layout deepstream with a matching box format, or pick the other parser"
+        problems[-1] += (
+            "; re-run create-onnx --output-layout deepstream with a matching box format, or pick the other parser"
+        )
     return problems

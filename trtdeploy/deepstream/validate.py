@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trtdeploy.deploy_card import DeployCard
 from trtdeploy.deepstream.config import COLOR_FORMATS, NETWORK_MODES, NETWORK_TYPES
 from trtdeploy.deepstream.parsers import PARSERS, contract_problems
+from trtdeploy.deploy_card import DeployCard
 
 ERROR = "error"
 WARNING = "warning"
@@ -69,7 +69,9 @@ def network_type_of(props: dict[str, str]) -> int:
     return NETWORK_TYPES["detector"]
 
 
-def engine_name_for(model_file: str, batch: int, mode: int, gpu_id: int = 0, dla: int | None = None) -> str:
+def engine_name_for(
+    model_file: str, batch: int, mode: int, gpu_id: int = 0, dla: int | None = None
+) -> str:
     """The engine file name nvinfer writes and then looks for: model_b<B>_<gpuN|dlaN>_<prec>.engine."""
     device = f"dla{dla}" if dla is not None else f"gpu{gpu_id}"
     return f"{Path(model_file).name}_b{batch}_{device}_{MODE_NAMES.get(mode, 'fp32')}.engine"
@@ -91,7 +93,9 @@ def calib_header_version(header: str) -> tuple[int, int, int] | None:
 
 def calib_header_for(version: tuple[int, int, int]) -> int:
     major, minor, patch = version
-    return major * 10000 + minor * 100 + patch if major >= 10 else major * 1000 + minor * 100 + patch
+    return (
+        major * 10000 + minor * 100 + patch if major >= 10 else major * 1000 + minor * 100 + patch
+    )
 
 
 def sidecar_precision(sidecar: dict[str, Any]) -> str | None:
@@ -115,7 +119,9 @@ def sidecar_max_batch(sidecar: dict[str, Any]) -> int | None:
         candidates = []
         if isinstance(profile.get("max_batch"), int):
             candidates.append(profile["max_batch"])
-        shapes = [profile.get("max")] + [v.get("max") for v in profile.values() if isinstance(v, dict)]
+        shapes = [profile.get("max")] + [
+            v.get("max") for v in profile.values() if isinstance(v, dict)
+        ]
         for shape in shapes:
             if isinstance(shape, list) and shape and isinstance(shape[0], int):
                 candidates.append(shape[0])
@@ -152,14 +158,23 @@ def validate(view: ConfigView) -> list[Problem]:
 
     net_type = network_type_of(props)
     if net_type not in NETWORK_TYPES.values():
-        error(f"network-type={props.get('network-type')} is not one of {sorted(NETWORK_TYPES.values())}")
+        error(
+            f"network-type={props.get('network-type')} is not one of {sorted(NETWORK_TYPES.values())}"
+        )
 
     # Model source.
-    has_model = any(k in props for k in ("onnx-file", "tlt-encoded-model", "model-engine-file", "uff-file", "model-file"))
+    has_model = any(
+        k in props
+        for k in ("onnx-file", "tlt-encoded-model", "model-engine-file", "uff-file", "model-file")
+    )
     if not has_model:
-        error("no model file: set onnx-file (or model-engine-file, or tlt-encoded-model with tlt-model-key)")
+        error(
+            "no model file: set onnx-file (or model-engine-file, or tlt-encoded-model with tlt-model-key)"
+        )
     if "tlt-encoded-model" in props and not props.get("tlt-model-key"):
-        error("tlt-encoded-model is set without tlt-model-key: add the key the model was exported with")
+        error(
+            "tlt-encoded-model is set without tlt-model-key: add the key the model was exported with"
+        )
     for key in props:
         if key.endswith(":") or " " in key:
             error(f"malformed key {key!r}: nvinfer ignores it (write 'key=value')")
@@ -180,15 +195,18 @@ def validate(view: ConfigView) -> list[Problem]:
             error(f"infer-dims={dims} must be C;H;W with positive integers")
         else:
             channels = int(parts[0])
-    elif "tlt-encoded-model" in props and not any(k in props for k in ("input-dims", "uff-input-dims")):
+    elif "tlt-encoded-model" in props and not any(
+        k in props for k in ("input-dims", "uff-input-dims")
+    ):
         # Required for a UFF .etlt, not for one holding ONNX; we cannot tell without the file.
         warn("infer-dims is not set: a UFF .etlt needs it (C;H;W)")
     color = _int(props.get("model-color-format", "0"))
     if color not in COLOR_FORMATS.values():
-        error(f"model-color-format={props.get('model-color-format')} must be 0 (RGB), 1 (BGR) or 2 (GRAY)")
-    if channels is not None and color is not None:
-        if (color == 2) != (channels == 1):
-            error(f"model-color-format={color} does not fit infer-dims with {channels} channel(s)")
+        error(
+            f"model-color-format={props.get('model-color-format')} must be 0 (RGB), 1 (BGR) or 2 (GRAY)"
+        )
+    if channels is not None and color is not None and (color == 2) != (channels == 1):
+        error(f"model-color-format={color} does not fit infer-dims with {channels} channel(s)")
     offsets = _floats(props.get("offsets"))
     if "offsets" in props and offsets is None:
         error(f"offsets={props['offsets']} must be ';'-separated numbers")
@@ -229,12 +247,17 @@ def validate(view: ConfigView) -> list[Problem]:
     mask_func = props.get("parse-bbox-instance-mask-func-name")
     if net_type == NETWORK_TYPES["instance_segmentation"]:
         if not mask_func:
-            error("network-type=3 needs parse-bbox-instance-mask-func-name (e.g. NvDsInferParseCustomMrcnnTLTV2)")
+            error(
+                "network-type=3 needs parse-bbox-instance-mask-func-name (e.g. NvDsInferParseCustomMrcnnTLTV2)"
+            )
         if _int(props.get("output-instance-mask")) != 1:
             error("network-type=3 needs output-instance-mask=1")
         if _int(props.get("cluster-mode")) != 4:
             error("instance segmentation parsers return final detections: set cluster-mode=4")
-    for key, name in (("parse-bbox-func-name", func), ("parse-bbox-instance-mask-func-name", mask_func)):
+    for key, name in (
+        ("parse-bbox-func-name", func),
+        ("parse-bbox-instance-mask-func-name", mask_func),
+    ):
         if not name:
             continue
         if "custom-lib-path" not in props:
@@ -243,12 +266,18 @@ def validate(view: ConfigView) -> list[Problem]:
         if contract is None:
             continue
         if contract.instance_mask != (key == "parse-bbox-instance-mask-func-name"):
-            right = "parse-bbox-instance-mask-func-name" if contract.instance_mask else "parse-bbox-func-name"
+            right = (
+                "parse-bbox-instance-mask-func-name"
+                if contract.instance_mask
+                else "parse-bbox-func-name"
+            )
             error(f"{name} must be set with {right}, not {key}")
         names = [n for n in props.get("output-blob-names", "").split(";") if n]
         missing = [n for n in contract.output_names if names and n not in names]
         if missing and contract.num_outputs is not None and len(names) >= contract.num_outputs:
-            error(f"{name} looks up output(s) {missing} by name but output-blob-names is {';'.join(names)}")
+            error(
+                f"{name} looks up output(s) {missing} by name but output-blob-names is {';'.join(names)}"
+            )
         cluster = _int(props.get("cluster-mode"))
         if contract.nms_inside and cluster is not None and cluster != 4:
             warn(
@@ -258,7 +287,11 @@ def validate(view: ConfigView) -> list[Problem]:
     if view.card is not None and (func or mask_func):
         out_spec = view.card.output
         for msg in contract_problems(
-            func or mask_func or "", out_spec.layout, out_spec.box_format, out_spec.box_units, out_spec.class_dtype
+            func or mask_func or "",
+            out_spec.layout,
+            out_spec.box_format,
+            out_spec.box_units,
+            out_spec.class_dtype,
         ):
             error(msg)
     if view.card is not None:
@@ -287,22 +320,41 @@ def _check_offsets_order(offsets: list[float], color: int, error: Any) -> None:
 
 
 def _check_against_card(
-    view: ConfigView, props: dict[str, str], num_classes: int | None, offsets: list[float] | None, color: int | None, error: Any
+    view: ConfigView,
+    props: dict[str, str],
+    num_classes: int | None,
+    offsets: list[float] | None,
+    color: int | None,
+    error: Any,
 ) -> None:
     card = view.card
     assert card is not None
-    if num_classes is not None and card.output.layout != "other" and num_classes != card.output.num_classes:
-        error(f"num-detected-classes={num_classes} but the model has {card.output.num_classes} classes")
+    if (
+        num_classes is not None
+        and card.output.layout != "other"
+        and num_classes != card.output.num_classes
+    ):
+        error(
+            f"num-detected-classes={num_classes} but the model has {card.output.num_classes} classes"
+        )
     want_color = COLOR_FORMATS.get(card.preprocess.color_order)
     if color is not None and want_color is not None and color != want_color:
-        error(f"model-color-format={color} but the model expects {card.preprocess.color_order} ({want_color})")
-    if offsets is not None and [round(v, 3) for v in offsets] != [round(v, 3) for v in card.preprocess.offsets]:
-        error(f"offsets={props.get('offsets')} but the model's preprocessing uses {card.preprocess.offsets}")
+        error(
+            f"model-color-format={color} but the model expects {card.preprocess.color_order} ({want_color})"
+        )
+    if offsets is not None and [round(v, 3) for v in offsets] != [
+        round(v, 3) for v in card.preprocess.offsets
+    ]:
+        error(
+            f"offsets={props.get('offsets')} but the model's preprocessing uses {card.preprocess.offsets}"
+        )
     scale = props.get("net-scale-factor")
     if scale is not None:
         try:
             if abs(float(scale) - card.preprocess.scale) > 1e-6 * max(1.0, card.preprocess.scale):
-                error(f"net-scale-factor={scale} but the model's preprocessing scale is {card.preprocess.scale}")
+                error(
+                    f"net-scale-factor={scale} but the model's preprocessing scale is {card.preprocess.scale}"
+                )
         except ValueError:
             pass
     order = _int(props.get("network-input-order", "0"))
@@ -312,7 +364,14 @@ def _check_against_card(
         error("the model input is NCHW but network-input-order=1 (NHWC)")
 
 
-def _check_engine(view: ConfigView, props: dict[str, str], mode: int | None, batch: int | None, error: Any, warn: Any) -> None:
+def _check_engine(
+    view: ConfigView,
+    props: dict[str, str],
+    mode: int | None,
+    batch: int | None,
+    error: Any,
+    warn: Any,
+) -> None:
     engine = props.get("model-engine-file")
     model = props.get("onnx-file") or props.get("tlt-encoded-model") or props.get("uff-file")
     if engine and mode in MODE_NAMES and batch:
@@ -325,7 +384,9 @@ def _check_engine(view: ConfigView, props: dict[str, str], mode: int | None, bat
                     f"({MODE_NAMES[mode]}): nvinfer rebuilds it at every start; make them agree"
                 )
             elif int(match.group(1)) < batch:
-                error(f"model-engine-file {name} was built for batch {match.group(1)} but batch-size={batch}")
+                error(
+                    f"model-engine-file {name} was built for batch {match.group(1)} but batch-size={batch}"
+                )
         if model:
             gpu = _int(props.get("gpu-id", "0")) or 0
             dla = _int(props.get("dla-core")) if _int(props.get("enable-dla")) == 1 else None
@@ -339,14 +400,20 @@ def _check_engine(view: ConfigView, props: dict[str, str], mode: int | None, bat
     if sidecar:
         precision = sidecar_precision(sidecar)
         if precision in NETWORK_MODES and mode in MODE_NAMES and NETWORK_MODES[precision] != mode:
-            error(f"the engine was built for {precision} but network-mode={mode} ({MODE_NAMES[mode]})")
+            error(
+                f"the engine was built for {precision} but network-mode={mode} ({MODE_NAMES[mode]})"
+            )
         max_batch = sidecar_max_batch(sidecar)
         if max_batch is not None and batch is not None and batch > max_batch:
-            error(f"batch-size={batch} exceeds the engine's max batch {max_batch}: rebuild or lower batch-size")
+            error(
+                f"batch-size={batch} exceeds the engine's max batch {max_batch}: rebuild or lower batch-size"
+            )
     if view.calib_header is not None:
         version = calib_header_version(view.calib_header)
         if version is None:
-            error(f"int8-calib-file header {view.calib_header.strip()[:60]!r} is not 'TRT-<version>-<algorithm>'")
+            error(
+                f"int8-calib-file header {view.calib_header.strip()[:60]!r} is not 'TRT-<version>-<algorithm>'"
+            )
         elif sidecar and sidecar_trt_version(sidecar):
             engine_version = sidecar_trt_version(sidecar)
             assert engine_version is not None
