@@ -38,6 +38,7 @@ import onnx_graphsurgeon as gs
 from trtdeploy.deploy_card import NmsParams, OutputSpec
 from trtdeploy.errors import GraphError, UsageError
 from trtdeploy.graph_passes import add_node, const
+from trtdeploy.nms.onnx_head import add_onnx_nms
 from trtdeploy.nms.reference import BATCHED_NMS_MAX_TOP_K
 
 NMS_KINDS = ("efficient", "batched", "onnx", "none")
@@ -59,6 +60,15 @@ DEEPSTREAM_NAMES = (
 )
 BATCHED_NAMES = ("num_detections", "nmsed_boxes", "nmsed_scores", "nmsed_classes")
 RAW_NAMES = ("boxes", "scores")
+
+# layout -> (output names, box units, class dtype); boxes are y1,x1,y2,x2 in every layout.
+# The raw layout has no class tensor: the class is the argmax of the float scores.
+_CONTRACTS = {
+    "tfod": (TFOD_NAMES, "normalized", "int32"),
+    "deepstream": (DEEPSTREAM_NAMES, "pixels", "float32"),
+    "batched": (BATCHED_NAMES, "normalized", "float32"),
+    "raw": (RAW_NAMES, "normalized", "float32"),
+}
 
 
 def add_nms_head(
@@ -90,69 +100,37 @@ def add_nms_head(
         _check_input_hw(input_hw)
 
     if kind == "none":
-        outputs = [
+        graph.outputs = [
             _identity(graph, boxes, RAW_NAMES[0], np.float32, [batch, num_anchors, 4]),
             _identity(graph, scores, RAW_NAMES[1], np.float32, [batch, num_anchors, num_classes]),
         ]
-        graph.outputs = outputs
-        return OutputSpec(
-            nms="none",
-            layout="raw",
-            names=list(RAW_NAMES),
-            num_classes=num_classes,
-            box_format="y1x1y2x2",
-            box_units="normalized",
-            class_dtype="float32",  # no class tensor: class = argmax of the float scores
-            max_detections=params.max_detections,
-        )
-
-    k = params.max_detections
-    if kind == "batched":
+    elif kind == "batched":
         graph.outputs = _batched_head(graph, boxes, scores, params, batch, num_anchors, num_classes)
-        return OutputSpec(
-            nms="batched",
-            layout="batched",
-            names=list(BATCHED_NAMES),
-            num_classes=num_classes,
-            box_format="y1x1y2x2",
-            box_units="normalized",
-            class_dtype="float32",
-            max_detections=k,
-        )
-
-    final_names = TFOD_NAMES if layout == "tfod" else tuple(f"nms/{name}" for name in TFOD_NAMES)
-    for name in final_names + (DEEPSTREAM_NAMES if layout == "deepstream" else ()):
-        _refuse_taken_name(graph, name)
-    if kind == "efficient":
-        outputs = _efficient_head(graph, boxes, scores, params, batch, final_names)
     else:
-        from trtdeploy.nms.onnx_head import add_onnx_nms
-
-        outputs = add_onnx_nms(
-            graph, boxes, scores, params, batch, num_anchors, num_classes, final_names
-        )
-    if layout == "tfod":
+        # For the deepstream layout the NMS outputs are intermediate tensors named nms/...
+        nms_names = TFOD_NAMES if layout == "tfod" else tuple(f"nms/{name}" for name in TFOD_NAMES)
+        for name in nms_names + (DEEPSTREAM_NAMES if layout == "deepstream" else ()):
+            _refuse_taken_name(graph, name)
+        if kind == "efficient":
+            outputs = _efficient_head(graph, boxes, scores, params, batch, nms_names)
+        else:
+            outputs = add_onnx_nms(
+                graph, boxes, scores, params, batch, num_anchors, num_classes, nms_names
+            )
+        if layout == "deepstream":
+            outputs = _to_deepstream(graph, outputs, input_hw, batch, params.max_detections)
         graph.outputs = outputs
-        return OutputSpec(
-            nms=kind,  # type: ignore[arg-type]
-            layout="tfod",
-            names=list(TFOD_NAMES),
-            num_classes=num_classes,
-            box_format="y1x1y2x2",
-            box_units="normalized",
-            class_dtype="int32",
-            max_detections=k,
-        )
-    graph.outputs = _to_deepstream(graph, outputs, input_hw, batch, k)
+
+    names, box_units, class_dtype = _CONTRACTS[layout]
     return OutputSpec(
         nms=kind,  # type: ignore[arg-type]
-        layout="deepstream",
-        names=list(DEEPSTREAM_NAMES),
+        layout=layout,
+        names=list(names),
         num_classes=num_classes,
         box_format="y1x1y2x2",
-        box_units="pixels",
-        class_dtype="float32",
-        max_detections=k,
+        box_units=box_units,
+        class_dtype=class_dtype,
+        max_detections=params.max_detections,
     )
 
 
