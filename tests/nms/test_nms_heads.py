@@ -386,3 +386,20 @@ def test_onnx_head_parses_with_tensorrt_onnx_parser():
     layer_types = {network.get_layer(i).type for i in range(network.num_layers)}
     assert trt.LayerType.NMS in layer_types and trt.LayerType.TOPK in layer_types
     assert [network.get_output(i).name for i in range(network.num_outputs)] == list(TFOD_OUTPUTS)
+
+
+def test_class_agnostic_onnx_head_ignores_per_class_cap():
+    grid = np.array([[[i / 10, 0, i / 10 + 0.05, 0.05] for i in range(10)]], np.float32)
+    scores = np.stack([np.linspace(0.9, 0.5, 10), np.linspace(0.5, 0.9, 10)], -1)[None].astype(
+        np.float32
+    )
+    params = NmsParams(
+        score_threshold=0.1,
+        iou_threshold=0.5,
+        max_detections=8,
+        max_detections_per_class=3,
+        class_agnostic=True,
+    )
+    got = run(build("onnx", 10, 2, params)[0], grid, scores)
+    assert got[0][0, 0] == 8
+    assert_same(got, slow_efficient_nms(grid, scores, 0.1, 0.5, 8, class_agnostic=True))

@@ -19,8 +19,10 @@ Threshold semantics: ONNX NonMaxSuppression keeps ``score > score_threshold`` an
 value, which makes the strict comparisons inclusive for float32 values.
 
 Remaining differences from EfficientNMS_TRT: ``max_detections_per_class`` caps each class
-here (ONNX requires a value) while EfficientNMS has no per-class cap, and EfficientNMS only
-considers its 4096 best candidates.
+here (ONNX requires a value; ignored with ``class_agnostic``) while EfficientNMS has no
+per-class cap; EfficientNMS only considers its 4096 best candidates; and with
+``class_agnostic`` a zero-area box (IoU 0 even with itself) can appear once per class in
+EfficientNMS but only once (best class) here.
 """
 
 from __future__ import annotations
@@ -96,8 +98,10 @@ def add_onnx_nms(
     # Both thresholds one float32 step lower: strict ONNX comparisons become inclusive.
     score_thr = np.nextafter(np.float32(params.score_threshold), np.float32(-np.inf))
     iou_thr = np.nextafter(np.float32(params.iou_threshold), np.float32(-np.inf))
+    # Class-agnostic NMS runs on one merged class, so a per-class cap would cap everything.
+    per_class = k if params.class_agnostic else params.max_detections_per_class
     nms_args = [
-        op.const("max_per_class", [params.max_detections_per_class], np.int64),
+        op.const("max_per_class", [per_class], np.int64),
         op.const("iou_threshold", [iou_thr], np.float32),
         op.const("score_threshold", [score_thr], np.float32),
     ]
