@@ -7,6 +7,7 @@ Sources for the facts are in docs/DOMAIN.md section 1 (TensorRT 10 vs 11 vs Tens
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from trtdeploy.errors import UsageError
@@ -81,12 +82,15 @@ class Capabilities:
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
+    """``"10.16.0.72"`` -> (10, 16, 0, 72); stops at the first piece without leading digits."""
     parts = []
     for piece in version.split("."):
-        digits = "".join(ch for ch in piece if ch.isdigit())
-        if not digits:
+        match = re.match(r"\d+", piece)
+        if match is None:
             break
-        parts.append(int(digits))
+        parts.append(int(match.group()))
+        if match.end() != len(piece):  # "0rc1": a pre-release tag ends the numeric part
+            break
     return tuple(parts)
 
 
