@@ -36,8 +36,10 @@ NmsKind = Literal["efficient", "batched", "onnx", "none", "nms_trt", "other"]
 # Output layouts and what their tensors are (in order):
 #   tfod:       num_detections i32 [B,1], detection_boxes f32 [B,K,4] normalised y1,x1,y2,x2,
 #               detection_scores f32 [B,K], detection_classes i32 [B,K] (0-based into labels)
-#   deepstream: same four tensors in the same order, boxes in input PIXELS x1,y1,x2,y2 and
-#               classes float32: what NvDsInferParseCustomEfficientDetTAO reads
+#   deepstream: the same four tensors in the same order (named ds_*), boxes in input PIXELS
+#               y1,x1,y2,x2 and classes float32: what NvDsInferParseCustomEfficientDetTAO in
+#               DeepStream's own libnvds_infercustomparser.so reads by position (its source sets
+#               left = box[1], top = box[0]; DOMAIN.md's "x1,y1,x2,y2" is wrong on this)
 #   batched:    BatchedNMS_TRT: num_detections i32 [B,1], nmsed_boxes [B,K,4], nmsed_scores
 #               [B,K], nmsed_classes f32 [B,K]
 #   raw:        no NMS: boxes f32 [B,A,4] and scores f32 [B,A,C] (DeepStream clusters them)

@@ -54,9 +54,6 @@ def run_passes(
         graph_pass(graph, ctx)
         graph.cleanup().toposort()
         model = gs.export_onnx(graph)
-        model.opset_import[:] = [o for o in model.opset_import if o.domain in ("", "ai.onnx")] + [
-            o for o in model.opset_import if o.domain not in ("", "ai.onnx")
-        ]
         if ctx.debug_dir is not None:
             _save_debug(model, ctx.debug_dir / f"{index:02d}_{name}.onnx")
         model = check_graph(model, after=name, family=ctx.family)
@@ -65,10 +62,21 @@ def run_passes(
 
 
 def check_graph(model: onnx.ModelProto, after: str, family: str) -> onnx.ModelProto:
-    """onnx.checker + strict shape inference; raises GraphError naming the pass."""
+    """onnx.checker + strict shape inference; raises GraphError naming the pass.
+
+    Plugin nodes have no ONNX schema, so the checker sees a copy in which they sit in a
+    custom domain, and shape inference (which cannot see through them) is skipped."""
+    checked = model
     has_plugins = any(node.op_type in PLUGIN_OPS for node in model.graph.node)
+    if has_plugins:
+        checked = onnx.ModelProto()
+        checked.CopyFrom(model)
+        for node in checked.graph.node:
+            if node.op_type in PLUGIN_OPS:
+                node.domain = "trt.plugins"
+        checked.opset_import.add(domain="trt.plugins", version=1)
     try:
-        onnx.checker.check_model(model, full_check=False)
+        onnx.checker.check_model(checked, full_check=False)
         if not has_plugins:
             model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:

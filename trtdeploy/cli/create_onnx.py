@@ -1,9 +1,96 @@
-"""Placeholder: this command is being written (issue 2)."""
+"""`trtdeploy create-onnx`: a TF2 Object Detection API SSD saved model to ONNX + deploy card."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+from trtdeploy.cli.common import QuietOpt, VerboseOpt, console, setup_logging, user_errors
+from trtdeploy.errors import UsageError
+
+
+def parse_size(text: str | None) -> tuple[int, int] | None:
+    """'300x300' -> (300, 300)."""
+    if text is None:
+        return None
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise UsageError(f"--input-size must look like HxW (e.g. 320x320), got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def create_onnx(
+    saved_model: Path = typer.Option(..., "--saved-model", help="The exported saved_model/ folder."),
+    output: Path = typer.Option(..., "--output", "-o", help="The ONNX file to write (deploy card goes next to it)."),
+    pipeline_config: Path = typer.Option(None, help="pipeline.config (default: next to the saved model folder)."),
+    label_map: Path = typer.Option(None, help="Label map .pbtxt; without it labels are class_1..class_N."),
+    nms: str = typer.Option("efficient", help="NMS head: efficient (EfficientNMS_TRT), batched (BatchedNMS_TRT, "
+                            "TensorRT <= 10), onnx (standard NonMaxSuppression), none (boxes + scores)."),
+    output_layout: str = typer.Option("tfod", help="tfod: normalised y1,x1,y2,x2 boxes, int32 classes; deepstream: "
+                                      "pixel x1,y1,x2,y2 boxes, float classes (DeepStream's EfficientNMS parser)."),
+    batch: int = typer.Option(None, help="Static batch size (default 1)."),
+    dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Leave the batch dimension dynamic."),
+    input_format: str = typer.Option("nhwc", help="Input layout of the ONNX: nhwc or nchw."),
+    input_size: str = typer.Option(None, help="HxW (default: from pipeline.config)."),
+    score_threshold: float = typer.Option(None, help="NMS score threshold (default: pipeline.config)."),
+    iou_threshold: float = typer.Option(None, help="NMS IoU threshold (default: pipeline.config)."),
+    max_detections: int = typer.Option(None, help="Detections kept per image (default: pipeline.config)."),
+    opset: int = typer.Option(17, help="ONNX opset."),
+    debug_dir: Path = typer.Option(None, help="Write the graph after every surgery pass here."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    verbose: int = VerboseOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Convert a TF2 Object Detection API SSD model to ONNX with an NMS head.
+
+    The graph takes float RGB pixels 0-255 of the model's input size (normalisation stays in
+    the graph) and writes MODEL.deploy.json next to MODEL.onnx with every fact later stages
+    need.
+
+    Examples:
+
+      trtdeploy create-onnx --saved-model export/saved_model --label-map label_map.pbtxt -o model.onnx
+
+      trtdeploy create-onnx --saved-model export/saved_model -o model.onnx --nms onnx --dynamic-batch
+
+      trtdeploy create-onnx --saved-model export/saved_model -o ds.onnx --output-layout deepstream
+    """
+    setup_logging(verbose, quiet)
+    with user_errors():
+        if batch is not None and dynamic_batch:
+            raise UsageError("--batch and --dynamic-batch exclude each other")
+        from tfod_trt.create_onnx import CreateOnnxOptions
+        from tfod_trt.create_onnx import create_onnx as run
+
+        with console.status("converting (TensorFlow -> ONNX -> surgery)...", spinner="dots"):
+            result = run(
+                CreateOnnxOptions(
+                    saved_model=saved_model,
+                    output=output,
+                    pipeline_config=pipeline_config,
+                    label_map=label_map,
+                    nms=nms,
+                    output_layout=output_layout,
+                    batch=batch or 1,
+                    dynamic_batch=dynamic_batch,
+                    input_format=input_format,
+                    input_size=parse_size(input_size),
+                    score_threshold=score_threshold,
+                    iou_threshold=iou_threshold,
+                    max_detections=max_detections,
+                    opset=opset,
+                    debug_dir=debug_dir,
+                    force=force,
+                )
+            )
+        card = result.card
+        console.print(
+            f"[green]wrote[/] {result.onnx_path} and {result.card_path.name}: input {card.input.name} "
+            f"{card.input.shape} ({card.input.layout}), {card.output.num_classes} classes, nms={card.output.nms}, "
+            f"layout={card.output.layout}, {result.seconds:.1f} s"
+        )
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app (none yet)."""
+    app.command("create-onnx")(create_onnx)

@@ -1,0 +1,127 @@
+"""What create-onnx needs from a TFOD ``pipeline.config``, read without the TFOD protos."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from trtdeploy.errors import InputError, UnsupportedModelError
+from trtdeploy.prototext import Message, parse_file
+
+# The TF2 model zoo SSD feature extractors create-onnx supports (the capability table:
+# it drives validation and the README matrix).
+SSD_FEATURE_EXTRACTORS = {
+    "ssd_mobilenet_v1_fpn_keras": "SSD MobileNet v1 FPN",
+    "ssd_mobilenet_v2_keras": "SSD MobileNet v2",
+    "ssd_mobilenet_v2_fpn_keras": "SSD MobileNet v2 FPNLite",
+    "ssd_resnet50_v1_fpn_keras": "SSD ResNet50 V1 FPN (RetinaNet50)",
+    "ssd_resnet101_v1_fpn_keras": "SSD ResNet101 V1 FPN",
+    "ssd_resnet152_v1_fpn_keras": "SSD ResNet152 V1 FPN",
+    **{f"ssd_efficientnet-b{i}_bifpn_keras": f"SSD EfficientDet D{i}" for i in range(8)},
+}
+
+
+@dataclass
+class TfodConfig:
+    path: Path
+    feature_extractor: str
+    num_classes: int
+    height: int
+    width: int
+    resizer: str  # "fixed_shape_resizer" | "keep_aspect_ratio_resizer"
+    box_coder_scales: tuple[float, float, float, float]  # y, x, height, width
+    score_converter: str  # "SIGMOID" | "SOFTMAX" | "IDENTITY"
+    logit_scale: float
+    add_background_class: bool
+    score_threshold: float
+    iou_threshold: float
+    max_detections_per_class: int
+    max_total_detections: int
+
+
+def read_pipeline_config(path: Path) -> TfodConfig:
+    path = Path(path)
+    root = parse_file(path)
+    model = root.msg("model")
+    if model is None:
+        raise InputError(f"{path} has no 'model {{ ... }}' block; is it a TFOD pipeline.config?")
+    arch = model.which("ssd", "faster_rcnn", "center_net", "experimental_model")
+    if arch != "ssd":
+        name = {"faster_rcnn": "Faster R-CNN", "center_net": "CenterNet"}.get(arch or "", arch or "unknown")
+        raise UnsupportedModelError(
+            f"{path} describes a {name} model; create-onnx supports TFOD SSD models "
+            f"({', '.join(sorted(set(SSD_FEATURE_EXTRACTORS.values())))})"
+        )
+    ssd = model.msg("ssd")
+    assert ssd is not None
+    extractor = str(ssd.path("feature_extractor.type", ""))
+    if extractor not in SSD_FEATURE_EXTRACTORS:
+        raise UnsupportedModelError(
+            f"{path}: SSD feature extractor {extractor!r} is not supported; supported: "
+            f"{', '.join(SSD_FEATURE_EXTRACTORS)}"
+        )
+    height, width, resizer = _input_size(ssd, path)
+    coder = ssd.path("box_coder.faster_rcnn_box_coder")
+    if not isinstance(coder, Message):
+        raise UnsupportedModelError(f"{path}: only faster_rcnn_box_coder is supported for SSD box decoding")
+    scales = tuple(float(coder.get(k, d)) for k, d in (("y_scale", 10.0), ("x_scale", 10.0), ("height_scale", 5.0), ("width_scale", 5.0)))
+    post = ssd.msg("post_processing") or Message()
+    nms = post.msg("batch_non_max_suppression") or Message()
+    num_classes = int(ssd.get("num_classes", 0))
+    if num_classes < 1:
+        raise InputError(f"{path}: num_classes must be >= 1, found {num_classes}")
+    return TfodConfig(
+        path=path,
+        feature_extractor=extractor,
+        num_classes=num_classes,
+        height=height,
+        width=width,
+        resizer=resizer,
+        box_coder_scales=scales,  # type: ignore[arg-type]
+        score_converter=str(post.get("score_converter", "IDENTITY")),
+        logit_scale=float(post.get("logit_scale", 1.0)),
+        add_background_class=bool(ssd.get("add_background_class", True)),
+        score_threshold=float(nms.get("score_threshold", 0.0)),
+        iou_threshold=float(nms.get("iou_threshold", 0.6)),
+        max_detections_per_class=int(nms.get("max_detections_per_class", 100)),
+        max_total_detections=int(nms.get("max_total_detections", 100)),
+    )
+
+
+def _input_size(ssd: Message, path: Path) -> tuple[int, int, str]:
+    resizer = ssd.msg("image_resizer") or Message()
+    kind = resizer.which("fixed_shape_resizer", "keep_aspect_ratio_resizer")
+    if kind == "fixed_shape_resizer":
+        fixed = resizer.msg(kind) or Message()
+        return int(fixed.get("height", 0)), int(fixed.get("width", 0)), kind
+    if kind == "keep_aspect_ratio_resizer":
+        keep = resizer.msg(kind) or Message()
+        if not keep.get("pad_to_max_dimension", False):
+            raise UnsupportedModelError(
+                f"{path}: keep_aspect_ratio_resizer without pad_to_max_dimension gives a variable input "
+                "size; pass --input-size HxW"
+            )
+        side = int(keep.get("max_dimension", 0))
+        return side, side, kind
+    raise UnsupportedModelError(f"{path}: unsupported image_resizer (expected fixed_shape or keep_aspect_ratio)")
+
+
+def read_label_map(path: Path, num_classes: int) -> list[str]:
+    """Labels indexed by class id 0..num_classes-1 (label-map id minus one). Ids with no
+    entry get ``class_<id>``; an id outside 1..num_classes is an error."""
+    path = Path(path)
+    root = parse_file(path)
+    names: dict[int, str] = {}
+    for item in root.all("item"):
+        if not isinstance(item, Message) or not item.has("id"):
+            raise InputError(f"{path}: every item needs an id")
+        item_id = int(item.get("id"))
+        if not 1 <= item_id <= num_classes:
+            raise InputError(
+                f"{path}: label id {item_id} ({item.get('name')!r}) is outside 1..{num_classes} "
+                f"(pipeline.config num_classes={num_classes})"
+            )
+        names[item_id] = str(item.get("display_name") or item.get("name") or f"class_{item_id}")
+    if not names:
+        raise InputError(f"{path}: no 'item {{ id: ... name: ... }}' entries found")
+    return [names.get(i, f"class_{i}") for i in range(1, num_classes + 1)]

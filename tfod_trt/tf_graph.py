@@ -1,0 +1,277 @@
+"""Cut the part of a TFOD SSD saved model that the ONNX keeps, and convert only that part.
+
+A TFOD export is: input -> resize loop (While) -> normalisation -> backbone + box predictor
+-> decode + score conversion -> per-class NMS loop (While) -> outputs. Surgery throws the two
+loops away, so we never convert them: we freeze the serving signature, replace the resize
+loop's output by a fixed-size placeholder, keep the subgraph up to the tensors TFOD names
+``Postprocessor/raw_box_encodings`` (box deltas, [B,A,4]) and ``Postprocessor/raw_box_scores``
+(converted class scores, [B,A,C or C+1]), and give only that subgraph to tf2onnx.
+
+Anchors are read numerically from TensorFlow: decoding all-zero deltas returns the anchors
+themselves (``raw_box_locations`` = anchor corners), so we never re-implement TFOD's anchor
+generators.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from trtdeploy.errors import GraphError, InputError
+from trtdeploy.lazy import require
+from trtdeploy.log import get_logger
+
+log = get_logger("tfod")
+
+FAMILY = "TFOD SSD"
+ENCODINGS = "Postprocessor/raw_box_encodings"
+SCORES = "Postprocessor/raw_box_scores"
+LOCATIONS = "Postprocessor/raw_box_locations"
+INPUT_NAME = "input_tensor"
+_LOOP_OPS = {"While", "StatelessWhile", "TensorListStack", "TensorArrayGatherV3", "Enter", "Exit"}
+
+
+@dataclass
+class FrozenModel:
+    graph_def: Any  # tf.compat.v1.GraphDef
+    input_tensor: str  # the signature's input, e.g. "input_tensor:0"
+    encodings: str  # node names found by pattern
+    scores: str
+    locations: str
+    resized_images: str  # output of the resize loop, replaced by our input
+
+
+@dataclass
+class CoreGraph:
+    """The converted part: an ONNX model with outputs encodings [B,A,4] and scores [B,A,S]."""
+
+    model: Any  # onnx.ModelProto
+    facts: ModelFacts
+    versions: dict[str, str]
+
+
+def load_frozen(saved_model: Path) -> FrozenModel:
+    """Load the saved model's serving signature and freeze its variables into constants."""
+    tf = require("tensorflow")
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    start = time.perf_counter()
+    try:
+        loaded = tf.saved_model.load(str(saved_model))
+    except (OSError, ValueError, tf.errors.OpError) as exc:
+        raise InputError(f"cannot load saved model {saved_model}: {str(exc).splitlines()[0]}") from exc
+    signature = getattr(loaded, "signatures", {}).get("serving_default")
+    if signature is None:
+        raise InputError(f"{saved_model} has no 'serving_default' signature; export it with exporter_main_v2.py")
+    inputs = list(signature.structured_input_signature[1].values())
+    if len(inputs) != 1:
+        raise UnsupportedInput(saved_model, f"expected one image input, found {[t.name for t in inputs]}")
+    if inputs[0].dtype != tf.float32:
+        raise UnsupportedInput(
+            saved_model,
+            f"input {inputs[0].name} is {inputs[0].dtype.name}; re-export with --input_type float_image_tensor",
+        )
+    frozen = convert_variables_to_constants_v2(signature)
+    graph_def = frozen.graph.as_graph_def()
+    if len(frozen.inputs) != 1:
+        raise UnsupportedInput(saved_model, f"expected one input after freezing, found {[t.name for t in frozen.inputs]}")
+    log.debug("froze %s in %.1f s (%d nodes)", saved_model, time.perf_counter() - start, len(graph_def.node))
+    encodings = _node_by_suffix(graph_def, ENCODINGS)
+    scores = _node_by_suffix(graph_def, SCORES)
+    locations = _node_by_suffix(graph_def, LOCATIONS)
+    input_tensor = frozen.inputs[0].name
+    resized = _find_resize_output(graph_def, encodings, input_tensor.split(":")[0])
+    return FrozenModel(graph_def, input_tensor, encodings, scores, locations, resized)
+
+
+class UnsupportedInput(InputError):
+    def __init__(self, saved_model: Path, what: str) -> None:
+        super().__init__(f"{saved_model}: {what}")
+
+
+def _node_by_suffix(graph_def: Any, suffix: str) -> str:
+    matches = [n.name for n in graph_def.node if n.name == suffix or n.name.endswith("/" + suffix)]
+    if len(matches) != 1:
+        post = sorted({n.name.split("Postprocessor/")[0] + "Postprocessor" for n in graph_def.node if "Postprocessor/" in n.name})
+        found = f"{len(matches)} matches" if matches else f"no such node (Postprocessor scopes: {post[:3] or 'none'})"
+        raise GraphError(
+            f"{FAMILY}: expected one node named '*{suffix}' as TFOD's SSD meta-architecture exports it, "
+            f"found {found}; is this an SSD model exported with exporter_main_v2.py?"
+        )
+    return matches[0]
+
+
+def _strip(name: str) -> str:
+    return name.lstrip("^").split(":")[0]
+
+
+def _ancestors(graph_def: Any, output: str) -> list[str]:
+    """Node names the output depends on (breadth first, output first)."""
+    by_name = {n.name: n for n in graph_def.node}
+    seen = {output}
+    order = [output]
+    queue = deque([output])
+    while queue:
+        node = by_name[queue.popleft()]
+        for inp in node.input:
+            name = _strip(inp)
+            if name not in seen and name in by_name:
+                seen.add(name)
+                order.append(name)
+                queue.append(name)
+    return order
+
+
+def _find_resize_output(graph_def: Any, encodings: str, input_node: str) -> str:
+    """The tensor that carries the resized batch into the network: the output of the resize
+    loop that is an ancestor of the box encodings and carries a rank-3 (H,W,3) element."""
+    by_name = {n.name: n for n in graph_def.node}
+    candidates = []
+    for name in _ancestors(graph_def, encodings):
+        node = by_name[name]
+        if node.op not in ("TensorListStack", "TensorArrayGatherV3"):
+            continue
+        if _element_rank(by_name, node) == 3:
+            candidates.append(name)
+    if len(candidates) != 1:
+        raise GraphError(
+            f"{FAMILY}: expected the preprocessing resize loop (a TensorListStack of images) before the "
+            f"feature extractor, found {len(candidates)} candidates {candidates[:3]}"
+        )
+    return candidates[0]
+
+
+def _element_rank(by_name: dict[str, Any], node: Any) -> int | None:
+    if "element_shape" in node.attr and node.attr["element_shape"].shape.dim:
+        return len(node.attr["element_shape"].shape.dim)
+    if len(node.input) > 1:
+        shape_node = by_name.get(_strip(node.input[1]))
+        if shape_node is not None and shape_node.op == "Const":
+            tensor = shape_node.attr["value"].tensor
+            dims = tensor.tensor_shape.dim
+            return int(dims[0].size) if dims else None
+    return None
+
+
+@dataclass
+class ModelFacts:
+    """Facts read by running TensorFlow once on probe images of the input size."""
+
+    anchors: np.ndarray  # [A,4] y1,x1,y2,x2 normalised
+    num_score_columns: int
+    norm_scale: np.ndarray  # [3]: the network sees norm_scale * pixel + norm_offset
+    norm_offset: np.ndarray  # [3]
+
+
+def read_model_facts(frozen: FrozenModel, height: int, width: int) -> ModelFacts:
+    """Run TensorFlow on probe images to read the anchors, the score columns and the
+    preprocessing normalisation.
+
+    Anchors: TF lets us feed any tensor, so decoding all-zero deltas returns the anchor
+    corners. Normalisation: TFOD normalises each image inside its resize loop; on an image
+    that already has the input size the resize is the identity, so the loop output is the
+    normalised image. We measure it on black, white and random images and require a
+    per-channel affine map (true for every TFOD backbone), then rebuild it in front of the cut.
+    """
+    tf = require("tensorflow")
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(frozen.graph_def, name="")
+    rng = np.random.default_rng(0)
+    probes = np.stack([
+        np.zeros((height, width, 3), np.float32),
+        np.full((height, width, 3), 255.0, np.float32),
+        rng.uniform(0, 255, (height, width, 3)).astype(np.float32),
+    ])
+    with tf.compat.v1.Session(graph=graph) as sess:
+        enc_t = graph.get_tensor_by_name(frozen.encodings + ":0")
+        scores_t = graph.get_tensor_by_name(frozen.scores + ":0")
+        loc_t = graph.get_tensor_by_name(frozen.locations + ":0")
+        resized_t = graph.get_tensor_by_name(frozen.resized_images + ":0")
+        feed = {frozen.input_tensor: probes[:1]}
+        encodings, scores = sess.run([enc_t, scores_t], feed)
+        feed[enc_t] = np.zeros_like(encodings)
+        anchors = sess.run(loc_t, feed)
+        normalised = sess.run(resized_t, {frozen.input_tensor: probes})
+    if encodings.ndim != 3 or encodings.shape[-1] != 4:
+        raise GraphError(f"{FAMILY}: box encodings have shape {encodings.shape}, expected [1,A,4]")
+    if normalised.shape[1:3] != (height, width):
+        raise GraphError(f"{FAMILY}: the resize loop returned {normalised.shape[1:3]} for a {height}x{width} input")
+    offset = normalised[0].reshape(-1, 3).mean(axis=0)
+    scale = (normalised[1].reshape(-1, 3).mean(axis=0) - offset) / 255.0
+    predicted = probes[2] * scale + offset
+    err = float(np.abs(predicted - normalised[2]).max())
+    if err > 1e-4 * max(1.0, float(np.abs(normalised[2]).max())):
+        raise GraphError(
+            f"{FAMILY}: the preprocessing is not a per-channel affine map of the pixels (error {err:.3g}); "
+            "this export's preprocessing is not supported"
+        )
+    return ModelFacts(anchors.reshape(-1, 4).astype(np.float32), int(scores.shape[-1]),
+                      scale.astype(np.float32), offset.astype(np.float32))
+
+
+def cut_graph(frozen: FrozenModel, batch: int | None, height: int, width: int, facts: ModelFacts) -> Any:
+    """A GraphDef from a new float placeholder [batch,H,W,3] (RGB 0-255, already at the input
+    size) through the measured normalisation to the encodings and scores."""
+    tf = require("tensorflow")
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.CopyFrom(frozen.graph_def)
+    resized = frozen.resized_images
+    normalised = "Preprocessor_normalize/add"
+    for node in graph_def.node:
+        for i, inp in enumerate(node.input):
+            if inp in (resized, resized + ":0"):
+                node.input[i] = normalised
+    placeholder = graph_def.node.add()
+    placeholder.name = INPUT_NAME
+    placeholder.op = "Placeholder"
+    placeholder.attr["dtype"].type = tf.float32.as_datatype_enum
+    placeholder.attr["shape"].shape.CopyFrom(tf.TensorShape([batch, height, width, 3]).as_proto())
+    for name, value in (("Preprocessor_normalize/scale", facts.norm_scale),
+                        ("Preprocessor_normalize/offset", facts.norm_offset)):
+        const = graph_def.node.add()
+        const.name, const.op = name, "Const"
+        const.attr["dtype"].type = tf.float32.as_datatype_enum
+        const.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(value.astype(np.float32)))
+    for name, op, inputs in (
+        ("Preprocessor_normalize/mul", "Mul", [INPUT_NAME, "Preprocessor_normalize/scale"]),
+        (normalised, "AddV2", ["Preprocessor_normalize/mul", "Preprocessor_normalize/offset"]),
+    ):
+        node = graph_def.node.add()
+        node.name, node.op = name, op
+        node.input.extend(inputs)
+        node.attr["T"].type = tf.float32.as_datatype_enum
+    sub = tf.compat.v1.graph_util.extract_sub_graph(graph_def, [frozen.encodings, frozen.scores])
+    left = sorted({n.op for n in sub.node} & _LOOP_OPS)
+    original_input = frozen.input_tensor.split(":")[0]
+    if left or any(n.name == original_input for n in sub.node if n.name != INPUT_NAME):
+        raise GraphError(
+            f"{FAMILY}: after cutting at the resize loop the network still depends on "
+            f"{left or original_input}; this export's preprocessing is not the expected TFOD layout"
+        )
+    return sub
+
+
+def convert_core(saved_model: Path, batch: int | None, height: int, width: int, opset: int, nchw: bool) -> CoreGraph:
+    """Freeze, cut and convert with tf2onnx; the ONNX outputs encodings and scores."""
+    tf = require("tensorflow")
+    tf2onnx = require("tf2onnx")
+    frozen = load_frozen(saved_model)
+    facts = read_model_facts(frozen, height, width)
+    sub = cut_graph(frozen, batch, height, width, facts)
+    start = time.perf_counter()
+    model, _ = tf2onnx.convert.from_graph_def(
+        sub,
+        input_names=[INPUT_NAME + ":0"],
+        output_names=[frozen.encodings + ":0", frozen.scores + ":0"],
+        opset=opset,
+        inputs_as_nchw=[INPUT_NAME + ":0"] if nchw else None,
+    )
+    log.debug("tf2onnx converted the cut graph in %.1f s", time.perf_counter() - start)
+    versions = {"tensorflow": tf.__version__, "tf2onnx": tf2onnx.__version__}
+    return CoreGraph(model=model, facts=facts, versions=versions)

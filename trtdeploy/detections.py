@@ -1,0 +1,122 @@
+"""Detections in one convention, read from any output contract, and matched across runtimes.
+
+The common convention: per image, boxes [N,4] normalised y1,x1,y2,x2, scores [N] sorted
+descending, classes [N] int 0-based into the deploy card's labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from trtdeploy.deploy_card import DeployCard
+from trtdeploy.errors import InputError
+
+
+@dataclass
+class Detections:
+    boxes: np.ndarray  # [N,4] float32 normalised y1,x1,y2,x2
+    scores: np.ndarray  # [N] float32
+    classes: np.ndarray  # [N] int64
+
+    def above(self, threshold: float) -> Detections:
+        keep = self.scores >= threshold
+        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+
+def from_nms_outputs(outputs: list[np.ndarray], card: DeployCard) -> list[Detections]:
+    """Split a batch of NMS-layout outputs (count, boxes, scores, classes) into Detections."""
+    if card.output.layout not in ("tfod", "deepstream", "batched"):
+        raise InputError(f"output layout {card.output.layout!r} has no NMS outputs to read")
+    count, boxes, scores, classes = outputs[:4]
+    result = []
+    for b in range(boxes.shape[0]):
+        n = int(np.asarray(count[b]).reshape(-1)[0])
+        result.append(
+            Detections(
+                to_normalized_yxyx(boxes[b, :n].astype(np.float32), card),
+                scores[b, :n].astype(np.float32),
+                np.rint(classes[b, :n]).astype(np.int64) - card.output.class_id_base,
+            )
+        )
+    return result
+
+
+def to_normalized_yxyx(boxes: np.ndarray, card: DeployCard) -> np.ndarray:
+    """Boxes in the card's format/units -> normalised y1,x1,y2,x2."""
+    out = boxes.astype(np.float32, copy=True)
+    if card.output.box_format == "x1y1x2y2":
+        out = out[:, [1, 0, 3, 2]]
+    elif card.output.box_format != "y1x1y2x2":
+        raise InputError(f"cannot read box format {card.output.box_format!r}")
+    if card.output.box_units == "pixels":
+        h, w = card.input.height, card.input.width
+        out = out / np.array([h, w, h, w], np.float32)
+    return out
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in a [N,4] with every box in b [M,4] (y1,x1,y2,x2)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)), np.float64)
+    a = a.astype(np.float64)[:, None, :]
+    b = b.astype(np.float64)[None, :, :]
+    inter_h = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    inter_w = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = inter_h * inter_w
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), (np.abs(a - b).sum(-1) == 0).astype(np.float64))
+
+
+@dataclass
+class MatchStats:
+    reference: int = 0  # detections in the reference above the threshold
+    matched: int = 0
+    candidate: int = 0  # detections in the candidate above the threshold
+    max_score_diff: float = 0.0
+    max_box_diff: float = 0.0
+    min_iou: float = 1.0
+    count_diff: int = 0  # largest |count difference| over images
+
+    @property
+    def matched_fraction(self) -> float:
+        return self.matched / self.reference if self.reference else 1.0
+
+    def merge(self, other: MatchStats) -> MatchStats:
+        return MatchStats(
+            self.reference + other.reference,
+            self.matched + other.matched,
+            self.candidate + other.candidate,
+            max(self.max_score_diff, other.max_score_diff),
+            max(self.max_box_diff, other.max_box_diff),
+            min(self.min_iou, other.min_iou),
+            max(self.count_diff, other.count_diff),
+        )
+
+
+def match(reference: Detections, candidate: Detections, iou_threshold: float) -> MatchStats:
+    """Greedy matching in reference score order: each reference detection takes the unmatched
+    candidate of the same class with the highest IoU, if that IoU >= iou_threshold."""
+    stats = MatchStats(reference=len(reference), candidate=len(candidate), count_diff=abs(len(reference) - len(candidate)))
+    ious = iou_matrix(reference.boxes, candidate.boxes)
+    taken = np.zeros(len(candidate), bool)
+    for i in np.argsort(-reference.scores, kind="stable"):
+        same = (candidate.classes == reference.classes[i]) & ~taken
+        if not same.any():
+            continue
+        row = np.where(same, ious[i], -1.0)
+        j = int(np.argmax(row))
+        if row[j] < iou_threshold:
+            continue
+        taken[j] = True
+        stats.matched += 1
+        stats.max_score_diff = max(stats.max_score_diff, float(abs(reference.scores[i] - candidate.scores[j])))
+        stats.max_box_diff = max(stats.max_box_diff, float(np.abs(reference.boxes[i] - candidate.boxes[j]).max()))
+        stats.min_iou = min(stats.min_iou, float(row[j]))
+    return stats
