@@ -21,15 +21,23 @@ import tempfile
 import time
 from pathlib import Path
 
-# This script is named like the package it measures: keep its own folder off the import path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import numpy as np
 from PIL import Image
 
+# This script is named like the package it measures: keep its own folder off the import path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
 # Colour photos shipped inside scikit-image (no download).
-PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "hubble_deep_field.jpg", "retina.jpg",
-          "motorcycle_left.png", "color.png")
+PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "motorcycle_left.png",
+    "color.png",
+)
 
 
 def make_jpegs(folder: Path, count: int, size: tuple[int, int] = (640, 480)) -> list[Path]:
@@ -98,8 +106,10 @@ def main() -> None:
             start = time.perf_counter()
             result = calibrate_onnx(args.onnx, paths, spec, method="entropy", batch_size=args.batch)
             took = time.perf_counter() - start
-            print(f"CPU entropy calibration of {Path(args.onnx).name} on {len(paths)} images: {took:.1f} s "
-                  f"({len(result.amax)} tensors)")
+            print(
+                f"CPU entropy calibration of {Path(args.onnx).name} on {len(paths)} images: {took:.1f} s "
+                f"({len(result.amax)} tensors)"
+            )
 
 
 if __name__ == "__main__":

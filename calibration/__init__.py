@@ -30,7 +30,7 @@ from calibration.images import list_images
 from calibration.ort_calibrate import CalibrationResult, calibrate_onnx
 from calibration.preprocess import PreprocessSpec
 from calibration.qdq import QdqReport, insert_qdq, write_qdq_onnx
-from calibration.quantize import quantize_onnx, save_result
+from calibration.quantize import make_qdq_onnx, quantize_onnx, save_result
 from calibration.ranges import CalibrationMethod
 from calibration.sidecar import CacheKey, reuse_problem
 from calibration.tensorfile import read_tensorfile, tensorfile_info, write_tensorfile
@@ -54,6 +54,7 @@ __all__ = [
     "insert_qdq",
     "inspect_cache",
     "list_images",
+    "make_qdq_onnx",
     "make_trt_calibrator",
     "parse_cache",
     "quantize_onnx",

@@ -74,7 +74,7 @@ class ImageBatcher:
 
     def _chunks(self) -> Iterator[Sequence[Path]]:
         for start in range(0, len(self.paths), self.batch_size):
-            chunk = self.paths[start:start + self.batch_size]
+            chunk = self.paths[start : start + self.batch_size]
             if len(chunk) < self.batch_size and self.drop_last:
                 return
             yield chunk
@@ -92,9 +92,12 @@ class ImageBatcher:
     def _iter_threads(self, workers: int) -> Iterator[np.ndarray]:
         spec = self.preprocess
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="calib-decode") as pool:
+
             def submit(chunk: Sequence[Path], _slot: int) -> tuple[np.ndarray, list[Future[None]]]:
                 batch = np.empty(spec.shape(len(chunk)), spec.dtype)
-                futures = [pool.submit(spec.load_tensor_into, p, batch[i], self.fast_decode) for i, p in enumerate(chunk)]
+                futures = [
+                    pool.submit(spec.load_tensor_into, p, batch[i], self.fast_decode) for i, p in enumerate(chunk)
+                ]
                 return batch, futures
 
             for batch, _ in self._schedule(submit):
@@ -115,9 +118,10 @@ class ImageBatcher:
         try:
             context = mp.get_context("fork")
             with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+
                 def submit(chunk: Sequence[Path], slot: int) -> tuple[np.ndarray, list[Future[None]]]:
                     futures = [
-                        pool.submit(_fill_slot, key, slot, start, [str(p) for p in chunk[start:start + step]])
+                        pool.submit(_fill_slot, key, slot, start, [str(p) for p in chunk[start : start + step]])
                         for start in range(0, len(chunk), step)
                     ]
                     return ring[slot, : len(chunk)], futures

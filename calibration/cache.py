@@ -111,8 +111,12 @@ class CalibrationCache:
         return {name: bits_to_scale(b) for name, b in self.bits.items()}
 
     @classmethod
-    def from_amax(cls, amax: dict[str, float], trt_version: str | TrtVersion = NEWEST_TRT10,
-                  algorithm: str = "EntropyCalibration2") -> CalibrationCache:
+    def from_amax(
+        cls,
+        amax: dict[str, float],
+        trt_version: str | TrtVersion = NEWEST_TRT10,
+        algorithm: str = "EntropyCalibration2",
+    ) -> CalibrationCache:
         """A cache from per-tensor ranges: scale = amax / 127."""
         version = trt_version if isinstance(trt_version, TrtVersion) else TrtVersion.parse(trt_version)
         if algorithm not in ALGORITHMS:
@@ -186,14 +190,20 @@ class CacheSummary:
     def lines(self) -> list[str]:
         out = [
             f"header:     {self.header}",
-            f"TensorRT:   {self.trt_version}" + ("  (legacy <= 8 number encoding on TensorRT >= 10)" if self.legacy_encoded else ""),
+            f"TensorRT:   {self.trt_version}"
+            + ("  (legacy <= 8 number encoding on TensorRT >= 10)" if self.legacy_encoded else ""),
             f"algorithm:  {self.algorithm}",
             f"tensors:    {self.tensor_count}",
         ]
         if self.min_scale is not None:
-            out.append(f"scales:     {self.min_scale:.6g} .. {self.max_scale:.6g} "
-                       f"(amax {self.min_scale * 127:.6g} .. {self.max_scale * 127:.6g})")
-        out.append(f"infinite:   {len(self.infinite)}" + (f" ({', '.join(self.infinite[:5])}{' ...' if len(self.infinite) > 5 else ''})" if self.infinite else ""))
+            out.append(
+                f"scales:     {self.min_scale:.6g} .. {self.max_scale:.6g} "
+                f"(amax {self.min_scale * 127:.6g} .. {self.max_scale * 127:.6g})"
+            )
+        out.append(
+            f"infinite:   {len(self.infinite)}"
+            + (f" ({', '.join(self.infinite[:5])}{' ...' if len(self.infinite) > 5 else ''})" if self.infinite else "")
+        )
         if self.non_finite_or_zero:
             out.append(f"zero/NaN:   {len(self.non_finite_or_zero)} ({', '.join(self.non_finite_or_zero[:5])})")
         return out
@@ -235,9 +245,11 @@ class CacheDiff:
 
     def largest(self, count: int = 10) -> list[tuple[str, float]]:
         """The tensors whose scales differ most (by |log ratio|; inf/NaN first)."""
+
         def key(item: tuple[str, float]) -> float:
             r = item[1]
             return math.inf if not math.isfinite(r) or r <= 0 else abs(math.log(r))
+
         return sorted(self.ratios.items(), key=key, reverse=True)[:count]
 
 

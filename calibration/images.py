@@ -47,7 +47,9 @@ def list_images(
     elif source.is_file():
         paths = _list_file_paths(source)
     else:
-        raise CalibrationError(f"calibration image source {source} does not exist (give a folder, list file or COCO JSON)")
+        raise CalibrationError(
+            f"calibration image source {source} does not exist (give a folder, list file or COCO JSON)"
+        )
     if num is not None:
         if num <= 0:
             raise CalibrationError(f"number of calibration images must be positive, got {num}")
@@ -69,7 +71,9 @@ def _list_file_paths(list_file: Path) -> list[Path]:
             continue
         path = Path(entry) if Path(entry).is_absolute() else list_file.parent / entry
         if not path.is_file():
-            raise CalibrationError(f"{list_file} line {number}: image {entry!r} not found (paths are relative to the list file)")
+            raise CalibrationError(
+                f"{list_file} line {number}: image {entry!r} not found (paths are relative to the list file)"
+            )
         if path.suffix.lower() not in EXTENSIONS:
             raise CalibrationError(f"{list_file} line {number}: {entry!r} is not a jpg/jpeg/png/bmp file")
         paths.append(path)
@@ -142,7 +146,9 @@ def to_8bit(image: Image.Image, gray: bool, source: str | Path = "image") -> Ima
     if mode.startswith("I;16") or mode == "I":
         values = np.asarray(image).astype(np.int64)
         if values.size and (values.min() < 0 or values.max() > 65535):
-            raise CalibrationError(f"{source}: 32-bit integer pixels outside 0..65535 are not supported; convert to 8-bit")
+            raise CalibrationError(
+                f"{source}: 32-bit integer pixels outside 0..65535 are not supported; convert to 8-bit"
+            )
         eight = ((values * 255 + 32767) // 65535).astype(np.uint8)  # round(v / 257)
         return Image.fromarray(eight, "L").convert(target)
     if mode in ("P", "PA"):

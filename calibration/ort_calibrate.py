@@ -69,7 +69,9 @@ def as_batches(
         images = list_images(images, num=num, seed=seed)
     elif not isinstance(images, Sequence):
         return images
-    return ImageBatcher(list(images), preprocess, batch_size, workers=workers, fast_decode=fast_decode, drop_last=drop_last)
+    return ImageBatcher(
+        list(images), preprocess, batch_size, workers=workers, fast_decode=fast_decode, drop_last=drop_last
+    )
 
 
 def _load(onnx_path: str | Path):  # type: ignore[no-untyped-def]
@@ -159,8 +161,16 @@ def calibrate_onnx(
             raise CalibrationError(f"tensors {unknown[:5]} are not float activations of {onnx_path}")
         names = [n for n in names if n in set(tensors)]
     fixed = _input_batch(model, input_name)
-    batches = as_batches(images, preprocess, fixed or batch_size, num=num, seed=seed,
-                         fast_decode=fast_decode, workers=workers, drop_last=fixed is not None)
+    batches = as_batches(
+        images,
+        preprocess,
+        fixed or batch_size,
+        num=num,
+        seed=seed,
+        fast_decode=fast_decode,
+        workers=workers,
+        drop_last=fixed is not None,
+    )
 
     existing = {o.name for o in model.graph.output}
     for name in names:
@@ -174,7 +184,9 @@ def calibrate_onnx(
     except Exception as exc:  # ORT raises its own exception types
         raise CalibrationError(f"ONNX Runtime cannot load {onnx_path} for calibration: {exc}") from exc
     fetch = [n for n in names if n != input_name]
-    want_dtype = np.float16 if preprocess.dtype == "float16" else (np.uint8 if preprocess.dtype == "uint8" else np.float32)
+    want_dtype = (
+        np.float16 if preprocess.dtype == "float16" else (np.uint8 if preprocess.dtype == "uint8" else np.float32)
+    )
     expected = session.get_inputs()[0].type
     if "float16" in expected:
         want_dtype = np.float16
@@ -189,7 +201,7 @@ def calibrate_onnx(
                 f"ONNX Runtime failed on a calibration batch of shape {list(batch.shape)} for input "
                 f"{input_name!r}: {str(exc).splitlines()[0]} (does the preprocessing match the model?)"
             ) from exc
-        values = dict(zip(fetch, outputs))
+        values = dict(zip(fetch, outputs, strict=True))
         values[input_name] = batch
         return values
 
@@ -219,5 +231,12 @@ def calibrate_onnx(
         raise CalibrationError("no calibration batches were produced")
     amax = {name: amax_from(hists[name], method, percentile) for name in names if name in hists}
     took = time.perf_counter() - start
-    log.info("calibrated %d tensors of %s on %d images (%s) in %.1f s", len(amax), Path(onnx_path).name, count, method.value, took)
+    log.info(
+        "calibrated %d tensors of %s on %d images (%s) in %.1f s",
+        len(amax),
+        Path(onnx_path).name,
+        count,
+        method.value,
+        took,
+    )
     return CalibrationResult(amax, method, count, input_name, took, hists)

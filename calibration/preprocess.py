@@ -75,12 +75,20 @@ class PreprocessSpec:
             (self.pad_corner in ("center", "top_left"), f"pad corner {self.pad_corner!r} must be center or top_left"),
             (self.resample in RESAMPLE, f"resample filter {self.resample!r} must be one of {', '.join(RESAMPLE)}"),
             (self.dtype in DTYPES, f"dtype {self.dtype!r} must be one of {', '.join(DTYPES)}"),
-            (self.height > 0 and self.width > 0, f"input size {self.width}x{self.height} must be positive (fixed, not -1)"),
+            (
+                self.height > 0 and self.width > 0,
+                f"input size {self.width}x{self.height} must be positive (fixed, not -1)",
+            ),
             (len(self.offsets) == self.channels, f"{len(self.offsets)} offsets for {self.channels} channels"),
-            (len(self.pad_color) == self.channels, f"{len(self.pad_color)} pad colour values for {self.channels} channels"),
+            (
+                len(self.pad_color) == self.channels,
+                f"{len(self.pad_color)} pad colour values for {self.channels} channels",
+            ),
             (math.isfinite(self.scale), f"scale {self.scale} must be finite"),
-            (self.dtype != "uint8" or (self.scale == 1 and not any(self.offsets)),
-             f"a uint8 input takes raw pixels: scale must be 1 and offsets 0 (got {self.scale}, {list(self.offsets)})"),
+            (
+                self.dtype != "uint8" or (self.scale == 1 and not any(self.offsets)),
+                f"a uint8 input takes raw pixels: scale must be 1 and offsets 0 (got {self.scale}, {list(self.offsets)})",
+            ),
         ]
         for ok, message in checks:
             if not ok:
@@ -132,7 +140,10 @@ class PreprocessSpec:
         """Open, orient and convert one file to 8-bit (steps 1)."""
         draft = None
         if fast_decode:
-            draft = (math.ceil(self.width * FAST_DECODE_MIN_FRACTION), math.ceil(self.height * FAST_DECODE_MIN_FRACTION))
+            draft = (
+                math.ceil(self.width * FAST_DECODE_MIN_FRACTION),
+                math.ceil(self.height * FAST_DECODE_MIN_FRACTION),
+            )
             if self.resize == "letterbox":
                 draft = None  # the draft rule works per dimension; a letterbox target depends on both
         image = open_image(path, draft)
@@ -154,7 +165,7 @@ class PreprocessSpec:
             left, top = ((W - nw) // 2, (H - nh) // 2) if self.pad_corner == "center" else (0, 0)
             array = np.empty((H, W, self.channels), np.uint8)
             array[...] = np.asarray(self.pad_color, np.uint8)
-            array[top:top + nh, left:left + nw] = np.asarray(resized).reshape(nh, nw, self.channels)
+            array[top : top + nh, left : left + nw] = np.asarray(resized).reshape(nh, nw, self.channels)
         if array.ndim == 2:
             array = array[:, :, None]
         if self.color_order == "BGR":

@@ -42,8 +42,10 @@ class QdqReport:
     weights: int = 0  # weights stored as int8
 
     def summary(self) -> str:
-        return (f"{len(self.quantized)} nodes quantized ({self.activations} activation Q/DQ pairs, "
-                f"{self.weights} int8 weights), {len(self.skipped)} left in float")
+        return (
+            f"{len(self.quantized)} nodes quantized ({self.activations} activation Q/DQ pairs, "
+            f"{self.weights} int8 weights), {len(self.skipped)} left in float"
+        )
 
 
 def amax_of(ranges: CalibrationCache | Mapping[str, float]) -> dict[str, float]:
@@ -62,8 +64,10 @@ def insert_qdq(model, ranges: CalibrationCache | Mapping[str, float], exclude: I
     exclude = set(exclude)
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     if opset < MIN_OPSET:
-        raise CalibrationError(f"Q/DQ insertion needs ONNX opset >= {MIN_OPSET} (per-channel DequantizeLinear); "
-                               f"the model has opset {opset}: re-export it with a newer opset")
+        raise CalibrationError(
+            f"Q/DQ insertion needs ONNX opset >= {MIN_OPSET} (per-channel DequantizeLinear); "
+            f"the model has opset {opset}: re-export it with a newer opset"
+        )
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
@@ -101,8 +105,12 @@ def insert_qdq(model, ranges: CalibrationCache | Mapping[str, float], exclude: I
             new_inits.append(numpy_helper.from_array(np.array(0, np.int8), zero))
             q_out, dq_out = unique(f"{tensor}_quantized"), unique(f"{tensor}_dequantized")
             nodes = [
-                helper.make_node("QuantizeLinear", [tensor, scale, zero], [q_out], name=unique(f"{tensor}_QuantizeLinear")),
-                helper.make_node("DequantizeLinear", [q_out, scale, zero], [dq_out], name=unique(f"{tensor}_DequantizeLinear")),
+                helper.make_node(
+                    "QuantizeLinear", [tensor, scale, zero], [q_out], name=unique(f"{tensor}_QuantizeLinear")
+                ),
+                helper.make_node(
+                    "DequantizeLinear", [q_out, scale, zero], [dq_out], name=unique(f"{tensor}_DequantizeLinear")
+                ),
             ]
             act_dq[tensor] = (dq_out, nodes)
             report.activations += 1
@@ -118,12 +126,22 @@ def insert_qdq(model, ranges: CalibrationCache | Mapping[str, float], exclude: I
             shape = [1] * w.ndim
             shape[axis] = -1
             q = np.clip(np.rint(w / scales.astype(np.float64).reshape(shape)), -127, 127).astype(np.int8)
-            q_name, s_name, z_name = unique(f"{tensor}_int8"), unique(f"{tensor}_qdq_scale"), unique(f"{tensor}_qdq_zero_point")
+            q_name, s_name, z_name = (
+                unique(f"{tensor}_int8"),
+                unique(f"{tensor}_qdq_scale"),
+                unique(f"{tensor}_qdq_zero_point"),
+            )
             new_inits.append(numpy_helper.from_array(q, q_name))
             new_inits.append(numpy_helper.from_array(scales, s_name))
             new_inits.append(numpy_helper.from_array(np.zeros(len(scales), np.int8), z_name))
             dq_out = unique(f"{tensor}_dequantized")
-            node = helper.make_node("DequantizeLinear", [q_name, s_name, z_name], [dq_out], name=unique(f"{tensor}_DequantizeLinear"), axis=axis)
+            node = helper.make_node(
+                "DequantizeLinear",
+                [q_name, s_name, z_name],
+                [dq_out],
+                name=unique(f"{tensor}_DequantizeLinear"),
+                axis=axis,
+            )
             weight_dq[key] = (dq_out, [node])
             report.weights += 1
         return weight_dq[key]
@@ -213,8 +231,9 @@ def write_qdq_onnx(
     model = _load(onnx_in)
     qdq, report = insert_qdq(model, ranges, exclude)
     if not report.quantized:
-        raise CalibrationError(f"no Conv/MatMul/Gemm in {onnx_in} could be quantized "
-                               f"({next(iter(report.skipped.values()), 'none found')})")
+        raise CalibrationError(
+            f"no Conv/MatMul/Gemm in {onnx_in} could be quantized ({next(iter(report.skipped.values()), 'none found')})"
+        )
     try:
         onnx.checker.check_model(qdq)
     except onnx.checker.ValidationError as exc:

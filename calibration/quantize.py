@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from calibration.batcher import BatchSource
 from calibration.cache import NEWEST_TRT10, CalibrationCache, TrtVersion
@@ -18,16 +19,28 @@ from calibration.sidecar import CacheKey, save_cache_with_sidecar
 log = logging.getLogger("trtdeploy.calibration")
 
 
-def save_result(result: CalibrationResult, onnx_path: str | Path, preprocess: PreprocessSpec, cache_path: str | Path,
-                trt_version: str | TrtVersion = NEWEST_TRT10, algorithm: str | None = None) -> CalibrationCache:
+def save_result(
+    result: CalibrationResult,
+    onnx_path: str | Path,
+    preprocess: PreprocessSpec,
+    cache_path: str | Path,
+    trt_version: str | TrtVersion = NEWEST_TRT10,
+    algorithm: str | None = None,
+) -> CalibrationCache:
     """Write ``result`` as a TensorRT cache (header for ``trt_version``) with its sidecar."""
     from calibration._io import file_digest
 
     version = trt_version if isinstance(trt_version, TrtVersion) else TrtVersion.parse(trt_version)
     cache = result.cache(version, algorithm)
     key = CacheKey(file_digest(Path(onnx_path)), preprocess.to_dict(), cache.algorithm, str(version))
-    save_cache_with_sidecar(cache, Path(cache_path), key, method=result.method.value, num_images=result.num_images,
-                            source="cpu (ONNX Runtime)")
+    save_cache_with_sidecar(
+        cache,
+        Path(cache_path),
+        key,
+        method=result.method.value,
+        num_images=result.num_images,
+        source="cpu (ONNX Runtime)",
+    )
     log.info("wrote calibration cache %s (%d tensors, %s)", cache_path, len(cache.bits), cache.header)
     return cache
 
@@ -58,8 +71,18 @@ def quantize_onnx(
     ModelOpt's ONNX quantizer instead of our own insertion (needs ``nvidia-modelopt``).
     """
     method = CalibrationMethod.parse(method)
-    result = calibrate_onnx(onnx_in, images, preprocess, method, batch_size=batch_size, num=num, seed=seed,
-                            percentile=percentile, fast_decode=fast_decode, workers=workers)
+    result = calibrate_onnx(
+        onnx_in,
+        images,
+        preprocess,
+        method,
+        batch_size=batch_size,
+        num=num,
+        seed=seed,
+        percentile=percentile,
+        fast_decode=fast_decode,
+        workers=workers,
+    )
     if cache_path is not None:
         cache = save_result(result, onnx_in, preprocess, cache_path, trt_version)
     else:
@@ -83,6 +106,69 @@ def _modelopt_qdq(onnx_in: str | Path, onnx_out: str | Path, cache: CalibrationC
     with tempfile.TemporaryDirectory() as tmp:
         cache_file = Path(tmp) / "calibration.cache"
         cache.save(cache_file)
-        mq.quantize(str(onnx_in), quantize_mode="int8", calibration_cache_path=str(cache_file),
-                    op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_exclude=list(exclude) or None,
-                    output_path=str(onnx_out))
+        mq.quantize(
+            str(onnx_in),
+            quantize_mode="int8",
+            calibration_cache_path=str(cache_file),
+            op_types_to_quantize=list(QUANTIZED_OPS),
+            nodes_to_exclude=list(exclude) or None,
+            output_path=str(onnx_out),
+        )
+
+
+def make_qdq_onnx(
+    *,
+    onnx_path: str | Path,
+    output: str | Path,
+    images: BatchSource | Sequence[Path] | str | Path | None = None,
+    cache: str | Path | None = None,
+    num_images: int | None = None,
+    batch_size: int = 8,
+    card: Any = None,
+    preprocess: PreprocessSpec | None = None,
+    method: str | CalibrationMethod = CalibrationMethod.ENTROPY,
+    trt_version: str | TrtVersion = NEWEST_TRT10,
+    exclude: Iterable[str] = (),
+) -> Path:
+    """build-engine's entry for strongly typed INT8: a Q/DQ ONNX at ``output``.
+
+    Reuses ``cache`` when its sidecar matches this ONNX, preprocessing, algorithm and
+    ``trt_version``; otherwise calibrates on ``images`` (and writes ``cache`` if given). Without
+    images, a non-matching cache is an error saying why.
+    """
+    from calibration._io import file_digest
+    from calibration.sidecar import reuse_problem
+    from calibration.trt_calibrator import resolve_preprocess
+
+    method = CalibrationMethod.parse(method)
+    spec = resolve_preprocess(preprocess, card)
+    version = trt_version if isinstance(trt_version, TrtVersion) else TrtVersion.parse(trt_version)
+    if cache is not None:
+        key = CacheKey(file_digest(Path(onnx_path)), spec.to_dict(), HEADER_ALGORITHM[method], str(version))
+        problem = reuse_problem(Path(cache), key)
+        if problem is None:
+            from calibration.cache import read_cache
+
+            log.info("reusing calibration cache %s for the Q/DQ ONNX (sidecar matches)", cache)
+            write_qdq_onnx(onnx_path, output, read_cache(Path(cache)), exclude)
+            return Path(output)
+        if images is None:
+            raise CalibrationError(
+                f"calibration cache {cache} cannot be reused ({problem}) and no calibration "
+                "images were given to recalibrate"
+            )
+    elif images is None:
+        raise CalibrationError("a Q/DQ ONNX needs calibration images or a matching calibration cache")
+    quantize_onnx(
+        onnx_path,
+        output,
+        images,
+        spec,
+        method,
+        cache_path=cache,
+        trt_version=version,
+        batch_size=batch_size,
+        num=num_images,
+        exclude=exclude,
+    )
+    return Path(output)

@@ -37,7 +37,7 @@ MIN_AMAX = 1e-8
 KL_TIE_TOLERANCE = 1e-9  # an all-zero tensor still needs a positive scale
 
 
-class CalibrationMethod(str, enum.Enum):
+class CalibrationMethod(enum.StrEnum):
     ENTROPY = "entropy"
     MINMAX = "minmax"
     PERCENTILE = "percentile"

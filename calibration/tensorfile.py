@@ -30,8 +30,10 @@ def write_tensorfile(path: str | Path, batches: Iterable[np.ndarray]) -> int:
             if shape is None:
                 shape = array.shape
             elif array.shape != shape:
-                raise CalibrationError(f"tensorfile batches must all have shape {list(shape)}; batch {count} has "
-                                       f"{list(array.shape)} (use drop_last for a partial final batch)")
+                raise CalibrationError(
+                    f"tensorfile batches must all have shape {list(shape)}; batch {count} has "
+                    f"{list(array.shape)} (use drop_last for a partial final batch)"
+                )
             f.create_group(f"{GROUP_PREFIX}{count}").create_dataset(DATASET, data=array)
             count += 1
         if count == 0:
@@ -59,8 +61,9 @@ def read_tensorfile(path: str | Path) -> Iterator[np.ndarray]:
         for i in range(count):
             group = f.get(f"{GROUP_PREFIX}{i}")
             if group is None or DATASET not in group:
-                raise CalibrationError(f"tensorfile {path} says count={count} but has no batch {i} "
-                                       f"({GROUP_PREFIX}{i}/{DATASET})")
+                raise CalibrationError(
+                    f"tensorfile {path} says count={count} but has no batch {i} ({GROUP_PREFIX}{i}/{DATASET})"
+                )
             yield np.asarray(group[DATASET])
 
 

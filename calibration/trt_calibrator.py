@@ -73,8 +73,12 @@ class CudaRuntime:
     def upload(self, pointer: int, array: np.ndarray) -> None:
         array = np.ascontiguousarray(array)
         self._check(
-            self._lib.cudaMemcpy(ctypes.c_void_p(pointer), array.ctypes.data_as(ctypes.c_void_p),
-                                 ctypes.c_size_t(array.nbytes), self._HOST_TO_DEVICE),
+            self._lib.cudaMemcpy(
+                ctypes.c_void_p(pointer),
+                array.ctypes.data_as(ctypes.c_void_p),
+                ctypes.c_size_t(array.nbytes),
+                self._HOST_TO_DEVICE,
+            ),
             "cudaMemcpy",
         )
 
@@ -115,6 +119,21 @@ class BatchFeeder:
             self._pointer = 0
 
 
+def resolve_preprocess(preprocess: PreprocessSpec | dict[str, Any] | None, card: Any = None) -> PreprocessSpec:
+    """A PreprocessSpec from itself, a deploy card dict, or a deploy card object (``to_dict()``)."""
+    source = preprocess if preprocess is not None else card
+    if isinstance(source, PreprocessSpec):
+        return source
+    if source is not None and hasattr(source, "to_dict"):
+        source = source.to_dict()
+    if isinstance(source, dict):
+        return PreprocessSpec.from_card_dict(source)
+    raise CalibrationError(
+        "calibration needs the model's preprocessing: pass a deploy card (create-onnx writes "
+        "<model>.deploy.json) or a PreprocessSpec"
+    )
+
+
 def cache_key(onnx_path: Path, preprocess: PreprocessSpec, method: CalibrationMethod, trt_version: str) -> CacheKey:
     return CacheKey(
         onnx_sha256=file_digest(onnx_path),
@@ -126,31 +145,38 @@ def cache_key(onnx_path: Path, preprocess: PreprocessSpec, method: CalibrationMe
 
 def make_trt_calibrator(
     trt: ModuleType,
-    images: BatchSource | Sequence[Path] | str | Path,
-    preprocess: PreprocessSpec,
-    cache_path: str | Path,
+    images: BatchSource | Sequence[Path] | str | Path | None,
+    preprocess: PreprocessSpec | None = None,
+    cache: str | Path | None = None,
     method: str | CalibrationMethod = CalibrationMethod.ENTROPY,
     *,
     onnx_path: str | Path,
     batch_size: int = 8,
+    num_images: int | None = None,
     require_cache: bool = False,
-    num: int | None = None,
     seed: int = 0,
     fast_decode: bool = False,
     workers: int | None = None,
+    card: Any = None,
     device: DeviceMemory | None = None,
 ) -> Any:
     """An ``IInt8EntropyCalibrator2`` (entropy) or ``IInt8MinMaxCalibrator`` (minmax) instance
     for ``config.int8_calibrator``; TensorRT 10 only (11 removed calibrators: use quantize_onnx).
 
-    The cache at ``cache_path`` is reused only if its sidecar matches this ONNX, preprocessing,
-    algorithm and ``trt.__version__``; ``require_cache`` turns a mismatch into an error.
-    ``calibrator.cache_reused`` and ``calibrator.cache_problem`` say what happened.
+    ``images``: folder / list file / COCO JSON, a list of paths, or a BatchSource (sampled with
+    ``num_images`` and ``seed``). ``preprocess`` or ``card`` (a deploy card object with
+    ``to_dict()`` or its dict) says how to make tensors. The cache at ``cache`` is reused only if
+    its sidecar matches this ONNX, preprocessing, algorithm and ``trt.__version__``;
+    ``require_cache`` turns a mismatch into an error. ``calibrator.cache_reused`` and
+    ``calibrator.cache_problem`` say what happened.
     """
+    preprocess = resolve_preprocess(preprocess, card)
     method = CalibrationMethod.parse(method)
     if method is CalibrationMethod.PERCENTILE:
-        raise CalibrationError("TensorRT's calibrators do entropy or minmax; for percentile calibrate on "
-                               "the CPU (calibrate_onnx) and give TensorRT the resulting cache")
+        raise CalibrationError(
+            "TensorRT's calibrators do entropy or minmax; for percentile calibrate on "
+            "the CPU (calibrate_onnx) and give TensorRT the resulting cache"
+        )
     base_name = "IInt8EntropyCalibrator2" if method is CalibrationMethod.ENTROPY else "IInt8MinMaxCalibrator"
     base = getattr(trt, base_name, None)
     if base is None:
@@ -158,18 +184,32 @@ def make_trt_calibrator(
             f"this TensorRT ({getattr(trt, '__version__', '?')}) has no {base_name}: TensorRT 11 removed "
             "calibrators; build from a Q/DQ ONNX made by calibration.quantize_onnx instead"
         )
-    cache_path, onnx_path = Path(cache_path), Path(onnx_path)
+    cache_path, onnx_path = (Path(cache) if cache is not None else None), Path(onnx_path)
     if not onnx_path.is_file():
         raise CalibrationError(f"ONNX model {onnx_path} not found (needed to key the calibration cache)")
     key = cache_key(onnx_path, preprocess, method, str(trt.__version__))
-    problem = reuse_problem(cache_path, key)
+    problem = reuse_problem(cache_path, key) if cache_path is not None else "no cache file given"
     if problem and require_cache:
-        raise CalibrationError(f"calibration cache {cache_path} cannot be reused: {problem}; "
-                               "drop --require-cache to recalibrate")
+        raise CalibrationError(
+            f"calibration cache {cache_path} cannot be reused: {problem}; drop --require-cache to recalibrate"
+        )
     if problem:
+        if images is None:
+            raise CalibrationError(
+                f"calibration cache {cache_path} cannot be reused ({problem}) and no "
+                "calibration images were given to recalibrate"
+            )
         log.info("calibrating with TensorRT (%s)", problem)
-        batches = as_batches(images, preprocess, batch_size, num=num, seed=seed,
-                             fast_decode=fast_decode, workers=workers, drop_last=True)
+        batches = as_batches(
+            images,
+            preprocess,
+            batch_size,
+            num=num_images,
+            seed=seed,
+            fast_decode=fast_decode,
+            workers=workers,
+            drop_last=True,
+        )
     else:
         log.info("reusing calibration cache %s (sidecar matches)", cache_path)
         batches = None
@@ -195,13 +235,15 @@ def make_trt_calibrator(
             return None if pointer is None else [pointer] * len(names)
 
         def read_calibration_cache(self) -> bytes | None:
-            return cache_path.read_bytes() if self.cache_reused else None
+            return cache_path.read_bytes() if self.cache_reused and cache_path is not None else None
 
-        def write_calibration_cache(self, cache: Any) -> None:
+        def write_calibration_cache(self, data: Any) -> None:
             from calibration._io import atomic_target
 
+            if cache_path is None:
+                return
             with atomic_target(cache_path) as tmp:
-                tmp.write_bytes(bytes(cache))
+                tmp.write_bytes(bytes(data))
             count = self._feeder.count * self._feeder.batch_size if self._feeder else 0
             write_sidecar(cache_path, key, num_images=count)
             log.info("wrote calibration cache %s and its sidecar", cache_path)

@@ -1,9 +1,273 @@
-"""Placeholder: this command group is being written (see the open issues)."""
+"""`trtdeploy calib ...`: INT8 calibration on the CPU and calibration cache tools.
+
+A thin layer over the `calibration` package (imported inside the commands so --help is instant).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated
+
 import typer
+
+from trtdeploy.cli.common import QuietOpt, VerboseOpt, console, setup_logging, user_errors
+from trtdeploy.errors import InputError
+
+calib_app = typer.Typer(
+    name="calib",
+    help="INT8 calibration: calibrate on the CPU, inspect / retarget / diff caches, write TAO tensorfiles.",
+    no_args_is_help=True,
+)
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """user_errors() plus the calibration package's own error type (it imports nothing of ours)."""
+    from calibration.errors import CalibrationError
+
+    with user_errors():
+        try:
+            yield
+        except CalibrationError as exc:
+            raise InputError(str(exc)) from exc
+
+
+def _card_for(onnx: Path | None, card: Path | None):  # type: ignore[no-untyped-def]
+    """The PreprocessSpec from --card or the deploy card next to the ONNX."""
+    from calibration import PreprocessSpec
+    from trtdeploy.deploy_card import DeployCard, card_path_for
+
+    path = card if card is not None else (card_path_for(onnx) if onnx is not None else None)
+    if path is None or not Path(path).is_file():
+        raise InputError(
+            f"no deploy card {'at ' + str(path) if path else 'given'}: pass --card model.deploy.json "
+            "(create-onnx writes it next to the ONNX)"
+        )
+    return PreprocessSpec.from_card_dict(DeployCard.load(Path(path)).to_dict())
+
+
+def _is_hdf5(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
+@calib_app.command("inspect")
+def inspect_command(
+    files: Annotated[
+        list[Path], typer.Argument(help="Calibration caches (TensorRT / TAO cal.bin) or TAO tensorfiles.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")] = False,
+    verbose: int = VerboseOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Show a cache's header, TensorRT version, algorithm, tensor count, scale range and infinities
+    (or a tensorfile's batch count and shape).
+
+    Examples:
+      trtdeploy calib inspect model.cache
+      trtdeploy calib inspect cal.bin calib.tensorfile --json
+    """
+    setup_logging(verbose, quiet)
+    with _errors():
+        from dataclasses import asdict
+
+        from calibration import inspect_cache, read_cache, tensorfile_info
+
+        reports = []
+        for path in files:
+            if not path.is_file():
+                raise InputError(f"{path} not found")
+            if _is_hdf5(path):
+                count, shape = tensorfile_info(path)
+                reports.append({"file": str(path), "kind": "tensorfile", "count": count, "shape": list(shape or [])})
+                if not as_json:
+                    typer.echo(f"{path}: TAO tensorfile, {count} batches of shape {list(shape or [])}")
+                continue
+            summary = inspect_cache(read_cache(path))
+            reports.append({"file": str(path), "kind": "cache", **asdict(summary)})
+            if not as_json:
+                typer.echo(f"{path}:")
+                for line in summary.lines():
+                    typer.echo(f"  {line}")
+        if as_json:
+            typer.echo(json.dumps(reports if len(reports) > 1 else reports[0], indent=2))
+
+
+@calib_app.command("retarget")
+def retarget_command(
+    cache: Annotated[Path, typer.Argument(help="The calibration cache to rewrite.")],
+    trt_version: Annotated[
+        str, typer.Option("--trt-version", help="TensorRT version for the header, e.g. 10.16 or 8.6.1.")
+    ],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output cache (default: overwrite CACHE, needs --force).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output.")] = False,
+    verbose: int = VerboseOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Rewrite a cache's header for another TensorRT version (TensorRT only trusts its own).
+
+    Only safe for the identical ONNX graph and preprocessing: the scales are kept as they are.
+
+    Examples:
+      trtdeploy calib retarget cal.bin --trt-version 10.16 -o cal_trt10.bin
+      trtdeploy calib retarget model.cache --trt-version 10.3.0 --force
+    """
+    setup_logging(verbose, quiet)
+    with _errors():
+        from calibration import RETARGET_WARNING, read_cache, retarget_cache
+        from trtdeploy.files import check_output
+
+        target = output or cache
+        old = read_cache(cache)
+        check_output(target, force)
+        new = retarget_cache(old, trt_version)
+        new.save(target)
+        console.print(f"[yellow]warning:[/] {RETARGET_WARNING}", highlight=False)
+        typer.echo(f"{target}: {old.header} -> {new.header} ({len(new.bits)} tensors)")
+
+
+@calib_app.command("diff")
+def diff_command(
+    a: Annotated[Path, typer.Argument(help="First cache.")],
+    b: Annotated[Path, typer.Argument(help="Second cache.")],
+    top: Annotated[int, typer.Option("--top", help="How many of the most different tensors to list.")] = 10,
+    verbose: int = VerboseOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Compare two caches tensor by tensor: ratio of scales (B / A), tensors only in one.
+
+    Examples:
+      trtdeploy calib diff gpu.cache cpu.cache
+      trtdeploy calib diff old.cache new.cache --top 30
+    """
+    setup_logging(verbose, quiet)
+    with _errors():
+        import math
+
+        from calibration import diff_caches, read_cache
+
+        ca, cb = read_cache(a), read_cache(b)
+        d = diff_caches(ca, cb)
+        typer.echo(f"A: {a} ({ca.header}, {len(ca.bits)} tensors)")
+        typer.echo(f"B: {b} ({cb.header}, {len(cb.bits)} tensors)")
+        typer.echo(f"in both: {len(d.ratios)}, only in A: {len(d.only_a)}, only in B: {len(d.only_b)}")
+        finite = [r for r in d.ratios.values() if math.isfinite(r) and r > 0]
+        if finite:
+            typer.echo(
+                f"ratio B/A: min {min(finite):.4g}, max {max(finite):.4g}, "
+                f"median {sorted(finite)[len(finite) // 2]:.4g}"
+            )
+        for name, ratio in d.largest(top):
+            typer.echo(f"  {ratio:10.4g}  {name}")
+        for label, names in (("only in A", d.only_a), ("only in B", d.only_b)):
+            if names:
+                typer.echo(f"{label}: {', '.join(names[:top])}{' ...' if len(names) > top else ''}")
+
+
+@calib_app.command("tensorfile")
+def tensorfile_command(
+    images: Annotated[Path, typer.Argument(help="Image folder (recursive), list file or COCO JSON.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Tensorfile to write (HDF5).")],
+    onnx: Annotated[
+        Path | None, typer.Option("--onnx", help="Model whose deploy card gives the preprocessing.")
+    ] = None,
+    card: Annotated[
+        Path | None, typer.Option("--card", help="Deploy card (default: <model>.deploy.json of --onnx).")
+    ] = None,
+    batch: Annotated[int, typer.Option("--batch", "-b", help="Batch size of each stored array.")] = 8,
+    num: Annotated[int | None, typer.Option("--calib-num", help="Use this many images (random, --seed).")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output.")] = False,
+    verbose: int = VerboseOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Write preprocessed calibration batches as a TAO tensorfile (for TAO's --cal_data_file).
+
+    Examples:
+      trtdeploy calib tensorfile images/ --onnx model.onnx -o calib.tensorfile
+      trtdeploy calib tensorfile coco/instances_val2017.json --card model.deploy.json -o cal.h5 --calib-num 500
+    """
+    setup_logging(verbose, quiet)
+    with _errors():
+        from calibration import ImageBatcher, list_images, write_tensorfile
+        from trtdeploy.files import check_output
+
+        check_output(output, force)
+        spec = _card_for(onnx, card)
+        paths = list_images(images, num=num, seed=seed)
+        count = write_tensorfile(output, ImageBatcher(paths, spec, batch, drop_last=True))
+        typer.echo(f"{output}: {count} batches of {list(spec.shape(batch))} from {len(paths)} images")
+
+
+@calib_app.command("calibrate")
+def calibrate_command(
+    onnx: Annotated[
+        Path, typer.Argument(help="The ONNX model (its deploy card <model>.deploy.json gives the preprocessing).")
+    ],
+    images: Annotated[Path, typer.Option("--images", "-i", help="Image folder (recursive), list file or COCO JSON.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Calibration cache (default <model>.cache).")
+    ] = None,
+    qdq_onnx: Annotated[
+        Path | None, typer.Option("--qdq-onnx", help="Also write a Q/DQ ONNX here (TensorRT 11 / RTX).")
+    ] = None,
+    card: Annotated[Path | None, typer.Option("--card", help="Deploy card (default <model>.deploy.json).")] = None,
+    method: Annotated[str, typer.Option("--calib-method", "-m", help="entropy | minmax | percentile.")] = "entropy",
+    percentile: Annotated[
+        float, typer.Option("--percentile", help="Percentile for --calib-method percentile.")
+    ] = 99.99,
+    trt_version: Annotated[
+        str, typer.Option("--trt-version", help="TensorRT version the cache header is for.")
+    ] = "10.16",
+    num: Annotated[int | None, typer.Option("--calib-num", help="Use this many images (random, --seed).")] = 500,
+    seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    batch: Annotated[int, typer.Option("--batch", "-b", help="Batch size (a fixed model batch wins).")] = 8,
+    fast_decode: Annotated[
+        bool, typer.Option("--fast-decode", help="Let JPEGs decode at reduced size (faster, approximate).")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite outputs.")] = False,
+    verbose: int = VerboseOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Calibrate INT8 on the CPU with ONNX Runtime (TensorRT-style entropy, min-max or percentile).
+
+    Writes a TensorRT calibration cache (plus a <cache>.json sidecar) usable as DeepStream's
+    int8-calib-file for the same ONNX, and optionally a Q/DQ ONNX for strongly typed backends.
+
+    Examples:
+      trtdeploy calib calibrate model.onnx -i images/ -o model.cache
+      trtdeploy calib calibrate model.onnx -i val.json --qdq-onnx model_int8.onnx --trt-version 10.3
+      trtdeploy calib calibrate model.onnx -i list.txt -m percentile --percentile 99.9 --calib-num 1000
+    """
+    setup_logging(verbose, quiet)
+    with _errors():
+        from calibration import calibrate_onnx, list_images, save_result, write_qdq_onnx
+        from trtdeploy.files import check_output
+
+        cache_path = output or onnx.with_suffix(".cache")
+        check_output(cache_path, force)
+        if qdq_onnx is not None:
+            check_output(qdq_onnx, force)
+        spec = _card_for(onnx, card)
+        paths = list_images(images, num=num, seed=seed)
+        result = calibrate_onnx(
+            onnx, paths, spec, method, batch_size=batch, percentile=percentile, fast_decode=fast_decode
+        )
+        cache = save_result(result, onnx, spec, cache_path, trt_version)
+        typer.echo(
+            f"{cache_path}: {cache.header}, {len(cache.bits)} tensors from {result.num_images} images "
+            f"in {result.seconds:.1f} s"
+        )
+        if qdq_onnx is not None:
+            report = write_qdq_onnx(onnx, qdq_onnx, cache)
+            typer.echo(f"{qdq_onnx}: {report.summary()}")
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to the app (none yet)."""
+    """Add the `calib` command group."""
+    app.add_typer(calib_app, name="calib")
