@@ -57,14 +57,10 @@ def conv_model(
         )
         current, cin = out, width
         if index < layers - 1:
-            nodes.append(
-                helper.make_node("Relu", [current], [f"relu{index}_out"], name=f"relu{index}")
-            )
+            nodes.append(helper.make_node("Relu", [current], [f"relu{index}_out"], name=f"relu{index}"))
             current = f"relu{index}_out"
     nodes.append(helper.make_node("Sigmoid", [current], ["scores"], name="sigmoid"))
-    inp = helper.make_tensor_value_info(
-        input_name, TensorProto.FLOAT, [batch, channels, size, size]
-    )
+    inp = helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [batch, channels, size, size])
     out = helper.make_tensor_value_info("scores", TensorProto.FLOAT, [batch, width, size, size])
     return _save(nodes, [inp], [out], inits, path)
 
@@ -98,9 +94,7 @@ def nms_model(path: Path) -> Path:
     return _save([node], [boxes, scores], [out], inits, path)
 
 
-def qdq_conv_model(
-    path: Path, batch: int = 1, channels: int = 3, width: int = 16, size: int = 16
-) -> Path:
+def qdq_conv_model(path: Path, batch: int = 1, channels: int = 3, width: int = 16, size: int = 16) -> Path:
     """Explicitly quantized Conv: Q/DQ on the input and per-channel weights, float32 I/O."""
     rng = np.random.default_rng(1)
     weight = rng.integers(-127, 128, size=(width, channels, 3, 3)).astype(np.int8)
@@ -115,9 +109,7 @@ def qdq_conv_model(
     nodes = [
         helper.make_node("QuantizeLinear", ["images", "x_scale", "x_zero"], ["x_q"], name="q_in"),
         helper.make_node("DequantizeLinear", ["x_q", "x_scale", "x_zero"], ["x_dq"], name="dq_in"),
-        helper.make_node(
-            "DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w_dq"], axis=0, name="dq_w"
-        ),
+        helper.make_node("DequantizeLinear", ["w_q", "w_scale", "w_zero"], ["w_dq"], axis=0, name="dq_w"),
         helper.make_node("Conv", ["x_dq", "w_dq"], ["scores"], pads=[1, 1, 1, 1], name="conv"),
     ]
     inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, channels, size, size])

@@ -71,14 +71,8 @@ def test_fp32_static_batch(tmp_path):
         ("scores", "float32", [2, 16, 16, 16], "output"),
     ]
     assert sidecar.profiles == [] and sidecar.backend == "tensorrt_rtx" and sidecar.strongly_typed
-    assert (
-        sidecar.precision["label"] == "fp32"
-        and sidecar.engine_bytes == result.engine_path.stat().st_size
-    )
-    assert (
-        sidecar.target_compute_capabilities
-        and sidecar.backend_version == rtx_backend().caps.version
-    )
+    assert sidecar.precision["label"] == "fp32" and sidecar.engine_bytes == result.engine_path.stat().st_size
+    assert sidecar.target_compute_capabilities and sidecar.backend_version == rtx_backend().caps.version
 
 
 def test_fp16_dynamic_profile_from_batch(tmp_path):
@@ -86,9 +80,7 @@ def test_fp16_dynamic_profile_from_batch(tmp_path):
     result = build_engine(onnx_path, _rtx(precision="fp16", batch=4))
     assert result.engine_path.name == "model.onnx_b4_gpu0_fp16.engine"
     sidecar = result.sidecar
-    assert sidecar.profiles == [
-        {"images": {"min": [1, 3, 16, 16], "opt": [4, 3, 16, 16], "max": [4, 3, 16, 16]}}
-    ]
+    assert sidecar.profiles == [{"images": {"min": [1, 3, 16, 16], "opt": [4, 3, 16, 16], "max": [4, 3, 16, 16]}}]
     # I/O stays float32 after the FP16 conversion; the batch stays dynamic.
     assert _sidecar_io(sidecar) == _reference_io(onnx_path, result.engine_path)
     assert [t.shape[0] for t in sidecar.tensors] == [-1, -1]
@@ -98,9 +90,7 @@ def test_fp16_dynamic_profile_from_batch(tmp_path):
 def test_several_profiles_and_compute_capability_target(tmp_path):
     onnx_path = conv_model(tmp_path / "model.onnx")
     specs = ["images:1x3x16x16:1x3x16x16:2x3x16x16", "images:4x3x16x16:8x3x16x16:8x3x16x16"]
-    result = build_engine(
-        onnx_path, _rtx(precision="fp32", profiles=specs, compute_capabilities=["8.6"])
-    )
+    result = build_engine(onnx_path, _rtx(precision="fp32", profiles=specs, compute_capabilities=["8.6"]))
     assert result.engine_path.name == "model.onnx_b8_gpu0_fp32.engine"
     assert [p["images"]["max"][0] for p in result.sidecar.profiles] == [2, 8]
     assert result.sidecar.target_compute_capabilities == ["8.6"]
@@ -108,26 +98,19 @@ def test_several_profiles_and_compute_capability_target(tmp_path):
 
 def test_fp16_halves_the_serialized_weights(tmp_path):
     # ~9.4 MB of float32 weights on a 4x4 image: weights dominate the engine size.
-    onnx_path = conv_model(
-        tmp_path / "big.onnx", batch=1, channels=256, width=256, size=4, layers=4
-    )
+    onnx_path = conv_model(tmp_path / "big.onnx", batch=1, channels=256, width=256, size=4, layers=4)
     fp32 = build_engine(onnx_path, _rtx(precision="fp32")).sidecar.engine_bytes
     fp16 = build_engine(onnx_path, _rtx(precision="fp16")).sidecar.engine_bytes
     assert abs(fp16 / fp32 - 0.5) <= 0.05, (fp32, fp16)  # within 10% of one half
 
 
 def test_qdq_onnx_builds_as_int8(tmp_path):
-    float_path = conv_model(
-        tmp_path / "float.onnx", batch=1, channels=256, width=256, size=4, layers=1
-    )
+    float_path = conv_model(tmp_path / "float.onnx", batch=1, channels=256, width=256, size=4, layers=1)
     qdq_path = qdq_conv_model(tmp_path / "qdq.onnx", channels=256, width=256, size=4)
     fp32 = build_engine(float_path, _rtx(precision="fp32")).sidecar.engine_bytes
     result = build_engine(qdq_path, _rtx(precision="int8"))
     assert result.engine_path.name == "qdq.onnx_b1_gpu0_int8.engine"
-    assert (
-        result.sidecar.precision["int8_source"] == "qdq"
-        and result.sidecar.precision["builder_flags"] == []
-    )
+    assert result.sidecar.precision["int8_source"] == "qdq" and result.sidecar.precision["builder_flags"] == []
     # int8 weights: a quarter of the float32 engine's weight bytes (plus fixed overhead).
     assert result.sidecar.engine_bytes < 0.4 * fp32, (fp32, result.sidecar.engine_bytes)
 

@@ -52,10 +52,7 @@ def _resize_topk_model() -> onnx.ModelProto:
 def test_fp16_keeps_float32_io_and_schema_bound_inputs():
     model = _resize_topk_model()
     converted, report = convert_to_fp16(model)
-    elem = {
-        v.name: v.type.tensor_type.elem_type
-        for v in list(converted.graph.input) + list(converted.graph.output)
-    }
+    elem = {v.name: v.type.tensor_type.elem_type for v in list(converted.graph.input) + list(converted.graph.output)}
     assert elem == {"x": TensorProto.FLOAT, "s": TensorProto.FLOAT, "top_v": TensorProto.FLOAT}
     inits = {i.name: i.data_type for i in converted.graph.initializer}
     assert inits["w"] == TensorProto.FLOAT16
@@ -77,9 +74,7 @@ def test_named_nodes_stay_float32_and_unknown_names_refused(tmp_path):
     types = {i.name: i.data_type for i in converted.graph.initializer}
     assert types["w2"] == TensorProto.FLOAT and types["w0"] == TensorProto.FLOAT16
     x = np.random.default_rng(2).standard_normal((2, 3, 16, 16)).astype(np.float32)
-    np.testing.assert_allclose(
-        _run(model, {"images": x})[0], _run(converted, {"images": x})[0], atol=2e-3
-    )
+    np.testing.assert_allclose(_run(model, {"images": x})[0], _run(converted, {"images": x})[0], atol=2e-3)
     with pytest.raises(GraphError, match="not in the ONNX: \\['nope'\\]"):
         convert_to_fp16(model, keep_nodes=["nope"])
 

@@ -108,9 +108,7 @@ def test_default_profile_is_batch_one_and_card_fills_dynamic_spatial_dims():
     spatial = [OnnxInput("images", (-1, 3, -1, -1), "float32")]
     (profile,) = plan_profiles(spatial, card_shape={"images": (-1, 3, 320, 320)})
     assert profile["images"].max == (1, 3, 320, 320)
-    with pytest.raises(
-        UsageError, match="dynamic dimension 2 .* pass --profile images:MIN:OPT:MAX"
-    ):
+    with pytest.raises(UsageError, match="dynamic dimension 2 .* pass --profile images:MIN:OPT:MAX"):
         plan_profiles(spatial)
 
 
@@ -197,9 +195,7 @@ def test_layer_precisions_per_backend():
 
 def test_engine_names_follow_deepstream(tmp_path):
     assert engine_file_name("model.onnx", 4, "fp16") == "model.onnx_b4_gpu0_fp16.engine"
-    assert (
-        engine_file_name("/a/b/ssd.onnx", 1, "int8", dla_core=1) == "ssd.onnx_b1_dla1_int8.engine"
-    )
+    assert engine_file_name("/a/b/ssd.onnx", 1, "int8", dla_core=1) == "ssd.onnx_b1_dla1_int8.engine"
     assert engine_file_name("m.onnx", 2, "fp32", gpu_id=3) == "m.onnx_b2_gpu3_fp32.engine"
     path = default_engine_path(tmp_path / "model.onnx", 8, "fp32")
     assert path == tmp_path / "model.onnx_b8_gpu0_fp32.engine"

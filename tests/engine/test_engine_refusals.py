@@ -44,9 +44,7 @@ def _refused(
 @pytest.mark.rtx
 @pytest.mark.parametrize("plugin", ["EfficientNMS_TRT", "BatchedNMS_TRT"])
 def test_plugin_ops_on_rtx(tmp_path, plugin):
-    onnx_path = with_extra_node(
-        conv_model(tmp_path / "base.onnx", batch=1), tmp_path / "m.onnx", plugin
-    )
+    onnx_path = with_extra_node(conv_model(tmp_path / "base.onnx", batch=1), tmp_path / "m.onnx", plugin)
     _refused(
         tmp_path,
         onnx_path,
@@ -60,9 +58,7 @@ def test_plugin_ops_on_rtx(tmp_path, plugin):
 
 @pytest.mark.parametrize("plugin", ["BatchedNMS_TRT", "NMS_TRT"])
 def test_removed_nms_plugins_on_tensorrt_11(tmp_path, plugin):
-    onnx_path = with_extra_node(
-        conv_model(tmp_path / "base.onnx", batch=1), tmp_path / "m.onnx", plugin
-    )
+    onnx_path = with_extra_node(conv_model(tmp_path / "base.onnx", batch=1), tmp_path / "m.onnx", plugin)
     _refused(
         tmp_path,
         onnx_path,
@@ -80,12 +76,8 @@ def test_tensorrt_11_keeps_efficient_nms_and_10_keeps_batched_nms(tmp_path):
     from trtdeploy.engine.preflight import check_graph_ops
 
     base = conv_model(tmp_path / "base.onnx", batch=1)
-    check_graph_ops(
-        onnx.load(str(with_extra_node(base, tmp_path / "e.onnx", "EfficientNMS_TRT"))), TRT11.caps
-    )
-    check_graph_ops(
-        onnx.load(str(with_extra_node(base, tmp_path / "b.onnx", "BatchedNMS_TRT"))), TRT10.caps
-    )
+    check_graph_ops(onnx.load(str(with_extra_node(base, tmp_path / "e.onnx", "EfficientNMS_TRT"))), TRT11.caps)
+    check_graph_ops(onnx.load(str(with_extra_node(base, tmp_path / "b.onnx", "BatchedNMS_TRT"))), TRT10.caps)
 
 
 @pytest.mark.rtx
@@ -162,12 +154,8 @@ def test_int8_on_strongly_typed_uses_the_qdq_producer(tmp_path, monkeypatch):
     images = tmp_path / "imgs"
     images.mkdir()
     onnx_path = conv_model(tmp_path / "m.onnx", batch=1)
-    result = build_engine(
-        onnx_path, BuildOptions(precision="int8", calib_images=images, calib_num=7), rtx_backend()
-    )
-    assert (
-        calls["images"] == images and calls["num_images"] == 7 and calls["onnx_path"] == onnx_path
-    )
+    result = build_engine(onnx_path, BuildOptions(precision="int8", calib_images=images, calib_num=7), rtx_backend())
+    assert calls["images"] == images and calls["num_images"] == 7 and calls["onnx_path"] == onnx_path
     assert result.engine_path.name == "m.onnx_b1_gpu0_int8.engine"
     assert result.sidecar.precision["int8_source"] == "qdq_from_calibration"
     assert result.sidecar.built_onnx_sha256 != result.sidecar.onnx_sha256
@@ -273,13 +261,9 @@ def test_no_tensorrt_at_all_is_one_clear_error(monkeypatch):
     from trtdeploy.engine import backend as backend_module
 
     monkeypatch.setattr(backend_module, "load_module", lambda name: None)
-    with pytest.raises(
-        TrtDeployError, match="no TensorRT found: install TensorRT 10/11 .*trtdeploy\\[rtx\\]"
-    ):
+    with pytest.raises(TrtDeployError, match="no TensorRT found: install TensorRT 10/11 .*trtdeploy\\[rtx\\]"):
         backend_module.select_backend("auto")
-    with pytest.raises(
-        TrtDeployError, match="--backend tensorrt: the Python module 'tensorrt' is not installed"
-    ):
+    with pytest.raises(TrtDeployError, match="--backend tensorrt: the Python module 'tensorrt' is not installed"):
         backend_module.select_backend("tensorrt")
     with pytest.raises(UsageError, match="--backend 'trt'"):
         backend_module.select_backend("trt")

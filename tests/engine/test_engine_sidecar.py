@@ -38,9 +38,7 @@ def _sidecar(engine: Path, onnx: Path, **overrides) -> Sidecar:
         "target_compute_capabilities": [],
         "device": "gpu0",
         "precision": {"requested": "fp16", "label": "fp16", "builder_flags": ["FP16"]},
-        "profiles": [
-            {"images": {"min": [1, 3, 16, 16], "opt": [4, 3, 16, 16], "max": [4, 3, 16, 16]}}
-        ],
+        "profiles": [{"images": {"min": [1, 3, 16, 16], "opt": [4, 3, 16, 16], "max": [4, 3, 16, 16]}}],
         "tensors": [
             TensorInfo("images", "float32", [-1, 3, 16, 16], "input"),
             TensorInfo("scores", "float32", [-1, 8, 16, 16], "output"),
@@ -78,9 +76,7 @@ def test_sidecar_round_trip(engine):
     sidecar.save(sidecar_path(eng))
     loaded = load_sidecar(eng)
     assert loaded == sidecar
-    assert [t.name for t in loaded.inputs] == ["images"] and [t.name for t in loaded.outputs] == [
-        "scores"
-    ]
+    assert [t.name for t in loaded.inputs] == ["images"] and [t.name for t in loaded.outputs] == ["scores"]
     assert json.loads(sidecar_path(eng).read_text())["schema"] == "trtdeploy.engine_sidecar"
 
 
@@ -119,8 +115,7 @@ def test_changed_engine_or_onnx_makes_it_stale(engine):
     sidecar = _sidecar(eng, onnx)
     onnx.write_bytes(b"re-exported onnx")
     assert any(
-        "stale" in r and "changed since this engine was built" in r
-        for r in check_usable(sidecar, HERE, eng).reasons
+        "stale" in r and "changed since this engine was built" in r for r in check_usable(sidecar, HERE, eng).reasons
     )
     eng.write_bytes(b"another engine")
     assert any("engine file changed" in r for r in check_usable(sidecar, HERE, eng).reasons)
@@ -139,9 +134,7 @@ def test_rtx_targets_decide_usability(engine):
     )
     rtx_here = Machine({"tensorrt_rtx": "1.7.1.116"}, "13.0", [RTX4090])
     assert check_usable(sidecar, rtx_here, eng).usable
-    turing = Machine(
-        {"tensorrt_rtx": "1.7.1.116"}, "13.0", [GpuInfo(0, "NVIDIA GeForce RTX 2080 Ti", "7.5")]
-    )
+    turing = Machine({"tensorrt_rtx": "1.7.1.116"}, "13.0", [GpuInfo(0, "NVIDIA GeForce RTX 2080 Ti", "7.5")])
     (reason,) = check_usable(sidecar, turing, eng).reasons
     assert "targets 8.6, 8.9" in reason and "--compute-capability 7.5" in reason
 
@@ -153,14 +146,10 @@ def test_missing_and_corrupt_sidecars_are_unknown(engine):
     sidecar_path(eng).write_text("{ not json")
     _, verdict = sidecar_verdict(eng, HERE)
     assert verdict.status == "unknown" and "corrupt" in verdict.reasons[0]
-    sidecar_path(eng).write_text(
-        json.dumps({"schema": "trtdeploy.engine_sidecar", "schema_version": 1})
-    )
+    sidecar_path(eng).write_text(json.dumps({"schema": "trtdeploy.engine_sidecar", "schema_version": 1}))
     with pytest.raises(InputError, match="missing or has a malformed field"):
         load_sidecar(eng)
-    sidecar_path(eng).write_text(
-        json.dumps({"schema": "trtdeploy.engine_sidecar", "schema_version": 99})
-    )
+    sidecar_path(eng).write_text(json.dumps({"schema": "trtdeploy.engine_sidecar", "schema_version": 99}))
     with pytest.raises(InputError, match="schema version 99"):
         load_sidecar(eng)
 
@@ -183,10 +172,7 @@ def test_inspect_usable_engine(engine, machine_here):
     result = _inspect(eng)
     assert result.exit_code == 0, result.output
     assert "usable here" in result.output and "not usable" not in result.output
-    assert (
-        "TensorRT 10: tensorrt 10.16.0.72" in result.output
-        and "NVIDIA GeForce RTX 4090" in result.output
-    )
+    assert "TensorRT 10: tensorrt 10.16.0.72" in result.output and "NVIDIA GeForce RTX 4090" in result.output
     assert "images" in result.output and "scores" in result.output
 
 
@@ -215,11 +201,7 @@ def test_inspect_other_version_or_gpu(engine, machine_here, overrides, expected)
 def test_inspect_missing_or_corrupt_sidecar(engine, machine_here):
     eng, _ = engine
     result = _inspect(eng)
-    assert (
-        result.exit_code == 1
-        and "not usable / unknown" in result.output
-        and "no sidecar" in result.output
-    )
+    assert result.exit_code == 1 and "not usable / unknown" in result.output and "no sidecar" in result.output
     sidecar_path(eng).write_text("garbage")
     result = _inspect(eng)
     assert result.exit_code == 1 and "corrupt" in result.output

@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from trtdeploy.engine.capabilities import BACKEND_NAMES, Capabilities, capabilities_for
 from trtdeploy.engine.machine import load_module, module_version
@@ -87,54 +87,81 @@ def _severity_levels(trt: Any) -> dict[Any, int]:
     }
 
 
+if TYPE_CHECKING:
+    _LoggerBase = tensorrt.ILogger
+    _MonitorBase = tensorrt.IProgressMonitor
+else:  # at run time the interface comes from whichever module is in use (see implement())
+    _LoggerBase = _MonitorBase = object
+
+T = TypeVar("T")
+
+
+def implement(mixin: type[T], interface: Any) -> T:
+    """Instantiate ``mixin`` on top of a TensorRT interface class of the module in use.
+
+    The mixin is written (and type-checked) against the tensorrt stubs; the real base class
+    (``tensorrt.ILogger`` or ``tensorrt_rtx.ILogger``, ...) is only known at run time, and
+    pybind11 requires its ``__init__`` to run.
+    """
+
+    def __init__(self: Any) -> None:
+        interface.__init__(self)
+
+    cls = type(mixin.__name__, (mixin, interface), {"__init__": __init__})
+    return cast(T, cls())
+
+
+class _RoutingLogger(_LoggerBase):
+    """ILogger that hands every line to a LogRouter."""
+
+    router: LogRouter
+    levels: dict[Any, int]
+
+    def log(self, severity: tensorrt.ILogger.Severity, msg: str) -> None:
+        self.router(self.levels.get(severity, logging.INFO), msg)
+
+
 def make_trt_logger(backend: Backend, router: LogRouter) -> tensorrt.ILogger:
-    """A TensorRT ILogger that feeds ``router``; only asks TensorRT for what we will show."""
-    trt = backend.module
-    levels = _severity_levels(trt)
-
-    class _Logger(trt.ILogger):  # type: ignore[misc]  # base comes from the runtime module
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-
-        def log(self, severity: tensorrt.ILogger.Severity, msg: str) -> None:
-            router(levels.get(severity, logging.INFO), msg)
-
-    logger: tensorrt.ILogger = _Logger()
+    """A TensorRT ILogger that feeds ``router``."""
+    logger = implement(_RoutingLogger, backend.module.ILogger)
+    logger.router = router
+    logger.levels = _severity_levels(backend.module)
     return logger
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (phase, steps done, steps total)
 
 
-def make_progress_monitor(
-    backend: Backend, callback: ProgressCallback
-) -> tensorrt.IProgressMonitor | None:
-    """An IProgressMonitor reporting top-level phases to ``callback`` (None if unsupported)."""
+class _PhaseMonitor(_MonitorBase):
+    """IProgressMonitor reporting top-level phases to a callback; never cancels."""
+
+    callback: ProgressCallback
+    totals: dict[str, int]
+    top: set[str]
+
+    def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+        self.totals[phase_name] = num_steps
+        if not parent_phase:
+            self.top.add(phase_name)
+            self.callback(phase_name, 0, num_steps)
+
+    def step_complete(self, phase_name: str, step: int) -> bool:
+        if phase_name in self.top:
+            self.callback(phase_name, step + 1, self.totals.get(phase_name, 0))
+        return True
+
+    def phase_finish(self, phase_name: str) -> None:
+        if phase_name in self.top:
+            total = self.totals.get(phase_name, 0)
+            self.callback(phase_name, total, total)
+
+
+def make_progress_monitor(backend: Backend, callback: ProgressCallback) -> tensorrt.IProgressMonitor | None:
+    """An IProgressMonitor for ``callback`` (None when the backend has none)."""
     if not backend.caps.progress_monitor or not hasattr(backend.module, "IProgressMonitor"):
         return None
-    trt = backend.module
-
-    class _Monitor(trt.IProgressMonitor):  # type: ignore[misc]
-        def __init__(self) -> None:
-            trt.IProgressMonitor.__init__(self)
-            self._totals: dict[str, int] = {}
-            self._top: set[str] = set()
-
-        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
-            self._totals[phase_name] = num_steps
-            if not parent_phase:
-                self._top.add(phase_name)
-                callback(phase_name, 0, num_steps)
-
-        def step_complete(self, phase_name: str, step: int) -> bool:
-            if phase_name in self._top:
-                callback(phase_name, step + 1, self._totals.get(phase_name, 0))
-            return True  # never cancel
-
-        def phase_finish(self, phase_name: str) -> None:
-            if phase_name in self._top:
-                total = self._totals.get(phase_name, 0)
-                callback(phase_name, total, total)
-
-    monitor: tensorrt.IProgressMonitor = _Monitor()
+    monitor = implement(_PhaseMonitor, backend.module.IProgressMonitor)
+    monitor.callback = callback
+    monitor.totals = {}
+    monitor.top = set()
     return monitor

@@ -148,11 +148,7 @@ def prepare(onnx_path: Path, options: BuildOptions, backend: Backend | None = No
         calib_cache=options.calib_cache is not None,
         layer_precisions=parse_layer_precisions(options.layer_precisions),
     )
-    if (
-        plan.int8_source == INT8_CACHE
-        and options.calib_cache is not None
-        and not Path(options.calib_cache).is_file()
-    ):
+    if plan.int8_source == INT8_CACHE and options.calib_cache is not None and not Path(options.calib_cache).is_file():
         raise InputError(
             f"--calib-cache {options.calib_cache} does not exist and no --calib-images were given to create it"
         )
@@ -168,9 +164,7 @@ def prepare(onnx_path: Path, options: BuildOptions, backend: Backend | None = No
     check_output(sidecar_path(Path(engine_path)), options.force)
     for note in plan.notes:
         log.info("%s", note)
-    return _Prepared(
-        onnx_path, model, backend, card, inputs, plan, profiles, Path(engine_path), targets
-    )
+    return _Prepared(onnx_path, model, backend, card, inputs, plan, profiles, Path(engine_path), targets)
 
 
 def _targets(values: Sequence[str]) -> list[str]:
@@ -187,9 +181,7 @@ def _targets(values: Sequence[str]) -> list[str]:
     return targets
 
 
-def build_engine(
-    onnx_path: Path, options: BuildOptions | None = None, backend: Backend | None = None
-) -> BuildResult:
+def build_engine(onnx_path: Path, options: BuildOptions | None = None, backend: Backend | None = None) -> BuildResult:
     """Build a TensorRT engine and its sidecar from ``onnx_path``; returns where they went."""
     options = options or BuildOptions()
     start = time.perf_counter()
@@ -197,9 +189,7 @@ def build_engine(
     with tempfile.TemporaryDirectory(prefix="trtdeploy-build-") as scratch:
         model_bytes, built_sha = _graph_to_parse(prep, options, Path(scratch))
         router = LogRouter()
-        engine_bytes, tensors, io_source, gpu, cuda = _run_tensorrt(
-            prep, options, model_bytes, router
-        )
+        engine_bytes, tensors, io_source, gpu, cuda = _run_tensorrt(prep, options, model_bytes, router)
     write_bytes_atomic(prep.engine_path, engine_bytes)
     seconds = time.perf_counter() - start
     sidecar = Sidecar(
@@ -254,13 +244,7 @@ def _effective_targets(prep: _Prepared) -> list[str]:
 def _options_record(options: BuildOptions) -> dict[str, Any]:
     record = {k: v for k, v in asdict(options).items() if k != "progress"}
     return {
-        k: (
-            str(v)
-            if isinstance(v, Path)
-            else [str(x) for x in v]
-            if isinstance(v, (list, tuple))
-            else v
-        )
+        k: (str(v) if isinstance(v, Path) else [str(x) for x in v] if isinstance(v, (list, tuple)) else v)
         for k, v in record.items()
     }
 
@@ -332,8 +316,7 @@ def _parse(
         where = error.node_name() or (f"node #{error.node()}" if error.node() >= 0 else "graph")
         problems.append(f"{where} ({error.node_operator() or '-'}): {error.desc()}")
     raise BuildError(
-        f"{backend.caps.label} could not parse {onnx_path.name} ({len(problems)} error(s)): "
-        + "; ".join(problems)
+        f"{backend.caps.label} could not parse {onnx_path.name} ({len(problems)} error(s)): " + "; ".join(problems)
     )
 
 
@@ -381,9 +364,7 @@ def _configure(
     trt = prep.backend.module
     caps = prep.backend.caps
     if options.workspace_mib is not None:
-        config.set_memory_pool_limit(
-            trt.MemoryPoolType.WORKSPACE, int(options.workspace_mib) * 2**20
-        )
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(options.workspace_mib) * 2**20)
     if options.opt_level is not None:
         if not 0 <= options.opt_level <= 5:
             raise UsageError(f"--opt-level must be 0..5, got {options.opt_level}")
@@ -443,9 +424,7 @@ def _set_layer_precisions(prep: _Prepared, network: tensorrt.INetworkDefinition)
                 layer.set_output_type(out, types[wanted[layer.name]])
             del wanted[layer.name]
     if wanted:
-        raise UsageError(
-            f"--layer-precision names layers not in the TensorRT network: {sorted(wanted)}"
-        )
+        raise UsageError(f"--layer-precision names layers not in the TensorRT network: {sorted(wanted)}")
 
 
 def _set_compute_capabilities(backend: Backend, config: Any, targets: Sequence[str]) -> None:
@@ -494,9 +473,7 @@ def _engine_io(
             tensors = []
             for index in range(engine.num_io_tensors):
                 name = engine.get_tensor_name(index)
-                mode = (
-                    "input" if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else "output"
-                )
+                mode = "input" if engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT else "output"
                 tensors.append(
                     TensorInfo(
                         name,
@@ -506,22 +483,12 @@ def _engine_io(
                     )
                 )
             return tensors, "engine"
-        log.warning(
-            "could not deserialize the new engine on this GPU; recording I/O from the network"
-        )
+        log.warning("could not deserialize the new engine on this GPU; recording I/O from the network")
     tensors = []
     for index in range(network.num_inputs):
         tensor = network.get_input(index)
-        tensors.append(
-            TensorInfo(
-                tensor.name, dtype_name(tensor.dtype), [int(d) for d in tensor.shape], "input"
-            )
-        )
+        tensors.append(TensorInfo(tensor.name, dtype_name(tensor.dtype), [int(d) for d in tensor.shape], "input"))
     for index in range(network.num_outputs):
         tensor = network.get_output(index)
-        tensors.append(
-            TensorInfo(
-                tensor.name, dtype_name(tensor.dtype), [int(d) for d in tensor.shape], "output"
-            )
-        )
+        tensors.append(TensorInfo(tensor.name, dtype_name(tensor.dtype), [int(d) for d in tensor.shape], "output"))
     return tensors, "network"

@@ -114,9 +114,7 @@ def capabilities_for(backend: str, version: str) -> Capabilities:
             layer_precision=False,
         )
     if backend != "tensorrt":
-        raise UsageError(
-            f"unknown backend {backend!r}; use one of: auto, {', '.join(BACKEND_NAMES)}"
-        )
+        raise UsageError(f"unknown backend {backend!r}; use one of: auto, {', '.join(BACKEND_NAMES)}")
     major = (version_tuple(version) or (0,))[0]
     if major < 10:
         raise UsageError(

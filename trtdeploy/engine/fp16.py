@@ -31,8 +31,7 @@ FP16_MAX = float(np.finfo(np.float16).max)
 # Ops that stay float32: NMS and selection need the exact scores; Q/DQ scales are float32 in
 # older opsets; plugin ops have no ONNX schema to tell us what they accept.
 KEEP_FP32_OPS = (
-    frozenset({"NonMaxSuppression", "TopK", "QuantizeLinear", "DequantizeLinear", "RoiAlign"})
-    | NMS_PLUGIN_OPS
+    frozenset({"NonMaxSuppression", "TopK", "QuantizeLinear", "DequantizeLinear", "RoiAlign"}) | NMS_PLUGIN_OPS
 )
 
 
@@ -47,9 +46,7 @@ class Fp16Report:
 
 def _opset(model: onnx.ModelProto, domain: str) -> int:
     for entry in model.opset_import:
-        if entry.domain == domain or (
-            domain in ("", "ai.onnx") and entry.domain in ("", "ai.onnx")
-        ):
+        if entry.domain == domain or (domain in ("", "ai.onnx") and entry.domain in ("", "ai.onnx")):
             return entry.version
     return 0
 
@@ -97,9 +94,7 @@ def _to_half(array: np.ndarray) -> tuple[np.ndarray, int]:
     return np.clip(array, -FP16_MAX, FP16_MAX).astype(np.float16), clipped
 
 
-def convert_to_fp16(
-    model: onnx.ModelProto, keep_nodes: Iterable[str] = ()
-) -> tuple[onnx.ModelProto, Fp16Report]:
+def convert_to_fp16(model: onnx.ModelProto, keep_nodes: Iterable[str] = ()) -> tuple[onnx.ModelProto, Fp16Report]:
     """Return an FP16 copy of ``model`` with float32 I/O, and what was done."""
     model_copy = onnx.ModelProto()
     model_copy.CopyFrom(model)
@@ -117,16 +112,8 @@ def convert_to_fp16(
     kept: list[str] = []
     converted: set[int] = set()
     for index, node in enumerate(graph.node):
-        has_subgraph = any(
-            a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
-            for a in node.attribute
-        )
-        if (
-            node.op_type in KEEP_FP32_OPS
-            or node.name in keep_names
-            or has_subgraph
-            or _schema(node, model) is None
-        ):
+        has_subgraph = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
+        if node.op_type in KEEP_FP32_OPS or node.name in keep_names or has_subgraph or _schema(node, model) is None:
             if any(is_float(v) for v in list(node.input) + list(node.output)):
                 kept.append(node.name or node.op_type)
             continue
@@ -188,9 +175,7 @@ def convert_to_fp16(
                 node.output[:] = [inner if v == out.name else v for v in node.output]
                 node.input[:] = [inner if v == out.name else v for v in node.input]
             produced[inner] = HALF
-            casts.append(
-                helper.make_node("Cast", [inner], [out.name], to=FLOAT, name=f"{out.name}__to_fp32")
-            )
+            casts.append(helper.make_node("Cast", [inner], [out.name], to=FLOAT, name=f"{out.name}__to_fp32"))
 
     cast_names: dict[tuple[str, int], str] = {}
     for (index, slot), want in slot_type.items():
@@ -231,18 +216,12 @@ def _retype_attributes(node: onnx.NodeProto) -> bool:
         if node.op_type == "Cast" and attr.name == "to" and attr.i == FLOAT:
             attr.i = HALF
             changed = True
-        elif (
-            node.op_type in ("Constant", "ConstantOfShape")
-            and attr.name == "value"
-            and attr.t.data_type == FLOAT
-        ):
+        elif node.op_type in ("Constant", "ConstantOfShape") and attr.name == "value" and attr.t.data_type == FLOAT:
             half, _ = _to_half(numpy_helper.to_array(attr.t))
             attr.t.CopyFrom(numpy_helper.from_array(half, attr.t.name))
             changed = True
         elif node.op_type == "Constant" and attr.name in ("value_float", "value_floats"):
-            raise GraphError(
-                f"Constant node {node.name!r} uses {attr.name}; FP16 conversion needs a 'value' tensor"
-            )
+            raise GraphError(f"Constant node {node.name!r} uses {attr.name}; FP16 conversion needs a 'value' tensor")
     return changed
 
 
@@ -262,9 +241,7 @@ def _toposort(graph: onnx.GraphProto) -> None:
             else:
                 rest.append(node)
         if not progress:
-            raise GraphError(
-                f"FP16 conversion: cannot order nodes {[n.name for n in rest][:5]} (a cycle?)"
-            )
+            raise GraphError(f"FP16 conversion: cannot order nodes {[n.name for n in rest][:5]} (a cycle?)")
         pending = rest
     del graph.node[:]
     graph.node.extend(ordered)

@@ -33,11 +33,7 @@ def report_rows(report: EngineReport) -> list[tuple[str, str]]:
     s = report.sidecar
     if s is None:
         return [("engine", str(report.engine_path))]
-    gpu = (
-        f"{s.gpu['name']} (compute capability {s.gpu['compute_capability']})"
-        if s.gpu
-        else "none at build time"
-    )
+    gpu = f"{s.gpu['name']} (compute capability {s.gpu['compute_capability']})" if s.gpu else "none at build time"
     rows = [
         ("engine", f"{report.engine_path} ({s.engine_bytes / 2**20:.2f} MiB)"),
         ("backend", f"{s.backend_label}: {s.backend} {s.backend_version}"),
@@ -63,9 +59,7 @@ def report_rows(report: EngineReport) -> list[tuple[str, str]]:
     rows += [
         (
             "I/O read from",
-            "deserialized engine"
-            if s.io_source == "engine"
-            else "network definition (no GPU at build)",
+            "deserialized engine" if s.io_source == "engine" else "network definition (no GPU at build)",
         ),
         ("ONNX", f"{s.onnx_path} sha256 {s.onnx_sha256[:16]}..."),
         ("deploy card", "embedded" if s.deploy_card else "none"),

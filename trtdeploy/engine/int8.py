@@ -20,12 +20,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from trtdeploy.engine.backend import Backend, implement
 from trtdeploy.errors import InputError, UnsupportedModelError
 
 if TYPE_CHECKING:
     import tensorrt
-
-    from trtdeploy.engine.backend import Backend
 
 CALIBRATOR_FACTORY = "make_trt_calibrator"
 QDQ_PRODUCER = "make_qdq_onnx"
@@ -84,9 +83,7 @@ def make_calibrator(
     """A TensorRT 10 calibrator: from images (calibration package) or replaying a cache."""
     if images is None:
         if cache is None:
-            raise InputError(
-                "INT8 calibration needs --calib-images DIR or an existing --calib-cache FILE"
-            )
+            raise InputError("INT8 calibration needs --calib-images DIR or an existing --calib-cache FILE")
         return cache_calibrator(backend, cache)
     factory = _calibration_function(CALIBRATOR_FACTORY)
     if factory is None:
@@ -114,31 +111,34 @@ def cache_calibrator(backend: Backend, cache: Path) -> tensorrt.IInt8Calibrator:
     """
     cache = Path(cache)
     if not cache.is_file():
-        raise InputError(
-            f"--calib-cache {cache} does not exist and no --calib-images were given to create it"
-        )
+        raise InputError(f"--calib-cache {cache} does not exist and no --calib-images were given to create it")
     data = cache.read_bytes()
     if not data.startswith(b"TRT-"):
-        raise InputError(
-            f"--calib-cache {cache} is not a TensorRT calibration cache (no 'TRT-' header line)"
-        )
-    trt = backend.module
-
-    class _CacheCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc]
-        def __init__(self) -> None:
-            trt.IInt8EntropyCalibrator2.__init__(self)
-
-        def get_batch_size(self) -> int:
-            return 1
-
-        def get_batch(self, names: list[str]) -> list[int] | None:
-            return None  # no data: TensorRT must use the cache
-
-        def read_calibration_cache(self) -> bytes:
-            return data
-
-        def write_calibration_cache(self, cache_data: bytes) -> None:
-            return None
-
-    calibrator: tensorrt.IInt8Calibrator = _CacheCalibrator()
+        raise InputError(f"--calib-cache {cache} is not a TensorRT calibration cache (no 'TRT-' header line)")
+    calibrator = implement(_CacheCalibrator, backend.module.IInt8EntropyCalibrator2)
+    calibrator.cache = data
     return calibrator
+
+
+if TYPE_CHECKING:
+    _EntropyBase = tensorrt.IInt8EntropyCalibrator2
+else:  # the real base comes from the module in use (backend.implement)
+    _EntropyBase = object
+
+
+class _CacheCalibrator(_EntropyBase):
+    """Serves an existing cache and has no batches of its own."""
+
+    cache: bytes
+
+    def get_batch_size(self) -> int:
+        return 1
+
+    def get_batch(self, names: list[str]) -> list[int]:
+        return []  # no batches: TensorRT must use the cache
+
+    def read_calibration_cache(self) -> bytes:
+        return self.cache
+
+    def write_calibration_cache(self, cache: object) -> None:
+        return None

@@ -60,7 +60,7 @@ def cuda_version_of(module: ModuleType) -> str | None:
     base = module.__name__.replace("_", "-")
     pattern = re.compile(rf"^{re.escape(base)}[-_]cu(\d+)$", re.IGNORECASE)
     for dist in importlib.metadata.distributions():
-        name = dist.metadata.get("Name", "") or ""
+        name = dist.name or ""
         match = pattern.match(name.replace("_", "-"))
         if match:
             return match.group(1)
@@ -99,15 +99,9 @@ def probe_gpus() -> tuple[str | None, list[GpuInfo]]:
             name = ctypes.create_string_buffer(256)
             lib.cuDeviceGetName(name, 256, device)
             major, minor = ctypes.c_int(0), ctypes.c_int(0)
-            lib.cuDeviceGetAttribute(
-                ctypes.byref(major), _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device
-            )
-            lib.cuDeviceGetAttribute(
-                ctypes.byref(minor), _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device
-            )
-            gpus.append(
-                GpuInfo(index, name.value.decode(errors="replace"), f"{major.value}.{minor.value}")
-            )
+            lib.cuDeviceGetAttribute(ctypes.byref(major), _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR, device)
+            lib.cuDeviceGetAttribute(ctypes.byref(minor), _CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR, device)
+            gpus.append(GpuInfo(index, name.value.decode(errors="replace"), f"{major.value}.{minor.value}"))
         return driver, gpus
     except (AttributeError, OSError) as exc:  # a broken or partial driver install
         log.debug("CUDA driver probe failed: %s", exc)

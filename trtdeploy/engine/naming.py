@@ -36,9 +36,7 @@ def default_engine_path(
 ) -> Path:
     """The engine next to the ONNX, named as nvinfer would name it."""
     onnx_path = Path(onnx_path)
-    return onnx_path.with_name(
-        engine_file_name(onnx_path.name, max_batch, precision, gpu_id=gpu_id, dla_core=dla_core)
-    )
+    return onnx_path.with_name(engine_file_name(onnx_path.name, max_batch, precision, gpu_id=gpu_id, dla_core=dla_core))
 
 
 def parse_engine_name(name: str) -> dict[str, str | int] | None:

@@ -107,9 +107,7 @@ def plan_precision(
             if precision == "best":
                 flags.append("FP16")
         elif precision == "best":
-            notes.append(
-                f"best on {caps.label}: the Q/DQ graph decides INT8 layers; the rest stays float32"
-            )
+            notes.append(f"best on {caps.label}: the Q/DQ graph decides INT8 layers; the rest stays float32")
     elif precision in ("fp16", "best"):
         if strong:
             convert_fp16 = True

@@ -12,9 +12,7 @@ import onnx
 from trtdeploy.engine.capabilities import Capabilities
 from trtdeploy.errors import UnsupportedModelError, UsageError
 
-_NMS_PLUGINS_WITH_ONNX_FIX = frozenset(
-    {"BatchedNMS_TRT", "BatchedNMSDynamic_TRT", "NMS_TRT", "NMSDynamic_TRT"}
-)
+_NMS_PLUGINS_WITH_ONNX_FIX = frozenset({"BatchedNMS_TRT", "BatchedNMSDynamic_TRT", "NMS_TRT", "NMSDynamic_TRT"})
 
 
 def _node_label(node: onnx.NodeProto, index: int) -> str:

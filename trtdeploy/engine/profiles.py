@@ -55,15 +55,8 @@ def onnx_inputs(model: object) -> list[OnnxInput]:
         if value.name in initializers:
             continue
         tensor = value.type.tensor_type
-        dims = tuple(
-            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1
-            for d in tensor.shape.dim
-        )
-        dtype = (
-            onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
-            if tensor.elem_type
-            else "unknown"
-        )
+        dims = tuple(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else -1 for d in tensor.shape.dim)
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else "unknown"
         result.append(OnnxInput(value.name, dims, dtype))
     return result
 
@@ -88,9 +81,7 @@ def parse_profile_spec(spec: str) -> tuple[str, ShapeRange]:
     """
     parts = spec.rsplit(":", 3)
     if len(parts) != 4 or not parts[0]:
-        raise UsageError(
-            f"--profile {spec!r} is not NAME:MIN:OPT:MAX, e.g. input:1x3x300x300:4x3x300x300:8x3x300x300"
-        )
+        raise UsageError(f"--profile {spec!r} is not NAME:MIN:OPT:MAX, e.g. input:1x3x300x300:4x3x300x300:8x3x300x300")
     name, lo, mid, hi = parts
     shapes = [_parse_shape(text, spec) for text in (lo, mid, hi)]
     if len({len(s) for s in shapes}) != 1:
@@ -178,9 +169,7 @@ def plan_profiles(
     return profiles
 
 
-def _default_profile(
-    inputs: Sequence[OnnxInput], batch: int | None, card_shape: dict[str, Shape]
-) -> Profile:
+def _default_profile(inputs: Sequence[OnnxInput], batch: int | None, card_shape: dict[str, Shape]) -> Profile:
     profile: Profile = {}
     for inp in inputs:
         if not inp.dynamic:
@@ -236,9 +225,7 @@ def card_shapes(onnx_path: Path) -> tuple[dict[str, Shape], object | None]:
     return {card.input.name: tuple(card.input.shape)}, card
 
 
-def check_card_matches(
-    card_shape: dict[str, Shape], inputs: Sequence[OnnxInput], card_path: Path
-) -> None:
+def check_card_matches(card_shape: dict[str, Shape], inputs: Sequence[OnnxInput], card_path: Path) -> None:
     """A card that names an input the ONNX does not have is stale: say so instead of guessing."""
     names = {i.name for i in inputs}
     for name in card_shape:

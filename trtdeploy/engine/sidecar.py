@@ -46,9 +46,7 @@ class Sidecar:
     io_source: str  # "engine" (deserialized) | "network" (no GPU to deserialize on)
     onnx_path: str
     onnx_sha256: str
-    built_onnx_sha256: (
-        str  # the graph actually parsed (FP16-converted or Q/DQ); = onnx_sha256 if unchanged
-    )
+    built_onnx_sha256: str  # the graph actually parsed (FP16-converted or Q/DQ); = onnx_sha256 if unchanged
     engine_file: str
     engine_sha256: str
     engine_bytes: int
@@ -96,9 +94,7 @@ def load_sidecar(engine_path: Path) -> Sidecar:
     """Read ``<engine>.json``; InputError (one line) when missing or corrupt."""
     path = sidecar_path(engine_path)
     if not path.is_file():
-        raise InputError(
-            f"no sidecar {path.name} next to the engine, so its TensorRT version and GPU are unknown"
-        )
+        raise InputError(f"no sidecar {path.name} next to the engine, so its TensorRT version and GPU are unknown")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -125,9 +121,7 @@ def check_usable(sidecar: Sidecar, machine: Machine, engine_path: Path | None = 
         if not engine_path.is_file():
             reasons.append(f"engine file {engine_path} is missing")
         elif sha256_file(engine_path) != sidecar.engine_sha256:
-            reasons.append(
-                "the engine file changed since its sidecar was written; the sidecar does not describe it"
-            )
+            reasons.append("the engine file changed since its sidecar was written; the sidecar does not describe it")
     here = machine.backends.get(sidecar.backend)
     if here is None:
         reasons.append(
@@ -149,11 +143,7 @@ def check_usable(sidecar: Sidecar, machine: Machine, engine_path: Path | None = 
             )
     reasons.extend(_gpu_reasons(sidecar, machine, rebuild))
     onnx_file = Path(sidecar.onnx_path) if sidecar.onnx_path else None
-    if (
-        onnx_file is not None
-        and onnx_file.is_file()
-        and sha256_file(onnx_file) != sidecar.onnx_sha256
-    ):
+    if onnx_file is not None and onnx_file.is_file() and sha256_file(onnx_file) != sidecar.onnx_sha256:
         reasons.append(f"stale: {sidecar.onnx_path} changed since this engine was built; {rebuild}")
     return Verdict("not usable" if reasons else "usable", reasons)
 
@@ -162,9 +152,7 @@ def _gpu_reasons(sidecar: Sidecar, machine: Machine, rebuild: str) -> list[str]:
     if not machine.gpus:
         targets = sidecar.target_compute_capabilities
         if targets:
-            return [
-                f"no NVIDIA GPU here; the engine runs on GPUs with compute capability {', '.join(targets)}"
-            ]
+            return [f"no NVIDIA GPU here; the engine runs on GPUs with compute capability {', '.join(targets)}"]
         built_on = sidecar.gpu["name"] if sidecar.gpu else "a GPU"
         return [f"no NVIDIA GPU here; the engine was built for {built_on}"]
     index = int(sidecar.device[3:] or 0) if sidecar.device.startswith("gpu") else 0
@@ -180,9 +168,7 @@ def _gpu_reasons(sidecar: Sidecar, machine: Machine, rebuild: str) -> list[str]:
             ]
         return []
     if not sidecar.gpu:
-        return [
-            "the sidecar records no GPU for this engine, so it cannot be matched to this machine"
-        ]
+        return ["the sidecar records no GPU for this engine, so it cannot be matched to this machine"]
     built_name, built_cc = sidecar.gpu.get("name", "?"), sidecar.gpu.get("compute_capability", "?")
     if gpu.compute_capability != built_cc:
         return [
