@@ -20,7 +20,11 @@ _EXTRAS = {
 def require(module: str) -> ModuleType:
     """Import ``module`` now, or raise MissingDependencyError with how to get it."""
     try:
-        return importlib.import_module(module)
+        imported = importlib.import_module(module)
+        if getattr(imported, "__file__", None) is None and module.split(".")[0] in _EXTRAS:
+            # An empty namespace folder, e.g. left in site-packages by the tensorrt-stubs wheel.
+            raise ImportError(f"only an empty '{module}' folder (type stubs?) was found, not the module")
+        return imported
     except ImportError as exc:
         top = module.split(".")[0]
         extra = _EXTRAS.get(top)
@@ -35,7 +39,7 @@ def require(module: str) -> ModuleType:
 def is_available(module: str) -> bool:
     """True when ``module`` can be imported (imports it)."""
     try:
-        importlib.import_module(module)
-    except ImportError:
+        require(module)
+    except MissingDependencyError:
         return False
     return True
