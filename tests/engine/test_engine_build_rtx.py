@@ -13,6 +13,7 @@ from trtdeploy.cli.main import app
 from trtdeploy.engine import BuildError, BuildOptions, build_engine, load_sidecar
 from trtdeploy.engine.builder import dtype_name
 from trtdeploy.engine.machine import probe_gpus
+from trtdeploy.errors import InputError
 
 pytestmark = pytest.mark.rtx
 
@@ -179,3 +180,41 @@ def test_cli_build_engine(tmp_path):
     again = CliRunner().invoke(app, args)
     assert again.exit_code == 1 and "exists; pass --force" in again.output
     assert CliRunner().invoke(app, [*args, "--force"]).exit_code == 0
+
+
+def _calibration_images(folder: Path, count: int = 8) -> Path:
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(count):
+        Image.fromarray(rng.integers(0, 255, (20, 24, 3), dtype=np.uint8)).save(folder / f"{index}.png")
+    return folder
+
+
+def test_int8_from_images_through_the_calibration_package(tmp_path):
+    calibration = pytest.importorskip("calibration")
+    if not hasattr(calibration, "make_qdq_onnx"):
+        pytest.skip("this calibration package has no make_qdq_onnx")
+    onnx_path = conv_model(tmp_path / "m.onnx", width=32)
+    write_card(onnx_path)
+    images = _calibration_images(tmp_path / "imgs")
+    options = _rtx(precision="int8", calib_images=images, calib_num=8, calib_batch=4, calib_cache=tmp_path / "m.cache")
+    result = build_engine(onnx_path, options)
+    assert result.engine_path.name == "m.onnx_b1_gpu0_int8.engine"
+    assert result.sidecar.precision["int8_source"] == "qdq_from_calibration"
+    assert result.sidecar.built_onnx_sha256 != result.sidecar.onnx_sha256  # the Q/DQ graph was built
+    assert (tmp_path / "m.cache").is_file()
+
+
+def test_calibration_errors_become_one_line_errors(tmp_path):
+    calibration = pytest.importorskip("calibration")
+    if not hasattr(calibration, "make_qdq_onnx"):
+        pytest.skip("this calibration package has no make_qdq_onnx")
+    onnx_path = conv_model(tmp_path / "m.onnx")
+    write_card(onnx_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="^calibration: "):
+        build_engine(onnx_path, _rtx(precision="int8", calib_images=tmp_path / "empty"))
+    assert not any(name.endswith(".engine") for name in files_in(tmp_path))

@@ -8,23 +8,27 @@ only asks it for one of two things:
 * TensorRT 11 / RTX (strongly typed): a Q/DQ ONNX, from
   ``calibration.make_qdq_onnx(onnx_path=, images=, cache=, num_images=, batch_size=, card=, output=)``.
 
-Until those functions exist, the requests fail with one clear message instead of building a
-float engine behind the user's back. Replaying an existing cache on TensorRT 10 needs no
+When a function is missing (an older calibration package), the request fails with one
+clear message instead of building a float engine behind the user's back. Replaying an existing cache on TensorRT 10 needs no
 calibration package: ``cache_calibrator`` does it here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trtdeploy.engine.backend import Backend, implement
 from trtdeploy.errors import InputError, UnsupportedModelError
+from trtdeploy.log import get_logger
 
 if TYPE_CHECKING:
     import tensorrt
+
+log = get_logger("engine")
 
 CALIBRATOR_FACTORY = "make_trt_calibrator"
 QDQ_PRODUCER = "make_qdq_onnx"
@@ -37,6 +41,18 @@ def _calibration_function(name: str) -> Callable[..., Any] | None:
         return None
     function = getattr(package, name, None)
     return function if callable(function) else None
+
+
+@contextlib.contextmanager
+def _calibration_errors() -> Iterator[None]:
+    """The calibration package has its own error type (it depends on nothing of ours): turn
+    it into ours so the CLI prints one line instead of an internal error."""
+    try:
+        yield
+    except Exception as exc:
+        if type(exc).__name__ == "CalibrationError":
+            raise InputError(f"calibration: {exc}") from exc
+        raise
 
 
 def qdq_onnx_from_calibration(
@@ -58,15 +74,16 @@ def qdq_onnx_from_calibration(
             f"install's `calibration` package cannot make one yet (no calibration.{QDQ_PRODUCER}); pass an "
             "ONNX that already has QuantizeLinear/DequantizeLinear nodes, or build INT8 with TensorRT 10"
         )
-    result = producer(
-        onnx_path=onnx_path,
-        images=images,
-        cache=cache,
-        num_images=num_images,
-        batch_size=batch_size,
-        card=card,
-        output=output,
-    )
+    with _calibration_errors():
+        result = producer(
+            onnx_path=onnx_path,
+            images=images,
+            cache=cache,
+            num_images=num_images,
+            batch_size=batch_size,
+            card=card,
+            output=output,
+        )
     return Path(result) if result is not None else output
 
 
@@ -84,6 +101,11 @@ def make_calibrator(
     if images is None:
         if cache is None:
             raise InputError("INT8 calibration needs --calib-images DIR or an existing --calib-cache FILE")
+        log.warning(
+            "replaying %s without calibration data: TensorRT checks its version header, but not that it "
+            "was made for this ONNX and preprocessing",
+            cache,
+        )
         return cache_calibrator(backend, cache)
     factory = _calibration_function(CALIBRATOR_FACTORY)
     if factory is None:
@@ -91,15 +113,16 @@ def make_calibrator(
             f"--calib-images needs the calibration package's calibrator (calibration.{CALIBRATOR_FACTORY}), "
             "which this install does not have yet; pass an existing --calib-cache FILE or a Q/DQ ONNX"
         )
-    calibrator: tensorrt.IInt8Calibrator = factory(
-        backend.module,
-        onnx_path=onnx_path,
-        images=images,
-        cache=cache,
-        num_images=num_images,
-        batch_size=batch_size,
-        card=card,
-    )
+    with _calibration_errors():
+        calibrator: tensorrt.IInt8Calibrator = factory(
+            backend.module,
+            onnx_path=onnx_path,
+            images=images,
+            cache=cache,
+            num_images=num_images,
+            batch_size=batch_size,
+            card=card,
+        )
     return calibrator
 
 
