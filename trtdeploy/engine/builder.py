@@ -249,17 +249,23 @@ def _options_record(options: BuildOptions) -> dict[str, Any]:
     }
 
 
+def _calibration_request(prep: _Prepared, options: BuildOptions) -> int8.CalibrationRequest:
+    return int8.CalibrationRequest(
+        onnx_path=prep.onnx_path,
+        images=Path(options.calib_images) if options.calib_images is not None else None,
+        cache=Path(options.calib_cache) if options.calib_cache is not None else None,
+        num_images=options.calib_num,
+        batch_size=options.calib_batch,
+        card=prep.card,
+    )
+
+
 def _graph_to_parse(prep: _Prepared, options: BuildOptions, scratch: Path) -> tuple[bytes, str]:
     """The ONNX bytes TensorRT parses: as given, FP16-converted, or Q/DQ from calibration."""
     plan = prep.plan
     if plan.int8_source == INT8_QDQ_FROM_CALIBRATION:
         qdq_path = int8.qdq_onnx_from_calibration(
-            prep.onnx_path,
-            images=options.calib_images,
-            cache=options.calib_cache,
-            num_images=options.calib_num,
-            batch_size=options.calib_batch,
-            card=prep.card,
+            _calibration_request(prep, options),
             output=scratch / "model.qdq.onnx",
             backend_label=prep.backend.caps.label,
         )
@@ -384,15 +390,7 @@ def _configure(
             profile.set_shape(name, rng.min, rng.opt, rng.max)
         config.add_optimization_profile(profile)
     if prep.plan.int8_source in (INT8_CALIBRATOR, INT8_CACHE):
-        config.int8_calibrator = int8.make_calibrator(
-            prep.backend,
-            prep.onnx_path,
-            images=options.calib_images,
-            cache=options.calib_cache,
-            num_images=options.calib_num,
-            batch_size=options.calib_batch,
-            card=prep.card,
-        )
+        config.int8_calibrator = int8.make_calibrator(prep.backend, _calibration_request(prep, options))
         if prep.profiles:
             config.set_calibration_profile(_first_profile(builder, prep))
     if caps.ahead_of_time and prep.targets:

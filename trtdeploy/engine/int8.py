@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,17 +56,29 @@ def _calibration_errors() -> Iterator[None]:
         raise
 
 
-def qdq_onnx_from_calibration(
-    onnx_path: Path,
-    *,
-    images: Path | None,
-    cache: Path | None,
-    num_images: int,
-    batch_size: int,
-    card: object | None,
-    output: Path,
-    backend_label: str,
-) -> Path:
+@dataclass(frozen=True)
+class CalibrationRequest:
+    """What build-engine hands the calibration package (its keyword arguments)."""
+
+    onnx_path: Path
+    images: Path | None
+    cache: Path | None
+    num_images: int
+    batch_size: int
+    card: object | None
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "onnx_path": self.onnx_path,
+            "images": self.images,
+            "cache": self.cache,
+            "num_images": self.num_images,
+            "batch_size": self.batch_size,
+            "card": self.card,
+        }
+
+
+def qdq_onnx_from_calibration(request: CalibrationRequest, *, output: Path, backend_label: str) -> Path:
     """Ask the calibration package for a Q/DQ ONNX (TensorRT 11 / RTX INT8)."""
     producer = _calibration_function(QDQ_PRODUCER)
     if producer is None:
@@ -75,38 +88,21 @@ def qdq_onnx_from_calibration(
             "ONNX that already has QuantizeLinear/DequantizeLinear nodes, or build INT8 with TensorRT 10"
         )
     with _calibration_errors():
-        result = producer(
-            onnx_path=onnx_path,
-            images=images,
-            cache=cache,
-            num_images=num_images,
-            batch_size=batch_size,
-            card=card,
-            output=output,
-        )
+        result = producer(**request.kwargs(), output=output)
     return Path(result) if result is not None else output
 
 
-def make_calibrator(
-    backend: Backend,
-    onnx_path: Path,
-    *,
-    images: Path | None,
-    cache: Path | None,
-    num_images: int,
-    batch_size: int,
-    card: object | None,
-) -> tensorrt.IInt8Calibrator:
+def make_calibrator(backend: Backend, request: CalibrationRequest) -> tensorrt.IInt8Calibrator:
     """A TensorRT 10 calibrator: from images (calibration package) or replaying a cache."""
-    if images is None:
-        if cache is None:
+    if request.images is None:
+        if request.cache is None:
             raise InputError("INT8 calibration needs --calib-images DIR or an existing --calib-cache FILE")
         log.warning(
             "replaying %s without calibration data: TensorRT checks its version header, but not that it "
             "was made for this ONNX and preprocessing",
-            cache,
+            request.cache,
         )
-        return cache_calibrator(backend, cache)
+        return cache_calibrator(backend, request.cache)
     factory = _calibration_function(CALIBRATOR_FACTORY)
     if factory is None:
         raise UnsupportedModelError(
@@ -114,15 +110,7 @@ def make_calibrator(
             "which this install does not have yet; pass an existing --calib-cache FILE or a Q/DQ ONNX"
         )
     with _calibration_errors():
-        calibrator: tensorrt.IInt8Calibrator = factory(
-            backend.module,
-            onnx_path=onnx_path,
-            images=images,
-            cache=cache,
-            num_images=num_images,
-            batch_size=batch_size,
-            card=card,
-        )
+        calibrator: tensorrt.IInt8Calibrator = factory(backend.module, **request.kwargs())
     return calibrator
 
 
