@@ -341,7 +341,12 @@ def _run_tensorrt(
         builder.get_plugin_registry().load_library(str(lib))
     if caps.plugins and hasattr(trt, "init_libnvinfer_plugins"):
         trt.init_libnvinfer_plugins(logger, "")
-    network: tensorrt.INetworkDefinition = builder.create_network(0)
+    network_flags = 0
+    strongly_typed_flag = getattr(trt.NetworkDefinitionCreationFlag, "STRONGLY_TYPED", None)
+    if caps.strongly_typed and strongly_typed_flag is not None:
+        # Implied on TensorRT 11 / RTX; said explicitly so the types in the ONNX are obeyed.
+        network_flags |= 1 << int(strongly_typed_flag)
+    network: tensorrt.INetworkDefinition = builder.create_network(network_flags)
     _parse(backend, network, logger, model_bytes, prep.onnx_path)
     config: tensorrt.IBuilderConfig = builder.create_builder_config()
     _configure(prep, options, builder, network, config)
