@@ -202,8 +202,9 @@ def read_model_facts(frozen: FrozenModel, height: int, width: int) -> ModelFacts
         raise GraphError(f"{FAMILY}: box encodings have shape {encodings.shape}, expected [1,A,4]")
     if normalised.shape[1:3] != (height, width):
         raise GraphError(f"{FAMILY}: the resize loop returned {normalised.shape[1:3]} for a {height}x{width} input")
-    offset = normalised[0].reshape(-1, 3).mean(axis=0)
-    scale = (normalised[1].reshape(-1, 3).mean(axis=0) - offset) / 255.0
+    # float64 means: a float32 mean over ~10^5 equal values drifts by ~1e-3.
+    offset = normalised[0].reshape(-1, 3).astype(np.float64).mean(axis=0)
+    scale = (normalised[1].reshape(-1, 3).astype(np.float64).mean(axis=0) - offset) / 255.0
     predicted = probes[2] * scale + offset
     err = float(np.abs(predicted - normalised[2]).max())
     if err > 1e-4 * max(1.0, float(np.abs(normalised[2]).max())):

@@ -35,5 +35,5 @@ def select_class_scores(graph: gs.Graph, ctx: PassContext) -> None:
         SCORES,
         dtypes=[np.float32],
     )
-    scores.shape = [raw.shape[0], raw.shape[1], num_classes]
+    scores.shape = [raw.shape[0], len(ctx.facts["anchors"]), num_classes]
     graph.outputs = [scores if t is raw else t for t in graph.outputs]
