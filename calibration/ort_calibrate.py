@@ -74,6 +74,22 @@ def as_batches(
     )
 
 
+def _pipelined(run, batches: BatchSource):  # type: ignore[no-untyped-def]
+    """Run the model on batch k+1 in a helper thread while the caller digests batch k (ONNX
+    Runtime releases the GIL, so statistics and inference overlap)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="calib-ort") as pool:
+        pending = None
+        for batch in batches:
+            future = pool.submit(run, batch)
+            if pending is not None:
+                yield pending.result()
+            pending = future
+        if pending is not None:
+            yield pending.result()
+
+
 def _load(onnx_path: str | Path):  # type: ignore[no-untyped-def]
     import onnx
 
@@ -209,15 +225,16 @@ def calibrate_onnx(
     two_pass = method is not CalibrationMethod.MINMAX if two_pass is None else two_pass
     ranges: dict[str, float] = {}
     if two_pass:
-        for batch in batches:
-            for name, value in run(batch).items():
+        for values in _pipelined(run, batches):
+            for name, value in values.items():
                 if value.dtype.kind == "f" and value.size:
-                    ranges[name] = max(ranges.get(name, 0.0), float(np.abs(value).max()))
+                    peak = max(float(value.max()), -float(value.min()))  # no |x| temporary
+                    ranges[name] = max(ranges.get(name, 0.0), peak)
     hists: dict[str, AbsHistogram] = {}
     count = 0
-    for batch in batches:
-        count += len(batch)
-        for name, value in run(batch).items():
+    for values in _pipelined(run, batches):
+        count += len(values[input_name])
+        for name, value in values.items():
             if value.dtype.kind != "f":
                 continue  # shape arithmetic that shape inference could not type
             hist = hists.get(name)

@@ -18,8 +18,9 @@ ONNX Runtime's "entropy" calibrator is a different algorithm (signed values, 128
 
 The histogram range is [0, max |x|] from a first pass over the data (``fixed_range``), as the
 2048 bins then cover exactly the values seen. In one-pass mode the range is set by the first
-batch's max |x| and doubled whenever a later batch exceeds it, merging bins pairwise (exact, but
-the range ends between the true max and twice it, so fewer bins cover the data). amax is never
+batch's max |x| and doubled whenever a later batch exceeds it, merging bins pairwise (exact up to
+float rounding at bin edges, but the range ends between the true max and twice it, so fewer bins
+cover the data). amax is never
 above the largest |x| seen.
 """
 
@@ -70,7 +71,7 @@ class AbsHistogram:
         return self.range / len(self.counts) if self.range else 0.0
 
     def add(self, values: np.ndarray) -> None:
-        flat = np.abs(np.asarray(values, dtype=np.float32).ravel())
+        flat = np.abs(np.asarray(values, dtype=np.float32).ravel())  # a new array: scaled in place below
         if flat.size == 0:
             return
         peak = float(flat.max())
@@ -83,13 +84,17 @@ class AbsHistogram:
                 return
             self.range = peak
         bins = len(self.counts)
-        while peak > self.range and not self.fixed:  # double the range: merge neighbouring bins, exactly
+        while peak > self.range and not self.fixed:  # double the range: merge neighbouring bins
             merged = self.counts.reshape(-1, 2).sum(axis=1)
             self.counts = np.concatenate([merged, np.zeros(bins // 2, np.int64)])
             self.range *= 2.0
-        index = (flat * np.float32(bins / self.range)).astype(np.int32)
-        np.minimum(index, bins - 1, out=index)
-        self.counts += np.bincount(index, minlength=bins)
+        np.multiply(flat, np.float32(bins / self.range), out=flat)
+        # bincount works on intp: convert once; values at (or, fixed, above) the range fold into the last bin
+        counts = np.bincount(flat.astype(np.intp))
+        if len(counts) > bins:
+            counts[bins - 1] += counts[bins:].sum()
+            counts = counts[:bins]
+        self.counts[: len(counts)] += counts
 
 
 def entropy_kl(counts: np.ndarray, levels: int = NUM_LEVELS, start: int | None = None) -> np.ndarray:

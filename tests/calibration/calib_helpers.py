@@ -1,0 +1,99 @@
+"""Shared helpers: real photos (scikit-image's bundled images) cut into test JPEGs, and tiny
+ONNX conv nets built in the test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# Colour photos shipped inside scikit-image (no download needed).
+PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "hubble_deep_field.jpg",
+    "retina.jpg",
+    "motorcycle_left.png",
+    "color.png",
+    "ihc.png",
+)
+REFERENCE_CACHES = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "calibration_caches"
+
+
+def skimage_photos() -> list[Image.Image]:
+    import skimage
+
+    folder = Path(skimage.__file__).parent / "data"
+    return [Image.open(folder / name).convert("RGB") for name in PHOTOS]
+
+
+def make_photo_jpegs(
+    folder: Path, count: int, seed: int = 0, sizes: tuple[tuple[int, int], ...] | None = None
+) -> list[Path]:
+    """``count`` JPEGs cropped at random from the photos, in varied sizes and aspect ratios."""
+    rng = np.random.default_rng(seed)
+    photos = skimage_photos()
+    sizes = sizes or ((640, 480), (480, 640), (320, 240), (301, 167), (97, 211), (500, 500), (1024, 300))
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(count):
+        photo = photos[i % len(photos)]
+        w, h = photo.size
+        cw, ch = int(w * rng.uniform(0.4, 1.0)), int(h * rng.uniform(0.4, 1.0))
+        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+        size = sizes[i % len(sizes)]
+        path = folder / f"photo_{i:03d}.jpg"
+        photo.crop((x, y, x + cw, y + ch)).resize(size, Image.Resampling.BILINEAR).save(path, quality=88)
+        paths.append(path)
+    return paths
+
+
+def conv_net(path: Path, *, size: int = 32, batch: int | str = "N", seed: int = 0, with_decode: bool = False) -> Path:
+    """A small float conv net: Conv-Relu-Conv(stride 2)-Relu-depthwise Conv-GAP-MatMul, optionally
+    followed by a box-decoding-like float tail (Sigmoid, Mul by constants, Exp)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(seed)
+    inits = {
+        "W1": rng.normal(0, 0.25, (8, 3, 3, 3)),
+        "b1": rng.normal(0, 0.1, 8),
+        "W2": rng.normal(0, 0.2, (16, 8, 3, 3)),
+        "b2": rng.normal(0, 0.1, 16),
+        "Wd": rng.normal(0, 0.3, (16, 1, 3, 3)),
+        "Wf": rng.normal(0, 0.2, (16, 12)),
+    }
+    nodes = [
+        helper.make_node("Conv", ["x", "W1", "b1"], ["c1"], pads=[1, 1, 1, 1], name="conv1"),
+        helper.make_node("Relu", ["c1"], ["r1"], name="relu1"),
+        helper.make_node("Conv", ["r1", "W2", "b2"], ["c2"], pads=[1, 1, 1, 1], strides=[2, 2], name="conv2"),
+        helper.make_node("Relu", ["c2"], ["r2"], name="relu2"),
+        helper.make_node("Conv", ["r2", "Wd"], ["c3"], pads=[1, 1, 1, 1], group=16, name="dwconv"),
+        helper.make_node("GlobalAveragePool", ["c3"], ["g"], name="gap"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+        helper.make_node("MatMul", ["f", "Wf"], ["y"], name="fc"),
+    ]
+    output = "y"
+    if with_decode:
+        inits["anchor_scale"] = rng.uniform(0.5, 1.5, 12)
+        nodes += [
+            helper.make_node("Sigmoid", ["y"], ["s"], name="decode_sigmoid"),
+            helper.make_node("Mul", ["s", "anchor_scale"], ["m"], name="decode_mul"),
+            helper.make_node("Exp", ["m"], ["boxes"], name="decode_exp"),
+        ]
+        output = "boxes"
+    graph = helper.make_graph(
+        nodes,
+        "convnet",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, size, size])],
+        [helper.make_tensor_value_info(output, TensorProto.FLOAT, [batch, 12])],
+        [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+    return path
