@@ -14,17 +14,19 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[tf,rtx,dev]'
+	# TensorRT's type stubs pin the full tensorrt wheel (not installable here): --no-deps.
+	$(BIN)/python -m pip install -q --no-deps tensorrt-stubs==10.13.0.35.1
 	touch $(STAMP)
 
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/trtdeploy create-onnx --saved-model $(DEMO_MODEL)/saved_model \
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/trtdeploy create-onnx --saved-model $(DEMO_MODEL)/saved_model \
 	    --label-map $(DEMO_MODEL)/label_map.pbtxt -o $(DEMO_OUT)/model.onnx --force
-	$(BIN)/trtdeploy verify --saved-model $(DEMO_MODEL)/saved_model --onnx $(DEMO_OUT)/model.onnx
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/trtdeploy verify --saved-model $(DEMO_MODEL)/saved_model --onnx $(DEMO_OUT)/model.onnx
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
 
 clean:
 	rm -rf $(VENV) build

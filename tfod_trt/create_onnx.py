@@ -40,7 +40,7 @@ from trtdeploy.errors import InputError, UsageError
 from trtdeploy.files import atomic_path, check_output, sha256_file
 from trtdeploy.graph_passes import PassContext, run_passes
 from trtdeploy.log import get_logger
-from trtdeploy.nms import NMS_KINDS
+from trtdeploy.nms import KIND_LAYOUTS, NMS_KINDS
 
 log = get_logger("tfod")
 
@@ -171,7 +171,9 @@ def attach_head(core: Core, prepared: Prepared, nms: str, output_layout: str) ->
     """Append the NMS head to a converted core; returns the final model and its deploy card."""
     opts = prepared.options
     facts = dict(core.facts)
-    facts.update(nms=nms, nms_params=prepared.nms_params, output_layout=output_layout,
+    # --output-layout chooses between the EfficientNMS-shaped contracts; the other heads have one.
+    layout = output_layout if output_layout in KIND_LAYOUTS[nms] else KIND_LAYOUTS[nms][0]
+    facts.update(nms=nms, nms_params=prepared.nms_params, output_layout=layout,
                  input_hw=(prepared.height, prepared.width))
     ctx = PassContext(family=FAMILY, facts=facts, debug_dir=Path(opts.debug_dir) if opts.debug_dir else None)
     model = run_passes(copy.deepcopy(core.model), HEAD_PASSES, ctx)

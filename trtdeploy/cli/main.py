@@ -40,3 +40,7 @@ for module in (create_onnx, verify, build_engine, calib, ds_config):
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

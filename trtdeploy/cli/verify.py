@@ -81,8 +81,8 @@ def verify(
                 results[b] = compare(reference, run_batched(onnx_runner.detections, pixels, b), tol)
 
         table = Table(title=f"{onnx_path.name} vs TensorFlow on {len(pixels)} images (score >= {tol.score_threshold:g})")
-        for column in ("batch", "TF detections", "ONNX detections", "matched", "max |score diff|",
-                       "max |box diff|", "min IoU", "max |count diff|", "result"):
+        for column in ("batch", "TF dets", "ONNX dets", "matched", "max dScore", "max dBox", "min IoU",
+                       "max dCount", "ok"):
             table.add_column(column, justify="right")
         failed = []
         for b, stats in results.items():

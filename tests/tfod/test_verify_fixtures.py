@@ -1,0 +1,67 @@
+"""Issue 2 acceptance: every fixture, every NMS head, static batch 1 and dynamic batch (run at
+1 and 4), matches TensorFlow's detections on 8 real photos: >= 99% matched (same class,
+IoU >= 0.99), matched score difference <= 1e-4."""
+
+from __future__ import annotations
+
+import onnx
+import pytest
+
+from tests.tfod.conftest import FIXTURE_NAMES
+from trtdeploy.deploy_card import card_path_for
+from trtdeploy.runners import OnnxRuntimeRunner
+from trtdeploy.verify import Tolerance, compare, run_batched
+from tfod_trt.create_onnx import attach_head
+
+pytestmark = [pytest.mark.slow, pytest.mark.tf]
+
+TOLERANCE = Tolerance(iou=0.99, min_matched=0.99, score=1e-4)
+
+
+@pytest.mark.parametrize("dynamic", [False, True], ids=["batch1", "dynamic"])
+@pytest.mark.parametrize("nms", ["efficient", "onnx", "batched", "none"])
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_onnx_matches_tensorflow(name, nms, dynamic, tfod_cache, tmp_path, tmp_path_factory):
+    prepared, core = tfod_cache.core(name, dynamic, tmp_path_factory.mktemp("cores"))
+    model, card = attach_head(core, prepared, nms, "tfod")
+    path = tmp_path / "model.onnx"
+    onnx.save(model, str(path))
+    card.save(card_path_for(path))
+
+    pixels = tfod_cache.photos(name, prepared)
+    reference = tfod_cache.tf_detections(name, pixels)
+    assert sum(len(d) for d in reference) > 0, "TensorFlow found nothing: the comparison would be empty"
+    tol = Tolerance(TOLERANCE.iou, TOLERANCE.min_matched, TOLERANCE.score, card.nms.score_threshold)
+    runner = OnnxRuntimeRunner(path, card)
+    for batch in ([1, 4] if dynamic else [1]):
+        stats = compare(reference, run_batched(runner.detections, pixels, batch), tol)
+        assert stats.reference >= NUM_MIN_DETECTIONS
+        assert stats.matched_fraction >= tol.min_matched, (batch, stats)
+        assert stats.max_score_diff <= tol.score, (batch, stats)
+
+
+NUM_MIN_DETECTIONS = 8
+
+
+@pytest.mark.parametrize("name", ["ssd_mobilenet_v2_035_5class_300"])
+def test_deepstream_layout_is_tfod_layout_in_pixels(name, tfod_cache, tmp_path, tmp_path_factory):
+    """The deepstream layout carries the same detections, as pixel y1,x1,y2,x2 and float classes."""
+    import numpy as np
+
+    prepared, core = tfod_cache.core(name, False, tmp_path_factory.mktemp("cores"))
+    pixels = tfod_cache.photos(name, prepared)[:1]
+    outputs = {}
+    for layout in ("tfod", "deepstream"):
+        model, card = attach_head(core, prepared, "efficient", layout)
+        path = tmp_path / f"{layout}.onnx"
+        onnx.save(model, str(path))
+        outputs[layout] = (OnnxRuntimeRunner(path, card).run(pixels), card)
+    (tfod, tcard), (ds, dcard) = outputs["tfod"], outputs["deepstream"]
+    assert dcard.output.names[0].endswith("num_detections") and dcard.output.class_dtype == "float32"
+    n = int(tfod["num_detections"][0, 0])
+    assert n > 0 and int(ds[dcard.output.names[0]][0, 0]) == n
+    h, w = prepared.height, prepared.width
+    expected = tfod["detection_boxes"][0, :n] * np.array([h, w, h, w], np.float32)
+    np.testing.assert_allclose(ds[dcard.output.names[1]][0, :n], expected, rtol=1e-5, atol=1e-3)
+    assert ds[dcard.output.names[3]].dtype == np.float32
+    np.testing.assert_array_equal(ds[dcard.output.names[3]][0, :n], tfod["detection_classes"][0, :n].astype(np.float32))
