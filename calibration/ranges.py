@@ -3,6 +3,10 @@
 Entropy follows TensorRT's EntropyCalibration2 as published (Migacz, GTC 2017; DOMAIN.md §2):
 
 * a histogram of |x| in 2048 equal bins over [0, range), accumulated over all batches;
+* the zero bin is set to the count of bin 1 before the search (as NVIDIA's pytorch-quantization
+  does in ``_compute_amax_entropy``): ReLU/ReLU6 outputs put about half their values at exactly 0,
+  and that spike otherwise drives the search to the smallest candidates (on SSD MobileNet v2 it
+  clipped ReLU6 outputs at 0.75 instead of ~6 and destroyed the detections);
 * for each candidate i = 128 .. 2048 (bins kept):
   P = counts[0:i] with the mass of counts[i:] added to P[i-1];
   Q = counts[0:i] merged into 128 groups of i // 128 bins (the last group takes the remainder),
@@ -142,6 +146,9 @@ def entropy_kl(counts: np.ndarray, levels: int = NUM_LEVELS, start: int | None =
 
 def entropy_bin(counts: np.ndarray, levels: int = NUM_LEVELS) -> int:
     """The number of bins i (levels..len(counts)) with minimal KL divergence (largest on ties)."""
+    counts = np.array(counts, dtype=np.float64)
+    if len(counts) > 1:
+        counts[0] = counts[1]  # neutralise the exact-zero spike (see the module docstring)
     kl = entropy_kl(counts, levels)
     if not np.isfinite(kl).any():
         return len(counts)
