@@ -23,7 +23,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/trtdeploy create-onnx --saved-model $(DEMO_MODEL)/saved_model \
 	    --label-map $(DEMO_MODEL)/label_map.pbtxt -o $(DEMO_OUT)/model.onnx --force
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/trtdeploy verify --saved-model $(DEMO_MODEL)/saved_model --onnx $(DEMO_OUT)/model.onnx
+	# --score-tol 2.5e-4: on this model TensorFlow's own float32 scores move by 1.2e-4 between
+	# its CPU kernels (oneDNN on/off); 1e-4, the default, is below that noise.
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/trtdeploy verify --saved-model $(DEMO_MODEL)/saved_model --onnx $(DEMO_OUT)/model.onnx --score-tol 2.5e-4
 
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q

@@ -117,6 +117,7 @@ def test_demo_end_to_end(tmp_path):
     assert card["labels"] == ["person", "bicycle", "car", "traffic light", "dog"]
     assert card["input"]["shape"] == [-1, 300, 300, 3]
     assert card["output"]["names"] == ["num_detections", "detection_boxes", "detection_scores", "detection_classes"]
-    result = run("verify", "--saved-model", str(SAVED_MODEL), "--onnx", str(out), "--batch", "4")
+    # 2.5e-4: float32 noise of TensorFlow itself on this model (see test_verify_fixtures.py).
+    result = run("verify", "--saved-model", str(SAVED_MODEL), "--onnx", str(out), "--batch", "4", "--score-tol", "2.5e-4")
     assert result.exit_code == 0, result.output
     assert "verified" in result.output

@@ -97,7 +97,8 @@ def verify(
         if failed:
             raise VerificationError(
                 f"ONNX differs from TensorFlow beyond tolerance at batch {failed} (need >= {min_matched:.0%} matched "
-                f"at IoU >= {iou} and score difference <= {score_tol:g})"
+                f"at IoU >= {iou} and score difference <= {score_tol:g}; float32 noise alone can reach a few 1e-4 "
+                "on some models, which --score-tol accepts)"
             )
         console.print("[green]verified[/]: the ONNX matches TensorFlow within tolerance")
 
