@@ -97,3 +97,46 @@ def conv_net(path: Path, *, size: int = 32, batch: int | str = "N", seed: int = 
     onnx.checker.check_model(model)
     onnx.save(model, str(path))
     return path
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one [y1, x1, y2, x2] box with many."""
+    y1, x1 = np.maximum(box[0], boxes[:, 0]), np.maximum(box[1], boxes[:, 1])
+    y2, x2 = np.minimum(box[2], boxes[:, 2]), np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(y2 - y1, 0, None) * np.clip(x2 - x1, 0, None)
+
+    def area(b: np.ndarray) -> np.ndarray:
+        return np.clip(b[..., 2] - b[..., 0], 0, None) * np.clip(b[..., 3] - b[..., 1], 0, None)
+
+    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)
+
+
+def detections(boxes: np.ndarray, scores: np.ndarray, threshold: float = 0.5, iou: float = 0.6, top: int = 100) -> list:
+    """Plain per-class greedy NMS on one image: [(score, class, box)], best first."""
+    found = []
+    for cls in range(scores.shape[1]):
+        order = np.flatnonzero(scores[:, cls] > threshold)
+        order = order[np.argsort(-scores[order, cls], kind="stable")]
+        while len(order):
+            best, order = order[0], order[1:]
+            found.append((float(scores[best, cls]), cls, boxes[best]))
+            if len(order):
+                order = order[box_iou(boxes[best], boxes[order]) < iou]
+    found.sort(key=lambda d: -d[0])
+    return found[:top]
+
+
+def matched(reference: list, candidate: list, min_iou: float = 0.5) -> int:
+    """How many reference detections have a same-class candidate with IoU >= min_iou (one-to-one)."""
+    used: set[int] = set()
+    count = 0
+    for _, cls, box in reference:
+        options = [j for j, d in enumerate(candidate) if d[1] == cls and j not in used]
+        if not options:
+            continue
+        ious = box_iou(box, np.array([candidate[j][2] for j in options]))
+        k = int(np.argmax(ious))
+        if ious[k] >= min_iou:
+            used.add(options[k])
+            count += 1
+    return count

@@ -124,8 +124,8 @@ def retarget_command(
 
         target = output or cache
         old = read_cache(cache)
+        new = retarget_cache(old, trt_version)  # a bad version is reported before a clash with --force
         check_output(target, force)
-        new = retarget_cache(old, trt_version)
         new.save(target)
         console.print(f"[yellow]warning:[/] {RETARGET_WARNING}", highlight=False)
         typer.echo(f"{target}: {old.header} -> {new.header} ({len(new.bits)} tensors)")

@@ -1,0 +1,166 @@
+"""TAO tensorfiles and the `trtdeploy calib` commands."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from calib_helpers import REFERENCE_CACHES, conv_net
+from typer.testing import CliRunner
+
+from calibration import CalibrationError, read_cache, read_tensorfile, tensorfile_info, write_tensorfile
+from trtdeploy.cli.main import app
+
+runner = CliRunner()
+
+
+def test_tensorfile_round_trip_and_layout(tmp_path: Path) -> None:
+    batches = [np.random.default_rng(i).normal(size=(2, 3, 4, 5)).astype(np.float32) for i in range(3)]
+    path = tmp_path / "cal.tensorfile"
+    assert write_tensorfile(path, batches) == 3
+    with h5py.File(path, "r") as f:
+        assert int(f.attrs["count"]) == 3 and list(f.attrs["shape"]) == [2, 3, 4, 5]
+        assert sorted(f.keys()) == [f"_tensorfile_array_key__{i}" for i in range(3)]
+        assert list(f["_tensorfile_array_key__1"].keys()) == ["_tensorfile_array_key_"]
+    assert tensorfile_info(path) == (3, (2, 3, 4, 5))
+    for got, want in zip(read_tensorfile(path), batches, strict=True):
+        assert np.array_equal(got, want)
+
+
+def test_tensorfile_errors(tmp_path: Path) -> None:
+    with pytest.raises(CalibrationError, match="must all have shape"):
+        write_tensorfile(tmp_path / "x.h5", [np.zeros((2, 3)), np.zeros((1, 3))])
+    assert not (tmp_path / "x.h5").exists()
+    with h5py.File(tmp_path / "plain.h5", "w") as f:
+        f.create_dataset("data", data=np.zeros(3))
+    with pytest.raises(CalibrationError, match="not a TAO tensorfile"):
+        tensorfile_info(tmp_path / "plain.h5")
+    (tmp_path / "text.h5").write_text("hello")
+    with pytest.raises(CalibrationError, match="not an HDF5 tensorfile"):
+        tensorfile_info(tmp_path / "text.h5")
+    with h5py.File(tmp_path / "short.h5", "w") as f:
+        f.attrs["count"] = 2
+        f.create_group("_tensorfile_array_key__0").create_dataset("_tensorfile_array_key_", data=np.zeros(2))
+    with pytest.raises(CalibrationError, match="has no batch 1"):
+        list(read_tensorfile(tmp_path / "short.h5"))
+
+
+def test_cli_inspect_reference_caches() -> None:
+    path = REFERENCE_CACHES / "lpdnet_usa_trt100100_blanklines.cal"
+    if not path.is_file():
+        pytest.skip("reference caches not found")
+    result = runner.invoke(app, ["calib", "inspect", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "TRT-100100-EntropyCalibration2" in result.output and "10.1.0" in result.output
+    assert "tensors:    190" in result.output
+    result = runner.invoke(app, ["calib", "inspect", "--json", str(path)])
+    data = json.loads(result.output)
+    assert data["trt_version"] == "10.1.0" and data["tensor_count"] == 190 and data["infinite"] == []
+
+
+def test_cli_malformed_cache_is_one_line_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.cache"
+    bad.write_text("TRT-8601-EntropyCalibration2\nconv1: 3c0102\n")
+    result = runner.invoke(app, ["calib", "inspect", str(bad)])
+    assert result.exit_code == 1
+    assert "line 2: truncated scale '3c0102'" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_cli_retarget_and_diff(tmp_path: Path) -> None:
+    src = tmp_path / "a.cache"
+    src.write_text("TRT-8601-EntropyCalibration2\nx: 3c010204\ny: 3f800000\n")
+    out = tmp_path / "b.cache"
+    result = runner.invoke(app, ["calib", "retarget", str(src), "--trt-version", "10.16", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "identical" in result.output  # the warning
+    assert read_cache(out).header == "TRT-101600-EntropyCalibration2"
+    result = runner.invoke(app, ["calib", "retarget", str(src), "--trt-version", "10.16", "-o", str(out)])
+    assert result.exit_code == 1 and "--force" in result.output
+    result = runner.invoke(app, ["calib", "retarget", str(src), "--trt-version", "ten"])
+    assert result.exit_code == 1 and "not like 10.16" in result.output
+    other = tmp_path / "c.cache"
+    other.write_text("TRT-101600-EntropyCalibration2\nx: 3c810204\nz: 3f800000\n")
+    result = runner.invoke(app, ["calib", "diff", str(src), str(other)])
+    assert result.exit_code == 0, result.output
+    assert "only in A: 1, only in B: 1" in result.output and "x" in result.output
+
+
+def test_cli_calibrate_and_tensorfile(tmp_path: Path, photo_jpegs: list[Path]) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    for p in photo_jpegs[:12]:
+        (images / p.name).write_bytes(p.read_bytes())
+    model = conv_net(tmp_path / "net.onnx")
+    card = {
+        "schema": "trtdeploy.deploy_card",
+        "schema_version": 1,
+        "input": {"name": "x", "shape": [-1, 3, 32, 32], "layout": "NCHW"},
+        "preprocess": {"scale": 1 / 127.5, "offsets": [127.5] * 3},
+        "output": {"nms": "none", "layout": "raw", "names": ["y"], "num_classes": 1},
+        "labels": ["thing"],
+    }
+    (tmp_path / "net.deploy.json").write_text(json.dumps(card))
+    result = runner.invoke(
+        app,
+        [
+            "calib",
+            "calibrate",
+            str(model),
+            "-i",
+            str(images),
+            "--calib-num",
+            "8",
+            "--qdq-onnx",
+            str(tmp_path / "net_int8.onnx"),
+            "--trt-version",
+            "10.3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    cache = read_cache(tmp_path / "net.cache")
+    assert cache.header == "TRT-100300-EntropyCalibration2" and "r1" in cache.bits
+    assert "from 8 images" in result.output and (tmp_path / "net_int8.onnx").is_file()
+    result = runner.invoke(app, ["calib", "calibrate", str(model), "-i", str(images)])
+    assert result.exit_code == 1 and "exists" in result.output
+    result = runner.invoke(
+        app,
+        ["calib", "tensorfile", str(images), "--onnx", str(model), "-o", str(tmp_path / "cal.tensorfile"), "-b", "4"],
+    )
+    assert result.exit_code == 0, result.output
+    assert tensorfile_info(tmp_path / "cal.tensorfile") == (3, (4, 3, 32, 32))
+    result = runner.invoke(app, ["calib", "inspect", str(tmp_path / "cal.tensorfile")])
+    assert "TAO tensorfile, 3 batches of shape [4, 3, 32, 32]" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "calib",
+            "tensorfile",
+            str(tmp_path / "empty"),
+            "--card",
+            str(tmp_path / "net.deploy.json"),
+            "-o",
+            str(tmp_path / "x.h5"),
+        ],
+    )
+    assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_calib_help_has_examples() -> None:
+    for command in ("inspect", "retarget", "diff", "tensorfile", "calibrate"):
+        result = runner.invoke(app, ["calib", command, "--help"])
+        assert result.exit_code == 0 and "Examples" in result.output
+
+
+def test_import_calibration_stays_light() -> None:
+    code = (
+        "import sys, calibration; heavy = [m for m in ('tensorflow', 'tensorrt', 'tensorrt_rtx', 'tf2onnx', "
+        "'onnx', 'onnxruntime', 'h5py', 'trtdeploy') if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
