@@ -166,12 +166,7 @@ def test_deepstream_layout_is_pixel_y1x1y2x2_with_float_classes(kind):
     tfod = run(build(kind, 40, 3, PARAMS)[0], boxes, scores)
     model, spec = build(kind, 40, 3, PARAMS, layout="deepstream")
     assert [o.name for o in model.graph.output] == spec.names
-    assert spec.names == [
-        "ds_num_detections",
-        "ds_detection_boxes",
-        "ds_detection_scores",
-        "ds_detection_classes",
-    ]
+    assert spec.names == ["num_detections", "detection_boxes", "detection_scores", "detection_classes"]
     assert (spec.box_format, spec.box_units, spec.class_dtype) == ("y1x1y2x2", "pixels", "float32")
     count, px, ds_scores, ds_classes = run(model, boxes, scores)
     height, width = INPUT_HW
@@ -341,7 +336,7 @@ def test_none_head_builds_with_tensorrt_rtx():
 
 @pytest.mark.parametrize(
     ("kind", "layout", "taken"),
-    [("onnx", "tfod", "detection_scores"), ("efficient", "deepstream", "ds_detection_boxes")],
+    [("onnx", "tfod", "detection_scores"), ("efficient", "deepstream", "detection_boxes")],
 )
 def test_output_name_clash_is_refused(kind, layout, taken):
     graph = gs.Graph(opset=17)

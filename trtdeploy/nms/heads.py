@@ -16,9 +16,11 @@ C classes):
 * ``tfod`` (efficient, onnx): ``num_detections`` int32 [B,1], ``detection_boxes`` float32
   [B,K,4] normalised y1,x1,y2,x2, ``detection_scores`` float32 [B,K], ``detection_classes``
   int32 [B,K], 0-based; rows past num_detections are zero.
-* ``deepstream`` (efficient, onnx): ``ds_num_detections`` int32 [B,1], ``ds_detection_boxes``
-  float32 [B,K,4] in input PIXELS, ``ds_detection_scores`` float32 [B,K],
-  ``ds_detection_classes`` float32 [B,K]: see ``_to_deepstream`` for the parser contract.
+* ``deepstream`` (efficient, onnx): the same four names, ``num_detections`` int32 [B,1],
+  ``detection_boxes`` float32 [B,K,4] in input PIXELS, ``detection_scores`` float32 [B,K],
+  ``detection_classes`` float32 [B,K]: see ``_to_deepstream`` for the parser contract. The
+  names are the ones deepstream_tao_apps' copy of the parser looks up (DeepStream's own copy
+  reads by position), so either library finds them.
 * ``batched`` (batched): ``num_detections`` int32 [B,1], ``nmsed_boxes`` float32 [B,K,4]
   normalised y1,x1,y2,x2 clipped to [0,1], ``nmsed_scores`` float32 [B,K], ``nmsed_classes``
   float32 [B,K]; padding rows have class -1.
@@ -52,12 +54,7 @@ KIND_LAYOUTS: dict[str, tuple[str, ...]] = {
 }
 
 TFOD_NAMES = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
-DEEPSTREAM_NAMES = (
-    "ds_num_detections",
-    "ds_detection_boxes",
-    "ds_detection_scores",
-    "ds_detection_classes",
-)
+DEEPSTREAM_NAMES = TFOD_NAMES
 BATCHED_NAMES = ("num_detections", "nmsed_boxes", "nmsed_scores", "nmsed_classes")
 RAW_NAMES = ("boxes", "scores")
 
@@ -336,8 +333,8 @@ def _to_deepstream(
     (count, boxes, scores, classes), takes classes as float32 and asserts that the largest
     box value is >= 2 (normalised boxes abort it). The deepstream_tao_apps copy instead
     looks the buffers up by the names num_detections/detection_* and reads classes as
-    int32; these float-class outputs are therefore deliberately named ``ds_*`` so that
-    parser fails to find them instead of misreading the classes.
+    int32. We keep those names (either library finds the buffers) and float32 classes for
+    DeepStream's own library, which gen-ds-config uses by default.
     """
     height, width = input_hw
     num, boxes, scores, classes = outputs
