@@ -21,11 +21,23 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	# 1. TFOD SSD -> ONNX with EfficientNMS, checked against TensorFlow on real photos.
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/trtdeploy create-onnx --saved-model $(DEMO_MODEL)/saved_model \
 	    --label-map $(DEMO_MODEL)/label_map.pbtxt -o $(DEMO_OUT)/model.onnx --force
 	# --score-tol 2.5e-4: on this model TensorFlow's own float32 scores move by 1.2e-4 between
 	# its CPU kernels (oneDNN on/off); 1e-4, the default, is below that noise.
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/trtdeploy verify --saved-model $(DEMO_MODEL)/saved_model --onnx $(DEMO_OUT)/model.onnx --score-tol 2.5e-4
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/trtdeploy verify --saved-model $(DEMO_MODEL)/saved_model \
+	    --onnx $(DEMO_OUT)/model.onnx --score-tol 2.5e-4
+	# 2. Without NMS (runs everywhere), dynamic batch; an FP16 engine built on this CPU by TensorRT-RTX.
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/trtdeploy create-onnx --saved-model $(DEMO_MODEL)/saved_model \
+	    --label-map $(DEMO_MODEL)/label_map.pbtxt -o $(DEMO_OUT)/raw.onnx --nms none --dynamic-batch --force
+	$(BIN)/trtdeploy build-engine $(DEMO_OUT)/raw.onnx -p fp16 --batch 4 --force
+	# 3. The DeepStream output layout, its nvinfer config and labels, checked.
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/trtdeploy create-onnx --saved-model $(DEMO_MODEL)/saved_model \
+	    --label-map $(DEMO_MODEL)/label_map.pbtxt -o $(DEMO_OUT)/ds.onnx --output-layout deepstream \
+	    --score-threshold 0.3 --force
+	$(BIN)/trtdeploy gen-ds-config $(DEMO_OUT)/ds.onnx -o $(DEMO_OUT)/deepstream --force
+	$(BIN)/trtdeploy check-ds-config $(DEMO_OUT)/deepstream/config_infer_primary_ds.txt
 
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q

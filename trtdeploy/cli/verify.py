@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +94,7 @@ def verify(
                           f"{stats.max_score_diff:.2e}", f"{stats.max_box_diff:.2e}", f"{stats.min_iou:.4f}",
                           str(stats.count_diff), "[green]ok[/]" if ok else "[red]FAIL[/]")
         typer.echo("")
-        Console().print(table)
+        Console(width=None if sys.stdout.isatty() else 130).print(table)
         if failed:
             raise VerificationError(
                 f"ONNX differs from TensorFlow beyond tolerance at batch {failed} (need >= {min_matched:.0%} matched "
