@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from trtdeploy.errors import TrtDeployError
@@ -35,7 +36,8 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except TrtDeployError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escape: messages contain [brackets] (extras, shapes) that rich would take as markup
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/]")
@@ -46,7 +48,7 @@ def user_errors() -> Iterator[None]:
         if logging.getLogger(LOGGER_NAME).isEnabledFor(logging.DEBUG):
             console.print_exception()
         console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (re-run with -v for the traceback "
+            f"[bold red]internal error:[/] {type(exc).__name__}: {escape(str(exc))} (re-run with -v for the traceback "
             "and please report it)",
             highlight=False,
             soft_wrap=True,
