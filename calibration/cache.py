@@ -195,7 +195,7 @@ class CacheSummary:
             f"algorithm:  {self.algorithm}",
             f"tensors:    {self.tensor_count}",
         ]
-        if self.min_scale is not None:
+        if self.min_scale is not None and self.max_scale is not None:
             out.append(
                 f"scales:     {self.min_scale:.6g} .. {self.max_scale:.6g} "
                 f"(amax {self.min_scale * 127:.6g} .. {self.max_scale * 127:.6g})"

@@ -106,7 +106,7 @@ def open_image(path: Path, draft_size: tuple[int, int] | None = None) -> Image.I
     """Open an image with its EXIF orientation applied. ``draft_size`` (w, h, after orientation)
     lets the JPEG decoder downscale by 1/2, 1/4 or 1/8 while staying at least that size."""
     try:
-        image = Image.open(path)
+        image: Image.Image = Image.open(path)
         if draft_size is not None and image.format == "JPEG":
             w, h = draft_size
             if _orientation(image) in (5, 6, 7, 8):  # rotated 90 degrees: decoder sees w/h swapped

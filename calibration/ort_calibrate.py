@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -66,15 +66,15 @@ def as_batches(
 ) -> BatchSource:
     """Accept a ready batch source, a list of image paths, or a folder / list file / COCO JSON."""
     if isinstance(images, (str, Path)):
-        images = list_images(images, num=num, seed=seed)
-    elif not isinstance(images, Sequence):
+        paths = list_images(images, num=num, seed=seed)
+    elif isinstance(images, Sequence):
+        paths = [Path(p) for p in images]
+    else:
         return images
-    return ImageBatcher(
-        list(images), preprocess, batch_size, workers=workers, fast_decode=fast_decode, drop_last=drop_last
-    )
+    return ImageBatcher(paths, preprocess, batch_size, workers=workers, fast_decode=fast_decode, drop_last=drop_last)
 
 
-def _pipelined(run, batches: BatchSource):  # type: ignore[no-untyped-def]
+def _pipelined(run, batches: Iterable[np.ndarray]):  # type: ignore[no-untyped-def]
     """Run the model on batch k+1 in a helper thread while the caller digests batch k (ONNX
     Runtime releases the GIL, so statistics and inference overlap)."""
     from concurrent.futures import ThreadPoolExecutor

@@ -170,7 +170,7 @@ def make_trt_calibrator(
     ``require_cache`` turns a mismatch into an error. ``calibrator.cache_reused`` and
     ``calibrator.cache_problem`` say what happened.
     """
-    preprocess = resolve_preprocess(preprocess, card)
+    spec = resolve_preprocess(preprocess, card)
     method = CalibrationMethod.parse(method)
     if method is CalibrationMethod.PERCENTILE:
         raise CalibrationError(
@@ -187,7 +187,7 @@ def make_trt_calibrator(
     cache_path, onnx_path = (Path(cache) if cache is not None else None), Path(onnx_path)
     if not onnx_path.is_file():
         raise CalibrationError(f"ONNX model {onnx_path} not found (needed to key the calibration cache)")
-    key = cache_key(onnx_path, preprocess, method, str(trt.__version__))
+    key = cache_key(onnx_path, spec, method, str(trt.__version__))
     problem = reuse_problem(cache_path, key) if cache_path is not None else "no cache file given"
     if problem and require_cache:
         raise CalibrationError(
@@ -202,7 +202,7 @@ def make_trt_calibrator(
         log.info("calibrating with TensorRT (%s)", problem)
         batches = as_batches(
             images,
-            preprocess,
+            spec,
             batch_size,
             num=num_images,
             seed=seed,
@@ -217,13 +217,13 @@ def make_trt_calibrator(
 
     class Calibrator(base):  # type: ignore[misc, valid-type]
         def __init__(self) -> None:
-            base.__init__(self)
+            base.__init__(self)  # type: ignore[misc]  # TensorRT's pybind base needs an explicit call
             self.cache_reused = problem is None
             self.cache_problem = problem
             self.key = key
             self._feeder = None
             if batches is not None:
-                self._feeder = BatchFeeder(batches, preprocess, feeder_device or CudaRuntime())
+                self._feeder = BatchFeeder(batches, spec, feeder_device or CudaRuntime())
 
         def get_batch_size(self) -> int:
             return self._feeder.batch_size if self._feeder else batch_size
