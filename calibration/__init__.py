@@ -7,7 +7,7 @@ CPU calibration:        CalibrationMethod, calibrate_onnx, save_result, quantize
 TensorRT 10:            make_trt_calibrator (factory; cache reused only when its sidecar matches)
 Cache tools:            CalibrationCache, TrtVersion, parse_cache, read_cache, inspect_cache,
                         retarget_cache, diff_caches, reuse_problem, CacheKey
-TAO tensorfile:         read_tensorfile, write_tensorfile, tensorfile_info
+TAO tensorfile:         read_tensorfile, write_tensorfile, tensorfile_info, TensorfileBatches
 Errors:                 CalibrationError
 """
 
@@ -33,7 +33,7 @@ from calibration.qdq import QdqReport, insert_qdq, write_qdq_onnx
 from calibration.quantize import make_qdq_onnx, quantize_onnx, save_result
 from calibration.ranges import CalibrationMethod
 from calibration.sidecar import CacheKey, reuse_problem
-from calibration.tensorfile import read_tensorfile, tensorfile_info, write_tensorfile
+from calibration.tensorfile import TensorfileBatches, read_tensorfile, tensorfile_info, write_tensorfile
 from calibration.trt_calibrator import make_trt_calibrator
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "ImageBatcher",
     "PreprocessSpec",
     "QdqReport",
+    "TensorfileBatches",
     "TrtVersion",
     "calibrate_onnx",
     "diff_caches",

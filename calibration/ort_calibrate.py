@@ -64,8 +64,13 @@ def as_batches(
     workers: int | None = None,
     drop_last: bool = False,
 ) -> BatchSource:
-    """Accept a ready batch source, a list of image paths, or a folder / list file / COCO JSON."""
+    """Accept a ready batch source, a list of image paths, a folder / list file / COCO JSON, or a
+    TAO tensorfile (whose batches are already preprocessed: its batch size wins)."""
     if isinstance(images, (str, Path)):
+        from calibration.tensorfile import TensorfileBatches, is_tensorfile
+
+        if is_tensorfile(images):  # TAO's preprocessed batches: used as they are
+            return TensorfileBatches(images)
         paths = list_images(images, num=num, seed=seed)
     elif isinstance(images, Sequence):
         paths = [Path(p) for p in images]

@@ -79,3 +79,32 @@ def _open(path: str | Path, h5py):  # type: ignore[no-untyped-def]
         f.close()
         raise CalibrationError(f"{path} is HDF5 but not a TAO tensorfile (no 'count' attribute)")
     return f
+
+
+class TensorfileBatches:
+    """A tensorfile as a BatchSource: its stored batches, already preprocessed (TAO's format)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        count, shape = tensorfile_info(self.path)
+        if shape is None:
+            first = next(read_tensorfile(self.path))
+            shape = tuple(first.shape)
+        self.count = count
+        self.shape = shape
+        self.batch_size = int(shape[0])
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return read_tensorfile(self.path)
+
+
+def is_tensorfile(path: str | Path) -> bool:
+    """An HDF5 file (by its signature), which is what a tensorfile is."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    with open(path, "rb") as fh:
+        return fh.read(8) == b"\x89HDF\r\n\x1a\n"

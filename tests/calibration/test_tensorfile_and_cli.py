@@ -164,3 +164,51 @@ def test_import_calibration_stays_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_tensorfile_is_a_calibration_source(tmp_path: Path, photo_jpegs: list[Path]) -> None:
+    from calibration import ImageBatcher, PreprocessSpec, TensorfileBatches, calibrate_onnx
+
+    spec = PreprocessSpec(32, 32, scale=1 / 127.5, offsets=(127.5, 127.5, 127.5))
+    model = conv_net(tmp_path / "net.onnx")
+    write_tensorfile(tmp_path / "cal.tensorfile", ImageBatcher(photo_jpegs[:12], spec, 4))
+    source = TensorfileBatches(tmp_path / "cal.tensorfile")
+    assert source.batch_size == 4 and len(source) == 3
+    from_file = calibrate_onnx(model, tmp_path / "cal.tensorfile", spec, "minmax")
+    from_images = calibrate_onnx(model, photo_jpegs[:12], spec, "minmax", batch_size=4)
+    assert from_file.num_images == 12 and from_file.amax == pytest.approx(from_images.amax)
+    # the CLI takes it too, and a COCO JSON with --image-root
+    card = {
+        "schema": "trtdeploy.deploy_card",
+        "schema_version": 1,
+        "input": {"name": "x", "shape": [-1, 3, 32, 32], "layout": "NCHW"},
+        "preprocess": {"scale": 1 / 127.5, "offsets": [127.5] * 3},
+        "output": {"nms": "none", "layout": "raw", "names": ["y"], "num_classes": 1},
+        "labels": ["thing"],
+    }
+    (tmp_path / "net.deploy.json").write_text(json.dumps(card))
+    result = runner.invoke(
+        app,
+        ["calib", "calibrate", str(model), "-i", str(tmp_path / "cal.tensorfile"), "-o", str(tmp_path / "tf.cache")],
+    )
+    assert result.exit_code == 0, result.output
+    coco = tmp_path / "instances.json"
+    coco.write_text(json.dumps({"images": [{"file_name": p.name} for p in photo_jpegs[:6]]}))
+    result = runner.invoke(app, ["calib", "calibrate", str(model), "-i", str(coco), "-o", str(tmp_path / "coco.cache")])
+    assert result.exit_code == 1 and "--image-root" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "calib",
+            "calibrate",
+            str(model),
+            "-i",
+            str(coco),
+            "--image-root",
+            str(photo_jpegs[0].parent),
+            "-o",
+            str(tmp_path / "coco.cache"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "from 6 images" in result.output

@@ -49,11 +49,6 @@ def _card_for(onnx: Path | None, card: Path | None):  # type: ignore[no-untyped-
     return PreprocessSpec.from_card_dict(DeployCard.load(Path(path)).to_dict())
 
 
-def _is_hdf5(path: Path) -> bool:
-    with open(path, "rb") as fh:
-        return fh.read(8) == b"\x89HDF\r\n\x1a\n"
-
-
 @calib_app.command("inspect")
 def inspect_command(
     files: Annotated[
@@ -75,12 +70,13 @@ def inspect_command(
         from dataclasses import asdict
 
         from calibration import inspect_cache, read_cache, tensorfile_info
+        from calibration.tensorfile import is_tensorfile
 
         reports = []
         for path in files:
             if not path.is_file():
                 raise InputError(f"{path} not found")
-            if _is_hdf5(path):
+            if is_tensorfile(path):
                 count, shape = tensorfile_info(path)
                 reports.append({"file": str(path), "kind": "tensorfile", "count": count, "shape": list(shape or [])})
                 if not as_json:
@@ -173,6 +169,9 @@ def diff_command(
 def tensorfile_command(
     images: Annotated[Path, typer.Argument(help="Image folder (recursive), list file or COCO JSON.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Tensorfile to write (HDF5).")],
+    image_root: Annotated[
+        Path | None, typer.Option("--image-root", help="Folder the COCO JSON's file_name entries are in.")
+    ] = None,
     onnx: Annotated[
         Path | None, typer.Option("--onnx", help="Model whose deploy card gives the preprocessing.")
     ] = None,
@@ -199,7 +198,7 @@ def tensorfile_command(
 
         check_output(output, force)
         spec = _card_for(onnx, card)
-        paths = list_images(images, num=num, seed=seed)
+        paths = list_images(images, num=num, seed=seed, image_root=image_root)
         count = write_tensorfile(output, ImageBatcher(paths, spec, batch, drop_last=True))
         typer.echo(f"{output}: {count} batches of {list(spec.shape(batch))} from {len(paths)} images")
 
@@ -209,7 +208,13 @@ def calibrate_command(
     onnx: Annotated[
         Path, typer.Argument(help="The ONNX model (its deploy card <model>.deploy.json gives the preprocessing).")
     ],
-    images: Annotated[Path, typer.Option("--images", "-i", help="Image folder (recursive), list file or COCO JSON.")],
+    images: Annotated[
+        Path,
+        typer.Option("--images", "-i", help="Image folder (recursive), list file, COCO JSON or TAO tensorfile."),
+    ],
+    image_root: Annotated[
+        Path | None, typer.Option("--image-root", help="Folder the COCO JSON's file_name entries are in.")
+    ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Calibration cache (default <model>.cache).")
     ] = None,
@@ -243,6 +248,8 @@ def calibrate_command(
       trtdeploy calib calibrate model.onnx -i images/ -o model.cache
       trtdeploy calib calibrate model.onnx -i val.json --qdq-onnx model_int8.onnx --trt-version 10.3
       trtdeploy calib calibrate model.onnx -i list.txt -m percentile --percentile 99.9 --calib-num 1000
+      trtdeploy calib calibrate model.onnx -i instances_val2017.json --image-root val2017/
+      trtdeploy calib calibrate model.onnx -i calib.tensorfile   (TAO's preprocessed batches)
     """
     setup_logging(verbose, quiet)
     with _errors():
@@ -253,10 +260,12 @@ def calibrate_command(
         check_output(cache_path, force)
         if qdq_onnx is not None:
             check_output(qdq_onnx, force)
+        from calibration.tensorfile import is_tensorfile
+
         spec = _card_for(onnx, card)
-        paths = list_images(images, num=num, seed=seed)
+        source = images if is_tensorfile(images) else list_images(images, num=num, seed=seed, image_root=image_root)
         result = calibrate_onnx(
-            onnx, paths, spec, method, batch_size=batch, percentile=percentile, fast_decode=fast_decode
+            onnx, source, spec, method, batch_size=batch, percentile=percentile, fast_decode=fast_decode
         )
         cache = save_result(result, onnx, spec, cache_path, trt_version)
         typer.echo(
