@@ -107,6 +107,35 @@ def _load(onnx_path: str | Path):  # type: ignore[no-untyped-def]
         raise CalibrationError(f"cannot read ONNX model {path}: {exc}") from exc
 
 
+ORT_DOMAINS = ("", "ai.onnx", "ai.onnx.ml", "com.microsoft")
+
+
+def runnable_part(model):  # type: ignore[no-untyped-def]
+    """A copy of ``model`` without TensorRT plugin nodes (``*_TRT`` or a custom domain, e.g. an
+    EfficientNMS_TRT head) and everything computed from them, which ONNX Runtime cannot run and
+    which calibration does not need; and the names of the nodes removed."""
+    import onnx
+
+    dead: set[str] = set()
+    removed = []
+    for node in model.graph.node:
+        plugin = node.op_type.endswith("_TRT") or node.domain not in ORT_DOMAINS
+        if plugin or any(i in dead for i in node.input if i):
+            dead.update(o for o in node.output if o)
+            removed.append(node.name or node.op_type)
+    if not removed:
+        return model, []
+    part = onnx.ModelProto()
+    part.CopyFrom(model)
+    kept = [n for n in part.graph.node if not any(o in dead for o in n.output if o)]
+    del part.graph.node[:]
+    part.graph.node.extend(kept)
+    outputs = [o for o in part.graph.output if o.name not in dead]
+    del part.graph.output[:]
+    part.graph.output.extend(outputs)
+    return part, removed
+
+
 def activation_tensors(model) -> tuple[str, list[str]]:  # type: ignore[no-untyped-def]
     """(input name, float tensors that depend on the input, in graph order incl. the input)."""
     import onnx
@@ -177,7 +206,13 @@ def calibrate_onnx(
     import onnxruntime as ort
 
     method = CalibrationMethod.parse(method)
-    model = _load(onnx_path)
+    model, removed = runnable_part(_load(onnx_path))
+    if removed:
+        log.info(
+            "calibrating without %d plugin node(s) ONNX Runtime cannot run and what follows them: %s",
+            len(removed),
+            ", ".join(removed[:5]),
+        )
     input_name, names = activation_tensors(model)
     if tensors is not None:
         unknown = sorted(set(tensors) - set(names))

@@ -224,3 +224,27 @@ def test_qdq_onnx_builds_with_tensorrt_rtx(tmp_path: Path, photo_jpegs) -> None:
     config.add_optimization_profile(profile)
     engine = builder.build_serialized_network(network, config)
     assert engine is not None and engine.nbytes > 0
+
+
+def test_trt_plugin_head_is_left_out_of_calibration_but_kept_in_qdq(tmp_path: Path, photo_jpegs) -> None:
+    from onnx import TensorProto, helper
+
+    model = onnx.load(str(conv_net(tmp_path / "net.onnx")))
+    model.graph.node.append(
+        helper.make_node("EfficientNMS_TRT", ["y"], ["num", "nmsed"], name="nms/EfficientNMS_TRT", score_threshold=0.5)
+    )
+    model.graph.node.append(helper.make_node("Identity", ["nmsed"], ["after"], name="after_nms"))
+    del model.graph.output[:]
+    model.graph.output.extend(
+        [
+            helper.make_tensor_value_info("num", TensorProto.INT32, [-1, 1]),
+            helper.make_tensor_value_info("after", TensorProto.FLOAT, [-1, 10, 4]),
+        ]
+    )
+    onnx.save(model, str(tmp_path / "head.onnx"))
+    result = calibrate_onnx(tmp_path / "head.onnx", photo_jpegs[:8], SPEC, "minmax")
+    assert "y" in result.amax and "nmsed" not in result.amax and "after" not in result.amax
+    report = write_qdq_onnx(tmp_path / "head.onnx", tmp_path / "head_int8.onnx", result.cache())
+    qdq = onnx.load(str(tmp_path / "head_int8.onnx"))
+    assert [n.op_type for n in qdq.graph.node][-2:] == ["EfficientNMS_TRT", "Identity"]
+    assert len(report.quantized) == 4
