@@ -10,7 +10,8 @@ from ds_helpers import NVINFER, need_reference
 from typer.testing import CliRunner
 
 from trtdeploy.cli.main import app
-from trtdeploy.deepstream import DsOptions, check_ds_config, gen_ds_config, read_config
+from trtdeploy.deepstream import DsConfigError, DsOptions, check_ds_config, gen_ds_config, read_config
+from trtdeploy.deepstream.generate import GeneratedConfig
 from trtdeploy.deploy_card import (
     DeployCard,
     InputSpec,
@@ -197,41 +198,54 @@ def test_engine_sidecar_and_calibration_header_checked(tmp_path: Path) -> None:
                     "profiles": [{"input_tensor": {"min": [1, 300, 300, 3], "max": [4, 300, 300, 3]}}]})
     )  # fmt: skip
     cache = tmp_path / "cal.bin"
+
+    def generate(out: str, batch_size: int | None = None) -> GeneratedConfig:
+        options = DsOptions(name="s", batch_size=batch_size)
+        return gen_ds_config(_tfod_card("deepstream"), model, tmp_path / out, options, engine=engine, calib_cache=cache)
+
     cache.write_text("TRT-8601-EntropyCalibration2\nx: 3c010204\n")
     with pytest.raises(TrtDeployError, match="TRT-100300"):
-        gen_ds_config(
-            _tfod_card("deepstream"),
-            model,
-            tmp_path / "a",
-            DsOptions(name="s"),
-            engine=engine,
-            calib_cache=cache,
-        )
+        generate("a")
     cache.write_text("TRT-100300-EntropyCalibration2\nx: 3c010204\n")
     with pytest.raises(TrtDeployError, match="exceeds the engine's max batch 4"):
-        gen_ds_config(
-            _tfod_card("deepstream"),
-            model,
-            tmp_path / "b",
-            DsOptions(name="s", batch_size=8),
-            engine=engine,
-            calib_cache=cache,
-        )
-    ok = gen_ds_config(
-        _tfod_card("deepstream"),
-        model,
-        tmp_path / "c",
-        DsOptions(name="s"),
-        engine=engine,
-        calib_cache=cache,
-    )
+        generate("b", batch_size=8)
+    ok = generate("c")
     assert ok.config.properties["network-mode"] == "1" and ok.config.properties["batch-size"] == "4"
     with pytest.raises(TrtDeployError, match="exists"):
-        gen_ds_config(
-            _tfod_card("deepstream"),
-            model,
-            tmp_path / "c",
-            DsOptions(name="s"),
-            engine=engine,
-            calib_cache=cache,
-        )
+        generate("c")
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("garbage\nx: 3c010204\n", "line 1: missing header, expected 'TRT-<version>-<Algorithm>'"),
+        ("TRT-100300-EntropyCalibration2\nx: 3c01\n", "line 2: truncated scale '3c01' for tensor 'x'"),
+    ],
+)
+def test_malformed_calibration_cache_is_one_problem_line(tmp_path: Path, text: str, needle: str) -> None:
+    """The calibration package parses the cache; what it rejects is a listed problem, not a traceback."""
+    cache = tmp_path / "cal.bin"
+    cache.write_text(text)
+    out = tmp_path / "ds"
+    with pytest.raises(DsConfigError) as info:
+        gen_ds_config(_tfod_card("deepstream"), tmp_path / "ssd.onnx", out, DsOptions(name="s"), calib_cache=cache)
+    errors = [p.message for p in info.value.problems if p.level == "error"]
+    assert len(errors) == 1 and errors[0].startswith(f"int8-calib-file: {cache} {needle}"), errors
+    assert "\n" not in errors[0]
+    assert not out.exists()
+
+
+def test_check_reports_a_malformed_calibration_cache(tmp_path: Path) -> None:
+    cache = tmp_path / "cal.bin"
+    cache.write_text("TRT-100300-EntropyCalibration2\nx: 3c010204\n")
+    config = gen_ds_config(
+        _tfod_card("deepstream"), tmp_path / "ssd.onnx", tmp_path / "ds", DsOptions(name="s"), calib_cache=cache
+    ).paths[0]
+    assert [p for p in check_ds_config(config) if p.level == "error"] == []
+    cache.write_text("TRT-100300-EntropyCalibration2\nx: zz\n")
+    errors = [p.message for p in check_ds_config(config) if p.level == "error"]
+    assert len(errors) == 1 and "line 2: bad scale 'zz' for tensor 'x'" in errors[0], errors
+    result = CliRunner().invoke(app, ["check-ds-config", str(config)])
+    assert result.exit_code == 1 and "bad scale 'zz'" in result.output and "Traceback" not in result.output
+    cache.write_text("not a TensorRT cache\n")  # another kind of cache: not ours to judge
+    assert [p for p in check_ds_config(config) if p.level == "error"] == []

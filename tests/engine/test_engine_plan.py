@@ -208,5 +208,14 @@ def test_engine_names_follow_deepstream(tmp_path):
         "precision": "fp32",
     }
     assert parse_engine_name("model.engine") is None
+    # A misspelt precision label is not an engine name nvinfer writes, unless a checker asks for it.
+    assert parse_engine_name("m.onnx_b2_dla1_in8.engine") is None
+    assert parse_engine_name("m.onnx_b2_dla1_in8.engine", any_precision=True) == {
+        "model": "m.onnx",
+        "batch": 2,
+        "device": "dla",
+        "index": 1,
+        "precision": "in8",
+    }
     with pytest.raises(UsageError):
         engine_file_name("m.onnx", 1, "best")

@@ -25,6 +25,7 @@ from trtdeploy.errors import (
 
 TRT10 = Backend(None, capabilities_for("tensorrt", "10.16.0.72"))
 TRT11 = Backend(None, capabilities_for("tensorrt", "11.4.0.106"))
+RTX_NO_MODULE = Backend(None, capabilities_for("tensorrt_rtx", "1.7.1.116"))  # refusals need no module
 
 
 def _refused(
@@ -41,16 +42,19 @@ def _refused(
     assert files_in(tmp_path) == before, "a refused build must not leave files behind"
 
 
+def _plugin_refused(tmp_path: Path, plugin: str, backend: Backend, match: str) -> None:
+    """A small model with one ``plugin`` node named ``my_<plugin>`` is refused with ``match``."""
+    onnx_path = with_extra_node(conv_model(tmp_path / "base.onnx", batch=1), tmp_path / "m.onnx", plugin)
+    _refused(tmp_path, onnx_path, BuildOptions(precision="fp32"), backend, UnsupportedModelError, match)
+
+
 @pytest.mark.rtx
 @pytest.mark.parametrize("plugin", ["EfficientNMS_TRT", "BatchedNMS_TRT"])
 def test_plugin_ops_on_rtx(tmp_path, plugin):
-    onnx_path = with_extra_node(conv_model(tmp_path / "base.onnx", batch=1), tmp_path / "m.onnx", plugin)
-    _refused(
+    _plugin_refused(
         tmp_path,
-        onnx_path,
-        BuildOptions(precision="fp32"),
+        plugin,
         rtx_backend(),
-        UnsupportedModelError,
         f"TensorRT-RTX has no plugins, but the ONNX uses plugin node\\(s\\) 'my_{plugin.lower()}' \\({plugin}\\); "
         "re-export with `trtdeploy create-onnx --nms none`",
     )
@@ -58,13 +62,10 @@ def test_plugin_ops_on_rtx(tmp_path, plugin):
 
 @pytest.mark.parametrize("plugin", ["BatchedNMS_TRT", "NMS_TRT"])
 def test_removed_nms_plugins_on_tensorrt_11(tmp_path, plugin):
-    onnx_path = with_extra_node(conv_model(tmp_path / "base.onnx", batch=1), tmp_path / "m.onnx", plugin)
-    _refused(
+    _plugin_refused(
         tmp_path,
-        onnx_path,
-        BuildOptions(precision="fp32"),
+        plugin,
         TRT11,
-        UnsupportedModelError,
         f"TensorRT 11 11.4.0.106 removed the plugin\\(s\\) used by 'my_{plugin.lower()}' \\({plugin}\\); "
         "re-export with `trtdeploy create-onnx --nms onnx`",
     )
@@ -183,25 +184,23 @@ def test_profile_not_matching_the_onnx(tmp_path, options, match):
     _refused(tmp_path, onnx_path, options, TRT10, UsageError, match)
 
 
-def test_dla_requests(tmp_path):
+@pytest.mark.parametrize(
+    ("options", "backend", "match"),
+    [
+        (BuildOptions(dla_core=0), RTX_NO_MODULE, "TensorRT-RTX cannot build for DLA"),
+        (BuildOptions(gpu_fallback=True), TRT10, "--gpu-fallback only applies with --dla-core"),
+        (BuildOptions(plugin_libs=[Path("libx.so")]), RTX_NO_MODULE, "cannot load plugin libraries"),
+        (BuildOptions(compute_capabilities=["8.6"]), TRT10, "for TensorRT-RTX ahead-of-time"),
+        (BuildOptions(compute_capabilities=["9.0"]), RTX_NO_MODULE, "TensorRT-RTX targets 7.5, 8.0"),
+    ],
+    ids=["rtx-dla", "fallback-without-dla", "rtx-plugin-libs", "trt-compute-capability", "rtx-unknown-cc"],
+)
+def test_option_refusals(tmp_path, options, backend, match):
     onnx_path = conv_model(tmp_path / "m.onnx", batch=1)
-    rtx = Backend(None, capabilities_for("tensorrt_rtx", "1.7.1.116"))
-    _refused(
-        tmp_path,
-        onnx_path,
-        BuildOptions(dla_core=0),
-        rtx,
-        UsageError,
-        "TensorRT-RTX cannot build for DLA",
-    )
-    _refused(
-        tmp_path,
-        onnx_path,
-        BuildOptions(gpu_fallback=True),
-        TRT10,
-        UsageError,
-        "--gpu-fallback only applies with --dla-core",
-    )
+    _refused(tmp_path, onnx_path, options, backend, UsageError, match)
+
+
+def test_dla_core_checked_against_the_machine():
     # The machine has no DLA (asked from the builder, before building):
     with pytest.raises(UsageError, match="--dla-core 0: this machine has no DLA"):
         check_dla_available(TRT10.caps, 0, num_dla_cores=0)
@@ -210,33 +209,7 @@ def test_dla_requests(tmp_path):
     check_dla_available(TRT10.caps, 1, num_dla_cores=2)
 
 
-def test_other_option_refusals(tmp_path):
-    onnx_path = conv_model(tmp_path / "m.onnx", batch=1)
-    rtx = Backend(None, capabilities_for("tensorrt_rtx", "1.7.1.116"))
-    _refused(
-        tmp_path,
-        onnx_path,
-        BuildOptions(plugin_libs=[Path("libx.so")]),
-        rtx,
-        UsageError,
-        "cannot load plugin libraries",
-    )
-    _refused(
-        tmp_path,
-        onnx_path,
-        BuildOptions(compute_capabilities=["8.6"]),
-        TRT10,
-        UsageError,
-        "for TensorRT-RTX ahead-of-time",
-    )
-    _refused(
-        tmp_path,
-        onnx_path,
-        BuildOptions(compute_capabilities=["9.0"]),
-        rtx,
-        UsageError,
-        "TensorRT-RTX targets 7.5, 8.0",
-    )
+def test_missing_or_unreadable_onnx(tmp_path):
     _refused(tmp_path, tmp_path / "missing.onnx", BuildOptions(), TRT10, InputError, "not found")
     (tmp_path / "junk.onnx").write_bytes(b"not a protobuf at all \xff\xfe")
     _refused(

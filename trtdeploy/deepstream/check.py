@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from calibration.cache import CalibrationCache
 from trtdeploy.deepstream.config import read_config, read_label_lines
-from trtdeploy.deepstream.generate import read_calib_header, read_engine_sidecar
+from trtdeploy.deepstream.generate import read_calib_cache, read_engine_sidecar
 from trtdeploy.deepstream.validate import WARNING, ConfigView, Problem, validate
 from trtdeploy.deploy_card import DeployCard, card_path_for
 from trtdeploy.errors import TrtDeployError
@@ -50,14 +51,16 @@ def check_ds_config(path: Path) -> list[Problem]:
         except TrtDeployError as exc:
             problems.append(Problem(WARNING, str(exc)))
 
-    header = None
+    cache: CalibrationCache | None = None
+    cache_problem: str | None = None
     calib = props.get("int8-calib-file")
     if calib:
         calib_path = loaded.resolve(calib)
         if calib_path.is_file():
-            header = read_calib_header(calib_path)
-            if not header.startswith("TRT-"):
-                header = None  # e.g. a TAO text cache with another header: not ours to judge
+            with open(calib_path, "rb") as fh:
+                ours = fh.readline().strip().startswith(b"TRT-")
+            if ours:  # another first line (e.g. a TAO text cache of another kind): not ours to judge
+                cache, cache_problem = read_calib_cache(calib_path)
         else:
             problems.append(
                 Problem(WARNING, f"int8-calib-file {calib_path} not found; cache checks skipped")
@@ -71,7 +74,8 @@ def check_ds_config(path: Path) -> list[Problem]:
         base_dir=loaded.path.parent,
         card=card,
         engine_sidecar=sidecar,
-        calib_header=header,
+        calib_cache=cache,
+        calib_problem=cache_problem,
     )
     return problems + validate(view)
 

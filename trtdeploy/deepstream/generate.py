@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from calibration.cache import CalibrationCache, read_cache
+from calibration.errors import CalibrationError
 from trtdeploy import __version__
 from trtdeploy.deepstream.config import (
     COLOR_FORMATS,
@@ -36,12 +38,12 @@ from trtdeploy.deepstream.validate import (
     ERROR,
     ConfigView,
     Problem,
-    engine_name_for,
     sidecar_max_batch,
     sidecar_precision,
     validate,
 )
 from trtdeploy.deploy_card import DeployCard
+from trtdeploy.engine.naming import engine_file_name
 from trtdeploy.errors import InputError, TrtDeployError, UnsupportedModelError, UsageError
 from trtdeploy.files import check_output, write_text_atomic
 from trtdeploy.log import get_logger
@@ -106,12 +108,16 @@ def read_engine_sidecar(engine: Path) -> dict[str, Any] | None:
     return None
 
 
-def read_calib_header(path: Path) -> str:
+def read_calib_cache(path: Path) -> tuple[CalibrationCache | None, str | None]:
+    """The int8-calib-file parsed by the calibration package: ``(cache, None)``, or
+    ``(None, problem)`` with a one-line reason when it is malformed (validation reports it)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"calibration cache {path} not found")
-    with open(path, "rb") as fh:
-        return fh.readline().decode("utf-8", errors="replace").strip()
+    try:
+        return read_cache(path), None
+    except CalibrationError as exc:
+        return None, f"int8-calib-file: {exc}"
 
 
 def _rel(path: Path, out_dir: Path) -> str:
@@ -217,7 +223,7 @@ def build_config(
         cfg.set("onnx-file", model_rel)
     if engine is not None:
         cfg.set("model-engine-file", _rel(engine, out_dir))
-        expected = engine_name_for(model_path, batch, NETWORK_MODES[mode_name], options.gpu_id)
+        expected = engine_file_name(Path(model_path).name, batch, mode_name, gpu_id=options.gpu_id)
         if Path(engine).name != expected:
             log.warning(
                 "engine %s is not named as nvinfer names engines (%s); it is used while it exists, "
@@ -230,7 +236,7 @@ def build_config(
         # makes the next start reuse it instead of rebuilding.
         cfg.set(
             "model-engine-file",
-            engine_name_for(model_rel, batch, NETWORK_MODES[mode_name], options.gpu_id),
+            engine_file_name(model_rel, batch, mode_name, gpu_id=options.gpu_id),
         )
     if calib_cache is not None:
         cfg.set("int8-calib-file", _rel(calib_cache, out_dir))
@@ -329,7 +335,7 @@ def gen_ds_config(
     sidecar = read_engine_sidecar(engine) if engine is not None else None
     if engine is not None and not Path(engine).is_file():
         raise InputError(f"engine {engine} not found")
-    header = read_calib_header(calib_cache) if calib_cache is not None else None
+    cache, cache_problem = read_calib_cache(calib_cache) if calib_cache is not None else (None, None)
     cfg = build_config(card, model_path, out_dir, options, hints, engine, sidecar, calib_cache)
     view = ConfigView(
         properties=cfg.properties,
@@ -338,7 +344,8 @@ def gen_ds_config(
         base_dir=out_dir,
         card=card,
         engine_sidecar=sidecar,
-        calib_header=header,
+        calib_cache=cache,
+        calib_problem=cache_problem,
     )
     problems = validate(view)
     if any(p.level == ERROR for p in problems):

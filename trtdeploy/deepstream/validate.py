@@ -8,9 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from calibration.cache import CalibrationCache, TrtVersion
 from trtdeploy.deepstream.config import COLOR_FORMATS, NETWORK_MODES, NETWORK_TYPES
 from trtdeploy.deepstream.parsers import PARSERS, contract_problems
 from trtdeploy.deploy_card import DeployCard
+from trtdeploy.engine.naming import engine_file_name, parse_engine_name
 
 ERROR = "error"
 WARNING = "warning"
@@ -40,7 +42,8 @@ class ConfigView:
     base_dir: Path = Path(".")
     card: DeployCard | None = None
     engine_sidecar: dict[str, Any] | None = None
-    calib_header: str | None = None
+    calib_cache: CalibrationCache | None = None  # int8-calib-file, parsed by the calibration package
+    calib_problem: str | None = None  # why int8-calib-file could not be parsed (an error)
 
 
 def _int(value: str | None) -> int | None:
@@ -67,35 +70,6 @@ def network_type_of(props: dict[str, str]) -> int:
     if _int(props.get("is-classifier")) == 1:
         return NETWORK_TYPES["classifier"]
     return NETWORK_TYPES["detector"]
-
-
-def engine_name_for(
-    model_file: str, batch: int, mode: int, gpu_id: int = 0, dla: int | None = None
-) -> str:
-    """The engine file name nvinfer writes and then looks for: model_b<B>_<gpuN|dlaN>_<prec>.engine."""
-    device = f"dla{dla}" if dla is not None else f"gpu{gpu_id}"
-    return f"{Path(model_file).name}_b{batch}_{device}_{MODE_NAMES.get(mode, 'fp32')}.engine"
-
-
-def calib_header_version(header: str) -> tuple[int, int, int] | None:
-    """``TRT-8601-EntropyCalibration2`` -> (8, 6, 1); ``TRT-100300-...`` -> (10, 3, 0).
-
-    TensorRT <= 8 encodes major*1000+minor*100+patch, >= 10 major*10000+minor*100+patch.
-    """
-    match = re.match(r"TRT-(\d+)-(\w+)", header.strip())
-    if not match:
-        return None
-    number = int(match.group(1))
-    if number >= 100000:
-        return number // 10000, number // 100 % 100, number % 100
-    return number // 1000, number // 100 % 10, number % 100
-
-
-def calib_header_for(version: tuple[int, int, int]) -> int:
-    major, minor, patch = version
-    return (
-        major * 10000 + minor * 100 + patch if major >= 10 else major * 1000 + minor * 100 + patch
-    )
 
 
 def sidecar_precision(sidecar: dict[str, Any]) -> str | None:
@@ -132,7 +106,7 @@ def sidecar_max_batch(sidecar: dict[str, Any]) -> int | None:
     return best
 
 
-def sidecar_trt_version(sidecar: dict[str, Any]) -> tuple[int, int, int] | None:
+def sidecar_trt_version(sidecar: dict[str, Any]) -> TrtVersion | None:
     if sidecar.get("backend") not in (None, "tensorrt"):
         return None  # TensorRT-RTX versions are not TensorRT versions; it has no calibrator
     text = sidecar.get("trt_version") or sidecar.get("backend_version") or sidecar.get("version")
@@ -142,7 +116,7 @@ def sidecar_trt_version(sidecar: dict[str, Any]) -> tuple[int, int, int] | None:
     if len(parts) < 2:
         return None
     nums = [int(p) for p in parts[:3]] + [0] * (3 - len(parts[:3]))
-    return nums[0], nums[1], nums[2]
+    return TrtVersion(nums[0], nums[1], nums[2])
 
 
 def validate(view: ConfigView) -> list[Problem]:
@@ -376,22 +350,22 @@ def _check_engine(
     model = props.get("onnx-file") or props.get("tlt-encoded-model") or props.get("uff-file")
     if engine and mode in MODE_NAMES and batch:
         name = Path(engine).name
-        match = re.match(r".*_b(\d+)_(gpu|dla)(\d+)_(\w+)\.engine$", name)
-        if match:
-            if match.group(4) != MODE_NAMES[mode]:
+        parts = parse_engine_name(name, any_precision=True)  # also "_in8": reported below
+        if parts:
+            if parts["precision"] != MODE_NAMES[mode]:
                 error(
-                    f"model-engine-file {name} is a {match.group(4)} engine but network-mode={mode} "
+                    f"model-engine-file {name} is a {parts['precision']} engine but network-mode={mode} "
                     f"({MODE_NAMES[mode]}): nvinfer rebuilds it at every start; make them agree"
                 )
-            elif int(match.group(1)) < batch:
+            elif int(parts["batch"]) < batch:
                 error(
-                    f"model-engine-file {name} was built for batch {match.group(1)} but batch-size={batch}"
+                    f"model-engine-file {name} was built for batch {parts['batch']} but batch-size={batch}"
                 )
-        if model:
+        if model and batch >= 1:  # batch-size < 1 is reported above; no engine name to expect
             gpu = _int(props.get("gpu-id", "0")) or 0
             dla = _int(props.get("dla-core")) if _int(props.get("enable-dla")) == 1 else None
-            expected = engine_name_for(model, batch, mode, gpu, dla)
-            if name != expected and match and match.group(4) == MODE_NAMES[mode]:
+            expected = engine_file_name(model, batch, MODE_NAMES[mode], gpu_id=gpu, dla_core=dla)
+            if name != expected and parts and parts["precision"] == MODE_NAMES[mode]:
                 warn(
                     f"model-engine-file {name} differs from the name nvinfer saves a rebuilt engine as "
                     f"({expected}); if the file is missing it is rebuilt at every start"
@@ -408,22 +382,17 @@ def _check_engine(
             error(
                 f"batch-size={batch} exceeds the engine's max batch {max_batch}: rebuild or lower batch-size"
             )
-    if view.calib_header is not None:
-        version = calib_header_version(view.calib_header)
-        if version is None:
+    if view.calib_problem is not None:
+        error(view.calib_problem)
+    cache = view.calib_cache
+    engine_version = sidecar_trt_version(sidecar) if sidecar else None
+    if cache is not None and engine_version is not None:
+        want = engine_version.header_number
+        if cache.header_number != want:
             error(
-                f"int8-calib-file header {view.calib_header.strip()[:60]!r} is not 'TRT-<version>-<algorithm>'"
+                f"int8-calib-file header says TensorRT {cache.trt_version} ({cache.header_number}) but the "
+                f"engine is TensorRT {engine_version}: TensorRT ignores a cache from another version; "
+                f"recalibrate or rewrite the header as TRT-{want}-..."
             )
-        elif sidecar and sidecar_trt_version(sidecar):
-            engine_version = sidecar_trt_version(sidecar)
-            assert engine_version is not None
-            want = calib_header_for(engine_version)
-            have = int(view.calib_header.split("-")[1])
-            if have != want:
-                error(
-                    f"int8-calib-file header says TensorRT {'.'.join(map(str, version))} ({have}) but the engine "
-                    f"is TensorRT {'.'.join(map(str, engine_version))}: TensorRT ignores a cache from another "
-                    f"version; recalibrate or rewrite the header as TRT-{want}-..."
-                )
-        if mode != NETWORK_MODES["int8"]:
-            warn("int8-calib-file is set but network-mode is not 1 (INT8); it is not used")
+    if (cache is not None or view.calib_problem is not None) and mode != NETWORK_MODES["int8"]:
+        warn("int8-calib-file is set but network-mode is not 1 (INT8); it is not used")

@@ -14,8 +14,10 @@ from pathlib import Path
 
 from trtdeploy.errors import UsageError
 
+PRECISIONS = ("fp32", "fp16", "int8")
+# The precision part is any word so that a misspelt label (a hand-written "_in8") can be reported.
 ENGINE_NAME = re.compile(
-    r"^(?P<model>.+)_b(?P<batch>\d+)_(?P<device>gpu|dla)(?P<index>\d+)_(?P<precision>fp32|fp16|int8)\.engine$"
+    r"^(?P<model>.+)_b(?P<batch>\d+)_(?P<device>gpu|dla)(?P<index>\d+)_(?P<precision>\w+)\.engine$"
 )
 
 
@@ -23,7 +25,7 @@ def engine_file_name(
     model_file: str, max_batch: int, precision: str, *, gpu_id: int = 0, dla_core: int | None = None
 ) -> str:
     """``model.onnx``, 4, ``fp16`` -> ``model.onnx_b4_gpu0_fp16.engine``."""
-    if precision not in ("fp32", "fp16", "int8"):
+    if precision not in PRECISIONS:
         raise UsageError(f"engine precision label must be fp32, fp16 or int8, got {precision!r}")
     if max_batch < 1:
         raise UsageError(f"max batch must be >= 1, got {max_batch}")
@@ -39,10 +41,14 @@ def default_engine_path(
     return onnx_path.with_name(engine_file_name(onnx_path.name, max_batch, precision, gpu_id=gpu_id, dla_core=dla_core))
 
 
-def parse_engine_name(name: str) -> dict[str, str | int] | None:
-    """Split a DeepStream-style engine name into its parts (None if it is not one)."""
+def parse_engine_name(name: str, *, any_precision: bool = False) -> dict[str, str | int] | None:
+    """Split a DeepStream-style engine name into its parts (None if it is not one).
+
+    ``any_precision=True`` also splits a name whose precision label is not fp32/fp16/int8
+    (``m.onnx_b1_gpu0_in8.engine`` -> precision ``in8``), for checkers that report it.
+    """
     match = ENGINE_NAME.match(Path(name).name)
-    if not match:
+    if not match or (not any_precision and match["precision"] not in PRECISIONS):
         return None
     return {
         "model": match["model"],
