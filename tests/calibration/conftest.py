@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from calib_helpers import make_photo_jpegs
+from tests.calibration.calib_helpers import make_photo_jpegs
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import math
 import struct
 
 import pytest
-from calib_helpers import REFERENCE_CACHES
+from tests.calibration.calib_helpers import REFERENCE_CACHES
 
 from calibration import (
     CalibrationCache,

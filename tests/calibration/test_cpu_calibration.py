@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from calib_helpers import conv_net
+from tests.calibration.calib_helpers import conv_net
 
 from calibration import (
     CacheKey,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from calib_helpers import REFERENCE_CACHES, detections, make_photo_jpegs, matched
+from tests.calibration.calib_helpers import REFERENCE_CACHES, detections, make_photo_jpegs, matched
 
 from calibration import ImageBatcher, PreprocessSpec, quantize_onnx, read_cache
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from calib_helpers import conv_net
+from tests.calibration.calib_helpers import conv_net
 
 from calibration import CalibrationError, ImageBatcher, PreprocessSpec, make_trt_calibrator
 from calibration.trt_calibrator import BatchFeeder

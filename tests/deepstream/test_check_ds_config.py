@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from ds_helpers import NVINFER, need_reference
+from tests.deepstream.ds_helpers import NVINFER, need_reference
 from typer.testing import CliRunner
 
 from trtdeploy.cli.main import app

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from ds_helpers import (
+from tests.deepstream.ds_helpers import (
     NVINFER,
     SPECS,
     fake_etlt,

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from conftest import conv_model, files_in, qdq_conv_model, rtx_backend, with_extra_node, write_card
+from tests.engine.conftest import conv_model, files_in, qdq_conv_model, rtx_backend, with_extra_node, write_card
 from typer.testing import CliRunner
 
 from trtdeploy.cli.main import app

@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from conftest import conv_model
+from tests.engine.conftest import conv_model
 from onnx import TensorProto, helper, numpy_helper
 
 from trtdeploy.engine.fp16 import convert_to_fp16, has_qdq
@@ -91,7 +91,7 @@ def test_large_weights_are_clipped_to_the_fp16_range(tmp_path):
 
 
 def test_has_qdq(tmp_path):
-    from conftest import qdq_conv_model
+    from tests.engine.conftest import qdq_conv_model
 
     assert has_qdq(onnx.load(str(qdq_conv_model(tmp_path / "q.onnx"))))
     assert not has_qdq(onnx.load(str(conv_model(tmp_path / "f.onnx"))))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import conv_model, files_in, nms_model, rtx_backend, with_extra_node
+from tests.engine.conftest import conv_model, files_in, nms_model, rtx_backend, with_extra_node
 
 from trtdeploy.engine import BuildOptions, build_engine, int8
 from trtdeploy.engine.backend import Backend
@@ -139,7 +139,7 @@ def test_int8_on_strongly_typed_needs_the_qdq_producer(tmp_path, monkeypatch):
 
 @pytest.mark.rtx
 def test_int8_on_strongly_typed_uses_the_qdq_producer(tmp_path, monkeypatch):
-    from conftest import qdq_conv_model
+    from tests.engine.conftest import qdq_conv_model
 
     calls = {}
 

@@ -4,7 +4,7 @@ these have never been run here; their API use is type-checked by test_engine_myp
 from __future__ import annotations
 
 import pytest
-from conftest import conv_model, files_in
+from tests.engine.conftest import conv_model, files_in
 from typer.testing import CliRunner
 
 from trtdeploy.cli.main import app

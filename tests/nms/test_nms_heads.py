@@ -6,7 +6,7 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 import pytest
-from slow_nms import random_inputs, slow_batched_nms, slow_efficient_nms
+from tests.nms.slow_nms import random_inputs, slow_batched_nms, slow_efficient_nms
 
 from trtdeploy.deploy_card import NmsParams
 from trtdeploy.errors import GraphError, UsageError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from slow_nms import random_inputs, slow_batched_nms, slow_efficient_nms
+from tests.nms.slow_nms import random_inputs, slow_batched_nms, slow_efficient_nms
 
 from trtdeploy.nms.reference import batched_nms, efficient_nms
 

@@ -275,9 +275,15 @@ def batched_nms(
             anchors = anchors[np.argsort(-class_scores[anchors], kind="stable")][:top_k]
             class_boxes = boxes[b, anchors, 0 if share_location else c]
             alive = np.ones(len(anchors), dtype=bool)
+            kept_in_class = 0
             for i in range(len(anchors)):
                 if not alive[i]:
                     continue
+                # A class's detections after its first keep_top_k can never reach the output:
+                # k detections of the same class score at least as high and come first on ties.
+                if kept_in_class == keep_top_k:
+                    break
+                kept_in_class += 1
                 kept.append((float(class_scores[anchors[i]]), c, int(anchors[i])))
                 rest = np.arange(i + 1, len(anchors))
                 rest = rest[alive[rest]]
