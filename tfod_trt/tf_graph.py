@@ -56,59 +56,59 @@ class CoreGraph:
 
 
 def load_frozen(saved_model: Path) -> FrozenModel:
-    """Load the saved model's serving signature and freeze its variables into constants."""
+    """Load the saved model's serving signature as one GraphDef with variables as constants.
+
+    Graph-mode loading: import the MetaGraph into a session (which restores the variables),
+    inline the signature's function calls with Grappler, then replace variable reads by
+    constants. This skips what ``tf.saved_model.load`` + ``convert_variables_to_constants_v2``
+    spend most of their time on (re-creating every Python function object of the model and
+    wrapping the result in a new concrete function): about 4 s instead of 10 s on SSD
+    MobileNet v2. Loops stay functional (While ops, not lowered): we cut them away anyway.
+    """
     tf = require("tensorflow")
+    from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
+    from tensorflow.python.framework import convert_to_constants as ctc
+    from tensorflow.python.grappler import tf_optimizer
+
     start = time.perf_counter()
-    try:
-        loaded = tf.saved_model.load(str(saved_model))
-    except (OSError, ValueError, tf.errors.OpError) as exc:
-        raise InputError(f"cannot load saved model {saved_model}: {str(exc).splitlines()[0]}") from exc
-    signature = getattr(loaded, "signatures", {}).get("serving_default")
-    if signature is None:
-        raise InputError(f"{saved_model} has no 'serving_default' signature; export it with exporter_main_v2.py")
-    inputs = list(signature.structured_input_signature[1].values())
-    if len(inputs) != 1:
-        raise UnsupportedInput(saved_model, f"expected one image input, found {[t.name for t in inputs]}")
-    if inputs[0].dtype != tf.float32:
-        raise UnsupportedInput(
-            saved_model,
-            f"input {inputs[0].name} is {inputs[0].dtype.name}; re-export with --input_type float_image_tensor",
-        )
-    graph_def, input_tensor = _freeze(signature, saved_model)
+    graph = tf.Graph()
+    with tf.compat.v1.Session(graph=graph) as sess:
+        try:
+            meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], str(saved_model))
+        except (OSError, ValueError, RuntimeError, tf.errors.OpError) as exc:
+            raise InputError(f"cannot load saved model {saved_model}: {str(exc).splitlines()[0]}") from exc
+        signature = meta.signature_def.get("serving_default")
+        if signature is None:
+            raise InputError(f"{saved_model} has no 'serving_default' signature; export it with exporter_main_v2.py")
+        inputs = list(signature.inputs.values())
+        if len(inputs) != 1:
+            raise UnsupportedInput(saved_model, f"expected one image input, found {sorted(signature.inputs)}")
+        if inputs[0].dtype != tf.float32.as_datatype_enum:
+            raise UnsupportedInput(
+                saved_model,
+                f"input {sorted(signature.inputs)[0]} is {tf.dtypes.as_dtype(inputs[0].dtype).name}; "
+                "re-export with --input_type float_image_tensor",
+            )
+        graph_def = ctc.disable_lower_using_switch_merge(graph.as_graph_def())
+        meta_graph = tf.compat.v1.train.export_meta_graph(graph_def=graph_def, graph=graph, clear_devices=True)
+        for collection in ("variables", "model_variables", "trainable_variables", "local_variables"):
+            meta_graph.collection_def.pop(collection, None)
+        fetch = meta_graph_pb2.CollectionDef()  # tells Grappler what must survive
+        fetch.node_list.value.extend(t.name for t in [*inputs, *signature.outputs.values()])
+        meta_graph.collection_def["train_op"].CopyFrom(fetch)
+        config = config_pb2.ConfigProto()
+        config.graph_options.rewrite_options.min_graph_nodes = -1
+        config.graph_options.rewrite_options.optimizers.append("function")
+        inlined = tf_optimizer.OptimizeGraph(config, meta_graph)
+        outputs = sorted({t.name.split(":")[0] for t in signature.outputs.values()})
+        graph_def = ctc.convert_variables_to_constants_from_session_graph(sess, inlined, outputs)
+    input_tensor = inputs[0].name
     log.debug("froze %s in %.1f s (%d nodes)", saved_model, time.perf_counter() - start, len(graph_def.node))
     encodings = _node_by_suffix(graph_def, ENCODINGS)
     scores = _node_by_suffix(graph_def, SCORES)
     locations = _node_by_suffix(graph_def, LOCATIONS)
     resized = _find_resize_output(graph_def, encodings, input_tensor.split(":")[0])
     return FrozenModel(graph_def, input_tensor, encodings, scores, locations, resized)
-
-
-def _freeze(signature: Any, saved_model: Path) -> tuple[Any, str]:
-    """The signature's GraphDef with variables as constants, and its input tensor name.
-
-    This is what ``convert_variables_to_constants_v2`` does minus its last step, which wraps
-    the GraphDef back into a concrete function (about 6 s on SSD MobileNet v2) that we would
-    only turn into a GraphDef again. Loops stay functional (While ops, not lowered): we cut
-    them away, so lowering them is wasted work. Falls back to the public API if TensorFlow's
-    private helpers move.
-    """
-    from tensorflow.python.framework import convert_to_constants as ctc
-
-    try:
-        data = ctc._FunctionConverterDataInEager(
-            func=signature, lower_control_flow=False, aggressive_inlining=False
-        )
-        graph_def, _ = ctc._replace_variables_by_constants(converter_data=data)
-    except (AttributeError, TypeError):  # pragma: no cover - other TensorFlow versions
-        frozen = ctc.convert_variables_to_constants_v2(signature, lower_control_flow=False)
-        graph_def = frozen.graph.as_graph_def()
-    # The signature's image input stays a Placeholder of the same name; captured variables
-    # became constants.
-    names = {spec.name for spec in signature.structured_input_signature[1].values()}
-    inputs = [n.name + ":0" for n in graph_def.node if n.op == "Placeholder" and n.name in names]
-    if len(inputs) != 1:
-        raise UnsupportedInput(saved_model, f"expected one image input after freezing, found {inputs}")
-    return graph_def, inputs[0]
 
 
 class UnsupportedInput(InputError):
