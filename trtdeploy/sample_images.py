@@ -58,15 +58,10 @@ def load_folder(folder: Path, count: int) -> list[tuple[str, Image.Image]]:
 
 
 def resize_for_model(image: Image.Image, height: int, width: int, mode: str) -> np.ndarray:
-    """RGB pixels as float32 [H,W,3] 0-255 at the model's input size.
+    """RGB pixels as float32 [H,W,3] 0-255 at the model's input size: ``stretch`` or
+    ``letterbox`` (top-left, zero padding, as TFOD's keep_aspect_ratio_resizer pads), done by
+    the calibration package's preprocessing so verify and calibration resize identically."""
+    from calibration import PreprocessSpec
 
-    stretch: bilinear resize to HxW. letterbox (TFOD keep_aspect_ratio_resizer): scale by
-    min(H/h, W/w), bilinear, placed top-left, zero padding bottom/right.
-    """
-    if mode == "stretch":
-        return np.asarray(image.resize((width, height), Image.Resampling.BILINEAR), np.float32)
-    scale = min(height / image.height, width / image.width)
-    new_h, new_w = max(1, round(image.height * scale)), max(1, round(image.width * scale))
-    out = np.zeros((height, width, 3), np.float32)
-    out[:new_h, :new_w] = np.asarray(image.resize((new_w, new_h), Image.Resampling.BILINEAR), np.float32)
-    return out
+    spec = PreprocessSpec(height=height, width=width, layout="NHWC", resize=mode, pad_corner="top_left")
+    return spec.tensor(image.convert("RGB"))
