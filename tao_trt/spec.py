@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from trtdeploy.errors import InputError
+from trtdeploy.files import read_text
 from trtdeploy.prototext import Message, parse_text
 
 SpecMessage = Message
@@ -42,12 +43,7 @@ def parse_yaml(text: str, source: str = "spec") -> dict[str, Any]:
 def load_spec(path: Path) -> Message | dict[str, Any]:
     """Read a spec file: ``.yaml``/``.yml`` as YAML, anything else as protobuf text."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"TAO spec {path} not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"TAO spec {path} is not UTF-8 text: {exc}") from exc
+    text = read_text(path, "TAO spec")
     if path.suffix.lower() in (".yaml", ".yml"):
         return parse_yaml(text, str(path))
     return parse_proto_text(text, str(path))

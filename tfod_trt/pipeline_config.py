@@ -41,7 +41,7 @@ class TfodConfig:
 
 def read_pipeline_config(path: Path) -> TfodConfig:
     path = Path(path)
-    root = parse_file(path)
+    root = parse_file(path, "pipeline.config")
     model = root.msg("model")
     if model is None:
         raise InputError(f"{path} has no 'model {{ ... }}' block; is it a TFOD pipeline.config?")
@@ -110,7 +110,7 @@ def read_label_map(path: Path, num_classes: int) -> list[str]:
     """Labels indexed by class id 0..num_classes-1 (label-map id minus one). Ids with no
     entry get ``class_<id>``; an id outside 1..num_classes is an error."""
     path = Path(path)
-    root = parse_file(path)
+    root = parse_file(path, "label map")
     names: dict[int, str] = {}
     for item in root.all("item"):
         if not isinstance(item, Message) or not item.has("id"):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from trtdeploy.errors import InputError
-from trtdeploy.files import write_text_atomic
+from trtdeploy.files import read_json_object, write_text_atomic
 
 SCHEMA = "trtdeploy.deploy_card"
 SCHEMA_VERSION = 1
@@ -166,16 +166,7 @@ class DeployCard:
 
     @classmethod
     def load(cls, path: Path) -> DeployCard:
-        path = Path(path)
-        if not path.is_file():
-            raise InputError(f"deploy card {path} not found")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise InputError(f"deploy card {path} is not valid JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise InputError(f"deploy card {path} is not a JSON object")
-        return cls.from_dict(data, source=str(path))
+        return cls.from_dict(read_json_object(path, "deploy card"), source=str(path))
 
     def validate(self, source: str = "deploy card") -> None:
         """Internal consistency; raises InputError naming the field."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from trtdeploy.errors import InputError, OutputExistsError
 
@@ -63,3 +65,25 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 input file's text; InputError naming ``what`` when missing or not text."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} {path} not found")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{what} {path} is not UTF-8 text ({exc.reason})") from exc
+
+
+def read_json_object(path: Path, what: str) -> dict[str, Any]:
+    """A JSON object from a file; InputError naming ``what`` when missing or corrupt."""
+    try:
+        data = json.loads(read_text(path, what))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{what} {path} is corrupt (not valid JSON: {exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{what} {path} is corrupt (not a JSON object)")
+    return data

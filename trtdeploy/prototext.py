@@ -15,6 +15,7 @@ from typing import Any
 from google.protobuf import text_format
 
 from trtdeploy.errors import InputError
+from trtdeploy.files import read_text
 
 
 class Enum(str):
@@ -73,15 +74,8 @@ def parse_text(text: str, source: str = "<text>") -> Message:
     return message
 
 
-def parse_file(path: Path) -> Message:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path} not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(f"{path} is not a text file ({exc.reason})") from exc
-    return parse_text(text, source=str(path))
+def parse_file(path: Path, what: str = "file") -> Message:
+    return parse_text(read_text(path, what), source=str(path))
 
 
 def _error(tok: text_format.Tokenizer, what: str) -> text_format.ParseError:

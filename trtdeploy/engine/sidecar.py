@@ -16,7 +16,7 @@ from trtdeploy.engine.capabilities import version_tuple
 from trtdeploy.engine.machine import Machine
 from trtdeploy.engine.naming import sidecar_path
 from trtdeploy.errors import InputError
-from trtdeploy.files import sha256_file, write_text_atomic
+from trtdeploy.files import read_json_object, sha256_file, write_text_atomic
 
 SCHEMA = "trtdeploy.engine_sidecar"
 SCHEMA_VERSION = 1
@@ -95,11 +95,7 @@ def load_sidecar(engine_path: Path) -> Sidecar:
     path = sidecar_path(engine_path)
     if not path.is_file():
         raise InputError(f"no sidecar {path.name} next to the engine, so its TensorRT version and GPU are unknown")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"sidecar {path} is corrupt (not valid JSON: {exc})") from exc
-    return Sidecar.from_dict(data, str(path))
+    return Sidecar.from_dict(read_json_object(path, "sidecar"), str(path))
 
 
 @dataclass
