@@ -123,12 +123,3 @@ def add_node(
     graph.nodes.append(node)
     return outputs
 
-
-def find_nodes(graph: gs.Graph, op: str) -> list[gs.Node]:
-    return [node for node in graph.nodes if node.op == op]
-
-
-def nearby_names(graph: gs.Graph, limit: int = 8) -> str:
-    """A few node names, for 'expected X, found ...' messages."""
-    names = [node.name for node in graph.nodes][-limit:]
-    return ", ".join(names) if names else "(empty graph)"

@@ -34,12 +34,3 @@ def require(module: str) -> ModuleType:
             else "install TensorRT (DeepStream/JetPack ship it; on x86 see NVIDIA's TensorRT install guide)"
         )
         raise MissingDependencyError(f"this needs the Python module '{module}' ({exc}); {how}") from exc
-
-
-def is_available(module: str) -> bool:
-    """True when ``module`` can be imported (imports it)."""
-    try:
-        require(module)
-    except MissingDependencyError:
-        return False
-    return True
