@@ -188,9 +188,19 @@ class PreprocessSpec:
             out[...] = array.transpose(2, 0, 1) if self.layout == "NCHW" else array
             return
         table = self._lookup()
-        for c in range(self.channels):
-            plane = out[c] if self.layout == "NCHW" else out[:, :, c]
-            np.take(table[c], array[:, :, c], out=plane)
+        # mode="clip": uint8 indices are always in range, and the default "raise" mode makes
+        # NumPy buffer the output (3x slower). Writing into a strided NHWC channel is slow too,
+        # so NHWC goes through contiguous planes, or one lookup when all channels share a table.
+        if self.layout == "NCHW":
+            for c in range(self.channels):
+                np.take(table[c], array[:, :, c], out=out[c], mode="clip")
+        elif (table == table[0]).all():
+            np.take(table[0], array, out=out, mode="clip")
+        else:
+            planes = np.empty((self.channels, *array.shape[:2]), self.dtype)
+            for c in range(self.channels):
+                np.take(table[c], array[:, :, c], out=planes[c], mode="clip")
+            out[...] = planes.transpose(1, 2, 0)
 
     def tensor(self, image: Image.Image) -> np.ndarray:
         """One image as a tensor without the batch axis (CHW or HWC)."""
