@@ -1,6 +1,6 @@
 """Calibration data pipeline speed, and CPU calibration time.
 
-Generates N JPEGs (640x480) from scikit-image's bundled photos into a temporary folder, then
+Generates N JPEGs (640x480) from scikit-image's bundled photos (trtdeploy.sample_images) into a temporary folder, then
 prints images/s of a plain sequential PIL loader (open, convert, resize, to float, transpose)
 and of calibration.ImageBatcher in exact and fast-decode modes. With an ONNX path it also times
 CPU calibration (entropy) of that model on the same images.
@@ -28,36 +28,7 @@ from PIL import Image
 # This script is named like the package it measures: keep its own folder off the import path.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
-# Colour photos shipped inside scikit-image (no download).
-PHOTOS = (
-    "astronaut.png",
-    "chelsea.png",
-    "coffee.png",
-    "rocket.jpg",
-    "hubble_deep_field.jpg",
-    "retina.jpg",
-    "motorcycle_left.png",
-    "color.png",
-)
-
-
-def make_jpegs(folder: Path, count: int, size: tuple[int, int] = (640, 480)) -> list[Path]:
-    """``count`` different 640x480 JPEGs cropped and resized from scikit-image's photos."""
-    import skimage
-
-    folder_in = Path(skimage.__file__).parent / "data"
-    photos = [Image.open(folder_in / name).convert("RGB") for name in PHOTOS]
-    rng = np.random.default_rng(0)
-    paths = []
-    for i in range(count):
-        photo = photos[i % len(photos)]
-        w, h = photo.size
-        cw, ch = int(w * rng.uniform(0.5, 1.0)), int(h * rng.uniform(0.5, 1.0))
-        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        path = folder / f"img_{i:04d}.jpg"
-        photo.crop((x, y, x + cw, y + ch)).resize(size, Image.Resampling.BILINEAR).save(path, quality=90)
-        paths.append(path)
-    return paths
+from trtdeploy.sample_images import write_photo_jpegs  # noqa: E402
 
 
 def sequential(paths: list[Path], size: int) -> float:
@@ -89,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        paths = make_jpegs(Path(tmp), args.images)
+        paths = write_photo_jpegs(Path(tmp), args.images, sizes=((640, 480),))
         print(f"{len(paths)} JPEGs 640x480 -> {args.size}x{args.size}, {os.cpu_count()} CPUs")
         sequential(paths[:20], args.size)  # warm the page cache and PIL
         # Interleaved rounds, best of each: other processes on a shared machine come and go.

@@ -45,7 +45,7 @@ class OnnxRuntimeRunner:
         if batch != -1 and images.shape[0] != batch:
             raise InputError(f"the ONNX has a static batch of {batch}; got {images.shape[0]} images")
         outputs = self.session.run(None, {self.input_name: to_input_tensor(images, self.card)})
-        return dict(zip(self.output_names, outputs))
+        return dict(zip(self.output_names, outputs, strict=True))
 
     def detections(self, images: np.ndarray) -> list[Detections]:
         outputs = self.run(images)

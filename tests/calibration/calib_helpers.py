@@ -1,54 +1,12 @@
-"""Shared helpers: real photos (scikit-image's bundled images) cut into test JPEGs, and tiny
-ONNX conv nets built in the test."""
+"""Shared helpers: reference caches, tiny ONNX conv nets built in the test, detection matching."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
-# Colour photos shipped inside scikit-image (no download needed).
-PHOTOS = (
-    "astronaut.png",
-    "chelsea.png",
-    "coffee.png",
-    "rocket.jpg",
-    "hubble_deep_field.jpg",
-    "retina.jpg",
-    "motorcycle_left.png",
-    "color.png",
-    "ihc.png",
-)
 REFERENCE_CACHES = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "calibration_caches"
-
-
-def skimage_photos() -> list[Image.Image]:
-    import skimage
-
-    folder = Path(skimage.__file__).parent / "data"
-    return [Image.open(folder / name).convert("RGB") for name in PHOTOS]
-
-
-def make_photo_jpegs(
-    folder: Path, count: int, seed: int = 0, sizes: tuple[tuple[int, int], ...] | None = None
-) -> list[Path]:
-    """``count`` JPEGs cropped at random from the photos, in varied sizes and aspect ratios."""
-    rng = np.random.default_rng(seed)
-    photos = skimage_photos()
-    sizes = sizes or ((640, 480), (480, 640), (320, 240), (301, 167), (97, 211), (500, 500), (1024, 300))
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(count):
-        photo = photos[i % len(photos)]
-        w, h = photo.size
-        cw, ch = int(w * rng.uniform(0.4, 1.0)), int(h * rng.uniform(0.4, 1.0))
-        x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
-        size = sizes[i % len(sizes)]
-        path = folder / f"photo_{i:03d}.jpg"
-        photo.crop((x, y, x + cw, y + ch)).resize(size, Image.Resampling.BILINEAR).save(path, quality=88)
-        paths.append(path)
-    return paths
 
 
 def conv_net(path: Path, *, size: int = 32, batch: int | str = "N", seed: int = 0, with_decode: bool = False) -> Path:

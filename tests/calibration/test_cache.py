@@ -6,7 +6,6 @@ import math
 import struct
 
 import pytest
-from tests.calibration.calib_helpers import REFERENCE_CACHES
 
 from calibration import (
     CalibrationCache,
@@ -19,6 +18,7 @@ from calibration import (
     retarget_cache,
 )
 from calibration.cache import bits_to_scale, scale_to_bits
+from tests.calibration.calib_helpers import REFERENCE_CACHES
 
 # file -> (TensorRT version, tensor count, byte-identical round trip?)
 EXPECTED = {

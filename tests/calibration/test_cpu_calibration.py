@@ -9,7 +9,6 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from tests.calibration.calib_helpers import conv_net
 
 from calibration import (
     CacheKey,
@@ -25,6 +24,7 @@ from calibration import (
     write_qdq_onnx,
 )
 from calibration.ranges import AbsHistogram, amax_from
+from tests.calibration.calib_helpers import conv_net
 
 SPEC = PreprocessSpec(32, 32, scale=1 / 127.5, offsets=(127.5, 127.5, 127.5))
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from tests.calibration.calib_helpers import REFERENCE_CACHES, detections, make_photo_jpegs, matched
 
 from calibration import ImageBatcher, PreprocessSpec, quantize_onnx, read_cache
+from tests.calibration.calib_helpers import REFERENCE_CACHES, detections, matched
+from trtdeploy.sample_images import write_photo_jpegs
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
@@ -31,7 +32,7 @@ def ssd(tmp_path_factory: pytest.TempPathFactory) -> dict:
     input_name = core.model.graph.input[0].name
     # what the deploy card says for TFOD SSD: NHWC RGB pixels 0-255, normalised inside the graph
     spec = PreprocessSpec(prepared.height, prepared.width, layout="NHWC")
-    photos = make_photo_jpegs(tmp / "photos", CALIB_IMAGES + EVAL_IMAGES, seed=7, sizes=((640, 480),))
+    photos = write_photo_jpegs(tmp / "photos", CALIB_IMAGES + EVAL_IMAGES, seed=7, sizes=((640, 480),))
     cache, report = quantize_onnx(
         onnx_path, tmp / "ssd_int8.onnx", photos[:CALIB_IMAGES], spec, cache_path=tmp / "ssd.cache", trt_version="10.16"
     )

@@ -10,10 +10,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from tests.calibration.calib_helpers import REFERENCE_CACHES, conv_net
 from typer.testing import CliRunner
 
 from calibration import CalibrationError, read_cache, read_tensorfile, tensorfile_info, write_tensorfile
+from tests.calibration.calib_helpers import REFERENCE_CACHES, conv_net
 from trtdeploy.cli.main import app
 
 runner = CliRunner()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.calibration.calib_helpers import conv_net
 
 from calibration import CalibrationError, ImageBatcher, PreprocessSpec, make_trt_calibrator
 from calibration.trt_calibrator import BatchFeeder
+from tests.calibration.calib_helpers import conv_net
 
 SPEC = PreprocessSpec(32, 32, scale=1 / 127.5, offsets=(127.5, 127.5, 127.5))
 

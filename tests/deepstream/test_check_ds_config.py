@@ -6,9 +6,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from tests.deepstream.ds_helpers import NVINFER, need_reference
 from typer.testing import CliRunner
 
+from tests.deepstream.ds_helpers import NVINFER, need_reference
 from trtdeploy.cli.main import app
 from trtdeploy.deepstream import DsConfigError, DsOptions, check_ds_config, gen_ds_config, read_config
 from trtdeploy.deepstream.generate import GeneratedConfig

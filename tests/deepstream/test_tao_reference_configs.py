@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from tao_trt import import_tao_model
 from tests.deepstream.ds_helpers import (
     NVINFER,
     SPECS,
@@ -17,8 +19,6 @@ from tests.deepstream.ds_helpers import (
     set_target_classes,
     tiny_onnx,
 )
-
-from tao_trt import import_tao_model
 from trtdeploy.deepstream import DsOptions, check_ds_config, gen_ds_config, read_config
 
 KITTI4 = ["bicycle", "car", "person", "road_sign"]

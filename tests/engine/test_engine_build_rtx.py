@@ -6,9 +6,9 @@ import logging
 from pathlib import Path
 
 import pytest
-from tests.engine.conftest import conv_model, files_in, qdq_conv_model, rtx_backend, with_extra_node, write_card
 from typer.testing import CliRunner
 
+from tests.engine.conftest import conv_model, files_in, qdq_conv_model, rtx_backend, with_extra_node, write_card
 from trtdeploy.cli.main import app
 from trtdeploy.engine import BuildError, BuildOptions, build_engine, load_sidecar
 from trtdeploy.engine.builder import dtype_name

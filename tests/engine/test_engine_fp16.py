@@ -6,9 +6,9 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from tests.engine.conftest import conv_model
 from onnx import TensorProto, helper, numpy_helper
 
+from tests.engine.conftest import conv_model
 from trtdeploy.engine.fp16 import convert_to_fp16, has_qdq
 from trtdeploy.errors import GraphError
 

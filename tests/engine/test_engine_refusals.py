@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tests.engine.conftest import conv_model, files_in, nms_model, rtx_backend, with_extra_node
 
+from tests.engine.conftest import conv_model, files_in, nms_model, rtx_backend, with_extra_node
 from trtdeploy.engine import BuildOptions, build_engine, int8
 from trtdeploy.engine.backend import Backend
 from trtdeploy.engine.capabilities import capabilities_for

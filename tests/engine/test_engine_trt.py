@@ -4,9 +4,9 @@ these have never been run here; their API use is type-checked by test_engine_myp
 from __future__ import annotations
 
 import pytest
-from tests.engine.conftest import conv_model, files_in
 from typer.testing import CliRunner
 
+from tests.engine.conftest import conv_model, files_in
 from trtdeploy.cli.main import app
 from trtdeploy.engine import BuildOptions, build_engine
 from trtdeploy.engine.backend import select_backend

@@ -6,8 +6,8 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 import pytest
-from tests.nms.slow_nms import random_inputs, slow_batched_nms, slow_efficient_nms
 
+from tests.nms.slow_nms import random_inputs, slow_batched_nms, slow_efficient_nms
 from trtdeploy.deploy_card import NmsParams
 from trtdeploy.errors import GraphError, UsageError
 from trtdeploy.nms import NMS_KINDS, add_nms_head, make_session
@@ -33,7 +33,7 @@ def run(model, boxes, scores):
 
 
 def assert_same(actual, expected):
-    for got, want, what in zip(actual, expected, ("num", "boxes", "scores", "classes")):
+    for got, want, what in zip(actual, expected, ("num", "boxes", "scores", "classes"), strict=True):
         assert got.dtype == want.dtype, what
         assert got.shape == want.shape, what
         np.testing.assert_array_equal(got, want, err_msg=what)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tests.nms.slow_nms import random_inputs, slow_batched_nms, slow_efficient_nms
 
+from tests.nms.slow_nms import random_inputs, slow_batched_nms, slow_efficient_nms
 from trtdeploy.nms.reference import batched_nms, efficient_nms
 
 
 def _assert_same(actual, expected):
-    for got, want, what in zip(actual, expected, ("num", "boxes", "scores", "classes")):
+    for got, want, what in zip(actual, expected, ("num", "boxes", "scores", "classes"), strict=True):
         assert got.dtype == want.dtype, what
         np.testing.assert_array_equal(got, want, err_msg=what)
 

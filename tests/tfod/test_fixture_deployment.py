@@ -8,8 +8,8 @@ import onnx
 import pytest
 
 from tests.tfod.conftest import FIXTURE_NAMES
-from trtdeploy.deploy_card import card_path_for
 from tfod_trt.create_onnx import attach_head
+from trtdeploy.deploy_card import card_path_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DEMO_MODEL, FIXTURES
-from trtdeploy.errors import InputError, UnsupportedModelError
 from tfod_trt.pipeline_config import read_label_map, read_pipeline_config
+from trtdeploy.errors import InputError, UnsupportedModelError
 
 
 def test_demo_model_config():

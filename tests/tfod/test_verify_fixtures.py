@@ -18,10 +18,10 @@ import onnx
 import pytest
 
 from tests.tfod.conftest import FIXTURE_NAMES
+from tfod_trt.create_onnx import attach_head
 from trtdeploy.deploy_card import card_path_for
 from trtdeploy.runners import OnnxRuntimeRunner
 from trtdeploy.verify import Tolerance, compare, run_batched
-from tfod_trt.create_onnx import attach_head
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
@@ -76,7 +76,7 @@ def test_deepstream_layout_is_tfod_layout_in_pixels(name, tfod_cache, tmp_path, 
         path = tmp_path / f"{layout}.onnx"
         onnx.save(model, str(path))
         outputs[layout] = (OnnxRuntimeRunner(path, card).run(pixels), card)
-    (tfod, tcard), (ds, dcard) = outputs["tfod"], outputs["deepstream"]
+    (tfod, _tcard), (ds, dcard) = outputs["tfod"], outputs["deepstream"]
     assert dcard.output.names[0].endswith("num_detections") and dcard.output.class_dtype == "float32"
     n = int(tfod["num_detections"][0, 0])
     assert n > 0 and int(ds[dcard.output.names[0]][0, 0]) == n

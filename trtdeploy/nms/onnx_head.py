@@ -227,7 +227,7 @@ def add_onnx_nms(
         gs.Variable(names[2], dtype=np.float32, shape=[batch, k]),
         gs.Variable(names[3], dtype=np.int32, shape=[batch, k]),
     ]
-    for tensor, out in zip(tensors, outputs):
+    for tensor, out in zip(tensors, outputs, strict=True):
         graph.nodes.append(
             gs.Node("Identity", name=f"nms/onnx/out/{out.name}", inputs=[tensor], outputs=[out])
         )
