@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,7 +194,7 @@ def _element_rank(by_name: dict[str, Any], node: Any) -> int | None:
 
 @dataclass
 class ModelFacts:
-    """Facts read by running TensorFlow once on probe images of the input size."""
+    """Facts read by running TensorFlow on probe images of the input size."""
 
     anchors: np.ndarray  # [A,4] y1,x1,y2,x2 normalised
     num_score_columns: int
@@ -201,55 +202,73 @@ class ModelFacts:
     norm_offset: np.ndarray  # [3]
 
 
-def read_model_facts(frozen: FrozenModel, height: int, width: int) -> ModelFacts:
-    """Run TensorFlow on probe images to read the anchors, the score columns and the
-    preprocessing normalisation.
+class Probe:
+    """One TensorFlow session on the frozen model, for the probe runs below.
 
-    Anchors: TF lets us feed any tensor, so decoding all-zero deltas returns the anchor
-    corners. Normalisation: TFOD normalises each image inside its resize loop; on an image
-    that already has the input size the resize is the identity, so the loop output is the
-    normalised image. We measure it on black, white and random images and require a
-    per-channel affine map (true for every TFOD backbone), then rebuild it in front of the cut.
+    Normalisation: TFOD normalises each image inside its resize loop; on an image that already
+    has the input size the resize is the identity, so the loop output is the normalised image.
+    We measure it on black, white and random images and require a per-channel affine map (true
+    for every TFOD backbone), then rebuild it in front of the cut. Anchors: TF lets us feed any
+    tensor, so decoding all-zero deltas returns the anchor corners. The anchor run executes the
+    whole network; ``convert_core`` overlaps it with tf2onnx (TensorFlow releases the GIL).
     """
-    tf = require("tensorflow")
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.import_graph_def(frozen.graph_def, name="")
-    rng = np.random.default_rng(0)
-    probes = np.stack([
-        np.zeros((height, width, 3), np.float32),
-        np.full((height, width, 3), 255.0, np.float32),
-        rng.uniform(0, 255, (height, width, 3)).astype(np.float32),
-    ])
-    with tf.compat.v1.Session(graph=graph, config=_plain_session_config()) as sess:
-        enc_t = graph.get_tensor_by_name(frozen.encodings + ":0")
-        scores_t = graph.get_tensor_by_name(frozen.scores + ":0")
-        loc_t = graph.get_tensor_by_name(frozen.locations + ":0")
-        resized_t = graph.get_tensor_by_name(frozen.resized_images + ":0")
-        feed = {frozen.input_tensor: probes[:1]}
-        encodings, scores = sess.run([enc_t, scores_t], feed)
+
+    def __init__(self, frozen: FrozenModel, height: int, width: int) -> None:
+        tf = require("tensorflow")
+        self.frozen, self.height, self.width = frozen, height, width
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            tf.compat.v1.import_graph_def(frozen.graph_def, name="")
+        self.session = tf.compat.v1.Session(graph=self.graph, config=_plain_session_config())
+
+    def __enter__(self) -> Probe:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.session.close()
+
+    def _tensor(self, name: str) -> Any:
+        return self.graph.get_tensor_by_name(name + ":0")
+
+    def normalisation(self) -> tuple[np.ndarray, np.ndarray]:
+        """(scale, offset) per channel: the network sees scale * pixel + offset."""
+        h, w = self.height, self.width
+        rng = np.random.default_rng(0)
+        probes = np.stack([
+            np.zeros((h, w, 3), np.float32),
+            np.full((h, w, 3), 255.0, np.float32),
+            rng.uniform(0, 255, (h, w, 3)).astype(np.float32),
+        ])
+        normalised = self.session.run(self._tensor(self.frozen.resized_images), {self.frozen.input_tensor: probes})
+        if normalised.shape[1:3] != (h, w):
+            raise GraphError(f"{FAMILY}: the resize loop returned {normalised.shape[1:3]} for a {h}x{w} input")
+        # float64 means: a float32 mean over ~10^5 equal values drifts by ~1e-3.
+        offset = normalised[0].reshape(-1, 3).astype(np.float64).mean(axis=0)
+        scale = (normalised[1].reshape(-1, 3).astype(np.float64).mean(axis=0) - offset) / 255.0
+        predicted = probes[2] * scale + offset
+        err = float(np.abs(predicted - normalised[2]).max())
+        if err > 1e-4 * max(1.0, float(np.abs(normalised[2]).max())):
+            raise GraphError(
+                f"{FAMILY}: the preprocessing is not a per-channel affine map of the pixels (error {err:.3g}); "
+                "this export's preprocessing is not supported"
+            )
+        return scale.astype(np.float32), offset.astype(np.float32)
+
+    def anchors(self) -> tuple[np.ndarray, int]:
+        """(anchors [A,4], number of score columns) from one run on a black image."""
+        enc_t, scores_t = self._tensor(self.frozen.encodings), self._tensor(self.frozen.scores)
+        feed = {self.frozen.input_tensor: np.zeros((1, self.height, self.width, 3), np.float32)}
+        encodings, scores = self.session.run([enc_t, scores_t], feed)
+        if encodings.ndim != 3 or encodings.shape[-1] != 4:
+            raise GraphError(f"{FAMILY}: box encodings have shape {encodings.shape}, expected [1,A,4]")
         feed[enc_t] = np.zeros_like(encodings)
-        anchors = sess.run(loc_t, feed)
-        normalised = sess.run(resized_t, {frozen.input_tensor: probes})
-    if encodings.ndim != 3 or encodings.shape[-1] != 4:
-        raise GraphError(f"{FAMILY}: box encodings have shape {encodings.shape}, expected [1,A,4]")
-    if normalised.shape[1:3] != (height, width):
-        raise GraphError(f"{FAMILY}: the resize loop returned {normalised.shape[1:3]} for a {height}x{width} input")
-    # float64 means: a float32 mean over ~10^5 equal values drifts by ~1e-3.
-    offset = normalised[0].reshape(-1, 3).astype(np.float64).mean(axis=0)
-    scale = (normalised[1].reshape(-1, 3).astype(np.float64).mean(axis=0) - offset) / 255.0
-    predicted = probes[2] * scale + offset
-    err = float(np.abs(predicted - normalised[2]).max())
-    if err > 1e-4 * max(1.0, float(np.abs(normalised[2]).max())):
-        raise GraphError(
-            f"{FAMILY}: the preprocessing is not a per-channel affine map of the pixels (error {err:.3g}); "
-            "this export's preprocessing is not supported"
-        )
-    return ModelFacts(anchors.reshape(-1, 4).astype(np.float32), int(scores.shape[-1]),
-                      scale.astype(np.float32), offset.astype(np.float32))
+        anchors = self.session.run(self._tensor(self.frozen.locations), feed)
+        return anchors.reshape(-1, 4).astype(np.float32), int(scores.shape[-1])
 
 
-def cut_graph(frozen: FrozenModel, batch: int | None, height: int, width: int, facts: ModelFacts) -> Any:
+def cut_graph(
+    frozen: FrozenModel, batch: int | None, height: int, width: int, norm_scale: np.ndarray, norm_offset: np.ndarray
+) -> Any:
     """A GraphDef from a new float placeholder [batch,H,W,3] (RGB 0-255, already at the input
     size) through the measured normalisation to the encodings and scores."""
     tf = require("tensorflow")
@@ -266,8 +285,7 @@ def cut_graph(frozen: FrozenModel, batch: int | None, height: int, width: int, f
     placeholder.op = "Placeholder"
     placeholder.attr["dtype"].type = tf.float32.as_datatype_enum
     placeholder.attr["shape"].shape.CopyFrom(tf.TensorShape([batch, height, width, 3]).as_proto())
-    for name, value in (("Preprocessor_normalize/scale", facts.norm_scale),
-                        ("Preprocessor_normalize/offset", facts.norm_offset)):
+    for name, value in (("Preprocessor_normalize/scale", norm_scale), ("Preprocessor_normalize/offset", norm_offset)):
         const = graph_def.node.add()
         const.name, const.op = name, "Const"
         const.attr["dtype"].type = tf.float32.as_datatype_enum
@@ -296,13 +314,25 @@ def convert_core(saved_model: Path, batch: int | None, height: int, width: int, 
     tf = require("tensorflow")
     tf2onnx = require("tf2onnx")
     frozen = load_frozen(saved_model)
-    facts = read_model_facts(frozen, height, width)
-    sub = cut_graph(frozen, batch, height, width, facts)
-    start = time.perf_counter()
-    model = _tf2onnx(sub, [INPUT_NAME + ":0"], [frozen.encodings + ":0", frozen.scores + ":0"], opset, nchw)
-    log.debug("tf2onnx converted the cut graph in %.1f s", time.perf_counter() - start)
+    with Probe(frozen, height, width) as probe, ThreadPoolExecutor(max_workers=1) as pool:
+        scale, offset = probe.normalisation()
+        sub = cut_graph(frozen, batch, height, width, scale, offset)
+        anchor_run = pool.submit(probe.anchors)
+        start = time.perf_counter()
+        model = _tf2onnx(sub, [INPUT_NAME + ":0"], [frozen.encodings + ":0", frozen.scores + ":0"], opset, nchw)
+        log.debug("tf2onnx converted the cut graph in %.1f s", time.perf_counter() - start)
+        anchors, score_columns = anchor_run.result()
+    facts = ModelFacts(anchors, score_columns, scale, offset)
     versions = {"tensorflow": tf.__version__, "tf2onnx": tf2onnx.__version__}
     return CoreGraph(model=model, facts=facts, versions=versions)
+
+
+# tf2onnx's optimizers in its own order, without those for constructs a cut SSD network never
+# has (loops, upsample, quantization, einsum): each costs a full graph rebuild per iteration.
+_TF2ONNX_OPTIMIZERS = (
+    "optimize_transpose", "fold_constants", "merge_duplication", "reshape_optimizer",
+    "global_pool_optimizer", "remove_identity", "remove_back_to_back",
+)
 
 
 def _tf2onnx(graph_def: Any, inputs: list[str], outputs: list[str], opset: int, nchw: bool) -> Any:
@@ -322,5 +352,6 @@ def _tf2onnx(graph_def: Any, inputs: list[str], outputs: list[str], opset: int, 
             graph, opset=opset, input_names=inputs, output_names=outputs,
             inputs_as_nchw=inputs if nchw else None,
         )
-        onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=False)
+        passes = {name: optimizer._optimizers[name] for name in _TF2ONNX_OPTIMIZERS}
+        onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=False, optimizers=passes)
         return onnx_graph.make_model(f"converted by tf2onnx {tf2onnx.__version__}")
