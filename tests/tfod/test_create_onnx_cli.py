@@ -121,3 +121,22 @@ def test_demo_end_to_end(tmp_path):
     result = run("verify", "--saved-model", str(SAVED_MODEL), "--onnx", str(out), "--batch", "4", "--score-tol", "2.5e-4")
     assert result.exit_code == 0, result.output
     assert "verified" in result.output
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_nchw_input_matches_tensorflow(tmp_path):
+    """--input-format nchw: a [1,3,H,W] input (tf2onnx transposes inside the graph) that still
+    gives TensorFlow's detections when fed channels-first pixels."""
+    import onnx
+
+    out = tmp_path / "nchw.onnx"
+    result = run("create-onnx", "--saved-model", str(SAVED_MODEL), "-o", str(out), "--input-format", "nchw",
+                 "--nms", "efficient")
+    assert result.exit_code == 0, result.output
+    card = json.loads(out.with_name("nchw.deploy.json").read_text())
+    assert card["input"]["shape"] == [1, 3, 300, 300] and card["input"]["layout"] == "NCHW"
+    dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 3, 300, 300]
+    result = run("verify", "--saved-model", str(SAVED_MODEL), "--onnx", str(out), "--score-tol", "2.5e-4")
+    assert result.exit_code == 0, result.output
