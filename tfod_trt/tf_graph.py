@@ -241,7 +241,12 @@ class Probe:
         ])
         normalised = self.session.run(self._tensor(self.frozen.resized_images), {self.frozen.input_tensor: probes})
         if normalised.shape[1:3] != (h, w):
-            raise GraphError(f"{FAMILY}: the resize loop returned {normalised.shape[1:3]} for a {h}x{w} input")
+            rh, rw = normalised.shape[1:3]
+            raise InputError(
+                f"{FAMILY}: this export resizes every image to {rh}x{rw}, not the requested {h}x{w}; TFOD bakes "
+                "the input size and the anchors into the export (set image_resizer in pipeline.config and re-export "
+                "to change it)"
+            )
         # float64 means: a float32 mean over ~10^5 equal values drifts by ~1e-3.
         offset = normalised[0].reshape(-1, 3).astype(np.float64).mean(axis=0)
         scale = (normalised[1].reshape(-1, 3).astype(np.float64).mean(axis=0) - offset) / 255.0

@@ -140,3 +140,12 @@ def test_nchw_input_matches_tensorflow(tmp_path):
     assert dims == [1, 3, 300, 300]
     result = run("verify", "--saved-model", str(SAVED_MODEL), "--onnx", str(out), "--score-tol", "2.5e-4")
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_input_size_other_than_the_export_is_refused(tmp_path):
+    """TFOD exports bake their input size and anchors: another --input-size cannot be honoured."""
+    out = tmp_path / "m.onnx"
+    result = run("create-onnx", "--saved-model", str(SAVED_MODEL), "-o", str(out), "--input-size", "320x320")
+    assert_clean_failure(result, "resizes every image to 300x300, not the requested 320x320", out)
