@@ -32,7 +32,7 @@ def create_onnx(
     batch: int = typer.Option(None, help="Static batch size (default 1)."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Leave the batch dimension dynamic."),
     input_format: str = typer.Option("nhwc", help="Input layout of the ONNX: nhwc or nchw."),
-    input_size: str = typer.Option(None, help="HxW (default: from pipeline.config); TFOD exports bake their size, so only for exports that do not."),
+    input_size: str = typer.Option(None, help="HxW (default: pipeline.config's). Must be the size the export runs at: TFOD bakes it, with the anchors, into the export."),
     score_threshold: float = typer.Option(None, help="NMS score threshold (default: pipeline.config)."),
     iou_threshold: float = typer.Option(None, help="NMS IoU threshold (default: pipeline.config)."),
     max_detections: int = typer.Option(None, help="Detections kept per image (default: pipeline.config)."),
