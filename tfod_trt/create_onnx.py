@@ -162,7 +162,7 @@ def convert_core(prepared: Prepared) -> Core:
         "versions": tf_core.versions,
     }
     ctx = PassContext(family=f"{FAMILY} ({SSD_FEATURE_EXTRACTORS[config.feature_extractor]})", facts=facts,
-                      debug_dir=Path(opts.debug_dir) if opts.debug_dir else None)
+                      debug_dir=Path(opts.debug_dir) if opts.debug_dir else None, stage="1-core")
     model = run_passes(tf_core.model, CORE_PASSES, ctx)
     return Core(model=model, facts=ctx.facts)
 
@@ -175,7 +175,8 @@ def attach_head(core: Core, prepared: Prepared, nms: str, output_layout: str) ->
     layout = output_layout if output_layout in KIND_LAYOUTS[nms] else KIND_LAYOUTS[nms][0]
     facts.update(nms=nms, nms_params=prepared.nms_params, output_layout=layout,
                  input_hw=(prepared.height, prepared.width))
-    ctx = PassContext(family=FAMILY, facts=facts, debug_dir=Path(opts.debug_dir) if opts.debug_dir else None)
+    ctx = PassContext(family=FAMILY, facts=facts, debug_dir=Path(opts.debug_dir) if opts.debug_dir else None,
+                      stage="2-head")
     model = run_passes(copy.deepcopy(core.model), HEAD_PASSES, ctx)
     batch = -1 if facts["batch"] is None else facts["batch"]
     h, w = prepared.height, prepared.width

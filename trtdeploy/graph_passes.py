@@ -34,6 +34,8 @@ class PassContext:
     family: str  # model family, for error messages, e.g. "TFOD SSD"
     facts: dict[str, Any] = field(default_factory=dict)
     debug_dir: Path | None = None
+    # Prefix of the debug files, so the stages of one conversion sort in order in one folder.
+    stage: str = "passes"
 
 
 GraphPass = Callable[[gs.Graph, PassContext], None]
@@ -47,7 +49,7 @@ def run_passes(
     """Apply ``passes`` in order; return the checked model."""
     if ctx.debug_dir is not None:
         ctx.debug_dir.mkdir(parents=True, exist_ok=True)
-        _save_debug(model, ctx.debug_dir / "00_input.onnx")
+        _save_debug(model, ctx.debug_dir / f"{ctx.stage}-00_input.onnx")
     for index, (name, graph_pass) in enumerate(passes, start=1):
         start = time.perf_counter()
         graph = gs.import_onnx(model)
@@ -55,7 +57,7 @@ def run_passes(
         graph.cleanup().toposort()
         model = gs.export_onnx(graph)
         if ctx.debug_dir is not None:
-            _save_debug(model, ctx.debug_dir / f"{index:02d}_{name}.onnx")
+            _save_debug(model, ctx.debug_dir / f"{ctx.stage}-{index:02d}_{name}.onnx")
         model = check_graph(model, after=name, family=ctx.family)
         log.debug("pass %s done in %.2f s (%d nodes)", name, time.perf_counter() - start, len(model.graph.node))
     return model
