@@ -125,8 +125,8 @@ def test_demo_end_to_end(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.tf
-def test_nchw_input_matches_tensorflow_and_debug_dir(tmp_path):
-    """--input-format nchw: a [1,3,H,W] input (tf2onnx transposes inside the graph) that still
+def test_nchw_static_batch_matches_tensorflow_and_debug_dir(tmp_path):
+    """--input-format nchw --batch 2: a [2,3,H,W] input (tf2onnx transposes inside the graph) that still
     gives TensorFlow's detections when fed channels-first pixels. --debug-dir: the graph before
     and after every pass, in order, each a valid ONNX model."""
     import onnx
@@ -135,7 +135,7 @@ def test_nchw_input_matches_tensorflow_and_debug_dir(tmp_path):
 
     out = tmp_path / "nchw.onnx"
     result = run("create-onnx", "--saved-model", str(SAVED_MODEL), "-o", str(out), "--input-format", "nchw",
-                 "--nms", "efficient", "--debug-dir", str(tmp_path / "debug"))
+                 "--batch", "2", "--debug-dir", str(tmp_path / "debug"))
     assert result.exit_code == 0, result.output
     written = sorted(p.name for p in (tmp_path / "debug").iterdir())
     expected = ["1-core-00_input.onnx", *(f"1-core-{i:02d}_{name}.onnx" for i, (name, _) in enumerate(CORE_PASSES, 1)),
@@ -144,11 +144,12 @@ def test_nchw_input_matches_tensorflow_and_debug_dir(tmp_path):
     final = onnx.load(str(tmp_path / "debug" / expected[-1]))
     assert [o.name for o in final.graph.output] == [o.name for o in onnx.load(str(out)).graph.output]
     card = json.loads(out.with_name("nchw.deploy.json").read_text())
-    assert card["input"]["shape"] == [1, 3, 300, 300] and card["input"]["layout"] == "NCHW"
+    assert card["input"]["shape"] == [2, 3, 300, 300] and card["input"]["layout"] == "NCHW"
     dims = [d.dim_value for d in onnx.load(str(out)).graph.input[0].type.tensor_type.shape.dim]
-    assert dims == [1, 3, 300, 300]
+    assert dims == [2, 3, 300, 300]
     result = run("verify", "--saved-model", str(SAVED_MODEL), "--onnx", str(out), "--score-tol", "2.5e-4")
     assert result.exit_code == 0, result.output
+    assert "│     2 │" in result.output  # the table row of a run at the static batch of 2
 
 
 @pytest.mark.slow
