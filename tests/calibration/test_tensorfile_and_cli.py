@@ -212,3 +212,32 @@ def test_tensorfile_is_a_calibration_source(tmp_path: Path, photo_jpegs: list[Pa
     )
     assert result.exit_code == 0, result.output
     assert "from 6 images" in result.output
+
+
+def test_cli_shuffle_orders_images_by_seed(tmp_path: Path, photo_jpegs: list[Path]) -> None:
+    from calibration import ImageBatcher, PreprocessSpec, list_images
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for p in photo_jpegs[:8]:
+        (images / p.name).write_bytes(p.read_bytes())
+    spec = PreprocessSpec(16, 16, layout="NHWC")
+    (tmp_path / "card.json").write_text(json.dumps({
+        "schema": "trtdeploy.deploy_card",
+        "schema_version": 1,
+        "input": {"name": "x", "shape": [-1, 16, 16, 3], "layout": "NHWC"},
+        "preprocess": {},
+        "output": {"nms": "none", "layout": "raw", "names": ["y"], "num_classes": 1},
+        "labels": ["thing"],
+    }))
+    stored = {}
+    for flags in ([], ["--shuffle", "--seed", "3"]):
+        out = tmp_path / f"cal{len(flags)}.h5"
+        args = ["calib", "tensorfile", str(images), "--card", str(tmp_path / "card.json"), "-o", str(out), "-b", "8"]
+        result = runner.invoke(app, args + flags)
+        assert result.exit_code == 0, result.output
+        stored[bool(flags)] = np.concatenate(list(read_tensorfile(out)))
+    for shuffled in (False, True):
+        order = list_images(images, seed=3, shuffle=shuffled)
+        assert np.array_equal(stored[shuffled], next(iter(ImageBatcher(order, spec, 8))))
+    assert not np.array_equal(stored[True], stored[False])

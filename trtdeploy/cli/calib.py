@@ -181,6 +181,9 @@ def tensorfile_command(
     batch: Annotated[int, typer.Option("--batch", "-b", help="Batch size of each stored array.")] = 8,
     num: Annotated[int | None, typer.Option("--calib-num", help="Use this many images (random, --seed).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    shuffle: Annotated[
+        bool, typer.Option("--shuffle", help="Feed the images in a random (--seed) order, not sorted by path.")
+    ] = False,
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output.")] = False,
     verbose: int = VerboseOpt,
     quiet: bool = QuietOpt,
@@ -198,7 +201,7 @@ def tensorfile_command(
 
         check_output(output, force)
         spec = _card_for(onnx, card)
-        paths = list_images(images, num=num, seed=seed, image_root=image_root)
+        paths = list_images(images, num=num, seed=seed, shuffle=shuffle, image_root=image_root)
         count = write_tensorfile(output, ImageBatcher(paths, spec, batch, drop_last=True))
         typer.echo(f"{output}: {count} batches of {list(spec.shape(batch))} from {len(paths)} images")
 
@@ -231,6 +234,9 @@ def calibrate_command(
     ] = "10.16",
     num: Annotated[int | None, typer.Option("--calib-num", help="Use this many images (random, --seed).")] = 500,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
+    shuffle: Annotated[
+        bool, typer.Option("--shuffle", help="Feed the images in a random (--seed) order, not sorted by path.")
+    ] = False,
     batch: Annotated[int, typer.Option("--batch", "-b", help="Batch size (a fixed model batch wins).")] = 8,
     fast_decode: Annotated[
         bool, typer.Option("--fast-decode", help="Let JPEGs decode at reduced size (faster, approximate).")
@@ -263,7 +269,7 @@ def calibrate_command(
         from calibration.tensorfile import is_tensorfile
 
         spec = _card_for(onnx, card)
-        source = images if is_tensorfile(images) else list_images(images, num=num, seed=seed, image_root=image_root)
+        source = images if is_tensorfile(images) else list_images(images, num=num, seed=seed, shuffle=shuffle, image_root=image_root)
         result = calibrate_onnx(
             onnx, source, spec, method, batch_size=batch, percentile=percentile, fast_decode=fast_decode
         )
