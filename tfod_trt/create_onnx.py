@@ -46,6 +46,7 @@ log = get_logger("tfod")
 
 OUTPUT_LAYOUTS = ("tfod", "deepstream")
 LOW_SCORE_THRESHOLD = 0.01
+MIN_OPSET, MAX_OPSET = 10, 18
 
 
 @dataclass
@@ -115,6 +116,11 @@ def prepare(options: CreateOnnxOptions) -> Prepared:
         raise UsageError(f"--input-format {options.input_format!r} must be nhwc or nchw")
     if options.batch < 1:
         raise UsageError(f"--batch must be >= 1, got {options.batch}")
+    if not MIN_OPSET <= options.opset <= MAX_OPSET:
+        raise UsageError(
+            f"--opset {options.opset} is not supported: use {MIN_OPSET}-{MAX_OPSET} (box decoding needs Slice with "
+            f"tensor inputs, opset {MIN_OPSET}; tf2onnx 1.17 converts up to {MAX_OPSET})"
+        )
     config_path = Path(options.pipeline_config) if options.pipeline_config else saved_model.parent / "pipeline.config"
     if not config_path.is_file():
         raise InputError(f"pipeline.config not found at {config_path}; pass --pipeline-config")

@@ -353,10 +353,17 @@ def _tf2onnx(graph_def: Any, inputs: list[str], outputs: list[str], opset: int, 
         optimized = tf_loader.tf_optimize(inputs, outputs, graph_def)
     with tf.device("/cpu:0"), tf.Graph().as_default() as graph:
         tf.import_graph_def(optimized, name="")
-        onnx_graph = tfonnx.process_tf_graph(
-            graph, opset=opset, input_names=inputs, output_names=outputs,
-            inputs_as_nchw=inputs if nchw else None,
-        )
-        passes = {name: optimizer._optimizers[name] for name in _TF2ONNX_OPTIMIZERS}
-        onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=False, optimizers=passes)
+        try:
+            onnx_graph = tfonnx.process_tf_graph(
+                graph, opset=opset, input_names=inputs, output_names=outputs,
+                inputs_as_nchw=inputs if nchw else None,
+            )
+            passes = {name: optimizer._optimizers[name] for name in _TF2ONNX_OPTIMIZERS}
+            onnx_graph = optimizer.optimize_graph(onnx_graph, catch_errors=False, optimizers=passes)
+        except Exception as exc:  # noqa: BLE001 - tf2onnx raises many types; the user needs one line
+            first = (str(exc).splitlines() or [""])[0]
+            raise GraphError(
+                f"{FAMILY}: tf2onnx {tf2onnx.__version__} could not convert the network at opset {opset}: "
+                f"{type(exc).__name__}: {first}"
+            ) from exc
         return onnx_graph.make_model(f"converted by tf2onnx {tf2onnx.__version__}")

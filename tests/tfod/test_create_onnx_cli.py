@@ -92,6 +92,14 @@ def test_conflicting_batch_options(tmp_path):
 
 
 @pytest.mark.tf
+@pytest.mark.parametrize("opset", ["9", "19"])
+def test_unsupported_opset(tmp_path, opset):
+    out = tmp_path / "m.onnx"
+    result = run("create-onnx", "--saved-model", str(SAVED_MODEL), "-o", str(out), "--opset", opset)
+    assert_clean_failure(result, f"--opset {opset} is not supported: use 10-18", out)
+    assert result.exit_code == 2
+
+
 def test_pipeline_config_that_does_not_match_the_saved_model(tmp_path):
     # The 5-class saved model with a 90-class model's pipeline.config.
     other = DEMO_MODEL.parent.parent.parent.parent / "shared" / "fixtures" / "ssd_mobilenet_v2_320x320_coco17_tpu-8"

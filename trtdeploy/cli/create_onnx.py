@@ -36,7 +36,7 @@ def create_onnx(
     score_threshold: float = typer.Option(None, help="NMS score threshold (default: pipeline.config)."),
     iou_threshold: float = typer.Option(None, help="NMS IoU threshold (default: pipeline.config)."),
     max_detections: int = typer.Option(None, help="Detections kept per image (default: pipeline.config)."),
-    opset: int = typer.Option(17, help="ONNX opset."),
+    opset: int = typer.Option(17, help="ONNX opset, 10-18 (the onnx NMS head needs 13 or later)."),
     debug_dir: Path = typer.Option(None, help="Write the graph after every surgery pass here."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     verbose: int = VerboseOpt,
