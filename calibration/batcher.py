@@ -3,7 +3,7 @@
 Worker threads decode and preprocess images straight into the batch array. PIL releases the
 GIL while it decodes and resizes, which is almost all of the work, so threads use every core
 without the copies and inter-process traffic of a process pool (measured on 2 cores: threads
-1.9x the sequential loader, a fork pool with shared memory 1.7x). At most ``prefetch`` batches
+1.84x the sequential loader, a fork pool with shared memory 1.6-1.7x). At most ``prefetch`` batches
 are in flight, so memory stays at about ``(prefetch + 1) * batch bytes`` whatever the number of
 images.
 """
