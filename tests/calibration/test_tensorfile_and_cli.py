@@ -19,6 +19,19 @@ from trtdeploy.cli.main import app
 runner = CliRunner()
 
 
+def write_card(path: Path, shape: list[int], layout: str, preprocess: dict) -> None:
+    """A minimal deploy card for a raw-output model with input ``x``."""
+    card = {
+        "schema": "trtdeploy.deploy_card",
+        "schema_version": 1,
+        "input": {"name": "x", "shape": shape, "layout": layout},
+        "preprocess": preprocess,
+        "output": {"nms": "none", "layout": "raw", "names": ["y"], "num_classes": 1},
+        "labels": ["thing"],
+    }
+    path.write_text(json.dumps(card))
+
+
 def test_tensorfile_round_trip_and_layout(tmp_path: Path) -> None:
     batches = [np.random.default_rng(i).normal(size=(2, 3, 4, 5)).astype(np.float32) for i in range(3)]
     path = tmp_path / "cal.tensorfile"
@@ -97,15 +110,7 @@ def test_cli_calibrate_and_tensorfile(tmp_path: Path, photo_jpegs: list[Path]) -
     for p in photo_jpegs[:12]:
         (images / p.name).write_bytes(p.read_bytes())
     model = conv_net(tmp_path / "net.onnx")
-    card = {
-        "schema": "trtdeploy.deploy_card",
-        "schema_version": 1,
-        "input": {"name": "x", "shape": [-1, 3, 32, 32], "layout": "NCHW"},
-        "preprocess": {"scale": 1 / 127.5, "offsets": [127.5] * 3},
-        "output": {"nms": "none", "layout": "raw", "names": ["y"], "num_classes": 1},
-        "labels": ["thing"],
-    }
-    (tmp_path / "net.deploy.json").write_text(json.dumps(card))
+    write_card(tmp_path / "net.deploy.json", [-1, 3, 32, 32], "NCHW", {"scale": 1 / 127.5, "offsets": [127.5] * 3})
     result = runner.invoke(
         app,
         [
@@ -178,15 +183,7 @@ def test_tensorfile_is_a_calibration_source(tmp_path: Path, photo_jpegs: list[Pa
     from_images = calibrate_onnx(model, photo_jpegs[:12], spec, "minmax", batch_size=4)
     assert from_file.num_images == 12 and from_file.amax == pytest.approx(from_images.amax)
     # the CLI takes it too, and a COCO JSON with --image-root
-    card = {
-        "schema": "trtdeploy.deploy_card",
-        "schema_version": 1,
-        "input": {"name": "x", "shape": [-1, 3, 32, 32], "layout": "NCHW"},
-        "preprocess": {"scale": 1 / 127.5, "offsets": [127.5] * 3},
-        "output": {"nms": "none", "layout": "raw", "names": ["y"], "num_classes": 1},
-        "labels": ["thing"],
-    }
-    (tmp_path / "net.deploy.json").write_text(json.dumps(card))
+    write_card(tmp_path / "net.deploy.json", [-1, 3, 32, 32], "NCHW", {"scale": 1 / 127.5, "offsets": [127.5] * 3})
     result = runner.invoke(
         app,
         ["calib", "calibrate", str(model), "-i", str(tmp_path / "cal.tensorfile"), "-o", str(tmp_path / "tf.cache")],
@@ -222,14 +219,7 @@ def test_cli_shuffle_orders_images_by_seed(tmp_path: Path, photo_jpegs: list[Pat
     for p in photo_jpegs[:8]:
         (images / p.name).write_bytes(p.read_bytes())
     spec = PreprocessSpec(16, 16, layout="NHWC")
-    (tmp_path / "card.json").write_text(json.dumps({
-        "schema": "trtdeploy.deploy_card",
-        "schema_version": 1,
-        "input": {"name": "x", "shape": [-1, 16, 16, 3], "layout": "NHWC"},
-        "preprocess": {},
-        "output": {"nms": "none", "layout": "raw", "names": ["y"], "num_classes": 1},
-        "labels": ["thing"],
-    }))
+    write_card(tmp_path / "card.json", [-1, 16, 16, 3], "NHWC", {})
     stored = {}
     for flags in ([], ["--shuffle", "--seed", "3"]):
         out = tmp_path / f"cal{len(flags)}.h5"
