@@ -72,3 +72,8 @@ def progress() -> Progress:
 
 VerboseOpt = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv for TensorFlow's too).")
 QuietOpt = typer.Option(False, "--quiet", "-q", help="Only warnings and errors.")
+
+
+def run_app(app: typer.Typer) -> None:
+    """The console-script entry point: run the typer app."""
+    app()

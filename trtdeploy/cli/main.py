@@ -7,6 +7,7 @@ import typer
 
 from trtdeploy import __version__
 from trtdeploy.cli import build_engine, calib, create_onnx, ds_config, verify
+from trtdeploy.cli.common import run_app
 
 app = typer.Typer(
     name="trtdeploy",
@@ -39,7 +40,7 @@ for module in (create_onnx, verify, build_engine, calib, ds_config):
 
 
 def main() -> None:
-    app()
+    run_app(app)
 
 
 if __name__ == "__main__":
