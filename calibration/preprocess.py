@@ -158,11 +158,8 @@ class PreprocessSpec:
             resized = image if image.size == (W, H) else image.resize((W, H), filt)
             array = np.asarray(resized)
         else:
-            w, h = image.size
-            r = min(W / w, H / h)
-            nw, nh = max(1, min(W, round(w * r))), max(1, min(H, round(h * r)))
-            resized = image if (nw, nh) == (w, h) else image.resize((nw, nh), filt)
-            left, top = ((W - nw) // 2, (H - nh) // 2) if self.pad_corner == "center" else (0, 0)
+            left, top, nw, nh = self.placement(*image.size)
+            resized = image if (nw, nh) == image.size else image.resize((nw, nh), filt)
             array = np.empty((H, W, self.channels), np.uint8)
             array[...] = np.asarray(self.pad_color, np.uint8)
             array[top : top + nh, left : left + nw] = np.asarray(resized).reshape(nh, nw, self.channels)
@@ -171,6 +168,18 @@ class PreprocessSpec:
         if self.color_order == "BGR":
             array = array[:, :, ::-1]
         return array
+
+    def placement(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """Where an image of ``width`` x ``height`` lands in the network input (step 2):
+        (left, top, resized width, resized height); the whole input for ``stretch``. Runners
+        map boxes back to the original image through it."""
+        W, H = self.width, self.height
+        if self.resize == "stretch":
+            return 0, 0, W, H
+        r = min(W / width, H / height)
+        nw, nh = max(1, min(W, round(width * r))), max(1, min(H, round(height * r)))
+        left, top = ((W - nw) // 2, (H - nh) // 2) if self.pad_corner == "center" else (0, 0)
+        return left, top, nw, nh
 
     def _lookup(self) -> np.ndarray:
         """Per-channel table pixel -> tensor value: step 4 done once per possible pixel value."""
