@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import typer
 from rich.console import Console
@@ -37,7 +37,7 @@ def user_errors() -> Iterator[None]:
         yield
     except TrtDeployError as exc:
         # escape: messages contain [brackets] (extras, shapes) that rich would take as markup
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        _error_line(str(exc))
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         console.print("[bold red]interrupted[/]")
@@ -74,6 +74,33 @@ VerboseOpt = typer.Option(0, "--verbose", "-v", count=True, help="More log outpu
 QuietOpt = typer.Option(False, "--quiet", "-q", help="Only warnings and errors.")
 
 
-def run_app(app: typer.Typer) -> None:
-    """The console-script entry point: run the typer app."""
-    app()
+def _error_line(message: str) -> None:
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
+def run_app(app: typer.Typer, args: Sequence[str] | None = None) -> None:
+    """The console-script entry point: run the typer app and exit with its code.
+
+    typer/click's own usage errors (unknown option, missing or invalid value) become one
+    ``error:`` line and exit 2 like ours, instead of a usage box; Ctrl-C exits 130.
+    """
+    from typer._click import exceptions as click_errors
+
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="trtdeploy", standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        typer.echo(exc.format_message())
+        code = 2
+    except click_errors.UsageError as exc:
+        # the message is click's; where a command is known, say how to get its help
+        where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        _error_line(" ".join(exc.format_message().split()) + where)
+        code = 2
+    except click_errors.ClickException as exc:
+        _error_line(" ".join(exc.format_message().split()))
+        code = exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):  # Ctrl-C outside a command's user_errors()
+        console.print("[bold red]interrupted[/]")
+        code = 130
+    sys.exit(code if isinstance(code, int) else 0)
