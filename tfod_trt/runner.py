@@ -1,4 +1,11 @@
-"""Run a TFOD saved model on preprocessed images and return detections in our convention."""
+"""Run a TFOD saved model through the runner protocol of ``trtdeploy.runners``.
+
+The saved model has no deploy card; ``saved_model_card`` makes one from the export's
+``pipeline.config`` (input size, resizer) and label map, both found next to the
+``saved_model/`` folder as ``exporter_main_v2.py`` writes them. The model is fed images already
+resized to its input size (float32 RGB 0-255, the export's ``float_image_tensor``), so
+TensorFlow and a converted ONNX see the same pixels.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +13,59 @@ from pathlib import Path
 
 import numpy as np
 
+from trtdeploy.deploy_card import DeployCard, InputSpec, NmsParams, OutputSpec, Preprocess, Provenance
 from trtdeploy.detections import Detections
 from trtdeploy.errors import InputError
 from trtdeploy.lazy import require
+from trtdeploy.runners import CardRunner
 
 # TFOD's detection_classes are label-map ids: column index + 1 (label_id_offset).
 LABEL_ID_OFFSET = 1
+OUTPUT_NAMES = ["num_detections", "detection_boxes", "detection_scores", "detection_classes"]
 
 
-class TfodRunner:
+def saved_model_card(saved_model: Path, label_map: Path | None = None) -> DeployCard:
+    """A deploy card for running the saved model itself: what create-onnx would record about
+    its input and preprocessing, with TFOD's own output tensors (1-based float class ids)."""
+    from tfod_trt.pipeline_config import read_label_map, read_pipeline_config
+
+    saved_model = Path(saved_model)
+    config_path = saved_model.parent / "pipeline.config"
+    if not config_path.is_file():
+        raise InputError(f"pipeline.config not found next to {saved_model} (at {config_path}); the saved model's "
+                         "input size and resizer come from it")
+    config = read_pipeline_config(config_path)
+    if label_map is None and (saved_model.parent / "label_map.pbtxt").is_file():
+        label_map = saved_model.parent / "label_map.pbtxt"
+    labels = (read_label_map(label_map, config.num_classes) if label_map
+              else [f"class_{i}" for i in range(1, config.num_classes + 1)])
+    letterbox = config.resizer == "keep_aspect_ratio_resizer"
+    return DeployCard(
+        input=InputSpec(name="input_tensor", shape=[1, config.height, config.width, 3], layout="NHWC"),
+        # TFOD pads a keep_aspect_ratio_resizer image at the bottom/right (DOMAIN.md s.4b)
+        preprocess=Preprocess(resize="letterbox" if letterbox else "stretch", pad_corner="top_left"),
+        output=OutputSpec(nms="other", layout="tfod", names=list(OUTPUT_NAMES), num_classes=config.num_classes,
+                          class_id_base=LABEL_ID_OFFSET, class_dtype="float32",
+                          max_detections=config.max_total_detections),
+        labels=labels,
+        background="dropped (column 0)" if config.add_background_class else "none",
+        nms=NmsParams(score_threshold=config.score_threshold, iou_threshold=config.iou_threshold,
+                      max_detections=config.max_total_detections,
+                      max_detections_per_class=config.max_detections_per_class),
+        provenance=Provenance(framework="tensorflow", model_family="tfod_ssd", architecture=config.feature_extractor),
+    )
+
+
+class TfodRunner(CardRunner):
     """The saved model's serving signature, one image at a time (the export's batch may be 1)."""
 
-    def __init__(self, saved_model: Path) -> None:
+    def __init__(self, saved_model: Path, label_map: Path | None = None) -> None:
         tf = require("tensorflow")
         self._tf = tf
+        self.saved_model = Path(saved_model)
+        self.name = self.saved_model.name if self.saved_model.name != "saved_model" else self.saved_model.parent.name
+        self._label_map = label_map
+        self._card: DeployCard | None = None
         try:
             self._model = tf.saved_model.load(str(saved_model))
         except (OSError, ValueError) as exc:
@@ -27,17 +73,36 @@ class TfodRunner:
         self._fn = self._model.signatures["serving_default"]
         self._input = next(iter(self._fn.structured_input_signature[1]))
 
-    def detections(self, images: np.ndarray) -> list[Detections]:
-        """images: float32 [N,H,W,3] RGB 0-255 at the model's input size."""
+    @property  # type: ignore[override]
+    def card(self) -> DeployCard:
+        if self._card is None:
+            self._card = saved_model_card(self.saved_model, self._label_map)
+        return self._card
+
+    @property
+    def static_batch(self) -> int | None:
+        return None  # fed one image at a time: any batch
+
+    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """batch: float32 [N,H,W,3] RGB 0-255 -> TFOD's four detection outputs, stacked."""
+        per_image: dict[str, list[np.ndarray]] = {name: [] for name in OUTPUT_NAMES}
+        for image in np.asarray(batch, np.float32):
+            out = self._fn(**{self._input: self._tf.constant(image[None])})
+            for name in OUTPUT_NAMES:
+                per_image[name].append(out[name].numpy()[0])
+        return {name: np.stack(values) for name, values in per_image.items()}
+
+    def detections(self, pixels: np.ndarray) -> list[Detections]:
+        """pixels: float32 [N,H,W,3] RGB 0-255 at the model's input size (no card needed)."""
+        outputs = self.infer(pixels)
         result = []
-        for image in images:
-            out = self._fn(**{self._input: self._tf.constant(image[None].astype(np.float32))})
-            n = int(out["num_detections"].numpy()[0])
+        for b in range(len(pixels)):
+            n = int(outputs["num_detections"][b])
             result.append(
                 Detections(
-                    out["detection_boxes"].numpy()[0, :n].astype(np.float32),
-                    out["detection_scores"].numpy()[0, :n].astype(np.float32),
-                    np.rint(out["detection_classes"].numpy()[0, :n]).astype(np.int64) - LABEL_ID_OFFSET,
+                    outputs["detection_boxes"][b, :n].astype(np.float32),
+                    outputs["detection_scores"][b, :n].astype(np.float32),
+                    np.rint(outputs["detection_classes"][b, :n]).astype(np.int64) - LABEL_ID_OFFSET,
                 )
             )
         return result
