@@ -1,0 +1,119 @@
+"""`trtdeploy ds-run`: a CPU dry run of gst-nvinfer on a detector config."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from trtdeploy.cli.common import QuietOpt, VerboseOpt, console, progress, setup_logging, user_errors
+from trtdeploy.errors import UsageError, VerificationError
+
+
+def ds_run(
+    config: Path = typer.Argument(..., help="The nvinfer config (.txt or .yml) of a detector (network-type=0)."),
+    images: Path = typer.Option(None, "--images", "-i",
+                                help="An image file or a folder of images (default: bundled sample photos)."),
+    out: Path = typer.Option(None, "--output", "-o",
+                             help="Folder for <image>.json and <image>_ds.jpg (default: only print the summary)."),
+    compare_saved_model: Path = typer.Option(
+        None, "--compare-saved-model",
+        help="A TFOD saved_model/ folder: run it on the same pixels and require >= 99% of its detections above "
+        "the config's thresholds to match (same class, IoU >= 0.9)."),
+    num: int = typer.Option(None, "--num", "-n", help="At most this many images (default: all; 8 sample photos)."),
+    ds_parser: str = typer.Option(None, "--ds-parser",
+                                  help="Parser variant to emulate instead of the one the config's "
+                                  "parse-bbox-func-name + custom-lib-path name (e.g. tao-efficientdet)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
+    verbose: int = VerboseOpt,
+    quiet: bool = QuietOpt,
+) -> None:
+    """Run a detector config the way gst-nvinfer would, on a CPU, and show what DeepStream would detect.
+
+    Reads the config as nvinfer does (relative paths from its folder, nvinfer's defaults), scales
+    each image to the network size (maintain-aspect-ratio, symmetric-padding, scaling-filter), applies
+    model-color-format, net-scale-factor * (x - offsets) and network-input-order, runs the config's
+    onnx-file in ONNX Runtime (NMS plugins through trtdeploy's CPU references), reads the raw output
+    buffers with an emulation of the configured parser, clusters (cluster-mode, thresholds, topk,
+    detected-min/max-w/h) and maps the boxes back to the image. Approximate only in the GPU scaler's
+    sampling (see docs/ds-run.md).
+
+    Examples:
+
+      trtdeploy ds-run deepstream/config_infer_primary_ds.txt -o ds-run/
+
+      trtdeploy ds-run deepstream/config_infer_primary_ds.yml --images photos/ --num 16 -o ds-run/ --force
+
+      trtdeploy ds-run deepstream/config_infer_primary_ds.txt --compare-saved-model export/saved_model
+    """
+    setup_logging(verbose, quiet)
+    with user_errors():
+        from trtdeploy.deepstream.dry_run import (
+            IOU_MATCH,
+            MIN_MATCHED,
+            DryRun,
+            NvInferSetup,
+            check_outputs,
+            class_id_base_for,
+            compare_with_saved_model,
+            load_images,
+            write_result,
+        )
+
+        if num is not None and num < 1:
+            raise UsageError(f"--num must be >= 1, got {num}")
+        setup = NvInferSetup.from_config(config, ds_parser)
+        photos = load_images(images, num)
+        if out is not None:
+            inputs = [images / name for name, _ in photos] if images is not None and images.is_dir() else (
+                [images] if images is not None else [])
+            check_outputs(out, photos, force, inputs)
+        console.print(f"[bold]{config.name}[/]: {setup.describe()}", highlight=False)
+        runner = DryRun(setup)
+        results = []
+        with progress() as bar:
+            task = bar.add_task("nvinfer dry run", total=len(photos))
+            for name, image in photos:
+                result = runner.run_image(name, image)
+                if out is not None:
+                    write_result(out, image, result, setup)
+                results.append(result)
+                bar.advance(task)
+            comparisons = None
+            if compare_saved_model is not None:
+                tf_task = bar.add_task("TensorFlow", total=len(results))
+                comparisons = compare_with_saved_model(compare_saved_model, results, setup,
+                                                       class_id_base_for(setup.onnx_path),
+                                                       on_image=lambda: bar.advance(tf_task))
+        total = sum(len(r.objects) for r in results)
+        where = f" -> {out}" if out is not None else ""
+        typer.echo(f"ds-run: {total} object(s) on {len(results)} image(s) ({setup.variant}){where}")
+        if comparisons is None:
+            return
+        table = Table(title=f"dry run vs TensorFlow (same class, IoU >= {IOU_MATCH})")
+        for column in ("image", "TF dets", "DS dets", "matched", "min IoU", "max dScore"):
+            table.add_column(column, justify="right")
+        for c in comparisons:
+            table.add_row(c.name, str(c.reference), str(c.candidate), f"{c.matched}/{c.reference}",
+                          f"{c.min_iou:.4f}" if c.matched else "-", f"{c.max_score_diff:.2e}" if c.matched else "-")
+        reference = sum(c.reference for c in comparisons)
+        matched = sum(c.matched for c in comparisons)
+        fraction = matched / reference if reference else 1.0
+        table.add_row("all", str(reference), str(sum(c.candidate for c in comparisons)), f"{fraction:.2%}", "", "")
+        Console(width=None if sys.stdout.isatty() else 110).print(table)
+        if fraction < MIN_MATCHED:
+            raise VerificationError(
+                f"only {matched} of TensorFlow's {reference} detections above the config's thresholds are in the "
+                f"dry run ({fraction:.2%} < {MIN_MATCHED:.0%}); check the parser variant, thresholds and model"
+            )
+        if reference == 0:
+            console.print("[yellow]warning:[/] TensorFlow has no detections above the config's thresholds; "
+                          "nothing was compared", highlight=False)
+        console.print(f"[green]matched[/]: {matched}/{reference} of TensorFlow's detections", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ds-run")(ds_run)

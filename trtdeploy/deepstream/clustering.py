@@ -1,0 +1,188 @@
+"""What nvinfer does with a detector parser's objects: thresholds, clustering, mapping to the frame.
+
+From the DeepStream sources (community mirror hiennguyen9874/deepstream-sources, branch 6.3):
+
+* per-class parameters and their defaults: gstnvinfer_property_parser.h l.20-27
+  (pre-cluster-threshold 0.2, post-cluster-threshold 0.0, nms-iou-threshold 0.3, topk -1);
+  ``[class-attrs-all]`` is applied to every class, then ``[class-attrs-<id>]`` groups override
+  (gstnvinfer_property_parser.cpp l.1171-1249); detected-min/max-w/h and roi offsets default to 0
+  (l.1180).
+* nvdsinfer_context_impl_output_parsing.cpp (``DetectPostprocessor``):
+  ``preClusteringThreshold`` l.155-169 drops class ids >= num-detected-classes and confidences
+  below the class's pre-cluster-threshold; ``clusterAndFillDetectionOutputNMS`` l.236-297 runs a
+  per-class greedy NMS (stable sort by confidence, keep while IoU <= nms-iou-threshold, IoU on
+  left/top/width/height without +1, l.189-233), keeps confidences STRICTLY above
+  post-cluster-threshold, then topk (l.175-187, negative = all); ``fillUnclusteredOutput``
+  l.451-482 (cluster-mode 4) groups by class and applies topk only; DBSCAN (l.356-413) runs only
+  when minBoxes > 0, otherwise it only filters confidence < post-cluster-threshold and topk; the
+  hybrid mode (l.419-445) is DBSCAN then NMS. Objects come out grouped by class id, ascending.
+* cluster-mode 0 (OpenCV groupRectangles): the SDK builds libnvds_infer without OpenCV
+  (sources/libs/nvdsinfer/Makefile l.16 ``WITH_OPENCV?=0``), and then nvdsinfer_context_impl.cpp
+  l.1021-1030 switches a detector to NMS with topk 20 and nms-iou-threshold 0.5 for every class.
+* gstnvinfer_meta_utils.cpp ``attach_metadata_detector`` l.53-118: boxes are mapped back with
+  ``(left - offset_left) / ratio_x`` (float arithmetic, ratios double), top/left clamped at 0 (the
+  width/height are NOT reduced), then filter-out-class-ids, detected-min-w/h (``<`` drops),
+  detected-max-w/h (when > 0, ``>`` drops) and, without crop-objects-to-roi-boundary, a box whose
+  top is above roi-top-offset or whose bottom goes past ``frame height - roi-bottom-offset`` is
+  DROPPED (not clipped).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from trtdeploy.deepstream.nvinfer_preprocess import ScaleGeometry
+from trtdeploy.errors import UnsupportedModelError
+
+GROUP_RECTANGLES, DBSCAN, NMS, DBSCAN_NMS, NONE = range(5)  # nvdsinfer_context.h l.222-228
+CLUSTER_MODE_NAMES = {GROUP_RECTANGLES: "group rectangles", DBSCAN: "DBSCAN", NMS: "NMS",
+                      DBSCAN_NMS: "DBSCAN + NMS", NONE: "none"}
+
+
+@dataclass(frozen=True)
+class ClassParams:
+    """One class's [class-attrs-*] values, defaulted as nvinfer does."""
+
+    pre_cluster_threshold: float = 0.2
+    post_cluster_threshold: float = 0.0
+    nms_iou_threshold: float = 0.3
+    topk: int = -1
+    min_boxes: int = 0  # DBSCAN's minBoxes: DBSCAN runs only when > 0
+    detected_min_w: int = 0
+    detected_min_h: int = 0
+    detected_max_w: int = 0
+    detected_max_h: int = 0
+    roi_top_offset: int = 0
+    roi_bottom_offset: int = 0
+
+
+@dataclass(frozen=True)
+class NvObject:
+    """NvDsInferObjectDetectionInfo / NvDsInferObject: a box in network pixels (or frame
+    pixels after ``to_frame``), class id and confidence."""
+
+    class_id: int
+    left: float
+    top: float
+    width: float
+    height: float
+    confidence: float
+
+
+def pre_cluster_filter(objects: Iterable[NvObject], params: Sequence[ClassParams]) -> list[NvObject]:
+    """Drop class ids outside [0, num-detected-classes) and confidences below pre-cluster-threshold."""
+    n = len(params)
+    return [o for o in objects if 0 <= o.class_id < n and not o.confidence < params[o.class_id].pre_cluster_threshold]
+
+
+def iou(a: NvObject, b: NvObject) -> float:
+    """nvinfer's computeIoU (float, no +1 on widths, 0 when the union is 0)."""
+    f = np.float32
+
+    def overlap(a_min: float, a_max: float, b_min: float, b_max: float) -> np.float32:
+        if a_min > b_min:
+            a_min, b_min = b_min, a_min
+            a_max, b_max = b_max, a_max
+        return f(0) if a_max < b_min else f(min(a_max, b_max)) - f(b_min)
+
+    ox = overlap(f(a.left), f(a.left) + f(a.width), f(b.left), f(b.left) + f(b.width))
+    oy = overlap(f(a.top), f(a.top) + f(a.height), f(b.top), f(b.top) + f(b.height))
+    inter = f(ox * oy)
+    union = f(a.width) * f(a.height) + f(b.width) * f(b.height) - inter
+    return 0.0 if union == 0 else float(inter / union)
+
+
+def _by_class(objects: Iterable[NvObject], num_classes: int) -> list[list[NvObject]]:
+    lists: list[list[NvObject]] = [[] for _ in range(num_classes)]
+    for o in objects:
+        lists[o.class_id].append(o)
+    return lists
+
+
+def _top_k(objects: list[NvObject], k: int) -> list[NvObject]:
+    if k < 0:
+        return objects
+    return sorted(objects, key=lambda o: -o.confidence)[:k]  # sorted() is stable, as std::stable_sort
+
+
+def _nms(objects: list[NvObject], iou_threshold: float) -> list[NvObject]:
+    order = sorted(objects, key=lambda o: -o.confidence)
+    kept: list[NvObject] = []
+    for o in order:
+        if all(iou(o, k) <= iou_threshold for k in kept):
+            kept.append(o)
+    return kept
+
+
+def effective_params(mode: int, params: Sequence[ClassParams]) -> tuple[int, list[ClassParams]]:
+    """cluster-mode 0 becomes NMS with topk 20 and IoU 0.5 in the SDK's OpenCV-less build."""
+    if mode == GROUP_RECTANGLES:
+        return NMS, [replace(p, topk=20, nms_iou_threshold=0.5) for p in params]
+    return mode, list(params)
+
+
+def cluster(objects: Iterable[NvObject], mode: int, params: Sequence[ClassParams]) -> list[NvObject]:
+    """nvinfer's clustering of pre-cluster-filtered objects, grouped by class id ascending."""
+    mode, params = effective_params(mode, params)
+    if mode not in CLUSTER_MODE_NAMES:
+        raise UnsupportedModelError(f"cluster-mode={mode} is not one of 0-4")
+    lists = _by_class(objects, len(params))
+    out: list[NvObject] = []
+    for c, (found, p) in enumerate(zip(lists, params, strict=True)):
+        if mode in (DBSCAN, DBSCAN_NMS) and p.min_boxes > 0:
+            raise UnsupportedModelError(
+                f"cluster-mode={mode} ({CLUSTER_MODE_NAMES[mode]}) with minBoxes={p.min_boxes} for class {c}: "
+                "the dry run does not emulate DBSCAN; use cluster-mode 2 (NMS) or 4 (none)"
+            )
+        if mode == NONE:
+            out += _top_k(found, p.topk)
+        elif mode == DBSCAN:  # DBSCAN skipped (minBoxes 0): confidence < post threshold dropped, topk
+            out += _top_k([o for o in found if not o.confidence < p.post_cluster_threshold], p.topk)
+        else:  # NMS, or hybrid whose DBSCAN step is skipped
+            kept = [o for o in _nms(found, p.nms_iou_threshold) if o.confidence > p.post_cluster_threshold]
+            out += _top_k(kept, p.topk)
+    return out
+
+
+def to_frame(
+    objects: Iterable[NvObject],
+    geometry: ScaleGeometry,
+    params: Sequence[ClassParams],
+    filter_out_class_ids: Iterable[int] = (),
+    crop_objects_to_roi_boundary: bool = False,
+) -> list[NvObject]:
+    """Map network-pixel boxes to the frame and apply the detection filters, in float32 as
+    attach_metadata_detector does (NvDsInferObject's fields are float, the ratios double)."""
+    f = np.float32
+    g = geometry
+    skip = set(filter_out_class_ids)
+    frame_w = f(g.frame_width)
+    out = []
+    for o in objects:
+        p = params[o.class_id]
+        left = f(float(f(o.left) - f(g.offset_left)) / g.ratio_x)
+        top = f(float(f(o.top) - f(g.offset_top)) / g.ratio_y)
+        width = f(float(f(o.width)) / g.ratio_x)
+        height = f(float(f(o.height)) / g.ratio_y)
+        top = max(top, f(0))
+        left = max(left, f(0))
+        if o.class_id in skip:
+            continue
+        if width < p.detected_min_w or height < p.detected_min_h:
+            continue
+        if (p.detected_max_w > 0 and width > p.detected_max_w) or (p.detected_max_h > 0 and height > p.detected_max_h):
+            continue
+        bottom_limit = f(g.frame_height - p.roi_bottom_offset)
+        if crop_objects_to_roi_boundary:
+            top = max(top, f(p.roi_top_offset))
+            if left + width >= frame_w:
+                width = frame_w - left
+            if top + height > bottom_limit:
+                height = bottom_limit - top
+        elif top < p.roi_top_offset or top + height > bottom_limit:
+            continue
+        out.append(NvObject(o.class_id, float(left), float(top), float(width), float(height), o.confidence))
+    return out

@@ -1,0 +1,578 @@
+"""A CPU dry run of gst-nvinfer for detector configs: what DeepStream would attach to each frame.
+
+``NvInferSetup.from_config`` reads the config as nvinfer does; ``DryRun`` preprocesses each image
+as nvinfer would (``nvinfer_preprocess``), runs the ONNX the config names in ONNX Runtime (NMS
+plugin nodes through trtdeploy's CPU references), hands each image's raw output buffers to the
+parser emulation (``parser_emulation.parse``), clusters and filters like nvinfer
+(``clustering``) and maps the boxes back to the image.
+
+Sources (community mirror hiennguyen9874/deepstream-sources, branch 6.3):
+
+* gstnvinfer_property_parser.cpp: relative paths resolve against the config's folder, a missing
+  file keeps the unresolved path (``get_absolute_file_path`` l.30-78; labelfile-path l.548-558,
+  custom-lib-path l.781-791, onnx-file l.1005-1015); the YAML form reads the same keys
+  (gstnvinfer_yaml_parser.cpp l.418-660).
+* nvdsinfer_context_impl.cpp l.983-996: the network size is infer-dims (C;H;W) when all three are
+  set, else the engine input's dims read as C,H,W whatever network-input-order says; l.961-979:
+  output layers are handed to the parser in engine binding order (for an ONNX: its output
+  order); l.580-591: each frame's buffer is the batch buffer at ``frame * numElements * size``.
+* nvdsinfer_context_impl.cpp l.472-504 ``parseLabelsFile``: one label per line, empty lines
+  skipped (a line of spaces is a label), fields split on ';' (a detector uses the first).
+* network-type 0 detector, 3 instance segmentation (gstnvinfer_property_parser.cpp l.710-728).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from trtdeploy.deepstream.clustering import (
+    DBSCAN,
+    DBSCAN_NMS,
+    NMS,
+    ClassParams,
+    NvObject,
+    cluster,
+    effective_params,
+    pre_cluster_filter,
+    to_frame,
+)
+from trtdeploy.deepstream.config import CLASS_ATTRS_ALL, LoadedConfig, read_config
+from trtdeploy.deepstream.nvinfer_preprocess import (
+    DEFAULT_FILTER,
+    FILTER_NAMES,
+    Normalization,
+    ScaleGeometry,
+    scale_frame,
+    scale_geometry,
+    to_network_tensor,
+)
+from trtdeploy.errors import InputError, UnsupportedModelError
+from trtdeploy.log import get_logger
+
+log = get_logger("deepstream.dry_run")
+
+DETECTOR, INSTANCE_SEGMENTATION = 0, 3
+
+# parse-bbox-func-name -> parser-variant key of trtdeploy.deepstream.parser_emulation. The same
+# function name means different code in DeepStream's own library and in deepstream_tao_apps'
+# libnvds_infercustomparser_tao.so (DOMAIN.md §5): the library file name decides.
+_SDK_VARIANTS = {
+    "NvDsInferParseCustomTfSSD": "sdk-tfssd",
+    "NvDsInferParseCustomEfficientDetTAO": "sdk-efficientdet",
+    "NvDsInferParseCustomBatchedNMSTLT": "batchednms",
+    "NvDsInferParseCustomNMSTLT": "nmstlt",
+    "NvDsInferParseCustomMrcnnTLTV2": "mrcnn",
+}
+_TAO_VARIANTS = {**_SDK_VARIANTS, "NvDsInferParseCustomEfficientDetTAO": "tao-efficientdet"}
+BUILTIN_VARIANT = "detectnet-builtin"
+
+
+def parser_variant(parse_func: str | None, custom_lib: str | None) -> str:
+    """The parser-emulation key for a config's parse-bbox-func-name + custom-lib-path."""
+    if not parse_func:
+        return BUILTIN_VARIANT  # no custom function: nvinfer's own DetectNet_v2 decoding (output_parsing.cpp l.33-149)
+    tao_lib = bool(custom_lib) and "_tao" in Path(str(custom_lib)).name
+    table = _TAO_VARIANTS if tao_lib else _SDK_VARIANTS
+    if parse_func not in table:
+        raise UnsupportedModelError(
+            f"parse-bbox-func-name={parse_func} is not a parser the dry run emulates "
+            f"({', '.join(sorted(set(_SDK_VARIANTS)))}); pass --ds-parser VARIANT if it reads like one of them"
+        )
+    return table[parse_func]
+
+
+# --- reading values as GKeyFile does -----------------------------------------------------------
+
+
+def _int(props: dict[str, str], key: str, default: int, where: str) -> int:
+    raw = props.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise InputError(f"{where}: {key}={raw!r} is not an integer (nvinfer fails to parse it)") from None
+
+
+def _float(props: dict[str, str], key: str, default: float, where: str) -> float:
+    raw = props.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise InputError(f"{where}: {key}={raw!r} is not a number (nvinfer fails to parse it)") from None
+
+
+def _bool(props: dict[str, str], key: str, where: str) -> bool:
+    raw = props.get(key)
+    if raw is None or raw == "":
+        return False
+    value = raw.strip().lower()
+    if value in ("1", "true"):
+        return True
+    if value in ("0", "false"):
+        return False
+    raise InputError(f"{where}: {key}={raw!r} is not a boolean (1/0/true/false)")
+
+
+def _list(props: dict[str, str], key: str) -> list[str]:
+    raw = props.get(key, "")
+    return [v.strip() for v in raw.replace(",", ";").split(";") if v.strip()]
+
+
+def read_labels(path: Path) -> list[str]:
+    """Detector labels as nvinfer reads them (first ';' field of each non-empty line)."""
+    if not path.is_file():
+        raise InputError(f"labelfile-path {path} not found (nvinfer fails: 'Could not open labels file')")
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    return [line.split(";")[0] for line in text.split("\n") if line != ""]
+
+
+def _class_params(sections: dict[str, dict[str, str]], num_classes: int, where: str) -> list[ClassParams]:
+    def parse(group: dict[str, str], base: ClassParams) -> ClassParams:
+        values: dict[str, Any] = {}
+        for key, name, kind in (
+            ("pre-cluster-threshold", "pre_cluster_threshold", float),
+            ("threshold", "pre_cluster_threshold", float),  # deprecated alias (property_parser.cpp l.97-108)
+            ("post-cluster-threshold", "post_cluster_threshold", float),
+            ("nms-iou-threshold", "nms_iou_threshold", float),
+            ("topk", "topk", int),
+            ("minBoxes", "min_boxes", int),
+            ("detected-min-w", "detected_min_w", int),
+            ("detected-min-h", "detected_min_h", int),
+            ("detected-max-w", "detected_max_w", int),
+            ("detected-max-h", "detected_max_h", int),
+            ("roi-top-offset", "roi_top_offset", int),
+            ("roi-bottom-offset", "roi_bottom_offset", int),
+        ):
+            if key in group:
+                getter = _float if kind is float else _int
+                values[name] = getter(group, key, 0, where)
+        return ClassParams(**{**base.__dict__, **values})
+
+    base = parse(sections.get(CLASS_ATTRS_ALL, {}), ClassParams())
+    params = [base] * num_classes
+    for name, group in sections.items():
+        if not name.startswith("class-attrs-") or name == CLASS_ATTRS_ALL:
+            continue
+        suffix = name[len("class-attrs-"):]
+        if not suffix.isdigit():
+            raise InputError(f"{where}: group [{name}] is neither class-attrs-all nor class-attrs-<class id>")
+        c = int(suffix)
+        if c >= num_classes:
+            # property_parser.cpp l.1232-1238
+            raise InputError(f"{where}: [{name}] but num-detected-classes={num_classes} (nvinfer refuses it)")
+        params[c] = parse(group, base)
+    return params
+
+
+@dataclass
+class NvInferSetup:
+    """The config's values the dry run uses, resolved and defaulted as nvinfer does."""
+
+    config_path: Path
+    onnx_path: Path
+    network_type: int
+    norm: Normalization
+    maintain_aspect_ratio: bool
+    symmetric_padding: bool
+    scaling_filter: int
+    cluster_mode: int
+    num_classes: int
+    labels: list[str]
+    parse_func: str | None
+    custom_lib: str | None
+    variant: str
+    class_params: list[ClassParams]
+    infer_dims: tuple[int, int, int] | None  # C, H, W
+    filter_out_class_ids: list[int] = field(default_factory=list)
+    crop_objects_to_roi_boundary: bool = False
+
+    @classmethod
+    def from_config(cls, path: Path, variant: str | None = None) -> NvInferSetup:
+        loaded = read_config(Path(path))
+        return cls.from_loaded(loaded, variant)
+
+    @classmethod
+    def from_loaded(cls, loaded: LoadedConfig, variant: str | None = None) -> NvInferSetup:
+        props = loaded.properties
+        where = str(loaded.path)
+        network_type = _int(props, "network-type", DETECTOR, where)
+        if "network-type" not in props and _bool(props, "is-classifier", where):
+            network_type = 1
+        if network_type == INSTANCE_SEGMENTATION:
+            raise UnsupportedModelError(
+                f"{where}: network-type=3 (instance segmentation): the dry run does not emulate mask parsers yet"
+            )
+        if network_type != DETECTOR:
+            raise UnsupportedModelError(
+                f"{where}: network-type={network_type}; ds-run handles detectors (network-type=0) only"
+            )
+        onnx_value = props.get("onnx-file")
+        if not onnx_value:
+            other = next((k for k in ("tlt-encoded-model", "uff-file", "model-file") if props.get(k)), None)
+            raise UnsupportedModelError(
+                f"{where}: no onnx-file" + (f" ({other} is not run by the dry run)" if other else "")
+                + "; ds-run runs the ONNX named by onnx-file"
+            )
+        onnx_path = loaded.resolve(onnx_value)
+        if not onnx_path.is_file():
+            raise InputError(f"{where}: onnx-file={onnx_value} resolves to {onnx_path}, which does not exist")
+        num_classes = _int(props, "num-detected-classes", 0, where)  # 0 after ResetInitParams' memset
+        if num_classes <= 0:
+            raise InputError(f"{where}: num-detected-classes is missing or 0: nvinfer then keeps no detections")
+        labels: list[str] = []
+        if props.get("labelfile-path"):
+            labels = read_labels(loaded.resolve(props["labelfile-path"]))
+        offsets = tuple(float(v) for v in _list(props, "offsets"))
+        dims = [int(v) for v in _list(props, "infer-dims")]
+        if dims and len(dims) != 3:
+            raise InputError(f"{where}: infer-dims must be C;H;W, got {props['infer-dims']!r}")
+        parse_func = props.get("parse-bbox-func-name") or None
+        custom_lib = props.get("custom-lib-path") or None
+        if parse_func and not custom_lib:
+            raise InputError(f"{where}: parse-bbox-func-name={parse_func} without custom-lib-path")
+        chosen = variant or parser_variant(parse_func, custom_lib)
+        cluster_mode = _int(props, "cluster-mode", 0, where)
+        if "cluster-mode" not in props and _bool(props, "enable-dbscan", where):
+            cluster_mode = 1
+        scaling_filter = _int(props, "scaling-filter", DEFAULT_FILTER, where)
+        return cls(
+            config_path=loaded.path,
+            onnx_path=onnx_path,
+            network_type=network_type,
+            norm=Normalization(
+                scale=_float(props, "net-scale-factor", 1.0, where),
+                offsets=offsets,
+                color_format=_int(props, "model-color-format", 0, where),
+                input_order=_int(props, "network-input-order", 0, where),
+            ),
+            maintain_aspect_ratio=_bool(props, "maintain-aspect-ratio", where),
+            symmetric_padding=_bool(props, "symmetric-padding", where),
+            scaling_filter=scaling_filter,
+            cluster_mode=cluster_mode,
+            num_classes=num_classes,
+            labels=labels,
+            parse_func=parse_func,
+            custom_lib=custom_lib,
+            variant=chosen,
+            class_params=_class_params(loaded.sections, num_classes, where),
+            infer_dims=(dims[0], dims[1], dims[2]) if dims and all(dims) else None,
+            filter_out_class_ids=[int(v) for v in _list(props, "filter-out-class-ids")],
+            crop_objects_to_roi_boundary=_bool(props, "crop-objects-to-roi-boundary", where),
+        )
+
+    def label(self, class_id: int) -> str:
+        return self.labels[class_id] if 0 <= class_id < len(self.labels) else f"class {class_id}"
+
+    def describe(self) -> str:
+        mode, _ = effective_params(self.cluster_mode, self.class_params)
+        resize = "stretch"
+        if self.maintain_aspect_ratio:
+            resize = "letterbox centred" if self.symmetric_padding else "letterbox bottom/right"
+        return (
+            f"parser {self.parse_func or 'built-in'} -> {self.variant}, cluster-mode {self.cluster_mode}"
+            + (f" (runs as {mode})" if mode != self.cluster_mode else "")
+            + f", {resize}, scaling {FILTER_NAMES.get(self.scaling_filter, self.scaling_filter)}"
+        )
+
+
+@dataclass
+class FrameResult:
+    """What nvinfer would attach to one frame, in frame pixels."""
+
+    name: str
+    width: int
+    height: int
+    objects: list[NvObject]
+    geometry: ScaleGeometry
+    surface: np.ndarray  # the uint8 RGB network-size image the model saw
+
+    def to_json(self, setup: NvInferSetup) -> dict[str, Any]:
+        return {
+            "image": self.name,
+            "width": self.width,
+            "height": self.height,
+            "objects": [
+                {
+                    "class_id": o.class_id,
+                    "label": setup.label(o.class_id),
+                    "confidence": round(float(o.confidence), 6),
+                    "left": round(o.left, 3),
+                    "top": round(o.top, 3),
+                    "width": round(o.width, 3),
+                    "height": round(o.height, 3),
+                }
+                for o in self.objects
+            ],
+        }
+
+
+class DryRun:
+    """The config's model in ONNX Runtime behind nvinfer's pre- and post-processing."""
+
+    def __init__(self, setup: NvInferSetup) -> None:
+        from trtdeploy.nms import make_session
+
+        self.setup = setup
+        self.session = make_session(setup.onnx_path)
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_shape = [d if isinstance(d, int) and d > 0 else -1 for d in inp.shape]
+        if len(self.input_shape) != 4:
+            raise UnsupportedModelError(
+                f"{setup.onnx_path.name}: input {inp.name} has shape {inp.shape}; nvinfer needs an image input [B,C,H,W] or [B,H,W,C]"
+            )
+        self.batch = self.input_shape[0] if self.input_shape[0] > 0 else 1
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        c, self.net_height, self.net_width = self._network_dims()
+        self.channels = c
+
+    def _network_dims(self) -> tuple[int, int, int]:
+        if self.setup.infer_dims:
+            return self.setup.infer_dims
+        c, h, w = self.input_shape[1:]  # read as C,H,W whatever the layout (context_impl.cpp l.992-995)
+        if min(c, h, w) <= 0:
+            raise InputError(
+                f"{self.setup.onnx_path.name} has dynamic input dims {self.input_shape}; set infer-dims=C;H;W in the config"
+            )
+        return c, h, w
+
+    def _input_tensor(self, surface: np.ndarray) -> np.ndarray:
+        x = to_network_tensor(surface, self.setup.norm)
+        if x.shape[0 if self.setup.norm.input_order == 0 else 2] != self.channels:
+            raise InputError(
+                f"the model takes {self.channels} channel(s) but model-color-format={self.setup.norm.color_format} "
+                f"gives {x.shape[0 if self.setup.norm.input_order == 0 else 2]}"
+            )
+        want = [d for d in self.input_shape[1:]]
+        if [d for d in x.shape] != want and all(d > 0 for d in want):
+            if int(np.prod(want)) != x.size:
+                raise InputError(
+                    f"nvinfer writes a {'x'.join(map(str, x.shape))} tensor (network-input-order="
+                    f"{self.setup.norm.input_order}) but {self.input_name} takes {want}: set network-input-order "
+                    "and infer-dims to match the ONNX input"
+                )
+            # Same element count, other layout: the engine reads the same memory in its own order.
+            log.warning(
+                "the ONNX input is %s but nvinfer fills it as %s (network-input-order=%d): the model sees "
+                "scrambled pixels", want, list(x.shape), self.setup.norm.input_order,
+            )
+            x = x.reshape(want)
+        return x
+
+    def raw_outputs(self, surface: np.ndarray) -> list[Any]:
+        """The engine's output buffers for one frame, as parser_emulation.RawOutput (binding order)."""
+        from trtdeploy.deepstream.parser_emulation import RawOutput
+
+        x = self._input_tensor(surface)[None]
+        if self.batch > 1:
+            x = np.repeat(x, self.batch, axis=0)
+        outputs = self.session.run(None, {self.input_name: x})
+        raws = []
+        for name, value in zip(self.output_names, outputs, strict=True):
+            arr = np.ascontiguousarray(np.asarray(value)[0])
+            raws.append(RawOutput(name, str(arr.dtype), tuple(int(d) for d in arr.shape), arr.tobytes()))
+        return raws
+
+    def parse(self, surface: np.ndarray) -> list[NvObject]:
+        """The parser's objects for one frame, in network pixels (before clustering)."""
+        from trtdeploy.deepstream.parser_emulation import parse
+
+        s = self.setup
+        parsed = parse(
+            s.variant, self.raw_outputs(surface), self.net_width, self.net_height, s.num_classes,
+            [p.pre_cluster_threshold for p in s.class_params],
+        )
+        return [NvObject(int(o.class_id), float(o.left), float(o.top), float(o.width), float(o.height),
+                         float(o.confidence)) for o in parsed]
+
+    def run_image(self, name: str, image: Image.Image) -> FrameResult:
+        s = self.setup
+        width, height = image.size
+        geometry = scale_geometry(width, height, self.net_width, self.net_height, s.maintain_aspect_ratio,
+                                  s.symmetric_padding)
+        surface = scale_frame(image, geometry, s.scaling_filter)
+        objects = pre_cluster_filter(self.parse(surface), s.class_params)
+        mode, params = effective_params(s.cluster_mode, s.class_params)
+        clustered = cluster(objects, mode, params)
+        framed = to_frame(clustered, geometry, params, s.filter_out_class_ids, s.crop_objects_to_roi_boundary)
+        return FrameResult(name, width, height, framed, geometry, surface)
+
+    def run(self, images: Sequence[tuple[str, Image.Image]],
+            on_image: Callable[[FrameResult], None] | None = None) -> list[FrameResult]:
+        results = []
+        for name, image in images:
+            result = self.run_image(name, image)
+            if on_image:
+                on_image(result)
+            results.append(result)
+        return results
+
+
+# --- images in, files out ---------------------------------------------------------------------
+
+
+def load_images(source: Path | None, num: int | None) -> list[tuple[str, Image.Image]]:
+    """A file, a folder (sorted, first ``num``), or, with None, bundled sample photos."""
+    from trtdeploy.sample_images import IMAGE_SUFFIXES, load_folder, sample_photos
+
+    if source is None:
+        return [(f"{name}.png", img) for name, img in sample_photos(num or 8)]
+    source = Path(source)
+    if source.is_file():
+        if source.suffix.lower() not in IMAGE_SUFFIXES:
+            raise InputError(f"{source} is not a .jpg/.png/.bmp image")
+        try:
+            with Image.open(source) as img:
+                return [(source.name, img.convert("RGB"))]
+        except OSError as exc:
+            raise InputError(f"cannot read image {source}: {exc}") from exc
+    if not source.exists():
+        raise InputError(f"--images {source} not found")
+    return load_folder(source, num or 10**9)
+
+
+def draw(image: Image.Image, result: FrameResult, setup: NvInferSetup) -> Image.Image:
+    """The image with nvinfer's boxes and labels (nvinfer's default border colour is red,
+    property_parser.cpp l.1183; we colour by class so neighbours stay apart)."""
+    from PIL import ImageDraw
+
+    palette = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
+               (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
+    out = image.convert("RGB").copy()
+    pen = ImageDraw.Draw(out)
+    line = max(1, round(max(out.size) / 300))
+    for o in result.objects:
+        colour = palette[o.class_id % len(palette)]
+        box = (o.left, o.top, o.left + o.width, o.top + o.height)
+        pen.rectangle(box, outline=colour, width=line)
+        text = f"{setup.label(o.class_id)} {o.confidence:.2f}"
+        tl = pen.textbbox((o.left, o.top), text)
+        y = o.top - (tl[3] - tl[1]) - 2 if o.top - (tl[3] - tl[1]) - 2 >= 0 else o.top
+        tb = pen.textbbox((o.left + 2, y), text)
+        pen.rectangle((tb[0] - 2, tb[1] - 1, tb[2] + 2, tb[3] + 1), fill=colour)
+        pen.text((o.left + 2, y), text, fill=(255, 255, 255))
+    return out
+
+
+def output_paths(out_dir: Path, name: str) -> tuple[Path, Path]:
+    stem = Path(name).stem
+    return out_dir / f"{stem}.json", out_dir / f"{stem}_ds.jpg"
+
+
+def check_outputs(out_dir: Path, images: Sequence[tuple[str, Image.Image]], force: bool,
+                  inputs: Sequence[Path] = ()) -> None:
+    """Refuse duplicate output names, existing outputs without --force and writing over an input."""
+    from trtdeploy.errors import OutputExistsError
+    from trtdeploy.files import check_output
+
+    seen: dict[Path, str] = {}
+    resolved_inputs = {Path(p).resolve() for p in inputs}
+    for name, _ in images:
+        for path in output_paths(out_dir, name):
+            if path in seen:
+                raise InputError(f"images {seen[path]} and {name} would both write {path.name}; rename one")
+            seen[path] = name
+            if path.resolve() in resolved_inputs:
+                raise OutputExistsError(f"{path} is one of the input images; choose another -o folder")
+            check_output(path, force)
+
+
+def write_result(out_dir: Path, image: Image.Image, result: FrameResult, setup: NvInferSetup) -> None:
+    import json
+
+    from trtdeploy.files import atomic_path, write_text_atomic
+
+    json_path, jpg_path = output_paths(out_dir, result.name)
+    write_text_atomic(json_path, json.dumps(result.to_json(setup), indent=2) + "\n")
+    with atomic_path(jpg_path) as tmp:
+        draw(image, result, setup).save(tmp, format="JPEG", quality=90)
+
+
+# --- against TensorFlow -------------------------------------------------------------------------
+
+IOU_MATCH = 0.9
+MIN_MATCHED = 0.99
+# TF detections this close above the threshold may fall just below it in the ONNX (float32 noise,
+# ~1e-4 on these models): they are not counted as missed.
+SCORE_MARGIN = 1e-3
+
+
+@dataclass
+class ImageComparison:
+    name: str
+    reference: int  # TensorFlow detections above the config's threshold
+    candidate: int  # dry-run detections
+    matched: int
+    min_iou: float
+    max_score_diff: float
+
+
+def tf_reference(tf_detections: Any, result: FrameResult, setup: NvInferSetup, class_id_base: int) -> list[NvObject]:
+    """TensorFlow's detections on the same network-size pixels, mapped into the frame like
+    nvinfer maps its own boxes, restricted to what the config's thresholds and size filters keep."""
+    g = result.geometry
+    mode, params = effective_params(setup.cluster_mode, setup.class_params)
+    out = []
+    for (y1, x1, y2, x2), score, cls in zip(tf_detections.boxes, tf_detections.scores, tf_detections.classes,
+                                            strict=True):
+        c = int(cls) + class_id_base
+        left, top = (x1 * g.net_width - g.offset_left) / g.ratio_x, (y1 * g.net_height - g.offset_top) / g.ratio_y
+        width, height = (x2 - x1) * g.net_width / g.ratio_x, (y2 - y1) * g.net_height / g.ratio_y
+        p = params[c] if 0 <= c < len(params) else ClassParams()
+        if score < p.pre_cluster_threshold + SCORE_MARGIN:
+            continue
+        if mode in (NMS, DBSCAN_NMS) and not score > p.post_cluster_threshold + SCORE_MARGIN:
+            continue
+        if mode == DBSCAN and score < p.post_cluster_threshold + SCORE_MARGIN:
+            continue
+        if width < p.detected_min_w or height < p.detected_min_h:
+            continue
+        if (p.detected_max_w > 0 and width > p.detected_max_w) or (p.detected_max_h > 0 and height > p.detected_max_h):
+            continue
+        out.append(NvObject(c, float(left), float(top), float(width), float(height), float(score)))
+    return out
+
+
+def compare_objects(name: str, reference: list[NvObject], candidate: list[NvObject]) -> ImageComparison:
+    from trtdeploy.detections import Detections, match
+
+    def as_detections(objs: list[NvObject]) -> Detections:
+        boxes = np.array([[o.top, o.left, o.top + o.height, o.left + o.width] for o in objs], np.float64).reshape(-1, 4)
+        return Detections(boxes, np.array([o.confidence for o in objs], np.float32),
+                          np.array([o.class_id for o in objs], np.int64))
+
+    stats = match(as_detections(reference), as_detections(candidate), IOU_MATCH)
+    return ImageComparison(name, stats.reference, len(candidate), stats.matched, stats.min_iou, stats.max_score_diff)
+
+
+def compare_with_saved_model(saved_model: Path, results: Sequence[FrameResult], setup: NvInferSetup,
+                             class_id_base: int = 0,
+                             on_image: Callable[[], None] | None = None) -> list[ImageComparison]:
+    """Run the TFOD saved model on the pixels the dry run inferred on and match detections."""
+    from tfod_trt.runner import TfodRunner
+
+    runner = TfodRunner(Path(saved_model))
+    comparisons = []
+    for result in results:
+        dets = runner.detections(result.surface[None].astype(np.float32))[0]
+        comparisons.append(compare_objects(result.name, tf_reference(dets, result, setup, class_id_base), result.objects))
+        if on_image:
+            on_image()
+    return comparisons
+
+
+def class_id_base_for(onnx_path: Path) -> int:
+    """Where the model's class ids start in the labels (its deploy card), 0 without a card."""
+    from trtdeploy.deploy_card import DeployCard, card_path_for
+
+    card = card_path_for(onnx_path)
+    return DeployCard.load(card).output.class_id_base if card.is_file() else 0
