@@ -109,3 +109,82 @@ def run_files(
                 yield ImageResult(path, frame, dets, frame.to_pixels(dets.boxes), image if keep_images else None)
             if on_batch is not None:
                 on_batch(len(chunk))
+
+
+@dataclass
+class InferSummary:
+    images: int
+    detections: int
+    seconds: float
+    tsv: Path
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else 0.0
+
+
+TSV_COLUMNS = ("image", "class_id", "label", "score", "x1", "y1", "x2", "y2")
+
+
+def output_stem(path: Path, root: Path) -> str:
+    """A flat, unique output name for an input image: its path under ``root`` with '/' -> '__'."""
+    relative = path.relative_to(root) if root.is_dir() and path.is_relative_to(root) else Path(path.name)
+    return "__".join(relative.with_suffix("").parts)
+
+
+def infer_images(
+    runner: CardRunner,
+    source: Path,
+    out_dir: Path,
+    threshold: float = 0.3,
+    batch: int | None = None,
+    force: bool = False,
+    on_start: Callable[[int], None] | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> InferSummary:
+    """Run ``runner`` on an image or folder; write per image ``<name>.png`` (detections drawn) and
+    ``<name>.json``, and one ``detections.tsv`` (boxes in original-image pixels) into ``out_dir``."""
+    import json
+    import time
+
+    from trtdeploy.drawing import draw_detections
+    from trtdeploy.files import atomic_path, check_output, write_text_atomic
+
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(f"--threshold must be in 0..1, got {threshold}")
+    source, out_dir = Path(source), Path(out_dir)
+    paths = image_files(source)
+    stems = [output_stem(p, source) for p in paths]
+    tsv = out_dir / "detections.tsv"
+    for stem in stems:
+        for suffix in (".png", ".json"):
+            check_output(out_dir / f"{stem}{suffix}", force, paths)
+    check_output(tsv, force, paths)
+    if on_start is not None:
+        on_start(len(paths))
+    labels = runner.card.labels
+    rows = ["\t".join(TSV_COLUMNS)]
+    total = 0
+    start = time.perf_counter()
+    for stem, result in zip(stems, run_files(runner, paths, batch, keep_images=True, on_batch=on_batch),
+                            strict=True):
+        keep = result.scores >= threshold
+        boxes, scores, classes = result.boxes[keep], result.scores[keep], result.classes[keep]
+        total += len(scores)
+        entries = []
+        for box, score, cls in zip(boxes.tolist(), scores.tolist(), classes.tolist(), strict=True):
+            label = labels[cls] if 0 <= cls < len(labels) else f"class_{cls}"
+            entries.append({"class_id": int(cls), "label": label, "score": round(float(score), 6),
+                            "box": [round(v, 2) for v in box]})
+            rows.append("\t".join([str(result.path), str(cls), label, f"{score:.6f}", *(f"{v:.2f}" for v in box)]))
+        document = {"image": str(result.path), "width": result.frame.width, "height": result.frame.height,
+                    "threshold": threshold, "box_format": "x1,y1,x2,y2 pixels", "detections": entries}
+        write_text_atomic(out_dir / f"{stem}.json", json.dumps(document, indent=1) + "\n")
+        assert result.image is not None
+        # the drawn boxes are the rounded JSON boxes, so file and picture agree to the pixel
+        drawn = draw_detections(result.image, np.array([e["box"] for e in entries]).reshape(-1, 4),
+                                classes, scores, labels)
+        with atomic_path(out_dir / f"{stem}.png") as tmp:
+            drawn.save(tmp, format="PNG")
+    write_text_atomic(tsv, "\n".join(rows) + "\n")
+    return InferSummary(len(paths), total, time.perf_counter() - start, tsv)

@@ -1,0 +1,81 @@
+"""Draw detections on an image: readable on light and dark images alike.
+
+Each box is a band of its class colour ``line`` pixels wide whose outer edge runs exactly
+through the box's rounded pixel corners (x1, y1) and (x2, y2), framed by one dark pixel on each
+side so it stands out on bright and on dark backgrounds. The label ("name 0.87") sits in a
+filled tag of the class colour above the box (inside it when there is no room above), in black
+or white, whichever contrasts more with that colour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+# Saturated colours that stay distinct from each other and from typical photo backgrounds.
+PALETTE = (
+    (255, 56, 56), (50, 205, 50), (30, 144, 255), (255, 178, 29), (207, 68, 255), (0, 212, 212),
+    (255, 112, 31), (146, 204, 23), (255, 55, 199), (72, 249, 10), (0, 148, 255), (255, 221, 0),
+)
+FRAME = (16, 16, 16)  # the dark pixel either side of a colour band
+
+
+def class_colour(class_id: int) -> tuple[int, int, int]:
+    return PALETTE[int(class_id) % len(PALETTE)]
+
+
+def line_width(width: int, height: int) -> int:
+    return max(2, round(min(width, height) / 160))
+
+
+def _text_colour(fill: tuple[int, int, int]) -> tuple[int, int, int]:
+    luminance = 0.299 * fill[0] + 0.587 * fill[1] + 0.114 * fill[2]
+    return (0, 0, 0) if luminance > 140 else (255, 255, 255)
+
+
+@lru_cache(maxsize=8)
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.load_default(size=size)
+
+
+def pixel_box(box: Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
+    """x1,y1,x2,y2 in (float) pixels -> the integer pixel columns/rows the box edges are drawn on."""
+    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+    clamp_x = lambda v: min(max(v, 0), width - 1)  # noqa: E731 - two one-line clamps
+    clamp_y = lambda v: min(max(v, 0), height - 1)  # noqa: E731
+    return clamp_x(x1), clamp_y(y1), clamp_x(x2), clamp_y(y2)
+
+
+def draw_detections(
+    image: Image.Image,
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    scores: np.ndarray,
+    labels: Sequence[str],
+) -> Image.Image:
+    """A copy of ``image`` (RGB) with every detection drawn; boxes x1,y1,x2,y2 in its pixels.
+    Lower scores are drawn first so the most confident box and tag end up on top."""
+    canvas = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(canvas)
+    w, h = canvas.size
+    line = line_width(w, h)
+    font = _font(max(10, round(min(w, h) / 28)))
+    order = np.argsort(np.asarray(scores), kind="stable")
+    for i in order:
+        x1, y1, x2, y2 = pixel_box(boxes[i], w, h)
+        colour = class_colour(int(classes[i]))
+        draw.rectangle((x1 - 1, y1 - 1, x2 + 1, y2 + 1), outline=FRAME, width=line + 2)
+        draw.rectangle((x1, y1, x2, y2), outline=colour, width=line)
+        cls = int(classes[i])
+        name = labels[cls] if 0 <= cls < len(labels) else f"class {cls}"
+        text = f"{name} {float(scores[i]):.2f}"
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        tw, th = right - left + 4, bottom - top + 4
+        ty = y1 - th - 1 if y1 - th - 1 >= 0 else y1 + line + 1
+        tx = min(max(x1 - 1, 0), max(w - tw, 0))
+        draw.rectangle((tx, ty, tx + tw - 1, ty + th - 1), fill=colour, outline=FRAME)
+        draw.text((tx + 2 - left, ty + 2 - top), text, fill=_text_colour(colour), font=font)
+    return canvas
