@@ -1,28 +1,667 @@
-"""What each DeepStream bounding-box parser reads, checked against its source.
+"""What each DeepStream bounding-box parser reads, as data taken from the parsers' source.
 
-The parsers read output buffers by position or by name with a fixed element type, so an
-engine whose outputs differ in order, box format, units or dtype gives wrong boxes or aborts
-with no useful message. Sources read (2026-11):
+A DeepStream parser reads nvinfer's output buffers as raw memory: it finds each buffer by
+position or by name, casts it to a fixed C type and applies its rules in order. A tensor of
+another dtype is not an error there, it is garbage (a float32 1.0 read as int32 is 1065353216).
+This module records, per parser *variant* (one function as shipped by one library over a range
+of releases), everything a model must match, with the source line of each fact. The byte-level
+emulation of the same rules is :mod:`trtdeploy.deepstream.parser_emulation`.
 
-* DS = DeepStream's own ``sources/libs/nvdsinfer_customparser/nvdsinfer_custombboxparser.cpp``
-  (built into ``/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so``).
-* TAO = NVIDIA-AI-IOT/deepstream_tao_apps ``post_processor/nvdsinfer_custombboxparser_tao.cpp``
-  (``libnvds_infercustomparser_tao.so``), commit db299bcf.
+Sources read (2026-12), with ``git show BRANCH:path`` on full clones:
+
+* ``SDK`` = hiennguyen9874/deepstream-sources (community mirror of the DeepStream SDK sources, one
+  branch per release 5.0, 6.0, 6.0.1, 6.1, 6.1.1, 6.2, 6.3),
+  ``sources/libs/nvdsinfer_customparser/nvdsinfer_custombboxparser.cpp`` (built into
+  ``/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so``) and
+  ``sources/libs/nvdsinfer/nvdsinfer_context_impl_output_parsing.cpp`` (nvinfer's own DetectNet
+  decoding). No public copy of the DeepStream 7.x/8.x/9.x SDK sources was found (searched the
+  code index for that path: only 4.0, 5.x and 6.x copies exist).
+* ``TAO`` = NVIDIA-AI-IOT/deepstream_tao_apps ``post_processor/nvdsinfer_custombboxparser_tao.cpp``
+  (``libnvds_infercustomparser_tao.so``) on release/tao3.0_ds6.1.1ga ... release/tao_ds8.0ga and
+  master (2025-09-15, same blob as tao_ds8.0ga).
+
+Function bodies were compared across all those branches (whitespace-insensitive); a variant
+covers the branches where its body is the same. Citations give the branch and the line range in
+that branch's file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-DEFAULT_CUSTOM_LIB = "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so"
+SDK_REPO = "hiennguyen9874/deepstream-sources"
+SDK_PARSER_FILE = "sources/libs/nvdsinfer_customparser/nvdsinfer_custombboxparser.cpp"
+SDK_NVINFER_FILE = "sources/libs/nvdsinfer/nvdsinfer_context_impl_output_parsing.cpp"
+TAO_REPO = "NVIDIA-AI-IOT/deepstream_tao_apps"
+TAO_PARSER_FILE = "post_processor/nvdsinfer_custombboxparser_tao.cpp"
+
+SDK_CUSTOM_LIB = "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so"
+# What deepstream_tao_apps' own configs write (configs/nvinfer/<model>/*.txt on
+# release/tao5.3_ds7.0ga, e.g. efficientdet_tao, retail_object_detection_tao): a path relative to
+# the config inside a deepstream_tao_apps checkout, where `make -C post_processor` builds the .so.
+TAO_CUSTOM_LIB = "../../../post_processor/libnvds_infercustomparser_tao.so"
+TAO_CUSTOM_LIB_NAME = "libnvds_infercustomparser_tao.so"
+DEFAULT_CUSTOM_LIB = SDK_CUSTOM_LIB  # kept for generate.py / __init__.py
+
+
+@dataclass(frozen=True)
+class Citation:
+    """Where a fact was read: repository, branch, file and 1-based inclusive line range."""
+
+    repo: str
+    branch: str
+    path: str
+    first: int
+    last: int
+
+    def __str__(self) -> str:
+        return f"{self.repo}@{self.branch}:{self.path}#L{self.first}-L{self.last}"
+
+
+def _sdk(branch: str, first: int, last: int, path: str = SDK_PARSER_FILE) -> Citation:
+    return Citation(SDK_REPO, branch, path, first, last)
+
+
+def _tao(branch: str, first: int, last: int) -> Citation:
+    return Citation(TAO_REPO, branch, TAO_PARSER_FILE, first, last)
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One rule of a parser, in words, with its source line."""
+
+    text: str
+    cite: Citation
+
+
+@dataclass(frozen=True)
+class TensorRead:
+    """One output buffer as a parser reads it.
+
+    ``name`` is set when the parser looks the layer up by name, ``position`` when it takes
+    ``outputLayersInfo[position]``. ``c_type`` is the C type the buffer is cast to (what the
+    bytes must be). ``requires_float_layer``: the lookup only matches a layer whose declared
+    dataType is FLOAT, so a tensor of another dtype counts as missing instead of being misread.
+    """
+
+    role: str  # count | boxes | scores | classes | nms_rows | detections | masks | coverage | bbox
+    c_type: str  # float32 | int32 (the cast in the C code)
+    dims: str  # which dims the parser uses, per image (nvinfer's inferDims have no batch dim)
+    if_missing: str  # what the C code does when the layer is absent
+    cite: Citation
+    name: str | None = None
+    position: int | None = None
+    name_contains: str | None = None  # nvinfer's DetectNet decoding matches a substring
+    requires_float_layer: bool = False
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class ParserVariant:
+    """One parser function as one library ships it over a range of releases."""
+
+    key: str
+    func: str
+    ships_in: tuple[str, ...]  # "sdk", "tao_apps", "nvinfer" (built into gst-nvinfer)
+    releases: str  # the releases whose source was read and found identical
+    branches: tuple[str, ...]  # branches read (repo-qualified: "sdk:6.3", "tao:master")
+    custom_lib_path: str | None  # None: nvinfer's built-in decoding, no custom-lib-path
+    lookup: str  # "position" | "name" | "name_contains"
+    num_outputs: int | None  # exact output count required (None: any count)
+    tensors: tuple[TensorRead, ...]
+    box_order: str  # y1x1y2x2 | x1y1x2y2 | nms_rows (image,label,conf,x1,y1,x2,y2) | detectnet_grid
+    box_units: str  # normalized | pixels | detectnet (grid offsets * 35)
+    box_scale: str  # how box values become pixels
+    class_id_base: int  # the class value is used as this-based index into labels and thresholds
+    class_over_limit: str  # continue | break | assert | not_read
+    threshold: str  # which pre-cluster threshold applies
+    count_rule: str
+    clips: str
+    nms_inside: bool  # the model already suppressed duplicates: cluster-mode 4
+    max_objects: int | None
+    facts: tuple[Fact, ...]
+    cite: Citation  # the whole function
+    instance_mask: bool = False
+    notes: str = ""
+    deploy_layouts: tuple[str, ...] = field(default=())  # deploy-card output layouts it can read
+
+    @property
+    def where(self) -> str:
+        return f"{self.func} ({self.releases})"
+
+
+# ---------------------------------------------------------------------------------------------
+# NvDsInferParseCustomTfSSD, SDK library. Body identical on SDK branches 5.0, 6.0, 6.0.1, 6.1,
+# 6.1.1, 6.2, 6.3 (6.3: lines 214-278; 6.2: 205-269). Not in deepstream_tao_apps.
+_TFSSD = "6.3"
+_TFSSD_FACTS = (
+    Fact("looks layers up by name and only among layers whose dataType is FLOAT", _sdk(_TFSSD, 219, 226)),
+    Fact("names: num_detections (optional), detection_scores, detection_classes, detection_boxes", _sdk(_TFSSD, 228, 231)),
+    Fact("scores, classes or boxes not found (or not FLOAT): prints an error and returns false", _sdk(_TFSSD, 232, 236)),
+    Fact("row count = detection_classes inferDims.d[0]; a FLOAT num_detections overrides it with (int)buf[0], capped at d[0]", _sdk(_TFSSD, 238, 245)),
+    Fact("classId = (unsigned) detection_classes[i] (float); score = detection_scores[i]", _sdk(_TFSSD, 248, 249)),
+    Fact("continue when classId >= number of thresholds (num-detected-classes) or score < perClassPreclusterThreshold[classId]", _sdk(_TFSSD, 250, 253)),
+    Fact("boxes [y1,x1,y2,x2] normalised, multiplied by network width/height", _sdk(_TFSSD, 254, 260)),
+    Fact("each corner clipped to [0, width-1] / [0, height-1]", _sdk(_TFSSD, 261, 264)),
+    Fact("continue when x2 <= x1 or y2 <= y1 after clipping (zero padding rows are dropped here)", _sdk(_TFSSD, 265, 267)),
+    Fact("left=x1, top=y1, width=x2-x1, height=y2-y1; pushed when width and height are non-zero", _sdk(_TFSSD, 268, 274)),
+)
+
+# NvDsInferParseCustomEfficientDetTAO, SDK library: identical on SDK 6.1, 6.1.1, 6.2, 6.3
+# (6.3: lines 607-672); absent from 5.0, 6.0, 6.0.1.
+_EDS = "6.3"
+_SDK_EFFDET_FACTS = (
+    Fact("returns false unless exactly 4 output layers", _sdk(_EDS, 613, 618)),
+    Fact("by position: [0] count int*, [1] boxes float*, [2] scores float*, [3] classes float*", _sdk(_EDS, 620, 627)),
+    Fact("threshold = perClassThreshold[0] (class 0's pre-cluster threshold) for every class", _sdk(_EDS, 629, 629)),
+    Fact("max over all boxes elements (inferDims.numElements of output 1)", _sdk(_EDS, 631, 637)),
+    Fact("when count > 0: assert(!(max_box < 2.0)) - normalised boxes abort the process", _sdk(_EDS, 639, 640)),
+    Fact("loop i < count[0]; continue when score < threshold", _sdk(_EDS, 641, 643)),
+    Fact("assert((unsigned) classes[i] < num-detected-classes)", _sdk(_EDS, 644, 644)),
+    Fact("continue when box[2] < box[0] or box[3] < box[1]", _sdk(_EDS, 651, 652)),
+    Fact("classId = (int) classes[i]; left=box[1], top=box[0], width=box[3]-left, height=box[2]-top (pixels y1,x1,y2,x2)", _sdk(_EDS, 654, 661)),
+    Fact("left/width clipped to [0, width-1], top/height to [0, height-1] (width from the unclipped left)", _sdk(_EDS, 663, 666)),
+)
+
+# deepstream_tao_apps NvDsInferParseCustomEfficientDetTAO, release/tao4.0_ds6.3ga and later:
+# identical on tao4.0_ds6.3ga, tao5.1_ds6.4ga, tao5.3_ds7.0ga (lines 334-396), tao_ds7.1ga
+# (421-483), tao_ds8.0ga and master (469-531). Cited on master.
+_TM = "master"
+_TAO_EFFDET_FACTS = (
+    Fact("returns false unless exactly 4 output layers", _tao(_TM, 473, 479)),
+    Fact("by name (strcmp over the 4 layers, a later duplicate wins): num_detections int*, detection_boxes float*, detection_scores float*, detection_classes int*", _tao(_TM, 481, 497)),
+    Fact("a name not found leaves a null pointer that is dereferenced when first read (crash)", _tao(_TM, 481, 497)),
+    Fact("threshold = perClassThreshold[0] (class 0's pre-cluster threshold) for every class", _tao(_TM, 499, 500)),
+    Fact("when count > 0, loop i < count[0]; continue when score < threshold", _tao(_TM, 502, 505)),
+    Fact("break (stop reading all further rows) at the first classes[i] >= num-detected-classes", _tao(_TM, 506, 508)),
+    Fact("continue when box[2] < box[0] or box[3] < box[1]", _tao(_TM, 510, 511)),
+    Fact("left=box[1], top=box[0], width=box[3]-left, height=box[2]-top (pixels y1,x1,y2,x2)", _tao(_TM, 513, 520)),
+    Fact("left/width clipped to [0, width-1], top/height to [0, height-1] (width from the unclipped left)", _tao(_TM, 522, 525)),
+)
+
+# deepstream_tao_apps release/tao3.0_ds6.2ga (and tao3.0_ds6.1.1ga, same body): lines 325-396.
+_T62 = "release/tao3.0_ds6.2ga"
+_TAO62_EFFDET_FACTS = (
+    Fact("returns false unless exactly 4 output layers", _tao(_T62, 329, 335)),
+    Fact("by position: [0] count int*, [1] boxes float*, [2] scores float*, [3] classes float*", _tao(_T62, 337, 344)),
+    Fact("threshold = perClassThreshold[0] for every class", _tao(_T62, 346, 347)),
+    Fact("max over all boxes elements; normalized = max < 2.0", _tao(_T62, 349, 357)),
+    Fact("when count > 0: assert(normalized == 0) - normalised boxes abort the process", _tao(_T62, 360, 362)),
+    Fact("continue when score < threshold", _tao(_T62, 363, 366)),
+    Fact("assert((int) classes[i] < num-detected-classes) (signed: a negative class passes)", _tao(_T62, 367, 367)),
+    Fact("continue when box[2] < box[0] or box[3] < box[1]", _tao(_T62, 374, 375)),
+    Fact("left=box[1], top=box[0], width=box[3]-left, height=box[2]-top, clipped", _tao(_T62, 377, 390)),
+)
+
+# deepstream_tao_apps release/tao4.0_ds6.2ga: lines 334-381 (int classes, still by position).
+_T40 = "release/tao4.0_ds6.2ga"
+_TAO40_EFFDET_FACTS = (
+    Fact("returns false unless exactly 4 output layers", _tao(_T40, 338, 344)),
+    Fact("by position: [0] count int*, [1] boxes float*, [2] scores float*, [3] classes int*", _tao(_T40, 346, 349)),
+    Fact("threshold = perClassThreshold[0] for every class; no normalised-box check", _tao(_T40, 351, 352)),
+    Fact("when count > 0, loop i < count[0]; continue when score < threshold", _tao(_T40, 354, 357)),
+    Fact("assert((int) classes[i] < num-detected-classes)", _tao(_T40, 358, 358)),
+    Fact("continue when box[2] < box[0] or box[3] < box[1]", _tao(_T40, 360, 361)),
+    Fact("left=box[1], top=box[0], width=box[3]-left, height=box[2]-top, clipped", _tao(_T40, 363, 375)),
+)
+
+# NvDsInferParseCustomBatchedNMSTLT: SDK 6.0-6.3 (6.3: lines 467-530) and deepstream_tao_apps
+# tao3.0_ds6.1.1ga ... master (master: 241-302) read the same way (the TAO copy differs only
+# in a debug print's text).
+_BATCHED_FACTS = (
+    Fact("returns false unless exactly 4 output layers", _sdk("6.3", 473, 478)),
+    Fact("by position: [0] keep count int*, [1] boxes float*, [2] scores float*, [3] classes float*", _sdk("6.3", 484, 487)),
+    Fact("threshold = perClassThreshold[0] for every class", _sdk("6.3", 489, 489)),
+    Fact("loop while i < count[0] and fewer than 202 objects were pushed (objectList.size() <= 200)", _sdk("6.3", 491, 498)),
+    Fact("continue when score < threshold", _sdk("6.3", 499, 500)),
+    Fact("continue when (unsigned) classes[i] >= num-detected-classes", _sdk("6.3", 508, 509)),
+    Fact("continue when box[2] < box[0] or box[3] < box[1] (boxes x1,y1,x2,y2)", _sdk("6.3", 510, 511)),
+    Fact("boxes normalised: x*width, y*height, each clipped to [0, size-1]; width = x2' - left", _sdk("6.3", 513, 523)),
+    Fact("continue when the clipped width or height is negative", _sdk("6.3", 525, 526)),
+    Fact("TAO copy: same reads and rules", _tao(_TM, 241, 302)),
+)
+
+# NvDsInferParseCustomNMSTLT: SDK 6.0-6.3 (6.3: lines 355-403); TAO tao3.0_ds6.1.1ga ... master
+# (master: 127-175). The two differ only in the assert's cast.
+_NMSTLT_FACTS = (
+    Fact("returns false unless exactly 2 output layers", _sdk("6.3", 360, 365)),
+    Fact("by position: [0] rows of 7 floats, [1] keep count int*", _sdk("6.3", 369, 370)),
+    Fact("threshold = perClassThreshold[0] for every class", _sdk("6.3", 371, 371)),
+    Fact("row [image_id, label, confidence, xmin, ymin, xmax, ymax]; continue when confidence < threshold", _sdk("6.3", 375, 381)),
+    Fact("SDK: assert((unsigned) label < num-detected-classes)", _sdk("6.3", 382, 382)),
+    Fact("left = clip(xmin*width), top = clip(ymin*height), width = clip((xmax-xmin)*width), height likewise; no degenerate-box check", _sdk("6.3", 389, 397)),
+    Fact("TAO: assert((int) label < num-detected-classes) (signed: a negative label passes)", _tao(_TM, 143, 154)),
+)
+
+# NvDsInferParseCustomMrcnnTLTV2: SDK 6.0-6.3 (6.3: lines 532-605); TAO tao3.0_ds6.1.1ga ...
+# master (master: 305-379); same reads and rules.
+_MRCNN_FACTS = (
+    Fact("looks layers up by name among FLOAT layers: generate_detections, mask_fcn_logits/BiasAdd", _sdk("6.3", 538, 548)),
+    Fact("either missing (or not FLOAT): returns false", _sdk("6.3", 550, 554)),
+    Fact("returns false unless the mask layer has 4 dims [N, C, h, w]", _sdk("6.3", 556, 560)),
+    Fact("rows = mask d[0]; a class count != mask d[1] only warns", _sdk("6.3", 562, 570)),
+    Fact("detection rows of 6 floats: y1, x1, y2, x2 (pixels), class_id, score", _sdk("6.3", 38, 40)),
+    Fact("continue when score < perClassPreclusterThreshold[0]", _sdk("6.3", 576, 580)),
+    Fact("left/top clipped; width = clip(x2) - x1 (unclipped x1); continue when width or height <= 0", _sdk("6.3", 582, 588)),
+    Fact("classId = (int) class_id; mask = mask buffer at row i*num-detected-classes + classId (not mask d[1])", _sdk("6.3", 589, 599)),
+)
+
+# nvinfer's own DetectNet_v2 decoding (no parse-bbox-func-name): DetectPostprocessor::
+# parseBoundingBox, identical on SDK 6.0-6.3 (6.3: lines 33-149).
+_DN = "6.3"
+_DETECTNET_FACTS = (
+    Fact("bbox layer = the last output whose name contains 'bbox', coverage = the last containing 'cov'", _sdk(_DN, 41, 48, SDK_NVINFER_FILE)),
+    Fact("either missing: error and return false", _sdk(_DN, 50, 57, SDK_NVINFER_FILE)),
+    Fact("both read as float* without a dtype check; dims read as C,H,W", _sdk(_DN, 59, 66, SDK_NVINFER_FILE)),
+    Fact("grid centres (i*stride + 0.5)/35 with stride = ceil(network size / bbox grid size)", _sdk(_DN, 68, 83, SDK_NVINFER_FILE)),
+    Fact("classes parsed = min(coverage C, num-detected-classes); class c's 4 planes start at c*4*H*W", _sdk(_DN, 85, 94, SDK_NVINFER_FILE)),
+    Fact("continue when coverage < perClassPreclusterThreshold[c]", _sdk(_DN, 101, 104, SDK_NVINFER_FILE)),
+    Fact("x1 = (centre - o0)*35, y1 = (centre - o1)*35, x2 = (o2 + centre)*35, y2 = (o3 + centre)*35", _sdk(_DN, 109, 117, SDK_NVINFER_FILE)),
+    Fact("values >= size become size-1, values < 0 become 0; continue when x2-x1 or y2-y1 < 0", _sdk(_DN, 119, 140, SDK_NVINFER_FILE)),
+)
+
+_CLIP_WH = "each value clipped to [0, network width-1] / [0, network height-1] (CLIP macro: NaN becomes the upper bound)"
+
+VARIANTS: dict[str, ParserVariant] = {
+    "sdk-tfssd": ParserVariant(
+        key="sdk-tfssd",
+        func="NvDsInferParseCustomTfSSD",
+        ships_in=("sdk",),
+        releases="DeepStream SDK library 5.0-6.3; 7.x-9.x source not public",
+        branches=("sdk:5.0", "sdk:6.0", "sdk:6.0.1", "sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3"),
+        custom_lib_path=SDK_CUSTOM_LIB,
+        lookup="name",
+        num_outputs=None,
+        tensors=(
+            TensorRead("count", "float32", "buf[0]", "ignored: all d[0] rows are read", _sdk(_TFSSD, 228, 241),
+                       name="num_detections", requires_float_layer=True, optional=True),
+            TensorRead("scores", "float32", "[K]", "return false", _sdk(_TFSSD, 229, 236),
+                       name="detection_scores", requires_float_layer=True),
+            TensorRead("classes", "float32", "d[0] = K rows", "return false", _sdk(_TFSSD, 230, 238),
+                       name="detection_classes", requires_float_layer=True),
+            TensorRead("boxes", "float32", "[K,4]", "return false", _sdk(_TFSSD, 231, 236),
+                       name="detection_boxes", requires_float_layer=True),
+        ),
+        box_order="y1x1y2x2",
+        box_units="normalized",
+        box_scale="multiplied by network width (x) and height (y)",
+        class_id_base=0,
+        class_over_limit="continue",
+        threshold="perClassPreclusterThreshold[classId] (per class)",
+        count_rule="(int) of a FLOAT num_detections[0], capped at K; without it all K rows",
+        clips=_CLIP_WH + "; boxes with x2<=x1 or y2<=y1 after clipping are skipped",
+        nms_inside=True,
+        max_objects=None,
+        facts=_TFSSD_FACTS,
+        cite=_sdk(_TFSSD, 214, 278),
+        deploy_layouts=("tfod_float",),
+    ),
+    "sdk-efficientdet": ParserVariant(
+        key="sdk-efficientdet",
+        func="NvDsInferParseCustomEfficientDetTAO",
+        ships_in=("sdk",),
+        releases="DeepStream SDK library 6.1-6.3; absent from 5.0-6.0.1; 7.x-9.x source not public",
+        branches=("sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3"),
+        custom_lib_path=SDK_CUSTOM_LIB,
+        lookup="position",
+        num_outputs=4,
+        tensors=(
+            TensorRead("count", "int32", "[0]", "return false (needs 4 outputs)", _sdk(_EDS, 620, 620), position=0),
+            TensorRead("boxes", "float32", "[K,4], all numElements scanned", "return false", _sdk(_EDS, 622, 624), position=1),
+            TensorRead("scores", "float32", "[K]", "return false", _sdk(_EDS, 626, 626), position=2),
+            TensorRead("classes", "float32", "[K]", "return false", _sdk(_EDS, 627, 627), position=3),
+        ),
+        box_order="y1x1y2x2",
+        box_units="pixels",
+        box_scale="none (network pixels)",
+        class_id_base=0,
+        class_over_limit="assert",
+        threshold="perClassPreclusterThreshold[0] for every class",
+        count_rule="int32 count[0]; rows past the buffer are read as memory beyond it",
+        clips="left/width to [0, width-1], top/height to [0, height-1]; asserts the largest box value >= 2",
+        nms_inside=True,
+        max_objects=None,
+        facts=_SDK_EFFDET_FACTS,
+        cite=_sdk(_EDS, 607, 672),
+        deploy_layouts=("deepstream",),
+    ),
+    "tao-efficientdet": ParserVariant(
+        key="tao-efficientdet",
+        func="NvDsInferParseCustomEfficientDetTAO",
+        ships_in=("tao_apps",),
+        releases="deepstream_tao_apps >= tao4.0_ds6.3ga",
+        branches=("tao:release/tao4.0_ds6.3ga", "tao:release/tao5.1_ds6.4ga", "tao:release/tao5.3_ds7.0ga",
+                  "tao:release/tao_ds7.1ga", "tao:release/tao_ds8.0ga", "tao:master"),
+        custom_lib_path=TAO_CUSTOM_LIB,
+        lookup="name",
+        num_outputs=4,
+        tensors=(
+            TensorRead("count", "int32", "[0]", "crash (null pointer read)", _tao(_TM, 488, 489), name="num_detections"),
+            TensorRead("boxes", "float32", "[K,4]", "crash when first read", _tao(_TM, 490, 491), name="detection_boxes"),
+            TensorRead("scores", "float32", "[K]", "crash when first read", _tao(_TM, 492, 493), name="detection_scores"),
+            TensorRead("classes", "int32", "[K]", "crash when first read", _tao(_TM, 494, 495), name="detection_classes"),
+        ),
+        box_order="y1x1y2x2",
+        box_units="pixels",
+        box_scale="none (network pixels)",
+        class_id_base=0,
+        class_over_limit="break",
+        threshold="perClassPreclusterThreshold[0] for every class",
+        count_rule="int32 count[0]; rows past the buffer are read as memory beyond it",
+        clips="left/width to [0, width-1], top/height to [0, height-1]",
+        nms_inside=True,
+        max_objects=None,
+        facts=_TAO_EFFDET_FACTS,
+        cite=_tao(_TM, 469, 531),
+        notes="the branches for DeepStream 6.3, 6.4, 7.0, 7.1 and 8.0, and master (2025-09)",
+        deploy_layouts=("deepstream",),
+    ),
+    "tao-efficientdet-6.2": ParserVariant(
+        key="tao-efficientdet-6.2",
+        func="NvDsInferParseCustomEfficientDetTAO",
+        ships_in=("tao_apps",),
+        releases="deepstream_tao_apps release/tao3.0_ds6.1.1ga and release/tao3.0_ds6.2ga",
+        branches=("tao:release/tao3.0_ds6.1.1ga", "tao:release/tao3.0_ds6.2ga"),
+        custom_lib_path=TAO_CUSTOM_LIB,
+        lookup="position",
+        num_outputs=4,
+        tensors=(
+            TensorRead("count", "int32", "[0]", "return false (needs 4 outputs)", _tao(_T62, 337, 337), position=0),
+            TensorRead("boxes", "float32", "[K,4], all numElements scanned", "return false", _tao(_T62, 339, 341), position=1),
+            TensorRead("scores", "float32", "[K]", "return false", _tao(_T62, 343, 343), position=2),
+            TensorRead("classes", "float32", "[K]", "return false", _tao(_T62, 344, 344), position=3),
+        ),
+        box_order="y1x1y2x2",
+        box_units="pixels",
+        box_scale="none (network pixels)",
+        class_id_base=0,
+        class_over_limit="assert",
+        threshold="perClassPreclusterThreshold[0] for every class",
+        count_rule="int32 count[0]",
+        clips="left/width to [0, width-1], top/height to [0, height-1]; asserts the largest box value >= 2",
+        nms_inside=True,
+        max_objects=None,
+        facts=_TAO62_EFFDET_FACTS,
+        cite=_tao(_T62, 325, 396),
+        notes="reads like sdk-efficientdet except that its class assert casts to int (a negative class passes)",
+        deploy_layouts=("deepstream",),
+    ),
+    "tao-efficientdet-6.2-tao4": ParserVariant(
+        key="tao-efficientdet-6.2-tao4",
+        func="NvDsInferParseCustomEfficientDetTAO",
+        ships_in=("tao_apps",),
+        releases="deepstream_tao_apps release/tao4.0_ds6.2ga",
+        branches=("tao:release/tao4.0_ds6.2ga",),
+        custom_lib_path=TAO_CUSTOM_LIB,
+        lookup="position",
+        num_outputs=4,
+        tensors=(
+            TensorRead("count", "int32", "[0]", "return false (needs 4 outputs)", _tao(_T40, 346, 346), position=0),
+            TensorRead("boxes", "float32", "[K,4]", "return false", _tao(_T40, 347, 347), position=1),
+            TensorRead("scores", "float32", "[K]", "return false", _tao(_T40, 348, 348), position=2),
+            TensorRead("classes", "int32", "[K]", "return false", _tao(_T40, 349, 349), position=3),
+        ),
+        box_order="y1x1y2x2",
+        box_units="pixels",
+        box_scale="none (network pixels)",
+        class_id_base=0,
+        class_over_limit="assert",
+        threshold="perClassPreclusterThreshold[0] for every class",
+        count_rule="int32 count[0]",
+        clips="left/width to [0, width-1], top/height to [0, height-1]",
+        nms_inside=True,
+        max_objects=None,
+        facts=_TAO40_EFFDET_FACTS,
+        cite=_tao(_T40, 334, 381),
+        notes="the proposed key list had no variant for this branch: it reads int32 classes by position, "
+        "unlike both tao3.0_ds6.2ga (float32 by position) and tao4.0_ds6.3ga+ (int32 by name)",
+        deploy_layouts=("deepstream",),
+    ),
+    "batchednms": ParserVariant(
+        key="batchednms",
+        func="NvDsInferParseCustomBatchedNMSTLT",
+        ships_in=("sdk", "tao_apps"),
+        releases="DeepStream SDK library 6.0-6.3 and deepstream_tao_apps tao3.0_ds6.1.1ga ... tao_ds8.0ga/master",
+        branches=("sdk:6.0", "sdk:6.0.1", "sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3",
+                  "tao:release/tao3.0_ds6.1.1ga", "tao:release/tao3.0_ds6.2ga", "tao:release/tao4.0_ds6.2ga",
+                  "tao:release/tao4.0_ds6.3ga", "tao:release/tao5.1_ds6.4ga", "tao:release/tao5.3_ds7.0ga",
+                  "tao:release/tao_ds7.1ga", "tao:release/tao_ds8.0ga", "tao:master"),
+        custom_lib_path=SDK_CUSTOM_LIB,
+        lookup="position",
+        num_outputs=4,
+        tensors=(
+            TensorRead("count", "int32", "[0]", "return false (needs 4 outputs)", _sdk("6.3", 484, 484), position=0),
+            TensorRead("boxes", "float32", "[K,4]", "return false", _sdk("6.3", 485, 485), position=1),
+            TensorRead("scores", "float32", "[K]", "return false", _sdk("6.3", 486, 486), position=2),
+            TensorRead("classes", "float32", "[K]", "return false", _sdk("6.3", 487, 487), position=3),
+        ),
+        box_order="x1y1x2y2",
+        box_units="normalized",
+        box_scale="multiplied by network width (x) and height (y)",
+        class_id_base=0,
+        class_over_limit="continue",
+        threshold="perClassPreclusterThreshold[0] for every class",
+        count_rule="int32 count[0]; stops after 201 objects",
+        clips=_CLIP_WH + "; boxes with x2<x1 or y2<y1 (before scaling) or a negative clipped size are skipped",
+        nms_inside=True,
+        max_objects=201,
+        facts=_BATCHED_FACTS,
+        cite=_sdk("6.3", 467, 530),
+        notes="same contract in both libraries; custom_lib_path may also be the deepstream_tao_apps library",
+        deploy_layouts=("batched",),
+    ),
+    "nmstlt": ParserVariant(
+        key="nmstlt",
+        func="NvDsInferParseCustomNMSTLT",
+        ships_in=("sdk",),
+        releases="DeepStream SDK library 6.0-6.3",
+        branches=("sdk:6.0", "sdk:6.0.1", "sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3"),
+        custom_lib_path=SDK_CUSTOM_LIB,
+        lookup="position",
+        num_outputs=2,
+        tensors=(
+            TensorRead("nms_rows", "float32", "[1,K,7]", "return false (needs 2 outputs)", _sdk("6.3", 369, 369), position=0),
+            TensorRead("count", "int32", "[0]", "return false", _sdk("6.3", 370, 370), position=1),
+        ),
+        box_order="nms_rows",
+        box_units="normalized",
+        box_scale="multiplied by network width (x) and height (y)",
+        class_id_base=0,
+        class_over_limit="assert",
+        threshold="perClassPreclusterThreshold[0] for every class",
+        count_rule="int32 count[0]",
+        clips="left/top/width/height each clipped to [0, size-1]; no degenerate-box check",
+        nms_inside=True,
+        max_objects=None,
+        facts=_NMSTLT_FACTS,
+        cite=_sdk("6.3", 355, 403),
+        deploy_layouts=("nms_trt",),
+    ),
+    "tao-nmstlt": ParserVariant(
+        key="tao-nmstlt",
+        func="NvDsInferParseCustomNMSTLT",
+        ships_in=("tao_apps",),
+        releases="deepstream_tao_apps tao3.0_ds6.1.1ga ... tao_ds8.0ga/master",
+        branches=("tao:release/tao3.0_ds6.1.1ga", "tao:release/tao3.0_ds6.2ga", "tao:release/tao4.0_ds6.2ga",
+                  "tao:release/tao4.0_ds6.3ga", "tao:release/tao5.1_ds6.4ga", "tao:release/tao5.3_ds7.0ga",
+                  "tao:release/tao_ds7.1ga", "tao:release/tao_ds8.0ga", "tao:master"),
+        custom_lib_path=TAO_CUSTOM_LIB,
+        lookup="position",
+        num_outputs=2,
+        tensors=(
+            TensorRead("nms_rows", "float32", "[1,K,7]", "return false (needs 2 outputs)", _tao(_TM, 141, 141), position=0),
+            TensorRead("count", "int32", "[0]", "return false", _tao(_TM, 142, 142), position=1),
+        ),
+        box_order="nms_rows",
+        box_units="normalized",
+        box_scale="multiplied by network width (x) and height (y)",
+        class_id_base=0,
+        class_over_limit="assert",
+        threshold="perClassPreclusterThreshold[0] for every class",
+        count_rule="int32 count[0]",
+        clips="left/top/width/height each clipped to [0, size-1]; no degenerate-box check",
+        nms_inside=True,
+        max_objects=None,
+        facts=_NMSTLT_FACTS,
+        cite=_tao(_TM, 127, 175),
+        notes="differs from nmstlt only in the assert's cast: (int) here, so a negative label passes",
+        deploy_layouts=("nms_trt",),
+    ),
+    "mrcnn": ParserVariant(
+        key="mrcnn",
+        func="NvDsInferParseCustomMrcnnTLTV2",
+        ships_in=("sdk", "tao_apps"),
+        releases="DeepStream SDK library 6.0-6.3 and deepstream_tao_apps tao3.0_ds6.1.1ga ... master",
+        branches=("sdk:6.0", "sdk:6.3", "tao:release/tao3.0_ds6.2ga", "tao:master"),
+        custom_lib_path=SDK_CUSTOM_LIB,
+        lookup="name",
+        num_outputs=None,
+        tensors=(
+            TensorRead("detections", "float32", "[N,6] rows y1,x1,y2,x2,class,score", "return false",
+                       _sdk("6.3", 547, 554), name="generate_detections", requires_float_layer=True),
+            TensorRead("masks", "float32", "[N,C,h,w], 4 dims required", "return false",
+                       _sdk("6.3", 548, 560), name="mask_fcn_logits/BiasAdd", requires_float_layer=True),
+        ),
+        box_order="y1x1y2x2",
+        box_units="pixels",
+        box_scale="none (network pixels)",
+        class_id_base=0,
+        class_over_limit="not_read",
+        threshold="perClassPreclusterThreshold[0] for every class",
+        count_rule="all N = mask d[0] rows",
+        clips="left/top clipped; width = clip(x2) - x1; rows with width or height <= 0 skipped",
+        nms_inside=True,
+        max_objects=None,
+        facts=_MRCNN_FACTS,
+        cite=_sdk("6.3", 532, 605),
+        instance_mask=True,
+        notes="class ids are not checked by the parser; nvinfer drops class >= num-detected-classes afterwards",
+        deploy_layouts=("other",),
+    ),
+    "detectnet-builtin": ParserVariant(
+        key="detectnet-builtin",
+        func="DetectPostprocessor::parseBoundingBox",
+        ships_in=("nvinfer",),
+        releases="nvinfer's built-in DetectNet_v2 decoding, DeepStream 6.0-6.3",
+        branches=("sdk:6.0", "sdk:6.1", "sdk:6.2", "sdk:6.3"),
+        custom_lib_path=None,
+        lookup="name_contains",
+        num_outputs=None,
+        tensors=(
+            TensorRead("coverage", "float32", "[C,H,W]", "return false", _sdk(_DN, 41, 53, SDK_NVINFER_FILE),
+                       name_contains="cov"),
+            TensorRead("bbox", "float32", "[4C,H,W]", "return false", _sdk(_DN, 41, 57, SDK_NVINFER_FILE),
+                       name_contains="bbox"),
+        ),
+        box_order="detectnet_grid",
+        box_units="detectnet",
+        box_scale="grid centre offsets times 35 (bboxNorm)",
+        class_id_base=0,
+        class_over_limit="not_read",
+        threshold="perClassPreclusterThreshold[c] (per class)",
+        count_rule="every grid cell of every class < min(C, num-detected-classes)",
+        clips="values >= size become size-1, < 0 become 0 (NaN passes through)",
+        nms_inside=False,
+        max_objects=None,
+        facts=_DETECTNET_FACTS,
+        cite=_sdk(_DN, 33, 149, SDK_NVINFER_FILE),
+        deploy_layouts=("detectnet",),
+    ),
+}
+
+# Reads the same way in every release whose source is public and stays in the SDK's own
+# library, which every DeepStream install has; see docs/deepstream-parsers.md for why.
+DEFAULT_DS_PARSER = "sdk-tfssd"
+
+_DTYPE_ALIASES = {"float": "float32", "fp32": "float32", "half": "float16", "fp16": "float16", "int": "int32"}
+
+
+def _norm_dtype(dtype: str) -> str:
+    d = str(dtype).lower().replace("tensor(", "").rstrip(")")
+    return _DTYPE_ALIASES.get(d, d)
+
+
+def variant(key: str) -> ParserVariant:
+    """The variant for ``key``; raise UsageError naming the known keys otherwise."""
+    from trtdeploy.errors import UsageError
+
+    try:
+        return VARIANTS[key]
+    except KeyError:
+        raise UsageError(f"unknown DeepStream parser variant {key!r}; known: {', '.join(VARIANTS)}") from None
+
+
+def variants_for_func(func: str) -> list[ParserVariant]:
+    """Every variant that defines a function of this name (same name, different libraries)."""
+    return [v for v in VARIANTS.values() if v.func == func]
+
+
+def misreads(variant_key: str, outputs: list[tuple[str, str, tuple]] | list) -> list[str]:
+    """One message per model output the parser would misread, miss or crash on.
+
+    ``outputs`` is the model's ordered output list of ``(name, onnx dtype string, shape)``
+    (shape with or without the batch dim; symbolic dims allowed). An empty list means every
+    tensor the variant reads is present with the C type it is read as. Units (box order,
+    normalised or pixels, class id base) cannot be seen in dtypes: match the variant's
+    ``box_order``/``box_units``/``class_id_base`` fields.
+    """
+    v = variant(variant_key)
+    outs = [(str(o[0]), _norm_dtype(o[1]), tuple(o[2]) if len(o) > 2 and o[2] is not None else ()) for o in outputs]
+    problems: list[str] = []
+    if v.num_outputs is not None and len(outs) != v.num_outputs:
+        problems.append(
+            f"the model has {len(outs)} outputs ({', '.join(n for n, _, _ in outs) or 'none'}) but "
+            f"{v.where} returns false unless there are exactly {v.num_outputs}"
+        )
+        if v.lookup == "position":
+            return problems
+    for t in v.tensors:
+        if t.position is not None:
+            if t.position >= len(outs):
+                continue  # already reported by the count check
+            name, dtype, _ = outs[t.position]
+            if dtype != t.c_type:
+                problems.append(
+                    f"{name} (output {t.position}, read as the {t.role}) is {dtype} but {v.where} reads it as {t.c_type}"
+                )
+            continue
+        if t.name_contains is not None:
+            matches = [o for o in outs if t.name_contains in o[0]]
+            if not matches:
+                problems.append(f"no output name contains {t.name_contains!r}: {v.where} returns false")
+                continue
+            name, dtype, _ = matches[-1]  # the last match wins
+            if dtype != t.c_type:
+                problems.append(f"{name} is {dtype} but {v.where} reads it as {t.c_type}")
+            continue
+        matches = [o for o in outs if o[0] == t.name]
+        if t.requires_float_layer:
+            # Only a float32 layer of that name is found. An optional one (TfSSD's num_detections)
+            # of another dtype is skipped, not misread: the parser then reads all K rows.
+            if t.optional or any(o[1] == "float32" for o in matches):
+                continue
+            have = f"is {matches[0][1]}" if matches else "is missing"
+            problems.append(
+                f"{t.name} {have} but {v.where} only finds a float32 layer of that name and returns false without it"
+            )
+            continue
+        if not matches:
+            problems.append(f"{t.name} is missing but {v.where} reads it by name ({t.if_missing})")
+            continue
+        name, dtype, _ = matches[-1]
+        if dtype != t.c_type:
+            problems.append(f"{name} is {dtype} but {v.where} reads it as {t.c_type}")
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Compatibility layer for generate.py / validate.py until they switch to VARIANTS.
 
 
 @dataclass(frozen=True)
 class ParserContract:
     func: str
-    instance_mask: (
-        bool  # set with parse-bbox-instance-mask-func-name instead of parse-bbox-func-name
-    )
+    instance_mask: bool  # set with parse-bbox-instance-mask-func-name instead of parse-bbox-func-name
     layouts: tuple[str, ...]  # deploy-card output layouts it can read
     box_format: str | None  # required deploy-card box_format (None: not checked)
     box_units: str | None
@@ -33,66 +672,41 @@ class ParserContract:
     note: str = ""
 
 
+def _contract(
+    key: str, box_format: str | None, class_dtype: str | None, note: str = "", units: bool = True
+) -> ParserContract:
+    v = VARIANTS[key]
+    names = tuple(t.name for t in v.tensors if t.name and not t.optional)
+    return ParserContract(
+        v.func,
+        v.instance_mask,
+        v.deploy_layouts,
+        box_format,
+        v.box_units if units else None,
+        class_dtype,
+        v.num_outputs if v.num_outputs is not None else (len(v.tensors) if v.instance_mask else None),
+        names,
+        v.nms_inside,
+        note,
+    )
+
+
+# Keyed by function name. NvDsInferParseCustomEfficientDetTAO reads float32 classes by position
+# in the SDK library and int32 classes by name in deepstream_tao_apps >= tao4.0_ds6.3ga: the
+# function name alone does not say which, so its class dtype stays unchecked here; use
+# misreads() with a variant key. NvDsInferParseCustomEfficientNMS is in no SDK release (5.0-6.3)
+# nor any deepstream_tao_apps branch, so it is not offered.
 PARSERS: dict[str, ParserContract] = {
-    # DS and TAO: 2 outputs by position: [B,1,K,7] rows (image, label, conf, x1,y1,x2,y2
-    # normalised) then keep count (int32). Asserts label < num-detected-classes.
-    "NvDsInferParseCustomNMSTLT": ParserContract(
-        "NvDsInferParseCustomNMSTLT", False, ("nms_trt",), "x1y1x2y2", "normalized", "float32", 2
-    ),
-    # DS and TAO: 4 outputs by position: keep count int32, boxes normalised x1,y1,x2,y2,
-    # scores, classes read as float32; skips class >= num-detected-classes.
-    "NvDsInferParseCustomBatchedNMSTLT": ParserContract(
-        "NvDsInferParseCustomBatchedNMSTLT",
-        False,
-        ("batched",),
-        "x1y1x2y2",
-        "normalized",
-        "float32",
-        4,
-    ),
-    # DS: 4 outputs by POSITION (count int32, boxes, scores, classes as float32); boxes read as
-    # PIXEL y1,x1,y2,x2 (left = box[1], top = box[0]); asserts the largest box value >= 2, so
-    # normalised boxes abort it. TAO's copy finds the same four by NAME (num_detections,
-    # detection_boxes, detection_scores, detection_classes) and reads classes as int32.
-    "NvDsInferParseCustomEfficientDetTAO": ParserContract(
-        "NvDsInferParseCustomEfficientDetTAO",
-        False,
-        ("deepstream",),
+    "NvDsInferParseCustomNMSTLT": _contract("nmstlt", "x1y1x2y2", "float32"),
+    "NvDsInferParseCustomBatchedNMSTLT": _contract("batchednms", "x1y1x2y2", "float32"),
+    "NvDsInferParseCustomEfficientDetTAO": _contract(
+        "tao-efficientdet",
         "y1x1y2x2",
-        "pixels",
-        None,  # float32 in DeepStream's library, int32 in deepstream_tao_apps': not checkable here
-        4,
-        ("num_detections", "detection_boxes", "detection_scores", "detection_classes"),
-        note="DeepStream's library reads classes as float32, deepstream_tao_apps' copy as int32",
-    ),
-    # DS only: 4 outputs by position, count int32, boxes PIXEL x1,y1,x2,y2, classes uint32.
-    "NvDsInferParseCustomEfficientNMS": ParserContract(
-        "NvDsInferParseCustomEfficientNMS", False, ("deepstream",), "x1y1x2y2", "pixels", "int32", 4
-    ),
-    # DS: finds FLOAT layers by name; boxes normalised y1,x1,y2,x2; class value used directly
-    # as the label index; num_detections optional (float).
-    "NvDsInferParseCustomTfSSD": ParserContract(
-        "NvDsInferParseCustomTfSSD",
-        False,
-        ("tfod_float",),
-        "y1x1y2x2",
-        "normalized",
-        "float32",
         None,
-        ("detection_boxes", "detection_scores", "detection_classes"),
+        note="the SDK library reads classes as float32 by position, deepstream_tao_apps >= tao4.0_ds6.3ga as int32 by name",
     ),
-    # DS and TAO: finds FLOAT layers "generate_detections" ([K,6] y1,x1,y2,x2 pixels, class,
-    # score) and "mask_fcn_logits/BiasAdd" ([K,C,h,w]); DeepStream must not cluster.
-    "NvDsInferParseCustomMrcnnTLTV2": ParserContract(
-        "NvDsInferParseCustomMrcnnTLTV2",
-        True,
-        ("other",),
-        None,
-        None,
-        None,
-        2,
-        ("generate_detections", "mask_fcn_logits/BiasAdd"),
-    ),
+    "NvDsInferParseCustomTfSSD": _contract("sdk-tfssd", "y1x1y2x2", "float32"),
+    "NvDsInferParseCustomMrcnnTLTV2": _contract("mrcnn", None, None, units=False),
 }
 
 # The parser that reads each deploy-card output layout.
@@ -104,10 +718,9 @@ PARSER_FOR_LAYOUT = {
 
 def parser_for_deepstream_layout(box_format: str, class_dtype: str) -> str | None:
     """Which stock parser reads a pixel-box EfficientNMS-shaped output, if any."""
-    for name in ("NvDsInferParseCustomEfficientDetTAO", "NvDsInferParseCustomEfficientNMS"):
-        contract = PARSERS[name]
-        if contract.box_format == box_format and contract.class_dtype in (None, class_dtype):
-            return name
+    contract = PARSERS["NvDsInferParseCustomEfficientDetTAO"]
+    if contract.box_format == box_format and contract.class_dtype in (None, class_dtype):
+        return contract.func
     return None
 
 
@@ -126,11 +739,7 @@ def contract_problems(
             )
         ]
     problems = []
-    if (
-        contract.layouts
-        and layout not in contract.layouts
-        and not (layout == "deepstream" and "deepstream" in contract.layouts)
-    ):
+    if contract.layouts and layout not in contract.layouts:
         problems.append(
             f"{func} reads {'/'.join(contract.layouts)} outputs but the deploy card's layout is {layout!r}"
         )
@@ -144,6 +753,6 @@ def contract_problems(
             problems.append(f"{func} reads {what} as {need} but the model gives {have}")
     if problems and layout == "deepstream":
         problems[-1] += (
-            "; re-run create-onnx --output-layout deepstream with a matching box format, or pick the other parser"
+            "; re-run create-onnx --output-layout deepstream with a matching box format, or pick another parser"
         )
     return problems
