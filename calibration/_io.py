@@ -1,13 +1,15 @@
-"""Atomic file writes for this package (it may not import trtdeploy.files)."""
+"""File writes of this package: trtdeploy's one implementation (trtdeploy.files, a leaf module),
+so calibration caches, sidecars, Q/DQ ONNX files and tensorfiles get the same mode as every other
+output (0666 minus the umask, 0644 usually): a DeepStream service running as another user must be
+able to read ``int8-calib-file`` (issue 10)."""
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from trtdeploy.files import atomic_path, sha256_file, write_text_atomic
 
 
 @contextlib.contextmanager
@@ -15,24 +17,16 @@ def atomic_target(path: Path) -> Iterator[Path]:
     """A temporary file next to ``path``, renamed over it only when the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_path(path) as tmp:
+        yield tmp
 
 
 def save_text(path: Path, text: str) -> None:
-    with atomic_target(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        fh.write(text)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, text)
 
 
 def file_digest(path: Path) -> str:
     """sha256 of a file, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return sha256_file(path)

@@ -30,11 +30,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from calibration._io import save_text
-from calibration.errors import CalibrationError
+from calibration.errors import CalibrationError, CalibrationUsageError
 
 ALGORITHMS = ("EntropyCalibration2", "EntropyCalibration", "MinMaxCalibration", "LegacyCalibration")
 NEWEST_TRT10 = "10.16"  # DeepStream 9.2 ships TensorRT 10.16
 INFINITY_BITS = 0x7F800000
+
+# Every TensorRT release line (major, minor) and the newest patch release of it we know of.
+# Source: NVIDIA/TensorRT, include/NvInferVersion.h (include/NvInfer.h for 5.1) on each branch
+# release/5.1 ... release/11.1 (e.g. release/10.14: 10.14.1, release/10.16: 10.16.0), plus the
+# later point releases its CHANGELOG.md (main) names: 7.2.3.4 (21.04), 8.0.3.4 (21.10),
+# 8.2.5.1 (22.05), 9.3.0 GA; 10.13.3 has its own branch. A header for any other version is one
+# no TensorRT has written, so TensorRT would refuse the cache.
+TRT_RELEASES: dict[tuple[int, int], int] = {
+    (5, 1): 5, (6, 0): 1, (7, 0): 0, (7, 1): 3, (7, 2): 3,
+    (8, 0): 3, (8, 2): 5, (8, 4): 3, (8, 5): 3, (8, 6): 1,
+    (9, 0): 1, (9, 1): 0, (9, 2): 0, (9, 3): 0,
+    (10, 0): 1, (10, 1): 0, (10, 2): 0, (10, 3): 0, (10, 4): 0, (10, 5): 0, (10, 6): 0,
+    (10, 7): 0, (10, 8): 0, (10, 9): 0, (10, 10): 0, (10, 11): 0, (10, 12): 0, (10, 13): 3,
+    (10, 14): 1, (10, 15): 1, (10, 16): 0,
+    (11, 0): 0, (11, 1): 0,
+}  # fmt: skip
+NEWEST_TRT = "11.1.0"
 
 _HEADER = re.compile(r"^TRT-(\d+)-([A-Za-z0-9_]+)$")
 _HEX = re.compile(r"^[0-9a-fA-F]{8}$")
@@ -58,14 +75,29 @@ class TrtVersion:
 
     @classmethod
     def parse(cls, text: str) -> TrtVersion:
-        """'10.16' or '10.16.0' or '8.6.1' -> TrtVersion."""
+        """'10.16' or '10.16.0' or '8.6.1' -> TrtVersion (any well-formed number; see ``release``)."""
         parts = str(text).strip().split(".")
-        if not 1 <= len(parts) <= 4 or not all(p.isdigit() for p in parts):
-            raise CalibrationError(f"TensorRT version {text!r} is not like 10.16 or 8.6.1")
+        if not 1 <= len(parts) <= 4 or not all(p.isascii() and p.isdigit() for p in parts):
+            raise CalibrationUsageError(f"TensorRT version {text!r} is not like 10.16 or 8.6.1")
         nums = [int(p) for p in parts[:3]] + [0] * (3 - min(len(parts), 3))
         if nums[0] < 5 or nums[0] > 99 or nums[1] > 99 or nums[2] > 99:
-            raise CalibrationError(f"TensorRT version {text!r} is out of range (expected 5.x to 99.x)")
+            raise CalibrationUsageError(f"TensorRT version {text!r} is out of range (expected 5.x to 99.x)")
         return cls(*nums)
+
+    @classmethod
+    def release(cls, text: str, allow_unknown: bool = False) -> TrtVersion:
+        """A version that is a real TensorRT release (``TRT_RELEASES``); with ``allow_unknown``
+        any well-formed version (a release newer than this table)."""
+        version = cls.parse(text)
+        newest_patch = TRT_RELEASES.get((version.major, version.minor))
+        if allow_unknown or (newest_patch is not None and version.patch <= newest_patch):
+            return version
+        lines = sorted(TRT_RELEASES)
+        near = [f"{a}.{b}" for a, b in lines if a == version.major][-4:] or [f"{a}.{b}" for a, b in lines[-4:]]
+        raise CalibrationUsageError(
+            f"TensorRT version {text!r} ({version}) is not a TensorRT release trtdeploy knows "
+            f"(e.g. {', '.join(near)}; newest {NEWEST_TRT}); pass --allow-unknown-trt if it is a newer release"
+        )
 
     @classmethod
     def from_header_number(cls, number: int) -> tuple[TrtVersion, bool]:

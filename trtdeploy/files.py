@@ -1,4 +1,5 @@
-"""Output files: never overwrite without force, never leave a half-written file."""
+"""Output files: never overwrite without force, never write over an input, never leave a
+half-written file; all outputs get the same mode (0666 minus the umask: 0644 usually)."""
 
 from __future__ import annotations
 
@@ -7,24 +8,78 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from trtdeploy.errors import InputError, OutputExistsError
+from trtdeploy.errors import InputError, OutputExistsError, UsageError
 
 
-def check_output(path: Path, force: bool) -> None:
-    """Refuse an existing output without force, and an output folder we cannot write to."""
-    if path.exists() and not force:
+def check_output(path: Path, force: bool, inputs: Iterable[Path | None] = ()) -> None:
+    """Refuse an output that is one of ``inputs`` (even with force), a folder, an existing file
+    without force, and an output folder we cannot create or write to (tried with a temporary
+    file, so it holds for root and for /proc too)."""
+    path = Path(path)
+    check_not_input(path, inputs)
+    if path.is_dir():
+        raise UsageError(f"output {path} is a folder; give a file name")
+    if (path.exists() or path.is_symlink()) and not force:
         raise OutputExistsError(f"{path} exists; pass --force to overwrite it")
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=folder)
     except OSError as exc:
-        raise InputError(f"cannot create output folder {folder}: {exc.strerror}") from exc
-    if not os.access(folder, os.W_OK):
-        raise InputError(f"output folder {folder} is not writable")
+        raise InputError(f"cannot write to output folder {folder}: {exc.strerror or exc}") from exc
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_not_input(output: Path, inputs: Iterable[Path | None], what: str = "output") -> None:
+    """Inputs are sacred: refuse an output whose real path (symlinks resolved) is one of the
+    input files. Pass the files a command actually reads (e.g. the listed images, not only
+    their folder)."""
+    target = _real(Path(output))
+    for given in inputs:
+        if given is None:
+            continue
+        source = _real(Path(given))
+        if target == source:
+            raise UsageError(
+                f"{what} {output} is an input of this command ({given}); write it somewhere else "
+                "(inputs are never overwritten, not even with --force)"
+            )
+
+
+def check_same_outputs(paths: Iterable[Path | None]) -> None:
+    """Refuse two outputs of one command that are the same file."""
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        if path is None:
+            continue
+        real = _real(Path(path))
+        if real in seen:
+            raise UsageError(f"outputs {seen[real]} and {path} are the same file; give each its own path")
+        seen[real] = Path(path)
+
+
+def check_output_name(name: str, what: str = "--name") -> str:
+    """A name that becomes part of output file names: no folders, no '..', nothing hidden."""
+    if not name or name.strip() != name or name in (".", "..") or ".." in name:
+        raise UsageError(f"{what} {name!r} is not a plain file name (no '..', no leading/trailing spaces)")
+    bad = [c for c in name if c in "/\\:\0" or ord(c) < 32]
+    if bad or name.startswith((".", "-")):
+        raise UsageError(
+            f"{what} {name!r} is not a plain file name: use letters, digits, '_', '-' and '.' "
+            "(no path separators; outputs stay in the output folder)"
+        )
+    return name
+
+
+def _real(path: Path) -> Path:
+    # realpath resolves symlinks of the existing part and keeps the rest, so a not-yet-written
+    # output compares correctly with inputs reached through a symlinked folder
+    return Path(os.path.realpath(path))
 
 
 @contextlib.contextmanager

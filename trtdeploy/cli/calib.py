@@ -5,16 +5,14 @@ A thin layer over the `calibration` package (imported inside the commands so --h
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from trtdeploy.cli.common import QuietOpt, VerboseOpt, console, setup_logging, user_errors
-from trtdeploy.errors import InputError
+from trtdeploy.cli.common import QuietOpt, VerboseOpt, check_range, console, setup_logging, user_errors
+from trtdeploy.errors import InputError, UsageError
 
 calib_app = typer.Typer(
     name="calib",
@@ -23,30 +21,37 @@ calib_app = typer.Typer(
 )
 
 
-@contextlib.contextmanager
-def _errors() -> Iterator[None]:
-    """user_errors() plus the calibration package's own error type (it imports nothing of ours)."""
-    from calibration.errors import CalibrationError
-
-    with user_errors():
-        try:
-            yield
-        except CalibrationError as exc:
-            raise InputError(str(exc)) from exc
+AllowUnknownTrtOpt = typer.Option(
+    "--allow-unknown-trt", help="Accept a --trt-version that is not in trtdeploy's table of TensorRT releases."
+)
 
 
-def _card_for(onnx: Path | None, card: Path | None):  # type: ignore[no-untyped-def]
-    """The PreprocessSpec from --card or the deploy card next to the ONNX."""
-    from calibration import PreprocessSpec
-    from trtdeploy.deploy_card import DeployCard, card_path_for
+def _card_path(onnx: Path | None, card: Path | None) -> Path:
+    """--card, or the deploy card next to the ONNX; refused when there is none."""
+    from trtdeploy.deploy_card import card_path_for
 
     path = card if card is not None else (card_path_for(onnx) if onnx is not None else None)
-    if path is None or not Path(path).is_file():
+    if path is None:
+        raise UsageError("no deploy card given: pass --card model.deploy.json or --onnx model.onnx")
+    if not Path(path).is_file():
         raise InputError(
-            f"no deploy card {'at ' + str(path) if path else 'given'}: pass --card model.deploy.json "
-            "(create-onnx writes it next to the ONNX)"
+            f"no deploy card at {path}: pass --card model.deploy.json (create-onnx writes it next to the ONNX)"
         )
-    return PreprocessSpec.from_card_dict(DeployCard.load(Path(path)).to_dict())
+    return Path(path)
+
+
+def _spec_from_card(path: Path):  # type: ignore[no-untyped-def]
+    """The PreprocessSpec of a deploy card."""
+    from calibration import PreprocessSpec
+    from trtdeploy.deploy_card import DeployCard
+
+    return PreprocessSpec.from_card_dict(DeployCard.load(path).to_dict())
+
+
+def _image_inputs(images: Path, image_root: Path | None, paths: object) -> list[Path | None]:
+    """Every file an image source reads: the folder/list/JSON itself and the images listed."""
+    listed = list(paths) if isinstance(paths, list) else []
+    return [images, image_root, *listed]
 
 
 @calib_app.command("inspect")
@@ -66,7 +71,7 @@ def inspect_command(
       trtdeploy calib inspect cal.bin calib.tensorfile --json
     """
     setup_logging(verbose, quiet)
-    with _errors():
+    with user_errors():
         from dataclasses import asdict
 
         from calibration import inspect_cache, read_cache, tensorfile_info
@@ -94,37 +99,37 @@ def inspect_command(
 
 @calib_app.command("retarget")
 def retarget_command(
-    cache: Annotated[Path, typer.Argument(help="The calibration cache to rewrite.")],
+    cache: Annotated[Path, typer.Argument(help="The calibration cache to rewrite (it is never overwritten).")],
     trt_version: Annotated[
-        str, typer.Option("--trt-version", help="TensorRT version for the header, e.g. 10.16 or 8.6.1.")
+        str, typer.Option("--trt-version", help="TensorRT release for the header, e.g. 10.16 or 8.6.1.")
     ],
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Output cache (default: overwrite CACHE, needs --force).")
-    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output cache (not CACHE itself).")],
     force: Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output.")] = False,
+    allow_unknown_trt: Annotated[bool, AllowUnknownTrtOpt] = False,
     verbose: int = VerboseOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Rewrite a cache's header for another TensorRT version (TensorRT only trusts its own).
+    """Write a copy of a cache with the header of another TensorRT version (TensorRT only trusts its own).
 
     Only safe for the identical ONNX graph and preprocessing: the scales are kept as they are.
+    The version must be a real TensorRT release (--allow-unknown-trt for one newer than trtdeploy).
 
     Examples:
       trtdeploy calib retarget cal.bin --trt-version 10.16 -o cal_trt10.bin
-      trtdeploy calib retarget model.cache --trt-version 10.3.0 --force
+      trtdeploy calib retarget model.cache --trt-version 10.3.0 -o model_trt103.cache --force
     """
     setup_logging(verbose, quiet)
-    with _errors():
-        from calibration import RETARGET_WARNING, read_cache, retarget_cache
+    with user_errors():
+        from calibration import RETARGET_WARNING, TrtVersion, read_cache, retarget_cache
         from trtdeploy.files import check_output
 
-        target = output or cache
+        version = TrtVersion.release(trt_version, allow_unknown_trt)
+        check_output(output, force, inputs=[cache])
         old = read_cache(cache)
-        new = retarget_cache(old, trt_version)  # a bad version is reported before a clash with --force
-        check_output(target, force)
-        new.save(target)
+        new = retarget_cache(old, version)
+        new.save(output)
         console.print(f"[yellow]warning:[/] {RETARGET_WARNING}", highlight=False)
-        typer.echo(f"{target}: {old.header} -> {new.header} ({len(new.bits)} tensors)")
+        typer.echo(f"{output}: {old.header} -> {new.header} ({len(new.bits)} tensors)")
 
 
 @calib_app.command("diff")
@@ -142,8 +147,10 @@ def diff_command(
       trtdeploy calib diff old.cache new.cache --top 30
     """
     setup_logging(verbose, quiet)
-    with _errors():
+    with user_errors():
         import math
+
+        check_range("--top", top, minimum=0)
 
         from calibration import diff_caches, read_cache
 
@@ -195,13 +202,17 @@ def tensorfile_command(
       trtdeploy calib tensorfile coco/instances_val2017.json --card model.deploy.json -o cal.h5 --calib-num 500
     """
     setup_logging(verbose, quiet)
-    with _errors():
+    with user_errors():
         from calibration import ImageBatcher, list_images, write_tensorfile
         from trtdeploy.files import check_output
 
-        check_output(output, force)
-        spec = _card_for(onnx, card)
+        check_range("--batch", batch, minimum=1)
+        check_range("--calib-num", num, minimum=1)
+        check_range("--seed", seed, minimum=0)
+        card_path = _card_path(onnx, card)
         paths = list_images(images, num=num, seed=seed, shuffle=shuffle, image_root=image_root)
+        check_output(output, force, inputs=[onnx, card_path, *_image_inputs(images, image_root, paths)])
+        spec = _spec_from_card(card_path)
         count = write_tensorfile(output, ImageBatcher(paths, spec, batch, drop_last=True))
         typer.echo(f"{output}: {count} batches of {list(spec.shape(batch))} from {len(paths)} images")
 
@@ -227,11 +238,12 @@ def calibrate_command(
     card: Annotated[Path | None, typer.Option("--card", help="Deploy card (default <model>.deploy.json).")] = None,
     method: Annotated[str, typer.Option("--calib-method", "-m", help="entropy | minmax | percentile.")] = "entropy",
     percentile: Annotated[
-        float, typer.Option("--percentile", help="Percentile for --calib-method percentile.")
-    ] = 99.99,
+        float | None, typer.Option("--percentile", help="Percentile for --calib-method percentile, in (0, 100] (default 99.99).")
+    ] = None,
     trt_version: Annotated[
-        str, typer.Option("--trt-version", help="TensorRT version the cache header is for.")
+        str, typer.Option("--trt-version", help="TensorRT release the cache header is for.")
     ] = "10.16",
+    allow_unknown_trt: Annotated[bool, AllowUnknownTrtOpt] = False,
     num: Annotated[int | None, typer.Option("--calib-num", help="Use this many images (random, --seed).")] = 500,
     seed: Annotated[int, typer.Option("--seed", help="Sampling seed.")] = 0,
     shuffle: Annotated[
@@ -258,22 +270,57 @@ def calibrate_command(
       trtdeploy calib calibrate model.onnx -i calib.tensorfile   (TAO's preprocessed batches)
     """
     setup_logging(verbose, quiet)
-    with _errors():
-        from calibration import calibrate_onnx, list_images, save_result, write_qdq_onnx
-        from trtdeploy.files import check_output
+    with user_errors():
+        from calibration import (
+            CalibrationMethod,
+            TrtVersion,
+            calibrate_onnx,
+            list_images,
+            save_result,
+            write_qdq_onnx,
+        )
+        from calibration.errors import CalibrationError
+        from calibration.sidecar import sidecar_path
+        from calibration.tensorfile import is_tensorfile
+        from trtdeploy.files import check_output, check_same_outputs
+
+        # every option first: nothing below may fail on a value we could have refused here
+        check_range("--batch", batch, minimum=1)
+        check_range("--calib-num", num, minimum=1)
+        check_range("--seed", seed, minimum=0)
+        try:
+            calib_method = CalibrationMethod.parse(method)
+        except CalibrationError as exc:
+            raise UsageError(f"--calib-method: {exc}") from None
+        if percentile is not None and calib_method is not CalibrationMethod.PERCENTILE:
+            raise UsageError(f"--percentile is only used with --calib-method percentile (not {calib_method.value})")
+        check_range("--percentile", percentile, above=0, maximum=100)
+        version = TrtVersion.release(trt_version, allow_unknown_trt)
 
         cache_path = output or onnx.with_suffix(".cache")
-        check_output(cache_path, force)
-        if qdq_onnx is not None:
-            check_output(qdq_onnx, force)
-        from calibration.tensorfile import is_tensorfile
-
-        spec = _card_for(onnx, card)
-        source = images if is_tensorfile(images) else list_images(images, num=num, seed=seed, shuffle=shuffle, image_root=image_root)
-        result = calibrate_onnx(
-            onnx, source, spec, method, batch_size=batch, percentile=percentile, fast_decode=fast_decode
+        outputs = [cache_path, sidecar_path(cache_path), qdq_onnx]
+        check_same_outputs(outputs)
+        card_path = _card_path(onnx, card)
+        source = (
+            images
+            if is_tensorfile(images)
+            else list_images(images, num=num, seed=seed, shuffle=shuffle, image_root=image_root)
         )
-        cache = save_result(result, onnx, spec, cache_path, trt_version)
+        inputs = [onnx, card_path, *_image_inputs(images, image_root, source)]
+        for path in outputs:
+            if path is not None:
+                check_output(path, force, inputs=inputs)
+        spec = _spec_from_card(card_path)
+        result = calibrate_onnx(
+            onnx,
+            source,
+            spec,
+            calib_method,
+            batch_size=batch,
+            percentile=99.99 if percentile is None else percentile,
+            fast_decode=fast_decode,
+        )
+        cache = save_result(result, onnx, spec, cache_path, version)
         typer.echo(
             f"{cache_path}: {cache.header}, {len(cache.bits)} tensors from {result.num_images} images "
             f"in {result.seconds:.1f} s"

@@ -13,7 +13,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from trtdeploy.errors import TrtDeployError
+from trtdeploy.errors import TrtDeployError, UsageError
 from trtdeploy.log import LOGGER_NAME
 
 console = Console(stderr=True)
@@ -54,6 +54,31 @@ def user_errors() -> Iterator[None]:
             soft_wrap=True,
         )
         raise typer.Exit(1) from None
+
+
+def check_range(
+    option: str,
+    value: float | None,
+    *,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    above: float | None = None,
+) -> None:
+    """Refuse an option value outside its range (UsageError, exit 2); None means "not given".
+    NaN is outside every range."""
+    if value is None:
+        return
+    ok = value == value  # NaN is never in range
+    if minimum is not None:
+        ok = ok and value >= minimum
+    if above is not None:
+        ok = ok and value > above
+    if maximum is not None:
+        ok = ok and value <= maximum
+    if not ok:
+        low = f">= {minimum:g}" if minimum is not None else (f"> {above:g}" if above is not None else "")
+        high = f"<= {maximum:g}" if maximum is not None else ""
+        raise UsageError(f"{option} {value:g} is out of range: it must be {' and '.join(x for x in (low, high) if x)}")
 
 
 def progress() -> Progress:
