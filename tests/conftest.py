@@ -1,17 +1,20 @@
-"""Shared test helpers: where the shared fixtures live, and skips for optional modules."""
+"""Shared test helpers: skips for optional modules, and a guard that every test which uses
+TensorFlow is marked ``tf`` (and ``slow``). Test data comes from ``tests/data.py`` only."""
 
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
+import sys
+from collections.abc import Iterator
+from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-FIXTURES = SHARED / "fixtures"
-REFERENCE = SHARED / "reference"
-DEMO_MODEL = REPO / "examples" / "models" / "ssd_mobilenet_v2_035_5class_300"
+from tests.data import BUNDLED_MODEL, REPO
+
+DEMO_MODEL = BUNDLED_MODEL  # the bundled 8 MB SSD (byte-identical to the shared fixture)
+
+__all__ = ["DEMO_MODEL", "REPO", "has_module"]
 
 
 def has_module(name: str) -> bool:
@@ -29,3 +32,46 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_tf)
         if "rtx" in item.keywords and not has_module("tensorrt_rtx"):
             item.add_marker(skip_rtx)
+
+
+# --- every test that uses TensorFlow is marked tf and slow -----------------------------------
+# A test that is not marked `tf` runs with `sys.modules["tensorflow"]` replaced by a guard module:
+# `import tensorflow` (ours are all inside functions, through trtdeploy.lazy.require) then gets
+# the guard, and the first attribute it reads fails the test naming the missing marks. A test
+# that imports TensorFlow for the first time in the session is caught the same way (the guard
+# blocks the import). A test marked `tf` but not `slow` fails too.
+
+UNMARKED = "uses TensorFlow but is not marked @pytest.mark.tf and @pytest.mark.slow"
+
+
+class TensorFlowGuard(ModuleType):
+    """Stands in for `tensorflow` during tests not marked tf; any real use fails the test."""
+
+    def __init__(self, test_id: str) -> None:
+        super().__init__("tensorflow")
+        self.__file__ = "<tensorflow blocked by tests/conftest.py>"
+        self._test_id = test_id
+
+    def __getattr__(self, name: str) -> object:
+        if name.startswith("__"):  # introspection (inspect, pickle, pytest) is not a use
+            raise AttributeError(name)
+        pytest.fail(f"{self._test_id} {UNMARKED} (it read tensorflow.{name})", pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    marked = "tf" in item.keywords
+    if marked and "slow" not in item.keywords:
+        pytest.fail(f"{item.nodeid} is marked tf but not slow", pytrace=False)
+    if marked:
+        yield
+        return
+    real = sys.modules.get("tensorflow")
+    sys.modules["tensorflow"] = TensorFlowGuard(item.nodeid)
+    try:
+        yield
+    finally:
+        if real is None:
+            sys.modules.pop("tensorflow", None)
+        else:
+            sys.modules["tensorflow"] = real

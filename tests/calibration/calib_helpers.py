@@ -6,7 +6,12 @@ from pathlib import Path
 
 import numpy as np
 
-REFERENCE_CACHES = Path(__file__).resolve().parents[2] / ".." / "shared" / "reference" / "calibration_caches"
+from tests.data import reference_path
+
+
+def reference_cache(name: str) -> Path:
+    """A cache file under reference/calibration_caches (skip or fail when absent)."""
+    return reference_path("calibration_caches", name)
 
 
 def conv_net(path: Path, *, size: int = 32, batch: int | str = "N", seed: int = 0, with_decode: bool = False) -> Path:

@@ -18,7 +18,7 @@ from calibration import (
     retarget_cache,
 )
 from calibration.cache import bits_to_scale, scale_to_bits
-from tests.calibration.calib_helpers import REFERENCE_CACHES
+from tests.calibration.calib_helpers import reference_cache
 
 # file -> (TensorRT version, tensor count, byte-identical round trip?)
 EXPECTED = {
@@ -31,17 +31,14 @@ EXPECTED = {
 
 
 def _reference(name: str) -> bytes:
-    path = REFERENCE_CACHES / name
-    if not path.is_file():
-        pytest.skip(f"reference caches not found at {REFERENCE_CACHES}")
-    return path.read_bytes()
+    return reference_cache(name).read_bytes()
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_reference_caches_parse_and_round_trip(name: str) -> None:
     raw = _reference(name)
     version, count, identical = EXPECTED[name]
-    cache = read_cache(REFERENCE_CACHES / name)
+    cache = read_cache(reference_cache(name))
     assert str(cache.trt_version) == version
     assert cache.algorithm == "EntropyCalibration2"
     assert len(cache.bits) == count

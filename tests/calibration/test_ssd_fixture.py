@@ -8,24 +8,24 @@ import onnx
 import pytest
 
 from calibration import ImageBatcher, PreprocessSpec, quantize_onnx, read_cache
-from tests.calibration.calib_helpers import REFERENCE_CACHES, detections, matched
+from tests.calibration.calib_helpers import detections, matched
+from tests.data import fixture_dir
 from trtdeploy.sample_images import write_photo_jpegs
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
-FIXTURE = REFERENCE_CACHES.parents[1] / "fixtures" / "ssd_mobilenet_v2_320x320_coco17_tpu-8"
+FIXTURE = "ssd_mobilenet_v2_320x320_coco17_tpu-8"
 CALIB_IMAGES = 64
 EVAL_IMAGES = 32
 
 
 @pytest.fixture(scope="module")
 def ssd(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    if not FIXTURE.is_dir():
-        pytest.skip(f"shared fixture {FIXTURE} not present")
+    fixture = fixture_dir(FIXTURE)
     from tfod_trt.create_onnx import CreateOnnxOptions, convert_core, prepare
 
     tmp = tmp_path_factory.mktemp("ssd")
-    prepared = prepare(CreateOnnxOptions(saved_model=FIXTURE / "saved_model", output=tmp / "unused.onnx"))
+    prepared = prepare(CreateOnnxOptions(saved_model=fixture / "saved_model", output=tmp / "unused.onnx"))
     core = convert_core(prepared)  # pre-NMS: decoded boxes [B,A,4] and scores [B,A,C]
     onnx_path = tmp / "ssd_core.onnx"
     onnx.save(core.model, str(onnx_path))

@@ -6,16 +6,17 @@ import re
 import struct
 from pathlib import Path
 
-import pytest
+from tests.data import reference_path, reference_root
 
-REFERENCE = Path(__file__).parents[2].parent / "shared" / "reference"
-SPECS = REFERENCE / "tao_specs"
-NVINFER = REFERENCE / "deepstream_tao_apps" / "release_tao5.3_ds7.0ga" / "configs" / "nvinfer"
+NVINFER_PARTS = ("deepstream_tao_apps", "release_tao5.3_ds7.0ga", "configs", "nvinfer")
+SPECS = reference_root() / "tao_specs"
+NVINFER = reference_root().joinpath(*NVINFER_PARTS)
 
 
 def need_reference() -> None:
-    if not NVINFER.is_dir() or not SPECS.is_dir():
-        pytest.skip(f"reference data not found at {REFERENCE}")
+    """Skip (or fail under TRTDEPLOY_REQUIRE_DATA=1) unless both reference folders are there."""
+    reference_path(*NVINFER_PARTS)
+    reference_path("tao_specs")
 
 
 def tiny_onnx(path: Path, input_name: str, shape: list[int], outputs: list[str]) -> Path:

@@ -8,17 +8,15 @@ import pytest
 from typer.testing import CliRunner
 
 from tao_trt import facts_from_spec, load_spec, parse_proto_text, read_etlt_header
+from tests.data import reference_path
 from trtdeploy.errors import InputError
-
-SPECS = Path(__file__).parents[2].parent / "shared" / "reference" / "tao_specs"
 
 
 def test_every_reference_spec_parses() -> None:
-    if not SPECS.is_dir():
-        pytest.skip(f"reference specs not found at {SPECS}")
+    specs = reference_path("tao_specs")
     files = [
         p
-        for p in sorted(SPECS.rglob("*"))
+        for p in sorted(specs.rglob("*"))
         if p.suffix in (".txt", ".cfg", ".yaml") and "labels" not in p.name
     ]
     assert len(files) >= 60

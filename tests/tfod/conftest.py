@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import FIXTURES
+from tests.data import BUNDLED_MODEL, fixture_dir
 
 FIXTURE_NAMES = (
     "ssd_mobilenet_v2_035_5class_300",
@@ -19,11 +19,10 @@ FIXTURE_NAMES = (
 NUM_IMAGES = 8
 
 
-def fixture_dir(name: str) -> Path:
-    path = FIXTURES / name
-    if not path.is_dir():
-        pytest.skip(f"shared fixture {path} not present")
-    return path
+def model_dir(name: str) -> Path:
+    """A TFOD fixture folder; the bundled copy for the model bundled with the project (so the
+    tests of that model run without the shared data)."""
+    return BUNDLED_MODEL if name == BUNDLED_MODEL.name else fixture_dir(name)
 
 
 class Cache:
@@ -37,7 +36,7 @@ class Cache:
 
         key = (name, dynamic)
         if key not in self.cores:
-            base = fixture_dir(name)
+            base = model_dir(name)
             label_map = base / "label_map.pbtxt"
             options = CreateOnnxOptions(
                 saved_model=base / "saved_model",
@@ -63,7 +62,7 @@ class Cache:
         from tfod_trt.runner import TfodRunner
 
         if name not in self.reference:
-            runner = TfodRunner(fixture_dir(name) / "saved_model")
+            runner = TfodRunner(model_dir(name) / "saved_model")
             self.reference[name] = [runner.detections(image[None])[0] for image in pixels]
         return self.reference[name]
 

@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import DEMO_MODEL
+from tests.data import fixtures_root
 from trtdeploy.cli.main import app
 
 runner = CliRunner()
@@ -91,8 +92,7 @@ def test_conflicting_batch_options(tmp_path):
     assert result.exit_code == 2 and "exclude each other" in result.output
 
 
-@pytest.mark.tf
-@pytest.mark.parametrize("opset", ["9", "19"])
+@pytest.mark.parametrize("opset", ["9", "19"])  # refused before TensorFlow loads
 def test_unsupported_opset(tmp_path, opset):
     out = tmp_path / "m.onnx"
     result = run("create-onnx", "--saved-model", str(SAVED_MODEL), "-o", str(out), "--opset", opset)
@@ -102,7 +102,7 @@ def test_unsupported_opset(tmp_path, opset):
 
 def test_pipeline_config_that_does_not_match_the_saved_model(tmp_path):
     # The 5-class saved model with a 90-class model's pipeline.config.
-    other = DEMO_MODEL.parent.parent.parent.parent / "shared" / "fixtures" / "ssd_mobilenet_v2_320x320_coco17_tpu-8"
+    other = fixtures_root() / "ssd_mobilenet_v2_320x320_coco17_tpu-8"  # optional: a fallback follows
     config = tmp_path / "pipeline.config"
     if (other / "pipeline.config").is_file():
         shutil.copy(other / "pipeline.config", config)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DEMO_MODEL, FIXTURES
+from tests.conftest import DEMO_MODEL
+from tests.data import fixture_dir
 from tfod_trt.pipeline_config import read_label_map, read_pipeline_config
 from trtdeploy.errors import InputError, UnsupportedModelError
 
@@ -22,9 +23,7 @@ def test_demo_model_config():
 
 
 def test_efficientdet_config_letterbox_no_background():
-    path = FIXTURES / "ssd_efficientdet_d0_512x512_coco17_tpu-8" / "pipeline.config"
-    if not path.is_file():
-        pytest.skip("shared fixtures not present")
+    path = fixture_dir("ssd_efficientdet_d0_512x512_coco17_tpu-8") / "pipeline.config"
     config = read_pipeline_config(path)
     assert config.resizer == "keep_aspect_ratio_resizer"
     assert (config.height, config.width, config.num_classes) == (512, 512, 90)
