@@ -53,7 +53,8 @@ class TensorFlowGuard(ModuleType):
         self._test_id = test_id
 
     def __getattr__(self, name: str) -> object:
-        if name.startswith("__"):  # introspection (inspect, pickle, pytest) is not a use
+        # Introspection (inspect, pytest) is not a use; __path__ is read to import a submodule.
+        if name.startswith("__") and name != "__path__":
             raise AttributeError(name)
         pytest.fail(f"{self._test_id} {UNMARKED} (it read tensorflow.{name})", pytrace=False)
 

@@ -28,6 +28,9 @@ def test_unmarked_uses_tensorflow():
     import tensorflow as tf
     tf.constant(1.0)
 
+def test_unmarked_imports_a_submodule():
+    from tensorflow.core.protobuf import config_pb2  # noqa: F401
+
 @pytest.mark.tf
 def test_marked_tf_only():
     pass
@@ -88,7 +91,8 @@ def test_tensorflow_use_without_the_marks_fails(tmp_path):
     assert result.returncode == 1, out
     assert re.search(r"test_unmarked_uses_tensorflow uses TensorFlow but is not marked .*tensorflow\.constant", out), out
     assert "test_marked_tf_only is marked tf but not slow" in out, out
-    assert "2 failed, 1 passed" in out, out
+    assert re.search(r"test_unmarked_imports_a_submodule uses TensorFlow .*tensorflow\.__path__", out), out
+    assert "3 failed, 1 passed" in out, out
 
 
 def test_no_test_builds_its_own_data_path():

@@ -100,6 +100,8 @@ def test_unsupported_opset(tmp_path, opset):
     assert result.exit_code == 2
 
 
+@pytest.mark.slow
+@pytest.mark.tf  # the class-count mismatch shows once TensorFlow has converted the network
 def test_pipeline_config_that_does_not_match_the_saved_model(tmp_path):
     # The 5-class saved model with a 90-class model's pipeline.config.
     other = fixtures_root() / "ssd_mobilenet_v2_320x320_coco17_tpu-8"  # optional: a fallback follows
