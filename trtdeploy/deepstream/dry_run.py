@@ -59,32 +59,44 @@ log = get_logger("deepstream.dry_run")
 
 DETECTOR, INSTANCE_SEGMENTATION = 0, 3
 
-# parse-bbox-func-name -> parser-variant key of trtdeploy.deepstream.parser_emulation. The same
-# function name means different code in DeepStream's own library and in deepstream_tao_apps'
-# libnvds_infercustomparser_tao.so (DOMAIN.md §5): the library file name decides.
-_SDK_VARIANTS = {
-    "NvDsInferParseCustomTfSSD": "sdk-tfssd",
-    "NvDsInferParseCustomEfficientDetTAO": "sdk-efficientdet",
-    "NvDsInferParseCustomBatchedNMSTLT": "batchednms",
-    "NvDsInferParseCustomNMSTLT": "nmstlt",
-    "NvDsInferParseCustomMrcnnTLTV2": "mrcnn",
-}
-_TAO_VARIANTS = {**_SDK_VARIANTS, "NvDsInferParseCustomEfficientDetTAO": "tao-efficientdet"}
 BUILTIN_VARIANT = "detectnet-builtin"
 
 
-def parser_variant(parse_func: str | None, custom_lib: str | None) -> str:
-    """The parser-emulation key for a config's parse-bbox-func-name + custom-lib-path."""
+def parser_candidates(parse_func: str | None, custom_lib: str | None) -> list[str]:
+    """Parser-variant keys (trtdeploy.deepstream.parsers.VARIANTS) a config's
+    parse-bbox-func-name + custom-lib-path can mean, newest first.
+
+    The same function name is different code in DeepStream's own library and in
+    deepstream_tao_apps' libnvds_infercustomparser_tao.so (DOMAIN.md §5), so the library's file
+    name decides; a library of another name (a user's build) may be any of them.
+    """
+    from trtdeploy.deepstream.parsers import VARIANTS, variants_for_func
+
     if not parse_func:
-        return BUILTIN_VARIANT  # no custom function: nvinfer's own DetectNet_v2 decoding (output_parsing.cpp l.33-149)
-    tao_lib = bool(custom_lib) and "_tao" in Path(str(custom_lib)).name
-    table = _TAO_VARIANTS if tao_lib else _SDK_VARIANTS
-    if parse_func not in table:
+        return [BUILTIN_VARIANT]  # nvinfer's own DetectNet_v2 decoding (output_parsing.cpp l.33-149)
+    same_func = variants_for_func(parse_func)
+    if not same_func:
+        known = sorted({v.func for v in VARIANTS.values() if v.custom_lib_path})
         raise UnsupportedModelError(
-            f"parse-bbox-func-name={parse_func} is not a parser the dry run emulates "
-            f"({', '.join(sorted(set(_SDK_VARIANTS)))}); pass --ds-parser VARIANT if it reads like one of them"
+            f"parse-bbox-func-name={parse_func} is not a parser the dry run emulates ({', '.join(known)}); "
+            "pass --ds-parser VARIANT if it reads its outputs like one of them"
         )
-    return table[parse_func]
+    lib_name = Path(str(custom_lib or "")).name
+    same_lib = [v for v in same_func if v.custom_lib_path and Path(v.custom_lib_path).name == lib_name]
+    return [v.key for v in (same_lib or same_func)]
+
+
+def choose_variant(candidates: list[str], recorded: str | None) -> str:
+    """The variant to emulate: the one the model was made for (its deploy card) when the
+    config's function + library allow it, else the newest candidate."""
+    if recorded in candidates:
+        return str(recorded)
+    if len(candidates) > 1:
+        log.warning(
+            "the config's parser can be any of %s (same function and library in different releases); "
+            "emulating %s, pass --ds-parser to choose", ", ".join(candidates), candidates[0],
+        )
+    return candidates[0]
 
 
 # --- reading values as GKeyFile does -----------------------------------------------------------
@@ -239,7 +251,14 @@ class NvInferSetup:
         custom_lib = props.get("custom-lib-path") or None
         if parse_func and not custom_lib:
             raise InputError(f"{where}: parse-bbox-func-name={parse_func} without custom-lib-path")
-        chosen = variant or parser_variant(parse_func, custom_lib)
+        if variant is None:
+            onnx_card = _card_for(onnx_path)
+            recorded = getattr(onnx_card.output, "ds_parser", None) if onnx_card is not None else None
+            chosen = choose_variant(parser_candidates(parse_func, custom_lib), recorded)
+        else:
+            from trtdeploy.deepstream.parsers import variant as check_variant
+
+            chosen = check_variant(variant).key
         cluster_mode = _int(props, "cluster-mode", 0, where)
         if "cluster-mode" not in props and _bool(props, "enable-dbscan", where):
             cluster_mode = 1
@@ -370,17 +389,13 @@ class DryRun:
 
     def raw_outputs(self, surface: np.ndarray) -> list[Any]:
         """The engine's output buffers for one frame, as parser_emulation.RawOutput (binding order)."""
-        from trtdeploy.deepstream.parser_emulation import RawOutput
+        from trtdeploy.deepstream.parser_emulation import raw_outputs_from_arrays
 
         x = self._input_tensor(surface)[None]
         if self.batch > 1:
             x = np.repeat(x, self.batch, axis=0)
         outputs = self.session.run(None, {self.input_name: x})
-        raws = []
-        for name, value in zip(self.output_names, outputs, strict=True):
-            arr = np.ascontiguousarray(np.asarray(value)[0])
-            raws.append(RawOutput(name, str(arr.dtype), tuple(int(d) for d in arr.shape), arr.tobytes()))
-        return raws
+        return raw_outputs_from_arrays(list(zip(self.output_names, outputs, strict=True)))
 
     def parse(self, surface: np.ndarray) -> list[NvObject]:
         """The parser's objects for one frame, in network pixels (before clustering)."""
@@ -570,9 +585,15 @@ def compare_with_saved_model(saved_model: Path, results: Sequence[FrameResult], 
     return comparisons
 
 
-def class_id_base_for(onnx_path: Path) -> int:
-    """Where the model's class ids start in the labels (its deploy card), 0 without a card."""
+def _card_for(onnx_path: Path) -> Any:
+    """The deploy card next to the ONNX, or None."""
     from trtdeploy.deploy_card import DeployCard, card_path_for
 
-    card = card_path_for(onnx_path)
-    return DeployCard.load(card).output.class_id_base if card.is_file() else 0
+    path = card_path_for(onnx_path)
+    return DeployCard.load(path) if path.is_file() else None
+
+
+def class_id_base_for(onnx_path: Path) -> int:
+    """Where the model's class ids start in the labels (its deploy card), 0 without a card."""
+    card = _card_for(onnx_path)
+    return card.output.class_id_base if card is not None else 0
