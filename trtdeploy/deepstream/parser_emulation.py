@@ -202,10 +202,16 @@ def _tfssd(key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr
     if score_layer is None or class_layer is None or box_layer is None:  # L232-L236
         missing = [
             n
-            for n, lay in (("detection_scores", score_layer), ("detection_classes", class_layer), ("detection_boxes", box_layer))
+            for n, lay in (
+                ("detection_scores", score_layer),
+                ("detection_classes", class_layer),
+                ("detection_boxes", box_layer),
+            )
             if lay is None
         ]
-        raise _fail(key, f"no float32 output named {', '.join(missing)}: 'some layers missing or unsupported data types'")
+        raise _fail(
+            key, f"no float32 output named {', '.join(missing)}: 'some layers missing or unsupported data types'"
+        )
     k = class_layer.dims[0] if class_layer.dims else 0  # L238: inferDims.d[0]
     n = k
     if num_layer is not None:  # L239-L241: (int) of the float count, stored unsigned
@@ -248,8 +254,12 @@ def _efficientdet(
     # tao4.0_ds6.3ga ... master (master L469-L531).
     if len(outs) != 4:
         raise _fail(key, f"'Expected 4 output buffers, detected in the network :{len(outs)}'")
-    types = {"num_detections": "int32", "detection_boxes": "float32", "detection_scores": "float32",
-             "detection_classes": class_type}
+    types = {
+        "num_detections": "int32",
+        "detection_boxes": "float32",
+        "detection_scores": "float32",
+        "detection_classes": class_type,
+    }
     if by_name:  # master L481-L497: strcmp over the four layers, a later duplicate wins
         found: dict[str, Any] = {n: _NullBuf(key, n) for n in types}
         for out in outs:
@@ -296,7 +306,9 @@ def _efficientdet(
     return objects
 
 
-def _batchednms(key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr: list[float]) -> list[ParsedObject]:
+def _batchednms(
+    key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr: list[float]
+) -> list[ParsedObject]:
     # hiennguyen9874/deepstream-sources@6.3:...nvdsinfer_custombboxparser.cpp#L467-L530
     if len(outs) != 4:  # L473-L478
         raise _fail(key, f"'Expected 4 output buffers, detected in the network :{len(outs)}'")
@@ -346,7 +358,11 @@ def _nmstlt(
             label = _to_uint(key, det[1], f"row {i} label")
             _assert(key, label < num_classes, f"(unsigned) label={float(det[1])} < {num_classes}")
         else:
-            _assert(key, _to_int(key, det[1], f"row {i} label") < num_classes, f"(int) label={float(det[1])} < {num_classes}")
+            _assert(
+                key,
+                _to_int(key, det[1], f"row {i} label") < num_classes,
+                f"(int) label={float(det[1])} < {num_classes}",
+            )
         cls = _to_int(key, det[1], f"row {i} label")
         x1, y1, x2, y2 = (rows[i * 7 + j] for j in range(3, 7))
         left = _clip(x1 * net.w, _F32(0), net.w1)
@@ -387,7 +403,9 @@ def _mrcnn(key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr
     return objects
 
 
-def _detectnet(key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr: list[float]) -> list[ParsedObject]:
+def _detectnet(
+    key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr: list[float]
+) -> list[ParsedObject]:
     # hiennguyen9874/deepstream-sources@6.3:sources/libs/nvdsinfer/
     # nvdsinfer_context_impl_output_parsing.cpp#L33-L149 (DetectPostprocessor::parseBoundingBox)
     cov_out = bbox_out = None
@@ -445,10 +463,16 @@ def _effdet(**kw: Any) -> _Impl:
 
 _IMPLS: dict[str, _Impl] = {
     "sdk-tfssd": _tfssd,
-    "sdk-efficientdet": _effdet(by_name=False, class_type="float32", normalised_assert=True, class_rule="assert_unsigned"),
+    "sdk-efficientdet": _effdet(
+        by_name=False, class_type="float32", normalised_assert=True, class_rule="assert_unsigned"
+    ),
     "tao-efficientdet": _effdet(by_name=True, class_type="int32", normalised_assert=False, class_rule="break"),
-    "tao-efficientdet-6.2": _effdet(by_name=False, class_type="float32", normalised_assert=True, class_rule="assert_int"),
-    "tao-efficientdet-6.2-tao4": _effdet(by_name=False, class_type="int32", normalised_assert=False, class_rule="assert_int"),
+    "tao-efficientdet-6.2": _effdet(
+        by_name=False, class_type="float32", normalised_assert=True, class_rule="assert_int"
+    ),
+    "tao-efficientdet-6.2-tao4": _effdet(
+        by_name=False, class_type="int32", normalised_assert=False, class_rule="assert_int"
+    ),
     "batchednms": _batchednms,
     "nmstlt": lambda key, outs, net, n, thr: _nmstlt(key, outs, net, n, thr, unsigned_assert=True),
     "tao-nmstlt": lambda key, outs, net, n, thr: _nmstlt(key, outs, net, n, thr, unsigned_assert=False),
@@ -482,7 +506,9 @@ def parse(
             f"for num-detected-classes={num_classes}"
         )
     if num_classes <= 0 and v.threshold.endswith("[0] for every class"):
-        raise ParserFailure(variant_key, "out_of_bounds", "reads perClassThreshold[0] of an empty vector (num-detected-classes=0)")
+        raise ParserFailure(
+            variant_key, "out_of_bounds", "reads perClassThreshold[0] of an empty vector (num-detected-classes=0)"
+        )
     net = _Net(_F32(network_width), _F32(network_height), _F32(network_width - 1), _F32(network_height - 1))
     thresholds = [_F32(t) for t in pre_cluster_thresholds]
     with np.errstate(all="ignore"):

@@ -136,15 +136,29 @@ class ParserVariant:
 _TFSSD = "6.3"
 _TFSSD_FACTS = (
     Fact("looks layers up by name and only among layers whose dataType is FLOAT", _sdk(_TFSSD, 219, 226)),
-    Fact("names: num_detections (optional), detection_scores, detection_classes, detection_boxes", _sdk(_TFSSD, 228, 231)),
-    Fact("scores, classes or boxes not found (or not FLOAT): prints an error and returns false", _sdk(_TFSSD, 232, 236)),
-    Fact("row count = detection_classes inferDims.d[0]; a FLOAT num_detections overrides it with (int)buf[0], capped at d[0]", _sdk(_TFSSD, 238, 245)),
+    Fact(
+        "names: num_detections (optional), detection_scores, detection_classes, detection_boxes", _sdk(_TFSSD, 228, 231)
+    ),
+    Fact(
+        "scores, classes or boxes not found (or not FLOAT): prints an error and returns false", _sdk(_TFSSD, 232, 236)
+    ),
+    Fact(
+        "row count = detection_classes inferDims.d[0]; a FLOAT num_detections overrides it with (int)buf[0], capped at d[0]",
+        _sdk(_TFSSD, 238, 245),
+    ),
     Fact("classId = (unsigned) detection_classes[i] (float); score = detection_scores[i]", _sdk(_TFSSD, 248, 249)),
-    Fact("continue when classId >= number of thresholds (num-detected-classes) or score < perClassPreclusterThreshold[classId]", _sdk(_TFSSD, 250, 253)),
+    Fact(
+        "continue when classId >= number of thresholds (num-detected-classes) or score < perClassPreclusterThreshold[classId]",
+        _sdk(_TFSSD, 250, 253),
+    ),
     Fact("boxes [y1,x1,y2,x2] normalised, multiplied by network width/height", _sdk(_TFSSD, 254, 260)),
     Fact("each corner clipped to [0, width-1] / [0, height-1]", _sdk(_TFSSD, 261, 264)),
-    Fact("continue when x2 <= x1 or y2 <= y1 after clipping (zero padding rows are dropped here)", _sdk(_TFSSD, 265, 267)),
-    Fact("left=x1, top=y1, width=x2-x1, height=y2-y1; pushed when width and height are non-zero", _sdk(_TFSSD, 268, 274)),
+    Fact(
+        "continue when x2 <= x1 or y2 <= y1 after clipping (zero padding rows are dropped here)", _sdk(_TFSSD, 265, 267)
+    ),
+    Fact(
+        "left=x1, top=y1, width=x2-x1, height=y2-y1; pushed when width and height are non-zero", _sdk(_TFSSD, 268, 274)
+    ),
 )
 
 # NvDsInferParseCustomEfficientDetTAO, SDK library: identical on SDK 6.1, 6.1.1, 6.2, 6.3
@@ -159,8 +173,14 @@ _SDK_EFFDET_FACTS = (
     Fact("loop i < count[0]; continue when score < threshold", _sdk(_EDS, 641, 643)),
     Fact("assert((unsigned) classes[i] < num-detected-classes)", _sdk(_EDS, 644, 644)),
     Fact("continue when box[2] < box[0] or box[3] < box[1]", _sdk(_EDS, 651, 652)),
-    Fact("classId = (int) classes[i]; left=box[1], top=box[0], width=box[3]-left, height=box[2]-top (pixels y1,x1,y2,x2)", _sdk(_EDS, 654, 661)),
-    Fact("left/width clipped to [0, width-1], top/height to [0, height-1] (width from the unclipped left)", _sdk(_EDS, 663, 666)),
+    Fact(
+        "classId = (int) classes[i]; left=box[1], top=box[0], width=box[3]-left, height=box[2]-top (pixels y1,x1,y2,x2)",
+        _sdk(_EDS, 654, 661),
+    ),
+    Fact(
+        "left/width clipped to [0, width-1], top/height to [0, height-1] (width from the unclipped left)",
+        _sdk(_EDS, 663, 666),
+    ),
 )
 
 # deepstream_tao_apps NvDsInferParseCustomEfficientDetTAO, release/tao4.0_ds6.3ga and later:
@@ -169,14 +189,20 @@ _SDK_EFFDET_FACTS = (
 _TM = "master"
 _TAO_EFFDET_FACTS = (
     Fact("returns false unless exactly 4 output layers", _tao(_TM, 473, 479)),
-    Fact("by name (strcmp over the 4 layers, a later duplicate wins): num_detections int*, detection_boxes float*, detection_scores float*, detection_classes int*", _tao(_TM, 481, 497)),
+    Fact(
+        "by name (strcmp over the 4 layers, a later duplicate wins): num_detections int*, detection_boxes float*, detection_scores float*, detection_classes int*",
+        _tao(_TM, 481, 497),
+    ),
     Fact("a name not found leaves a null pointer that is dereferenced when first read (crash)", _tao(_TM, 481, 497)),
     Fact("threshold = perClassThreshold[0] (class 0's pre-cluster threshold) for every class", _tao(_TM, 499, 500)),
     Fact("when count > 0, loop i < count[0]; continue when score < threshold", _tao(_TM, 502, 505)),
     Fact("break (stop reading all further rows) at the first classes[i] >= num-detected-classes", _tao(_TM, 506, 508)),
     Fact("continue when box[2] < box[0] or box[3] < box[1]", _tao(_TM, 510, 511)),
     Fact("left=box[1], top=box[0], width=box[3]-left, height=box[2]-top (pixels y1,x1,y2,x2)", _tao(_TM, 513, 520)),
-    Fact("left/width clipped to [0, width-1], top/height to [0, height-1] (width from the unclipped left)", _tao(_TM, 522, 525)),
+    Fact(
+        "left/width clipped to [0, width-1], top/height to [0, height-1] (width from the unclipped left)",
+        _tao(_TM, 522, 525),
+    ),
 )
 
 # deepstream_tao_apps release/tao3.0_ds6.2ga (and tao3.0_ds6.1.1ga, same body): lines 325-396.
@@ -210,9 +236,15 @@ _TAO40_EFFDET_FACTS = (
 # in a debug print's text).
 _BATCHED_FACTS = (
     Fact("returns false unless exactly 4 output layers", _sdk("6.3", 473, 478)),
-    Fact("by position: [0] keep count int*, [1] boxes float*, [2] scores float*, [3] classes float*", _sdk("6.3", 484, 487)),
+    Fact(
+        "by position: [0] keep count int*, [1] boxes float*, [2] scores float*, [3] classes float*",
+        _sdk("6.3", 484, 487),
+    ),
     Fact("threshold = perClassThreshold[0] for every class", _sdk("6.3", 489, 489)),
-    Fact("loop while i < count[0] and fewer than 202 objects were pushed (objectList.size() <= 200)", _sdk("6.3", 491, 498)),
+    Fact(
+        "loop while i < count[0] and fewer than 202 objects were pushed (objectList.size() <= 200)",
+        _sdk("6.3", 491, 498),
+    ),
     Fact("continue when score < threshold", _sdk("6.3", 499, 500)),
     Fact("continue when (unsigned) classes[i] >= num-detected-classes", _sdk("6.3", 508, 509)),
     Fact("continue when box[2] < box[0] or box[3] < box[1] (boxes x1,y1,x2,y2)", _sdk("6.3", 510, 511)),
@@ -227,40 +259,72 @@ _NMSTLT_FACTS = (
     Fact("returns false unless exactly 2 output layers", _sdk("6.3", 360, 365)),
     Fact("by position: [0] rows of 7 floats, [1] keep count int*", _sdk("6.3", 369, 370)),
     Fact("threshold = perClassThreshold[0] for every class", _sdk("6.3", 371, 371)),
-    Fact("row [image_id, label, confidence, xmin, ymin, xmax, ymax]; continue when confidence < threshold", _sdk("6.3", 375, 381)),
+    Fact(
+        "row [image_id, label, confidence, xmin, ymin, xmax, ymax]; continue when confidence < threshold",
+        _sdk("6.3", 375, 381),
+    ),
     Fact("SDK: assert((unsigned) label < num-detected-classes)", _sdk("6.3", 382, 382)),
-    Fact("left = clip(xmin*width), top = clip(ymin*height), width = clip((xmax-xmin)*width), height likewise; no degenerate-box check", _sdk("6.3", 389, 397)),
+    Fact(
+        "left = clip(xmin*width), top = clip(ymin*height), width = clip((xmax-xmin)*width), height likewise; no degenerate-box check",
+        _sdk("6.3", 389, 397),
+    ),
     Fact("TAO: assert((int) label < num-detected-classes) (signed: a negative label passes)", _tao(_TM, 143, 154)),
 )
 
 # NvDsInferParseCustomMrcnnTLTV2: SDK 6.0-6.3 (6.3: lines 532-605); TAO tao3.0_ds6.1.1ga ...
 # master (master: 305-379); same reads and rules.
 _MRCNN_FACTS = (
-    Fact("looks layers up by name among FLOAT layers: generate_detections, mask_fcn_logits/BiasAdd", _sdk("6.3", 538, 548)),
+    Fact(
+        "looks layers up by name among FLOAT layers: generate_detections, mask_fcn_logits/BiasAdd",
+        _sdk("6.3", 538, 548),
+    ),
     Fact("either missing (or not FLOAT): returns false", _sdk("6.3", 550, 554)),
     Fact("returns false unless the mask layer has 4 dims [N, C, h, w]", _sdk("6.3", 556, 560)),
     Fact("rows = mask d[0]; a class count != mask d[1] only warns", _sdk("6.3", 562, 570)),
     Fact("detection rows of 6 floats: y1, x1, y2, x2 (pixels), class_id, score", _sdk("6.3", 38, 40)),
     Fact("continue when score < perClassPreclusterThreshold[0]", _sdk("6.3", 576, 580)),
-    Fact("left/top clipped; width = clip(x2) - x1 (unclipped x1); continue when width or height <= 0", _sdk("6.3", 582, 588)),
-    Fact("classId = (int) class_id; mask = mask buffer at row i*num-detected-classes + classId (not mask d[1])", _sdk("6.3", 589, 599)),
+    Fact(
+        "left/top clipped; width = clip(x2) - x1 (unclipped x1); continue when width or height <= 0",
+        _sdk("6.3", 582, 588),
+    ),
+    Fact(
+        "classId = (int) class_id; mask = mask buffer at row i*num-detected-classes + classId (not mask d[1])",
+        _sdk("6.3", 589, 599),
+    ),
 )
 
 # nvinfer's own DetectNet_v2 decoding (no parse-bbox-func-name): DetectPostprocessor::
 # parseBoundingBox, identical on SDK 6.0-6.3 (6.3: lines 33-149).
 _DN = "6.3"
 _DETECTNET_FACTS = (
-    Fact("bbox layer = the last output whose name contains 'bbox', coverage = the last containing 'cov'", _sdk(_DN, 41, 48, SDK_NVINFER_FILE)),
+    Fact(
+        "bbox layer = the last output whose name contains 'bbox', coverage = the last containing 'cov'",
+        _sdk(_DN, 41, 48, SDK_NVINFER_FILE),
+    ),
     Fact("either missing: error and return false", _sdk(_DN, 50, 57, SDK_NVINFER_FILE)),
     Fact("both read as float* without a dtype check; dims read as C,H,W", _sdk(_DN, 59, 66, SDK_NVINFER_FILE)),
-    Fact("grid centres (i*stride + 0.5)/35 with stride = ceil(network size / bbox grid size)", _sdk(_DN, 68, 83, SDK_NVINFER_FILE)),
-    Fact("classes parsed = min(coverage C, num-detected-classes); class c's 4 planes start at c*4*H*W", _sdk(_DN, 85, 94, SDK_NVINFER_FILE)),
+    Fact(
+        "grid centres (i*stride + 0.5)/35 with stride = ceil(network size / bbox grid size)",
+        _sdk(_DN, 68, 83, SDK_NVINFER_FILE),
+    ),
+    Fact(
+        "classes parsed = min(coverage C, num-detected-classes); class c's 4 planes start at c*4*H*W",
+        _sdk(_DN, 85, 94, SDK_NVINFER_FILE),
+    ),
     Fact("continue when coverage < perClassPreclusterThreshold[c]", _sdk(_DN, 101, 104, SDK_NVINFER_FILE)),
-    Fact("x1 = (centre - o0)*35, y1 = (centre - o1)*35, x2 = (o2 + centre)*35, y2 = (o3 + centre)*35", _sdk(_DN, 109, 117, SDK_NVINFER_FILE)),
-    Fact("values >= size become size-1, values < 0 become 0; continue when x2-x1 or y2-y1 < 0", _sdk(_DN, 119, 140, SDK_NVINFER_FILE)),
+    Fact(
+        "x1 = (centre - o0)*35, y1 = (centre - o1)*35, x2 = (o2 + centre)*35, y2 = (o3 + centre)*35",
+        _sdk(_DN, 109, 117, SDK_NVINFER_FILE),
+    ),
+    Fact(
+        "values >= size become size-1, values < 0 become 0; continue when x2-x1 or y2-y1 < 0",
+        _sdk(_DN, 119, 140, SDK_NVINFER_FILE),
+    ),
 )
 
-_CLIP_WH = "each value clipped to [0, network width-1] / [0, network height-1] (CLIP macro: NaN becomes the upper bound)"
+_CLIP_WH = (
+    "each value clipped to [0, network width-1] / [0, network height-1] (CLIP macro: NaN becomes the upper bound)"
+)
 
 VARIANTS: dict[str, ParserVariant] = {
     "sdk-tfssd": ParserVariant(
@@ -273,14 +337,43 @@ VARIANTS: dict[str, ParserVariant] = {
         lookup="name",
         num_outputs=None,
         tensors=(
-            TensorRead("count", "float32", "buf[0]", "ignored: all d[0] rows are read", _sdk(_TFSSD, 228, 241),
-                       name="num_detections", requires_float_layer=True, optional=True),
-            TensorRead("scores", "float32", "[K]", "return false", _sdk(_TFSSD, 229, 236),
-                       name="detection_scores", requires_float_layer=True),
-            TensorRead("classes", "float32", "d[0] = K rows", "return false", _sdk(_TFSSD, 230, 238),
-                       name="detection_classes", requires_float_layer=True),
-            TensorRead("boxes", "float32", "[K,4]", "return false", _sdk(_TFSSD, 231, 236),
-                       name="detection_boxes", requires_float_layer=True),
+            TensorRead(
+                "count",
+                "float32",
+                "buf[0]",
+                "ignored: all d[0] rows are read",
+                _sdk(_TFSSD, 228, 241),
+                name="num_detections",
+                requires_float_layer=True,
+                optional=True,
+            ),
+            TensorRead(
+                "scores",
+                "float32",
+                "[K]",
+                "return false",
+                _sdk(_TFSSD, 229, 236),
+                name="detection_scores",
+                requires_float_layer=True,
+            ),
+            TensorRead(
+                "classes",
+                "float32",
+                "d[0] = K rows",
+                "return false",
+                _sdk(_TFSSD, 230, 238),
+                name="detection_classes",
+                requires_float_layer=True,
+            ),
+            TensorRead(
+                "boxes",
+                "float32",
+                "[K,4]",
+                "return false",
+                _sdk(_TFSSD, 231, 236),
+                name="detection_boxes",
+                requires_float_layer=True,
+            ),
         ),
         box_order="y1x1y2x2",
         box_units="normalized",
@@ -307,7 +400,9 @@ VARIANTS: dict[str, ParserVariant] = {
         num_outputs=4,
         tensors=(
             TensorRead("count", "int32", "[0]", "return false (needs 4 outputs)", _sdk(_EDS, 620, 620), position=0),
-            TensorRead("boxes", "float32", "[K,4], all numElements scanned", "return false", _sdk(_EDS, 622, 624), position=1),
+            TensorRead(
+                "boxes", "float32", "[K,4], all numElements scanned", "return false", _sdk(_EDS, 622, 624), position=1
+            ),
             TensorRead("scores", "float32", "[K]", "return false", _sdk(_EDS, 626, 626), position=2),
             TensorRead("classes", "float32", "[K]", "return false", _sdk(_EDS, 627, 627), position=3),
         ),
@@ -330,16 +425,30 @@ VARIANTS: dict[str, ParserVariant] = {
         func="NvDsInferParseCustomEfficientDetTAO",
         ships_in=("tao_apps",),
         releases="deepstream_tao_apps >= tao4.0_ds6.3ga",
-        branches=("tao:release/tao4.0_ds6.3ga", "tao:release/tao5.1_ds6.4ga", "tao:release/tao5.3_ds7.0ga",
-                  "tao:release/tao_ds7.1ga", "tao:release/tao_ds8.0ga", "tao:master"),
+        branches=(
+            "tao:release/tao4.0_ds6.3ga",
+            "tao:release/tao5.1_ds6.4ga",
+            "tao:release/tao5.3_ds7.0ga",
+            "tao:release/tao_ds7.1ga",
+            "tao:release/tao_ds8.0ga",
+            "tao:master",
+        ),
         custom_lib_path=TAO_CUSTOM_LIB,
         lookup="name",
         num_outputs=4,
         tensors=(
-            TensorRead("count", "int32", "[0]", "crash (null pointer read)", _tao(_TM, 488, 489), name="num_detections"),
-            TensorRead("boxes", "float32", "[K,4]", "crash when first read", _tao(_TM, 490, 491), name="detection_boxes"),
-            TensorRead("scores", "float32", "[K]", "crash when first read", _tao(_TM, 492, 493), name="detection_scores"),
-            TensorRead("classes", "int32", "[K]", "crash when first read", _tao(_TM, 494, 495), name="detection_classes"),
+            TensorRead(
+                "count", "int32", "[0]", "crash (null pointer read)", _tao(_TM, 488, 489), name="num_detections"
+            ),
+            TensorRead(
+                "boxes", "float32", "[K,4]", "crash when first read", _tao(_TM, 490, 491), name="detection_boxes"
+            ),
+            TensorRead(
+                "scores", "float32", "[K]", "crash when first read", _tao(_TM, 492, 493), name="detection_scores"
+            ),
+            TensorRead(
+                "classes", "int32", "[K]", "crash when first read", _tao(_TM, 494, 495), name="detection_classes"
+            ),
         ),
         box_order="y1x1y2x2",
         box_units="pixels",
@@ -367,7 +476,9 @@ VARIANTS: dict[str, ParserVariant] = {
         num_outputs=4,
         tensors=(
             TensorRead("count", "int32", "[0]", "return false (needs 4 outputs)", _tao(_T62, 337, 337), position=0),
-            TensorRead("boxes", "float32", "[K,4], all numElements scanned", "return false", _tao(_T62, 339, 341), position=1),
+            TensorRead(
+                "boxes", "float32", "[K,4], all numElements scanned", "return false", _tao(_T62, 339, 341), position=1
+            ),
             TensorRead("scores", "float32", "[K]", "return false", _tao(_T62, 343, 343), position=2),
             TensorRead("classes", "float32", "[K]", "return false", _tao(_T62, 344, 344), position=3),
         ),
@@ -422,10 +533,23 @@ VARIANTS: dict[str, ParserVariant] = {
         func="NvDsInferParseCustomBatchedNMSTLT",
         ships_in=("sdk", "tao_apps"),
         releases="DeepStream SDK library 6.0-6.3 and deepstream_tao_apps tao3.0_ds6.1.1ga ... tao_ds8.0ga/master",
-        branches=("sdk:6.0", "sdk:6.0.1", "sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3",
-                  "tao:release/tao3.0_ds6.1.1ga", "tao:release/tao3.0_ds6.2ga", "tao:release/tao4.0_ds6.2ga",
-                  "tao:release/tao4.0_ds6.3ga", "tao:release/tao5.1_ds6.4ga", "tao:release/tao5.3_ds7.0ga",
-                  "tao:release/tao_ds7.1ga", "tao:release/tao_ds8.0ga", "tao:master"),
+        branches=(
+            "sdk:6.0",
+            "sdk:6.0.1",
+            "sdk:6.1",
+            "sdk:6.1.1",
+            "sdk:6.2",
+            "sdk:6.3",
+            "tao:release/tao3.0_ds6.1.1ga",
+            "tao:release/tao3.0_ds6.2ga",
+            "tao:release/tao4.0_ds6.2ga",
+            "tao:release/tao4.0_ds6.3ga",
+            "tao:release/tao5.1_ds6.4ga",
+            "tao:release/tao5.3_ds7.0ga",
+            "tao:release/tao_ds7.1ga",
+            "tao:release/tao_ds8.0ga",
+            "tao:master",
+        ),
         custom_lib_path=SDK_CUSTOM_LIB,
         lookup="position",
         num_outputs=4,
@@ -460,7 +584,9 @@ VARIANTS: dict[str, ParserVariant] = {
         lookup="position",
         num_outputs=2,
         tensors=(
-            TensorRead("nms_rows", "float32", "[1,K,7]", "return false (needs 2 outputs)", _sdk("6.3", 369, 369), position=0),
+            TensorRead(
+                "nms_rows", "float32", "[1,K,7]", "return false (needs 2 outputs)", _sdk("6.3", 369, 369), position=0
+            ),
             TensorRead("count", "int32", "[0]", "return false", _sdk("6.3", 370, 370), position=1),
         ),
         box_order="nms_rows",
@@ -482,14 +608,24 @@ VARIANTS: dict[str, ParserVariant] = {
         func="NvDsInferParseCustomNMSTLT",
         ships_in=("tao_apps",),
         releases="deepstream_tao_apps tao3.0_ds6.1.1ga ... tao_ds8.0ga/master",
-        branches=("tao:release/tao3.0_ds6.1.1ga", "tao:release/tao3.0_ds6.2ga", "tao:release/tao4.0_ds6.2ga",
-                  "tao:release/tao4.0_ds6.3ga", "tao:release/tao5.1_ds6.4ga", "tao:release/tao5.3_ds7.0ga",
-                  "tao:release/tao_ds7.1ga", "tao:release/tao_ds8.0ga", "tao:master"),
+        branches=(
+            "tao:release/tao3.0_ds6.1.1ga",
+            "tao:release/tao3.0_ds6.2ga",
+            "tao:release/tao4.0_ds6.2ga",
+            "tao:release/tao4.0_ds6.3ga",
+            "tao:release/tao5.1_ds6.4ga",
+            "tao:release/tao5.3_ds7.0ga",
+            "tao:release/tao_ds7.1ga",
+            "tao:release/tao_ds8.0ga",
+            "tao:master",
+        ),
         custom_lib_path=TAO_CUSTOM_LIB,
         lookup="position",
         num_outputs=2,
         tensors=(
-            TensorRead("nms_rows", "float32", "[1,K,7]", "return false (needs 2 outputs)", _tao(_TM, 141, 141), position=0),
+            TensorRead(
+                "nms_rows", "float32", "[1,K,7]", "return false (needs 2 outputs)", _tao(_TM, 141, 141), position=0
+            ),
             TensorRead("count", "int32", "[0]", "return false", _tao(_TM, 142, 142), position=1),
         ),
         box_order="nms_rows",
@@ -517,10 +653,24 @@ VARIANTS: dict[str, ParserVariant] = {
         lookup="name",
         num_outputs=None,
         tensors=(
-            TensorRead("detections", "float32", "[N,6] rows y1,x1,y2,x2,class,score", "return false",
-                       _sdk("6.3", 547, 554), name="generate_detections", requires_float_layer=True),
-            TensorRead("masks", "float32", "[N,C,h,w], 4 dims required", "return false",
-                       _sdk("6.3", 548, 560), name="mask_fcn_logits/BiasAdd", requires_float_layer=True),
+            TensorRead(
+                "detections",
+                "float32",
+                "[N,6] rows y1,x1,y2,x2,class,score",
+                "return false",
+                _sdk("6.3", 547, 554),
+                name="generate_detections",
+                requires_float_layer=True,
+            ),
+            TensorRead(
+                "masks",
+                "float32",
+                "[N,C,h,w], 4 dims required",
+                "return false",
+                _sdk("6.3", 548, 560),
+                name="mask_fcn_logits/BiasAdd",
+                requires_float_layer=True,
+            ),
         ),
         box_order="y1x1y2x2",
         box_units="pixels",
@@ -548,10 +698,17 @@ VARIANTS: dict[str, ParserVariant] = {
         lookup="name_contains",
         num_outputs=None,
         tensors=(
-            TensorRead("coverage", "float32", "[C,H,W]", "return false", _sdk(_DN, 41, 53, SDK_NVINFER_FILE),
-                       name_contains="cov"),
-            TensorRead("bbox", "float32", "[4C,H,W]", "return false", _sdk(_DN, 41, 57, SDK_NVINFER_FILE),
-                       name_contains="bbox"),
+            TensorRead(
+                "coverage",
+                "float32",
+                "[C,H,W]",
+                "return false",
+                _sdk(_DN, 41, 53, SDK_NVINFER_FILE),
+                name_contains="cov",
+            ),
+            TensorRead(
+                "bbox", "float32", "[4C,H,W]", "return false", _sdk(_DN, 41, 57, SDK_NVINFER_FILE), name_contains="bbox"
+            ),
         ),
         box_order="detectnet_grid",
         box_units="detectnet",
@@ -724,9 +881,7 @@ def parser_for_deepstream_layout(box_format: str, class_dtype: str) -> str | Non
     return None
 
 
-def contract_problems(
-    func: str, layout: str, box_format: str, box_units: str, class_dtype: str
-) -> list[str]:
+def contract_problems(func: str, layout: str, box_format: str, box_units: str, class_dtype: str) -> list[str]:
     """Why ``func`` cannot read outputs described by a deploy card (empty list: it can)."""
     contract = PARSERS.get(func)
     if contract is None:
@@ -740,9 +895,7 @@ def contract_problems(
         ]
     problems = []
     if contract.layouts and layout not in contract.layouts:
-        problems.append(
-            f"{func} reads {'/'.join(contract.layouts)} outputs but the deploy card's layout is {layout!r}"
-        )
+        problems.append(f"{func} reads {'/'.join(contract.layouts)} outputs but the deploy card's layout is {layout!r}")
         return problems
     for what, need, have in (
         ("boxes", contract.box_format, box_format),
