@@ -9,7 +9,9 @@ three and writes ``model.onnx`` + ``model.deploy.json``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,18 +31,23 @@ from tfod_trt.tf_graph import FAMILY
 from tfod_trt.tf_graph import convert_core as convert_tf_core
 from trtdeploy import __version__
 from trtdeploy.deploy_card import (
+    DS_OUTPUTS,
     DeployCard,
     InputSpec,
     NmsParams,
     Preprocess,
     Provenance,
     card_path_for,
+    default_ds_parser,
 )
 from trtdeploy.errors import InputError, UsageError
 from trtdeploy.files import atomic_path, check_output, sha256_file
 from trtdeploy.graph_passes import PassContext, run_passes
 from trtdeploy.log import get_logger
 from trtdeploy.nms import KIND_LAYOUTS, NMS_KINDS
+from trtdeploy.nms.heads import ds_variants_for
+from trtdeploy.nms.onnx_head import MIN_OPSET as ONNX_NMS_MIN_OPSET
+from trtdeploy.nms.reference import BATCHED_NMS_MAX_TOP_K
 
 log = get_logger("tfod")
 
@@ -55,8 +62,9 @@ class CreateOnnxOptions:
     output: Path
     pipeline_config: Path | None = None
     label_map: Path | None = None
-    nms: str = "efficient"
-    output_layout: str = "tfod"
+    nms: str | None = "efficient"  # None: the head the output needs (batched for batchednms, else efficient)
+    output_layout: str | None = "tfod"  # None: tfod, or deepstream when ds_parser is given
+    ds_parser: str | None = None  # a DeepStream parser variant (trtdeploy.deploy_card.DS_OUTPUTS)
     batch: int = 1
     dynamic_batch: bool = False
     input_format: str = "nhwc"
@@ -77,6 +85,9 @@ class Prepared:
     height: int
     width: int
     nms_params: NmsParams
+    nms: str = "efficient"
+    output_layout: str = "tfod"
+    ds_parser: str | None = None
 
 
 @dataclass
@@ -95,23 +106,50 @@ class CreateOnnxResult:
     seconds: float
 
 
+def resolve_output(nms: str | None, output_layout: str | None, ds_parser: str | None) -> tuple[str, str, str | None]:
+    """(NMS head, output layout, DeepStream parser variant) from the three options, refusing
+    combinations that contradict each other instead of silently picking one."""
+    if nms is not None and nms not in NMS_KINDS:
+        raise UsageError(f"--nms {nms!r} is not one of {', '.join(NMS_KINDS)}")
+    if output_layout is not None and output_layout not in OUTPUT_LAYOUTS:
+        raise UsageError(f"--output-layout {output_layout!r} is not one of {', '.join(OUTPUT_LAYOUTS)}")
+    if ds_parser is None and output_layout == "deepstream":
+        if nms == "none":
+            raise UsageError("--output-layout deepstream needs an NMS head: use --nms efficient, onnx or batched")
+        default = default_ds_parser()
+        head = nms or DS_OUTPUTS[default].kinds[0]
+        ds_parser = default if head in DS_OUTPUTS[default].kinds else ds_variants_for(head)[0]
+    if ds_parser is not None:
+        variant = DS_OUTPUTS.get(ds_parser)
+        if variant is None:
+            raise UsageError(f"--ds-parser {ds_parser!r} is not one of {', '.join(DS_OUTPUTS)}")
+        if output_layout not in (None, "deepstream"):
+            raise UsageError(f"--ds-parser {ds_parser} is the DeepStream output; drop --output-layout {output_layout}")
+        head = nms or variant.kinds[0]
+        if head not in variant.kinds:
+            raise UsageError(
+                f"--ds-parser {ds_parser} reads the outputs of --nms {' or '.join(variant.kinds)}, not --nms {head}"
+                + (f" (--nms {head} feeds {', '.join(ds_variants_for(head))})" if ds_variants_for(head) else "")
+            )
+        return head, variant.layout, ds_parser
+    head = nms or "efficient"
+    # --output-layout chooses between the EfficientNMS-shaped contracts; the other heads have one.
+    layout = output_layout if output_layout in KIND_LAYOUTS[head] else KIND_LAYOUTS[head][0]
+    return head, layout, None
+
+
 def prepare(options: CreateOnnxOptions) -> Prepared:
-    """Validate options and inputs and read the model's facts; fast and TensorFlow-free."""
+    """Validate every option and input and read the model's facts; fast and TensorFlow-free.
+
+    Everything that can be checked before the conversion is checked here, so a bad option
+    never costs a conversion."""
     saved_model = Path(options.saved_model)
     if not saved_model.exists():
         raise InputError(f"saved model folder {saved_model} not found")
     if not saved_model.is_dir() or not any((saved_model / f).is_file() for f in ("saved_model.pb", "saved_model.pbtxt")):
         hint = " (did you mean its saved_model/ subfolder?)" if (saved_model / "saved_model").is_dir() else ""
         raise InputError(f"{saved_model} is not a TensorFlow saved model: no saved_model.pb{hint}")
-    if options.nms not in NMS_KINDS:
-        raise UsageError(f"--nms {options.nms!r} is not one of {', '.join(NMS_KINDS)}")
-    if options.output_layout not in OUTPUT_LAYOUTS:
-        raise UsageError(f"--output-layout {options.output_layout!r} is not one of {', '.join(OUTPUT_LAYOUTS)}")
-    if options.output_layout == "deepstream" and options.nms not in ("efficient", "onnx"):
-        raise UsageError(
-            f"--output-layout deepstream is the EfficientNMS output contract; use it with --nms efficient or onnx, "
-            f"not {options.nms}"
-        )
+    nms, layout, ds_parser = resolve_output(options.nms, options.output_layout, options.ds_parser)
     if options.input_format not in ("nhwc", "nchw"):
         raise UsageError(f"--input-format {options.input_format!r} must be nhwc or nchw")
     if options.batch < 1:
@@ -121,13 +159,34 @@ def prepare(options: CreateOnnxOptions) -> Prepared:
             f"--opset {options.opset} is not supported: use {MIN_OPSET}-{MAX_OPSET} (box decoding needs Slice with "
             f"tensor inputs, opset {MIN_OPSET}; tf2onnx 1.17 converts up to {MAX_OPSET})"
         )
+    if nms == "onnx" and options.opset < ONNX_NMS_MIN_OPSET:
+        raise UsageError(
+            f"--nms onnx needs --opset {ONNX_NMS_MIN_OPSET} or later (got {options.opset}); "
+            f"use --opset {ONNX_NMS_MIN_OPSET}-{MAX_OPSET} or another --nms"
+        )
+    for name, value in (("--score-threshold", options.score_threshold), ("--iou-threshold", options.iou_threshold)):
+        if value is not None and not 0.0 <= value <= 1.0:  # also refuses NaN
+            raise UsageError(f"{name} must be in [0, 1], got {value}")
+    if options.max_detections is not None and options.max_detections < 1:
+        raise UsageError(f"--max-detections must be >= 1, got {options.max_detections}")
     config_path = Path(options.pipeline_config) if options.pipeline_config else saved_model.parent / "pipeline.config"
     if not config_path.is_file():
         raise InputError(f"pipeline.config not found at {config_path}; pass --pipeline-config")
+    label_map = Path(options.label_map) if options.label_map else None
+    if label_map is not None and not label_map.is_file():
+        raise InputError(f"label map {label_map} not found")
+    output = Path(options.output)
+    outputs = [output, card_path_for(output)]
+    input_files = [config_path, label_map]
+    for out in outputs:
+        check_output(out, options.force, inputs=input_files)
+    if options.debug_dir:
+        outputs.append(Path(options.debug_dir))
+    _refuse_outputs_inside(outputs, saved_model)
     config = read_pipeline_config(config_path)
     labels = (
-        read_label_map(Path(options.label_map), config.num_classes)
-        if options.label_map
+        read_label_map(label_map, config.num_classes)
+        if label_map
         else [f"class_{i}" for i in range(1, config.num_classes + 1)]
     )
     height, width = options.input_size or (config.height, config.width)
@@ -139,15 +198,31 @@ def prepare(options: CreateOnnxOptions) -> Prepared:
         max_detections=config.max_total_detections if options.max_detections is None else options.max_detections,
         max_detections_per_class=config.max_detections_per_class,
     )
-    if not 0.0 <= params.iou_threshold <= 1.0 or not 0.0 <= params.score_threshold < 1.0:
-        raise UsageError(f"thresholds out of range: score {params.score_threshold}, iou {params.iou_threshold}")
+    if not 0.0 <= params.iou_threshold <= 1.0 or not 0.0 <= params.score_threshold <= 1.0:
+        raise InputError(
+            f"{config_path}: thresholds out of range (score {params.score_threshold}, iou {params.iou_threshold}); "
+            "pass --score-threshold/--iou-threshold in [0, 1]"
+        )
     if params.max_detections < 1:
-        raise UsageError(f"--max-detections must be >= 1, got {params.max_detections}")
+        raise InputError(f"{config_path}: max_total_detections must be >= 1, got {params.max_detections}; "
+                         "pass --max-detections")
+    if nms == "batched" and params.max_detections > BATCHED_NMS_MAX_TOP_K:
+        raise UsageError(
+            f"--nms batched keeps at most {BATCHED_NMS_MAX_TOP_K} detections (BatchedNMS topK limit), "
+            f"max detections is {params.max_detections}; lower --max-detections"
+        )
     params.max_detections_per_class = min(params.max_detections_per_class, params.max_detections) or params.max_detections
-    output = Path(options.output)
-    check_output(output, options.force)
-    check_output(card_path_for(output), options.force)
-    return Prepared(options, config, labels, height, width, params)
+    return Prepared(options, config, labels, height, width, params, nms, layout, ds_parser)
+
+
+def _refuse_outputs_inside(outputs: list[Path], folder: Path) -> None:
+    """No output inside the saved model folder (real paths, symlinks resolved), with or
+    without --force: create-onnx never changes what it reads."""
+    real_folder = Path(os.path.realpath(folder))
+    for out in outputs:
+        real = Path(os.path.realpath(out))
+        if real == real_folder or real_folder in real.parents:
+            raise UsageError(f"output {out} is inside the input saved model folder {folder}; write it somewhere else")
 
 
 def convert_core(prepared: Prepared) -> Core:
@@ -173,13 +248,19 @@ def convert_core(prepared: Prepared) -> Core:
     return Core(model=model, facts=ctx.facts)
 
 
-def attach_head(core: Core, prepared: Prepared, nms: str, output_layout: str) -> tuple[onnx.ModelProto, DeployCard]:
-    """Append the NMS head to a converted core; returns the final model and its deploy card."""
+def attach_head(
+    core: Core, prepared: Prepared, nms: str | None = None, output_layout: str | None = None,
+    ds_parser: str | None = None,
+) -> tuple[onnx.ModelProto, DeployCard]:
+    """Append the NMS head to a converted core; returns the final model and its deploy card.
+    Without ``nms``, ``output_layout`` and ``ds_parser``: the ones ``prepare`` resolved."""
     opts = prepared.options
     facts = dict(core.facts)
-    # --output-layout chooses between the EfficientNMS-shaped contracts; the other heads have one.
-    layout = output_layout if output_layout in KIND_LAYOUTS[nms] else KIND_LAYOUTS[nms][0]
-    facts.update(nms=nms, nms_params=prepared.nms_params, output_layout=layout,
+    if nms is None and output_layout is None and ds_parser is None:
+        nms, layout, ds_parser = prepared.nms, prepared.output_layout, prepared.ds_parser
+    else:
+        nms, layout, ds_parser = resolve_output(nms, output_layout, ds_parser)
+    facts.update(nms=nms, nms_params=prepared.nms_params, output_layout=layout, ds_parser=ds_parser,
                  input_hw=(prepared.height, prepared.width))
     ctx = PassContext(family=FAMILY, facts=facts, debug_dir=Path(opts.debug_dir) if opts.debug_dir else None,
                       stage="2-head")
@@ -217,16 +298,18 @@ def create_onnx(options: CreateOnnxOptions) -> CreateOnnxResult:
     """Convert a TFOD SSD saved model to ONNX with an NMS head and write its deploy card."""
     start = time.perf_counter()
     prepared = prepare(options)
-    if prepared.nms_params.score_threshold < LOW_SCORE_THRESHOLD and options.nms in ("efficient", "batched"):
+    if prepared.nms_params.score_threshold < LOW_SCORE_THRESHOLD and prepared.nms in ("efficient", "batched"):
         log.warning(
             "score threshold %g is very low: TensorRT NMS plugins get slow below ~0.01; consider --score-threshold 0.05",
             prepared.nms_params.score_threshold,
         )
-    core = convert_core(prepared)
-    model, card = attach_head(core, prepared, options.nms, options.output_layout)
     output = Path(options.output)
     card_path = card_path_for(output)
-    with atomic_path(output) as tmp_onnx, atomic_path(card_path) as tmp_card:
+    # The temporary files come first: an output we cannot write fails now, not after the conversion.
+    with contextlib.ExitStack() as stack:
+        tmp_onnx, tmp_card = _claim(stack, output), _claim(stack, card_path)
+        core = convert_core(prepared)
+        model, card = attach_head(core, prepared)
         onnx.save(model, str(tmp_onnx))
         card.onnx_sha256 = sha256_file(tmp_onnx)
         tmp_card.write_text(card.to_json(), encoding="utf-8")
@@ -235,20 +318,40 @@ def create_onnx(options: CreateOnnxOptions) -> CreateOnnxResult:
     return CreateOnnxResult(output, card_path, card, seconds)
 
 
+def _claim(stack: contextlib.ExitStack, path: Path) -> Path:
+    """atomic_path entered on ``stack``; a folder we cannot create a file in is one clear line."""
+    try:
+        return stack.enter_context(atomic_path(path))
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+def source_hashes(saved_model: Path, pipeline_config: Path, label_map: Path | None) -> dict[str, str]:
+    """sha256 of every input file, keyed by its role, never by a path: ``saved_model/<file>``
+    for each file of the saved model folder (graph and weights), ``pipeline.config`` and
+    ``label_map``. The keys are the same wherever the inputs and outputs live, so the card is
+    reproducible; ``verify --saved-model DIR`` can recompute the ``saved_model/`` entries from DIR."""
+    saved_model = Path(saved_model)
+    files = {
+        "saved_model/" + path.relative_to(saved_model).as_posix(): sha256_file(path)
+        for path in sorted(saved_model.rglob("*"))
+        if path.is_file()
+    }
+    files["pipeline.config"] = sha256_file(Path(pipeline_config))
+    if label_map is not None:
+        files["label_map"] = sha256_file(Path(label_map))
+    return files
+
+
 def _provenance(prepared: Prepared, versions: dict[str, str]) -> Provenance:
     opts = prepared.options
-    saved_model = Path(opts.saved_model)
-    files = {str(prepared.config.path): sha256_file(prepared.config.path)}
-    pb = saved_model / "saved_model.pb"
-    if pb.is_file():
-        files[str(pb)] = sha256_file(pb)
-    if opts.label_map:
-        files[str(opts.label_map)] = sha256_file(Path(opts.label_map))
     return Provenance(
         framework="tensorflow",
         model_family="tfod_ssd",
         architecture=prepared.config.feature_extractor,
-        source_files=files,
+        source_files=source_hashes(
+            Path(opts.saved_model), prepared.config.path, Path(opts.label_map) if opts.label_map else None
+        ),
         versions={**versions, "onnx": onnx.__version__, "numpy": np.__version__},
         created_by=f"trtdeploy {__version__} create-onnx",
     )

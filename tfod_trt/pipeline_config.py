@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from trtdeploy.errors import InputError, UnsupportedModelError
+from trtdeploy.log import get_logger
 from trtdeploy.prototext import Message, parse_file
+
+log = get_logger("tfod")
 
 # The TF2 model zoo SSD feature extractors create-onnx supports (the capability table:
 # it drives validation and the README matrix).
@@ -107,21 +110,58 @@ def _input_size(ssd: Message, path: Path) -> tuple[int, int, str]:
 
 
 def read_label_map(path: Path, num_classes: int) -> list[str]:
-    """Labels indexed by class id 0..num_classes-1 (label-map id minus one). Ids with no
-    entry get ``class_<id>``; an id outside 1..num_classes is an error."""
+    """Labels indexed by class id 0..num_classes-1 (label-map id minus one), read the way TFOD's
+    ``object_detection/utils/label_map_util.py`` reads them (tensorflow/models ff91b5c4):
+
+    * a negative id, or id 0 not named ``background``, is an error (``_validate_label_map``);
+      id 0 ``background`` is skipped (it is not a class of the model);
+    * a repeated id keeps its FIRST item (``convert_label_map_to_categories``): accepted by
+      TFOD, so a warning here, naming both names;
+    * the name is ``display_name`` if present, else ``name``; an item with neither gets
+      ``class_<id>`` and a warning (TFOD would give it an empty name, which a DeepStream labels
+      file drops as a blank line, shifting every later class);
+    * two ids with the same name are accepted by TFOD: a warning (the labels cannot tell them apart).
+
+    Ids with no item get ``class_<id>``. An id above num_classes is an error: the model cannot
+    predict it, so the label map belongs to another model.
+    """
     path = Path(path)
     root = parse_file(path, "label map")
     names: dict[int, str] = {}
     for item in root.all("item"):
         if not isinstance(item, Message) or not item.has("id"):
             raise InputError(f"{path}: every item needs an id")
-        item_id = int(item.get("id"))
-        if not 1 <= item_id <= num_classes:
+        try:
+            item_id = int(item.get("id"))
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{path}: label id {item.get('id')!r} is not an integer") from exc
+        name = str(item.get("display_name") or item.get("name") or "")
+        if item_id < 0:
+            raise InputError(f"{path}: label id {item_id} is negative; label map ids are >= 1")
+        if item_id == 0:
+            if "background" not in (str(item.get("name", "")), str(item.get("display_name", ""))):
+                raise InputError(f"{path}: label id 0 ({name!r}) is reserved for the background; start class ids at 1")
+            continue
+        if item_id > num_classes:
             raise InputError(
-                f"{path}: label id {item_id} ({item.get('name')!r}) is outside 1..{num_classes} "
+                f"{path}: label id {item_id} ({name!r}) is outside 1..{num_classes} "
                 f"(pipeline.config num_classes={num_classes})"
             )
-        names[item_id] = str(item.get("display_name") or item.get("name") or f"class_{item_id}")
+        if item_id in names:
+            log.warning("%s: label id %d appears again (%r); keeping the first, %r, as TFOD does",
+                        path, item_id, name, names[item_id])
+            continue
+        if not name:
+            log.warning("%s: label id %d has no name or display_name; calling it class_%d", path, item_id, item_id)
+            name = f"class_{item_id}"
+        names[item_id] = name
     if not names:
         raise InputError(f"{path}: no 'item {{ id: ... name: ... }}' entries found")
-    return [names.get(i, f"class_{i}") for i in range(1, num_classes + 1)]
+    labels = [names.get(i, f"class_{i}") for i in range(1, num_classes + 1)]
+    seen: dict[str, int] = {}
+    for class_id, label in enumerate(labels, start=1):
+        if label in seen:
+            log.warning("%s: ids %d and %d are both named %r; their detections cannot be told apart by label",
+                        path, seen[label], class_id, label)
+        seen.setdefault(label, class_id)
+    return labels

@@ -28,12 +28,21 @@ def nms_head(graph: gs.Graph, ctx: PassContext) -> None:
         params=ctx.facts["nms_params"],
         layout=ctx.facts["output_layout"],
         input_hw=ctx.facts["input_hw"],
+        ds_parser=ctx.facts.get("ds_parser"),
     )
     ctx.facts["output_spec"] = spec
     if spec.layout in ("tfod", "deepstream"):
-        height, width = ctx.facts["input_hw"]
-        upper = [1.0] * 4 if spec.box_units == "normalized" else [width, height, width, height]
-        _clip_output(graph, spec.names[1], np.asarray(upper, np.float32))
+        _clip_output(graph, spec.names[1], clip_upper(spec.box_format, spec.box_units, ctx.facts["input_hw"]))
+
+
+def clip_upper(box_format: str, box_units: str, input_hw: tuple[int, int]) -> np.ndarray:
+    """Upper clip bound per box coordinate: 1 for normalised boxes, else the image extent along
+    each coordinate's own axis (y against the height, x against the width)."""
+    if box_units == "normalized":
+        return np.ones(4, np.float32)
+    height, width = input_hw
+    extent = {"y": height, "x": width}
+    return np.array([extent[box_format[i]] for i in range(0, 8, 2)], np.float32)
 
 
 def _clip_output(graph: gs.Graph, name: str, upper: np.ndarray) -> None:

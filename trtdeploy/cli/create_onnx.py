@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from trtdeploy.cli.common import QuietOpt, VerboseOpt, console, setup_logging, user_errors
+from trtdeploy.deploy_card import DS_OUTPUTS, TFOD_NAMES
 from trtdeploy.errors import UsageError
 
 
@@ -20,15 +21,29 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return int(parts[0]), int(parts[1])
 
 
+# Help texts from the output contracts themselves, so they cannot drift from what is emitted.
+_DS_PARSER_HELP = (
+    "DeepStream bbox parser variant to shape the outputs for (implies --output-layout deepstream): "
+    + "; ".join(f"{key}: {out.describe()}" for key, out in DS_OUTPUTS.items())
+    + ". Default with --output-layout deepstream: DEFAULT_DS_PARSER of trtdeploy.deepstream.parsers "
+    "(the card records the variant used)."
+)
+_LAYOUT_HELP = (
+    f"tfod: {', '.join(TFOD_NAMES)}; count int32, normalised y1,x1,y2,x2 boxes, int32 classes. "
+    "deepstream: the tensors the --ds-parser variant reads."
+)
+
+
 def create_onnx(
     saved_model: Path = typer.Option(..., "--saved-model", help="The exported saved_model/ folder."),
     output: Path = typer.Option(..., "--output", "-o", help="The ONNX file to write (deploy card goes next to it)."),
     pipeline_config: Path = typer.Option(None, help="pipeline.config (default: next to the saved model folder)."),
     label_map: Path = typer.Option(None, help="Label map .pbtxt; without it labels are class_1..class_N."),
-    nms: str = typer.Option("efficient", help="NMS head: efficient (EfficientNMS_TRT), batched (BatchedNMS_TRT, "
-                            "TensorRT <= 10), onnx (standard NonMaxSuppression), none (boxes + scores)."),
-    output_layout: str = typer.Option("tfod", help="tfod: normalised y1,x1,y2,x2 boxes, int32 classes; deepstream: "
-                                      "pixel x1,y1,x2,y2 boxes, float classes (DeepStream's EfficientNMS parser)."),
+    nms: str = typer.Option(None, help="NMS head: efficient (EfficientNMS_TRT, the default), batched "
+                            "(BatchedNMS_TRT, TensorRT <= 10; the default for --ds-parser batchednms), onnx "
+                            "(standard NonMaxSuppression), none (boxes + scores)."),
+    output_layout: str = typer.Option(None, help=_LAYOUT_HELP),
+    ds_parser: str = typer.Option(None, help=_DS_PARSER_HELP),
     batch: int = typer.Option(None, help="Static batch size (default 1)."),
     dynamic_batch: bool = typer.Option(False, "--dynamic-batch", help="Leave the batch dimension dynamic."),
     input_format: str = typer.Option("nhwc", help="Input layout of the ONNX: nhwc or nchw."),
@@ -55,6 +70,8 @@ def create_onnx(
       trtdeploy create-onnx --saved-model export/saved_model -o model.onnx --nms onnx --dynamic-batch
 
       trtdeploy create-onnx --saved-model export/saved_model -o ds.onnx --output-layout deepstream
+
+      trtdeploy create-onnx --saved-model export/saved_model -o ds.onnx --ds-parser tao-efficientdet
     """
     setup_logging(verbose, quiet)
     with user_errors():
@@ -72,7 +89,8 @@ def create_onnx(
                     label_map=label_map,
                     nms=nms,
                     output_layout=output_layout,
-                    batch=batch or 1,
+                    ds_parser=ds_parser,
+                    batch=1 if batch is None else batch,
                     dynamic_batch=dynamic_batch,
                     input_format=input_format,
                     input_size=parse_size(input_size),
@@ -85,10 +103,11 @@ def create_onnx(
                 )
             )
         card = result.card
+        parser = f" for DeepStream parser {card.output.ds_parser}" if card.output.ds_parser else ""
         console.print(
             f"[green]wrote[/] {result.onnx_path} and {result.card_path.name}: input {card.input.name} "
             f"{card.input.shape} ({card.input.layout}), {card.output.num_classes} classes, nms={card.output.nms}, "
-            f"layout={card.output.layout}, {result.seconds:.1f} s"
+            f"layout={card.output.layout}{parser}, {result.seconds:.1f} s"
         )
 
 

@@ -16,14 +16,14 @@ C classes):
 * ``tfod`` (efficient, onnx): ``num_detections`` int32 [B,1], ``detection_boxes`` float32
   [B,K,4] normalised y1,x1,y2,x2, ``detection_scores`` float32 [B,K], ``detection_classes``
   int32 [B,K], 0-based; rows past num_detections are zero.
-* ``deepstream`` (efficient, onnx): the same four names, ``num_detections`` int32 [B,1],
-  ``detection_boxes`` float32 [B,K,4] in input PIXELS, ``detection_scores`` float32 [B,K],
-  ``detection_classes`` float32 [B,K]: see ``_to_deepstream`` for the parser contract. The
-  names are the ones deepstream_tao_apps' copy of the parser looks up (DeepStream's own copy
-  reads by position), so either library finds them.
+* ``deepstream`` (efficient, onnx): the four tensors one DeepStream bbox parser variant reads
+  (``ds_parser``, a key of ``DS_OUTPUTS``): names, order, count dtype, box order and units and
+  class dtype exactly as that parser's source reads them (see ``DS_OUTPUTS``). Without a
+  variant: ``sdk-efficientdet`` (what this layout always was).
 * ``batched`` (batched): ``num_detections`` int32 [B,1], ``nmsed_boxes`` float32 [B,K,4]
   normalised y1,x1,y2,x2 clipped to [0,1], ``nmsed_scores`` float32 [B,K], ``nmsed_classes``
-  float32 [B,K]; padding rows have class -1.
+  float32 [B,K]; padding rows have class -1. With ``ds_parser="batchednms"`` the boxes are
+  x1,y1,x2,y2 (the order NvDsInferParseCustomBatchedNMSTLT reads).
 * ``raw`` (none): ``boxes`` float32 [B,A,4], ``scores`` float32 [B,A,C].
 
 Every node and intermediate tensor this module adds is named ``nms/...``.
@@ -37,7 +37,15 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from trtdeploy.deploy_card import NmsParams, OutputSpec
+from trtdeploy.deploy_card import (
+    BATCHED_NAMES,
+    DS_OUTPUTS,
+    LEGACY_DS_PARSER,
+    TFOD_NAMES,
+    DsOutputs,
+    NmsParams,
+    OutputSpec,
+)
 from trtdeploy.errors import GraphError, UsageError
 from trtdeploy.graph_passes import add_node, const
 from trtdeploy.nms.onnx_head import add_onnx_nms
@@ -53,19 +61,20 @@ KIND_LAYOUTS: dict[str, tuple[str, ...]] = {
     "none": ("raw",),
 }
 
-TFOD_NAMES = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
-DEEPSTREAM_NAMES = TFOD_NAMES
-BATCHED_NAMES = ("num_detections", "nmsed_boxes", "nmsed_scores", "nmsed_classes")
 RAW_NAMES = ("boxes", "scores")
 
 # layout -> (output names, box units, class dtype); boxes are y1,x1,y2,x2 in every layout.
 # The raw layout has no class tensor: the class is the argmax of the float scores.
 _CONTRACTS = {
     "tfod": (TFOD_NAMES, "normalized", "int32"),
-    "deepstream": (DEEPSTREAM_NAMES, "pixels", "float32"),
     "batched": (BATCHED_NAMES, "normalized", "float32"),
     "raw": (RAW_NAMES, "normalized", "float32"),
 }
+
+
+def ds_variants_for(kind: str) -> list[str]:
+    """The DeepStream parser variants an NMS head can produce outputs for."""
+    return [key for key, out in DS_OUTPUTS.items() if kind in out.kinds]
 
 
 def add_nms_head(
@@ -76,14 +85,17 @@ def add_nms_head(
     params: NmsParams,
     layout: str,
     input_hw: tuple[int, int],
+    ds_parser: str | None = None,
 ) -> OutputSpec:
     """Append an NMS head of ``kind`` to ``graph`` and make its outputs the graph outputs.
 
     ``boxes``: float32 [B,A,4] decoded, normalised y1,x1,y2,x2 in [0,1]; ``scores``: float32
     [B,A,C] activated, background removed. B may be dynamic; A and C must be static.
     ``layout`` must be one of ``KIND_LAYOUTS[kind]``; ``input_hw`` (network input height,
-    width) scales boxes to pixels for the ``deepstream`` layout. Returns the OutputSpec of
-    the new outputs. Raises UsageError for bad options and GraphError for bad tensors.
+    width) scales boxes to pixels for the ``deepstream`` layout. ``ds_parser`` (a key of
+    ``DS_OUTPUTS``) shapes the outputs for that DeepStream parser; it must match ``kind`` and
+    ``layout``. Returns the OutputSpec of the new outputs. Raises UsageError for bad options and
+    GraphError for bad tensors.
     """
     if kind not in NMS_KINDS:
         raise UsageError(f"unknown NMS kind {kind!r}; choose one of {', '.join(NMS_KINDS)}")
@@ -91,6 +103,9 @@ def add_nms_head(
         raise UsageError(
             f"NMS kind {kind!r} cannot produce output layout {layout!r}; it supports {', '.join(KIND_LAYOUTS[kind])}"
         )
+    if layout == "deepstream" and ds_parser is None:
+        ds_parser = LEGACY_DS_PARSER
+    ds = _check_ds_parser(ds_parser, kind, layout)
     batch, num_anchors, num_classes = _check_inputs(boxes, scores)
     _check_params(params, kind)
     if layout == "deepstream":
@@ -102,11 +117,14 @@ def add_nms_head(
             _identity(graph, scores, RAW_NAMES[1], np.float32, [batch, num_anchors, num_classes]),
         ]
     elif kind == "batched":
+        if ds is not None and ds.box_format == "x1y1x2y2":
+            # The plugin's IoU and clipping are the same in either order; the parser is not.
+            boxes = _swap_xy(graph, boxes, "nms/boxes_x1y1x2y2")
         graph.outputs = _batched_head(graph, boxes, scores, params, batch, num_anchors, num_classes)
     else:
         # For the deepstream layout the NMS outputs are intermediate tensors named nms/...
         nms_names = TFOD_NAMES if layout == "tfod" else tuple(f"nms/{name}" for name in TFOD_NAMES)
-        for name in nms_names + (DEEPSTREAM_NAMES if layout == "deepstream" else ()):
+        for name in nms_names + (ds.names if ds is not None else ()):
             _refuse_taken_name(graph, name)
         if kind == "efficient":
             outputs = _efficient_head(graph, boxes, scores, params, batch, nms_names)
@@ -114,21 +132,43 @@ def add_nms_head(
             outputs = add_onnx_nms(
                 graph, boxes, scores, params, batch, num_anchors, num_classes, nms_names
             )
-        if layout == "deepstream":
-            outputs = _to_deepstream(graph, outputs, input_hw, batch, params.max_detections)
+        if ds is not None:
+            outputs = _to_deepstream(graph, outputs, input_hw, batch, params.max_detections, ds)
         graph.outputs = outputs
 
-    names, box_units, class_dtype = _CONTRACTS[layout]
+    if ds is not None:
+        names, box_format, box_units, class_dtype, count_dtype = (
+            ds.names, ds.box_format, ds.box_units, ds.class_dtype, ds.count_dtype
+        )
+    else:
+        names, box_units, class_dtype = _CONTRACTS[layout]
+        box_format, count_dtype = "y1x1y2x2", "int32"
     return OutputSpec(
         nms=kind,  # type: ignore[arg-type]
         layout=layout,
         names=list(names),
         num_classes=num_classes,
-        box_format="y1x1y2x2",
+        box_format=box_format,
         box_units=box_units,
         class_dtype=class_dtype,
         max_detections=params.max_detections,
+        count_dtype=count_dtype,
+        ds_parser=ds_parser or "",
     )
+
+
+def _check_ds_parser(ds_parser: str | None, kind: str, layout: str) -> DsOutputs | None:
+    if ds_parser is None:
+        return None
+    ds = DS_OUTPUTS.get(ds_parser)
+    if ds is None:
+        raise UsageError(f"unknown DeepStream parser variant {ds_parser!r}; choose one of {', '.join(DS_OUTPUTS)}")
+    if kind not in ds.kinds or layout != ds.layout:
+        raise UsageError(
+            f"DeepStream parser variant {ds_parser} needs --nms {' or '.join(ds.kinds)}; "
+            f"--nms {kind} can feed {', '.join(ds_variants_for(kind)) or 'no DeepStream parser'}"
+        )
+    return ds
 
 
 def _check_inputs(boxes: gs.Variable, scores: gs.Variable) -> tuple[Any, int, int]:
@@ -314,46 +354,60 @@ def _unsqueeze(graph: gs.Graph, tensor: gs.Tensor, axis: int, name: str) -> gs.V
     return add_node(graph, "Unsqueeze", [tensor], name, attrs={"axes": [axis]})[0]
 
 
+def _swap_xy(graph: gs.Graph, boxes: gs.Variable, name: str) -> gs.Variable:
+    """[..., 4] y1,x1,y2,x2 <-> x1,y1,x2,y2 (the same permutation both ways)."""
+    order = const(f"{name}/order", np.array([1, 0, 3, 2], np.int64))
+    (out,) = add_node(graph, "Gather", [boxes, order], name, dtypes=[np.float32], attrs={"axis": 2})
+    out.shape = list(boxes.shape) if boxes.shape is not None else None
+    return out
+
+
+_NP_DTYPES = {"int32": np.int32, "float32": np.float32}
+_ONNX_DTYPES = {"int32": onnx.TensorProto.INT32, "float32": onnx.TensorProto.FLOAT}
+
+
 def _to_deepstream(
     graph: gs.Graph,
     outputs: list[gs.Variable],
     input_hw: tuple[int, int],
     batch: Any,
     k: int,
+    ds: DsOutputs,
 ) -> list[gs.Variable]:
-    """Turn the tfod tensors into what NvDsInferParseCustomEfficientDetTAO reads.
+    """Turn the tfod tensors (int32 count, normalised y1,x1,y2,x2, int32 classes) into exactly
+    what one DeepStream parser variant reads (see ``DS_OUTPUTS`` for the source of each fact).
 
-    Parser contract, read in its source (DeepStream's nvdsinfer_custombboxparser.cpp and
-    NVIDIA-AI-IOT/deepstream_tao_apps post_processor/nvdsinfer_custombboxparser_tao.cpp):
-    exactly 4 outputs; count int32; for detection i it reads
-    ``left = box[4i+1]``, ``top = box[4i]``, ``width = box[4i+3] - left``,
-    ``height = box[4i+2] - top`` and clips them to the network size, so boxes are
-    y1,x1,y2,x2 in input PIXELS (TensorFlow order, NOT x1,y1,x2,y2); rows with
-    y2 < y1 or x2 < x1 are skipped. DeepStream's own copy reads the buffers by position
-    (count, boxes, scores, classes), takes classes as float32 and asserts that the largest
-    box value is >= 2 (normalised boxes abort it). The deepstream_tao_apps copy instead
-    looks the buffers up by the names num_detections/detection_* and reads classes as
-    int32. We keep those names (either library finds the buffers) and float32 classes for
-    DeepStream's own library, which gen-ds-config uses by default.
+    Parsers read the buffers as raw memory, so a dtype is never left to chance: the count and
+    class tensors are cast (or passed through) to the variant's dtype.
     """
     height, width = input_hw
     num, boxes, scores, classes = outputs
-    ds = _detection_outputs(DEEPSTREAM_NAMES, batch, k, np.float32)
-    scale = const(
-        "nms/deepstream/pixel_scale", np.array([height, width, height, width], np.float32)
-    )
+    out = [
+        _output(ds.names[0], _NP_DTYPES[ds.count_dtype], [batch, 1]),
+        _output(ds.names[1], np.float32, [batch, k, 4]),
+        _output(ds.names[2], np.float32, [batch, k]),
+        _output(ds.names[3], _NP_DTYPES[ds.class_dtype], [batch, k]),
+    ]
+    if ds.box_format == "x1y1x2y2":
+        boxes = _swap_xy(graph, boxes, "nms/deepstream/boxes_xy")
+    if ds.box_units == "pixels":
+        along = [height, width] if ds.box_format == "y1x1y2x2" else [width, height]
+        scale = const("nms/deepstream/pixel_scale", np.array(along * 2, np.float32))
+        box_node = gs.Node("Mul", name="nms/deepstream/to_pixels", inputs=[boxes, scale], outputs=[out[1]])
+    else:
+        box_node = gs.Node("Identity", name="nms/deepstream/boxes", inputs=[boxes], outputs=[out[1]])
     graph.nodes.extend(
         [
-            gs.Node("Identity", name="nms/deepstream/count", inputs=[num], outputs=[ds[0]]),
-            gs.Node("Mul", name="nms/deepstream/to_pixels", inputs=[boxes, scale], outputs=[ds[1]]),
-            gs.Node("Identity", name="nms/deepstream/scores", inputs=[scores], outputs=[ds[2]]),
-            gs.Node(
-                "Cast",
-                name="nms/deepstream/classes",
-                attrs={"to": onnx.TensorProto.FLOAT},
-                inputs=[classes],
-                outputs=[ds[3]],
-            ),
+            _cast_or_identity("nms/deepstream/count", num, out[0], ds.count_dtype, "int32"),
+            box_node,
+            gs.Node("Identity", name="nms/deepstream/scores", inputs=[scores], outputs=[out[2]]),
+            _cast_or_identity("nms/deepstream/classes", classes, out[3], ds.class_dtype, "int32"),
         ]
     )
-    return ds
+    return out
+
+
+def _cast_or_identity(name: str, tensor: gs.Tensor, out: gs.Variable, want: str, have: str) -> gs.Node:
+    if want == have:
+        return gs.Node("Identity", name=name, inputs=[tensor], outputs=[out])
+    return gs.Node("Cast", name=name, attrs={"to": _ONNX_DTYPES[want]}, inputs=[tensor], outputs=[out])

@@ -1,0 +1,118 @@
+"""Make the converted graph the same bytes in every run: a canonical node order and names that
+depend only on the graph.
+
+tf2onnx numbers what it creates from a process-wide counter (``const_fold_opt__492`` in one run,
+``const_fold_opt__496`` in the next), keeps one arbitrary name when it merges identical
+constants, and orders independent branches (box head vs class head) differently from run to
+run. So this pass
+
+* orders the nodes topologically, choosing among the ready nodes by what they are (name without
+  counters, op, attributes, inputs by content or producer position), not by list position;
+* drops every ``__<number>`` counter from node and tensor names, numbering the names that then
+  collide in that order;
+* names each constant after its first consumer (``<node>/const<slot>``), since the name a merged
+  constant kept is arbitrary.
+
+Graph inputs and outputs keep their names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import itertools
+import re
+from typing import Any
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from trtdeploy.graph_passes import PassContext
+
+_COUNTER = re.compile(r"__\d+")
+
+
+def stable_names(graph: gs.Graph, ctx: PassContext) -> None:
+    del ctx
+    graph.nodes = canonical_order(graph)
+    io = {id(t) for t in (*graph.inputs, *graph.outputs)}
+    tensors_taken = {t.name for t in (*graph.inputs, *graph.outputs)}
+    nodes_taken: set[str] = set()
+    named: set[int] = set(io)
+    for node in graph.nodes:
+        node.name = _unique(_base(node.name or node.op), nodes_taken)
+        for slot, tensor in enumerate(node.inputs):
+            if isinstance(tensor, gs.Constant) and id(tensor) not in named:
+                tensor.name = _unique(f"{node.name}/const{slot}", tensors_taken)
+                named.add(id(tensor))
+        for tensor in node.outputs:
+            if id(tensor) not in named:
+                tensor.name = _unique(_base(tensor.name), tensors_taken)
+                named.add(id(tensor))
+
+
+def canonical_order(graph: gs.Graph) -> list[gs.Node]:
+    """A topological order of ``graph.nodes`` that does not depend on their order in the list."""
+    producer: dict[int, tuple[gs.Node, int]] = {}
+    for node in graph.nodes:
+        for index, tensor in enumerate(node.outputs):
+            producer[id(tensor)] = (node, index)
+    waiting = {id(node): {id(producer[id(t)][0]) for t in node.inputs if id(t) in producer} for node in graph.nodes}
+    consumers: dict[int, list[gs.Node]] = {}
+    for node in graph.nodes:
+        for dep in waiting[id(node)]:
+            consumers.setdefault(dep, []).append(node)
+    inputs = {id(t): i for i, t in enumerate(graph.inputs)}
+    position: dict[int, int] = {}  # id(node) -> its place in the new order
+    digests: dict[int, str] = {}
+
+    def input_key(tensor: gs.Tensor) -> tuple[Any, ...]:
+        if isinstance(tensor, gs.Constant):
+            if id(tensor) not in digests:
+                values = np.asarray(tensor.values)
+                digest = hashlib.sha256(values.tobytes())
+                digest.update(f"{values.dtype}{values.shape}".encode())
+                digests[id(tensor)] = digest.hexdigest()
+            return ("c", digests[id(tensor)])
+        if id(tensor) in producer:
+            node, index = producer[id(tensor)]
+            return ("n", position[id(node)], index)
+        if id(tensor) in inputs:
+            return ("i", inputs[id(tensor)])
+        return ("v", _base(tensor.name))
+
+    def key(node: gs.Node) -> tuple[Any, ...]:
+        attrs = repr(sorted((k, repr(v)) for k, v in node.attrs.items()))
+        return (_base(node.name or node.op), node.op, attrs, tuple(input_key(t) for t in node.inputs))
+
+    ready: list[tuple[tuple[Any, ...], int, gs.Node]] = []
+    tiebreak = itertools.count()  # only between nodes that are the same in every respect
+    for node in graph.nodes:
+        if not waiting[id(node)]:
+            heapq.heappush(ready, (key(node), next(tiebreak), node))
+    order: list[gs.Node] = []
+    while ready:
+        _, _, node = heapq.heappop(ready)
+        position[id(node)] = len(order)
+        order.append(node)
+        for consumer in consumers.get(id(node), []):
+            pending = waiting[id(consumer)]
+            pending.discard(id(node))
+            if not pending:
+                heapq.heappush(ready, (key(consumer), next(tiebreak), consumer))
+    if len(order) != len(graph.nodes):
+        raise AssertionError("graph has a cycle")  # internal: an ONNX graph is acyclic
+    return order
+
+
+def _base(name: str) -> str:
+    return _COUNTER.sub("", name)
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    name, index = base, 0
+    while name in taken:
+        index += 1
+        name = f"{base}_{index}"
+    taken.add(name)
+    return name
