@@ -62,6 +62,7 @@ class TfodRunner(CardRunner):
     def __init__(self, saved_model: Path, label_map: Path | None = None) -> None:
         tf = require("tensorflow")
         self._tf = tf
+        self.backend = f"tensorflow {tf.__version__}"
         self.saved_model = Path(saved_model)
         self.name = self.saved_model.name if self.saved_model.name != "saved_model" else self.saved_model.parent.name
         self._label_map = label_map

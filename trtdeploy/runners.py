@@ -125,6 +125,7 @@ class CardRunner:
 
     card: DeployCard
     name: str = "model"
+    backend: str = ""
 
     def prepare(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, list[Frame]]:
         spec = getattr(self, "_spec", None)
@@ -179,6 +180,9 @@ class OnnxRuntimeRunner(CardRunner):
         self.session = make_session(Path(onnx_path))
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
+        import onnxruntime
+
+        self.backend = f"onnxruntime {onnxruntime.__version__} ({', '.join(self.session.get_providers())})"
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         static = self.static_batch
