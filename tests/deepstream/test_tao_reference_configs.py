@@ -23,6 +23,40 @@ from trtdeploy.deepstream import DsOptions, check_ds_config, gen_ds_config, read
 
 KITTI4 = ["bicycle", "car", "person", "road_sign"]
 
+# Output dtypes of the TensorRT NMS plugins TAO exports end in (DOMAIN.md section 3; TensorRT
+# plugin/nmsPlugin and plugin/batchedNMSPlugin getOutputDataType, plugin/efficientNMSPlugin):
+# the keep count / num_detections is int32, boxes and scores float32; BatchedNMS classes float32,
+# EfficientNMS classes int32. The parsers read these buffers as raw memory, so a test model must
+# carry them (an all-float model is refused by gen-ds-config's dtype check, rightly).
+NMS_TRT = [("NMS", "float32"), ("NMS_1", "int32")]
+BATCHED_NMS = [("BatchedNMS", "int32"), ("BatchedNMS_1", "float32"), ("BatchedNMS_2", "float32"), ("BatchedNMS_3", "float32")]
+FRCNN_NMS = [("nms_out", "float32"), ("nms_out_1", "int32")]
+EFFICIENT_NMS = [
+    ("num_detections", "int32"), ("detection_boxes", "float32"), ("detection_scores", "float32"),
+    ("detection_classes", "int32"),
+]  # fmt: skip
+
+
+def typed_onnx(path: Path, input_name: str, shape: list[int], outputs: list[tuple[str, str]]) -> Path:
+    """An ONNX file with the given input and (constant) outputs of the given dtypes."""
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    nodes, infos = [], []
+    for name, dtype in outputs:
+        value = np.zeros([1], np.dtype(dtype))
+        nodes.append(helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value, f"{name}_v")))
+        infos.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype), [1]))
+    graph = helper.make_graph(
+        nodes,
+        "typed_tiny",
+        [helper.make_tensor_value_info(input_name, onnx.TensorProto.FLOAT, [d if d > 0 else "batch" for d in shape])],
+        infos,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
 
 def _network_type(props: dict[str, str]) -> int:
     if "network-type" in props:
@@ -127,12 +161,8 @@ def test_ssd_and_yolo_families_match_reference(
     need_reference()
     text = set_target_classes((SPECS / spec).read_text(), KITTI4)
     text = set_field(set_field(text, "output_width", 960), "output_height", 544)
-    outputs = (
-        ["NMS", "NMS_1"]
-        if "yolo" not in arch
-        else ["BatchedNMS", "BatchedNMS_1", "BatchedNMS_2", "BatchedNMS_3"]
-    )
-    model = tiny_onnx(tmp_path / f"{arch}.onnx", "Input", [-1, 3, 544, 960], outputs)
+    outputs = NMS_TRT if "yolo" not in arch else BATCHED_NMS
+    model = typed_onnx(tmp_path / f"{arch}.onnx", "Input", [-1, 3, 544, 960], outputs)
     ours, our_labels, _ = _generate(tmp_path, text, Path(spec).name, arch, model)
     ref = reference_properties(NVINFER / config)
     _compare(ours, ref)
@@ -156,9 +186,7 @@ def test_faster_rcnn_matches_reference(tmp_path: Path) -> None:
     text = (SPECS / "faster_rcnn/specs/default_spec_resnet18.txt").read_text()
     text = set_target_classes(text, ["Bicycle", "Car", "Person", "Roadsign"])
     text = set_field(set_field(text, "height", 544), "width", 960)
-    model = tiny_onnx(
-        tmp_path / "frcnn.onnx", "input_image", [-1, 3, 544, 960], ["nms_out", "nms_out_1"]
-    )
+    model = typed_onnx(tmp_path / "frcnn.onnx", "input_image", [-1, 3, 544, 960], FRCNN_NMS)
     ours, labels, _ = _generate(tmp_path, text, "frcnn.txt", "faster_rcnn", model)
     _compare(ours, reference_properties(NVINFER / "frcnn_tao/pgie_frcnn_tao_config.txt"))
     ref_labels = reference_labels(NVINFER / "frcnn_tao/frcnn_labels.txt")
@@ -224,12 +252,7 @@ def test_efficientdet_tf2_matches_reference(tmp_path: Path) -> None:
     )
     text = text.replace("input_height: 512", "input_height: 544")
     (tmp_path / "map.yaml").write_text("1: 'car'\n")
-    model = tiny_onnx(
-        tmp_path / "d0.onnx",
-        "input",
-        [-1, 544, 960, 3],
-        ["num_detections", "detection_boxes", "detection_scores", "detection_classes"],
-    )
+    model = typed_onnx(tmp_path / "d0.onnx", "input", [-1, 544, 960, 3], EFFICIENT_NMS)
     ours, labels, _ = _generate(
         tmp_path, text, "spec.yaml", "efficientdet", model, labels_file=tmp_path / "map.yaml"
     )

@@ -57,9 +57,17 @@ def gen_ds_config(
         None, "--network-mode", help="fp32, fp16 or int8 (default: from the engine)."
     ),
     custom_lib: str = typer.Option(
-        "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so",
+        None,
         "--custom-lib",
-        help="custom-lib-path.",
+        help="custom-lib-path (default: the --ds-parser variant's library, else the DeepStream SDK's "
+        "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so).",
+    ),
+    ds_parser: str = typer.Option(
+        None,
+        "--ds-parser",
+        help="Parser variant (function + library + release range) to write, e.g. sdk-tfssd, sdk-efficientdet, "
+        "tao-efficientdet, batchednms, nmstlt, mrcnn, detectnet-builtin; the model's outputs (names, order, "
+        "dtypes, read from the ONNX or the engine sidecar) must be what it reads.",
     ),
     parse_func: str = typer.Option(
         None, "--parse-func", help="Your own bbox parser function (with --custom-lib)."
@@ -80,16 +88,32 @@ def gen_ds_config(
       trtdeploy gen-ds-config --tao-spec yolo_v4.txt --arch yolo_v4 --onnx yolov4.onnx -o ds/
 
       trtdeploy gen-ds-config --tao-spec maskrcnn.txt --arch mask_rcnn --etlt m.etlt --key nvidia_tlt --labels labels.txt
+
+      trtdeploy gen-ds-config ssd.onnx --ds-parser sdk-tfssd -o ds/
+
+    Without --engine, model-engine-file is the path nvinfer saves the engine it builds at first
+    start (next to the model: <model>_b<batch>_gpu<id>_<precision>.engine), so later starts
+    reuse it. The config, its .yml twin and the labels file are written mode 0644.
     """
     setup_logging(verbose, quiet)
     with user_errors():
         from trtdeploy.deepstream import DsOptions
         from trtdeploy.deepstream import gen_ds_config as generate
+        from trtdeploy.deepstream.generate import check_name
+        from trtdeploy.deepstream.parsers import variant
         from trtdeploy.deploy_card import DeployCard, card_path_for
         from trtdeploy.errors import UsageError
 
         if network_mode is not None and network_mode.lower() not in ("fp32", "fp16", "int8"):
             raise UsageError(f"--network-mode {network_mode!r} must be fp32, fp16 or int8")
+        check_name(name)
+        if ds_parser is not None:
+            variant(ds_parser)
+        if arch is not None:
+            from tao_trt import ARCHITECTURES
+
+            if arch not in ARCHITECTURES:
+                raise UsageError(f"--arch {arch!r} is not a TAO architecture; choose one of {', '.join(ARCHITECTURES)}")
         hints = None
         if tao_spec is not None:
             if card is not None or arch is None:
@@ -123,36 +147,60 @@ def gen_ds_config(
             network_mode=network_mode.lower() if network_mode else None,
             custom_lib=custom_lib,
             parse_func=parse_func,
+            ds_parser=ds_parser,
         )
         result = generate(
             deploy_card, model_path, out_dir, options, hints, engine, calib_cache, force
         )
         for path in result.paths:
             console.print(f"wrote {path}", highlight=False)
+        props = result.config.properties
+        console.print(
+            f"{result.paths[0].name}: {props.get('parse-bbox-func-name') or props.get('parse-bbox-instance-mask-func-name') or 'built-in parser'}, "
+            f"engine {props.get('model-engine-file', '-')}, {len(result.config.labels)} label(s)",
+            highlight=False,
+        )
 
 
 def check_ds_config(
     config: Path = typer.Argument(..., help="nvinfer config (.txt or .yml)."),  # noqa: B008
+    deepstream: str = typer.Option(
+        None,
+        "--deepstream",
+        help="Check keys against this DeepStream release (5.0, 6.0, 6.1, 6.1.1, 6.2, 6.3, 9.0; "
+        "default: a key any of them reads is accepted).",
+    ),
+    ds_parser: str = typer.Option(
+        None, "--ds-parser", help="The parser variant the config's function + library is (see gen-ds-config)."
+    ),
     verbose: int = VerboseOpt,
     quiet: bool = QuietOpt,
 ) -> None:
     """Check an nvinfer config and its labels file; list every problem (exit 1 on errors).
 
-    Checks: label count vs num-detected-classes, blank lines and CRLF in labels, offsets vs
-    colour order, parser vs the model's output layout (deploy card next to onnx-file), engine
-    file name vs network-mode and batch-size, calibration cache header vs engine version.
+    Checks: keys nvinfer does not read (typos, keys of a later release, legacy keys in YAML) and
+    keys set twice; label count vs num-detected-classes, a missing labels file, blank lines, CRLF,
+    a byte-order mark and trailing spaces in labels; offsets vs colour order; the parser vs the
+    model's outputs (names, order, dtypes from the ONNX or the engine sidecar) and output layout;
+    model-engine-file vs where nvinfer saves the engine it builds (else it rebuilds at every
+    start); relative paths (resolved from the config's folder); batch, precision, calibration
+    cache header vs engine version.
+
+    Exit codes: 0 no errors (warnings allowed), 1 errors found, 2 not a gst-nvinfer config
+    (e.g. a gst-nvinferserver/Triton protobuf-text config, which this command does not check:
+    it says so instead of reporting "no errors").
 
     Examples:
 
       trtdeploy check-ds-config config_infer_primary_ssd.txt
 
-      trtdeploy check-ds-config deepstream_app/pgie.yml
+      trtdeploy check-ds-config deepstream_app/pgie.yml --deepstream 6.3
     """
     setup_logging(verbose, quiet)
     with user_errors():
         from trtdeploy.deepstream import check_ds_config as check
 
-        problems = check(config)
+        problems = check(config, deepstream=deepstream, ds_parser=ds_parser)
         for problem in problems:
             style = "bold red" if problem.level == "error" else "yellow"
             console.print(

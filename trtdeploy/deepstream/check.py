@@ -6,19 +6,45 @@ import json
 from pathlib import Path
 
 from calibration.cache import CalibrationCache
-from trtdeploy.deepstream.config import read_config, read_label_lines
-from trtdeploy.deepstream.generate import read_calib_cache, read_engine_sidecar
-from trtdeploy.deepstream.validate import WARNING, ConfigView, Problem, validate
+from trtdeploy.deepstream.config import (
+    DEEPSTREAM_RELEASES,
+    LoadedConfig,
+    read_config,
+    read_label_lines,
+)
+from trtdeploy.deepstream.generate import (
+    judge_parser,
+    onnx_io,
+    read_calib_cache,
+    read_engine_sidecar,
+    sidecar_io,
+    variants_for,
+)
+from trtdeploy.deepstream.parsers import variant
+from trtdeploy.deepstream.validate import ERROR, WARNING, ConfigView, Problem, validate
 from trtdeploy.deploy_card import DeployCard, card_path_for
-from trtdeploy.errors import TrtDeployError
+from trtdeploy.errors import TrtDeployError, UsageError
 
 
-def check_ds_config(path: Path) -> list[Problem]:
+def check_ds_config(
+    path: Path, deepstream: str | None = None, ds_parser: str | None = None
+) -> list[Problem]:
     """Every problem in the config at ``path`` and the files it names that exist here.
 
-    Files the config names but that are absent (models are often elsewhere) give a warning and
-    the checks that need them are skipped.
+    Model, engine and cache files the config names but that are absent (models are often
+    elsewhere) give a warning and the checks that need them are skipped; a labels file that is
+    named but absent is an error, because nvinfer then fails to start (see below).
+    ``deepstream``: check keys against that release (one of ``DEEPSTREAM_RELEASES``).
+    ``ds_parser``: the parser variant the config's function + library is (default: every
+    variant of that function in that library, newest first).
     """
+    if ds_parser is not None:
+        variant(ds_parser)
+    if deepstream is not None and deepstream not in DEEPSTREAM_RELEASES:
+        raise UsageError(
+            f"--deepstream {deepstream}: key tables exist for DeepStream {', '.join(DEEPSTREAM_RELEASES)} "
+            "(read from their gst-nvinfer source); pass the nearest older one"
+        )
     loaded = read_config(Path(path))
     props = loaded.properties
     problems: list[Problem] = []
@@ -28,11 +54,26 @@ def check_ds_config(path: Path) -> list[Problem]:
         label_path = loaded.resolve(props["labelfile-path"])
         if label_path.is_file():
             labels, label_problems = read_label_lines(label_path)
-        else:
+        elif label_path.parent.is_dir():
+            # InferPostprocessor::initResource parses labelfile-path for every network type and
+            # fails when it cannot open it ("Could not open labels file"): hiennguyen9874/
+            # deepstream-sources 6.3 sources/libs/nvdsinfer/nvdsinfer_context_impl.cpp lines
+            # 476-478 and 516-518.
             problems.append(
-                Problem(WARNING, f"labels file {label_path} not found; label checks skipped")
+                Problem(
+                    ERROR,
+                    f"labelfile-path={props['labelfile-path']}: {label_path} does not exist (relative paths "
+                    "resolve from the config's folder); nvinfer fails to start without it",
+                )
             )
-
+        else:  # its whole folder is elsewhere (e.g. models downloaded on the DeepStream machine)
+            problems.append(
+                Problem(
+                    WARNING,
+                    f"labels file {label_path} not found here (its folder does not exist either); "
+                    "nvinfer fails to start if it is missing there too; label checks skipped",
+                )
+            )
     card = None
     model = props.get("onnx-file")
     if model:
@@ -66,6 +107,7 @@ def check_ds_config(path: Path) -> list[Problem]:
                 Problem(WARNING, f"int8-calib-file {calib_path} not found; cache checks skipped")
             )
 
+    problems += _parser_problems(props, loaded, sidecar, ds_parser)
     view = ConfigView(
         properties=props,
         class_attrs=loaded.class_attrs,
@@ -76,8 +118,41 @@ def check_ds_config(path: Path) -> list[Problem]:
         engine_sidecar=sidecar,
         calib_cache=cache,
         calib_problem=cache_problem,
+        config_path=loaded.path,
+        other_sections={k: v for k, v in loaded.sections.items() if k != "property"},
+        duplicates=loaded.duplicates,
+        yaml=loaded.yaml,
+        deepstream=deepstream,
     )
     return problems + validate(view)
+
+
+def _parser_problems(
+    props: dict[str, str], loaded: LoadedConfig, sidecar: dict | None, ds_parser: str | None
+) -> list[Problem]:
+    """The model's outputs (names, order, dtypes) from the engine sidecar or the ONNX file,
+    against what the named parser reads."""
+    func = props.get("parse-bbox-func-name") or props.get("parse-bbox-instance-mask-func-name")
+    if not func:
+        return []
+    candidates = [variant(ds_parser)] if ds_parser else variants_for(func, props.get("custom-lib-path"))
+    if not candidates:
+        return []  # a parser of the user's own: its contract is unknown
+    outputs, source = None, ""
+    engine_io = sidecar_io(sidecar) if sidecar else None
+    if engine_io and engine_io[1]:
+        outputs, source = engine_io[1], f"the outputs of {props['model-engine-file']} (engine sidecar)"
+    elif props.get("onnx-file"):
+        try:
+            model_io = onnx_io(loaded.resolve(props["onnx-file"]))
+        except TrtDeployError as exc:
+            return [Problem(ERROR, f"onnx-file: {exc}")]
+        if model_io is not None:
+            outputs, source = model_io[1], f"the outputs of {props['onnx-file']}"
+    if outputs is None:
+        return [Problem(WARNING, f"neither the ONNX nor an engine sidecar is here: {func}'s reads not checked")]
+    errors, warnings = judge_parser(candidates, outputs, source)
+    return [Problem(ERROR, m) for m in errors] + [Problem(WARNING, m) for m in warnings]
 
 
 def problems_as_json(problems: list[Problem]) -> str:

@@ -4,10 +4,12 @@ label files, and reading an existing config back for check-ds-config."""
 from __future__ import annotations
 
 import configparser
+import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from trtdeploy.errors import InputError
+from trtdeploy.errors import InputError, UsageError
 
 # Enumerations of gst-nvinfer (DeepStream plugin guide, Gst-nvinfer configuration table).
 NETWORK_MODES = {"fp32": 0, "int8": 1, "fp16": 2}
@@ -23,6 +25,86 @@ INPUT_ORDERS = {"NCHW": 0, "NHWC": 1}
 
 PROPERTY = "property"
 CLASS_ATTRS_ALL = "class-attrs-all"
+CLASS_ATTRS_PREFIX = "class-attrs-"
+
+# Keys gst-nvinfer reads, per release, taken from the parser source itself (the keys compared
+# with g_strcmp0 in gst_nvinfer_parse_props / gst_nvinfer_parse_other_attribute for [property],
+# and in gst_nvinfer_parse_class_attrs for [class-attrs-*]); any other key only makes nvinfer
+# print "Unknown or legacy key specified" / "Unknown key" and is ignored.
+# Sources: hiennguyen9874/deepstream-sources branches 5.0 ... 6.3,
+# sources/gst-plugins/gst-nvinfer/gstnvinfer_property_parser.cpp (6.3: lines 81-277 class attrs,
+# 291-496 and 498-1137 property; "Unknown key" at 276, "Unknown or legacy key" at 481), and
+# NVIDIA/DeepStream branch DeepStream-9.0, src/gst-plugins/gst-nvinfer/gstnvinfer_property_parser.cpp
+# (lines 312 and 529). No source of 7.0-8.0 is public; the API reference pages of their
+# gstnvinfer_property_parser.h list the same key names, so 7.x/8.0 are checked against the union.
+_KEYS_5_0 = frozenset(
+    "batch-size classifier-async-mode classifier-threshold cluster-mode custom-lib-path "
+    "custom-network-config enable-dbscan enable-dla engine-create-func-name filter-out-class-ids "
+    "force-implicit-batch-dim gie-unique-id gpu-id infer-dims input-dims input-object-max-height "
+    "input-object-max-width input-object-min-height input-object-min-width int8-calib-file interval "
+    "is-classifier labelfile-path layer-device-precision maintain-aspect-ratio mean-file "
+    "model-color-format model-engine-file model-file net-scale-factor network-mode network-type "
+    "num-detected-classes offsets onnx-file operate-on-class-ids operate-on-gie-id output-blob-names "
+    "output-instance-mask output-io-formats output-tensor-meta parse-bbox-func-name "
+    "parse-bbox-instance-mask-func-name parse-classifier-func-name process-mode proto-file "
+    "scaling-compute-hw scaling-filter secondary-reinfer-interval segmentation-threshold "
+    "tlt-encoded-model tlt-model-key uff-file uff-input-blob-name uff-input-dims uff-input-order "
+    "use-dla-core workspace-size".split()
+)
+# Keys each release added to [property] (none was removed from 5.0 to 9.0).
+_ADDED = {
+    "6.0": "classifier-type input-tensor-from-meta network-input-order segmentation-output-order "
+    "symmetric-padding tensor-meta-pool-size",
+    "6.1": "",
+    "6.1.1": "",
+    "6.2": "crop-objects-to-roi-boundary",
+    "6.3": "auto-inc-mem max-gpu-mem-per",
+    "9.0": "disable-output-host-copy dump-input-tensor dump-output-tensor dynamic-properties "
+    "ip-tensor-file op-tensor-files overwrite-input-tensor overwrite-output-tensor "
+    "parse-segmentation-func-name raw-output-file-write stabilize-buffer-count strongly-typed "
+    "warmup-engine",
+}
+DEEPSTREAM_RELEASES = ("5.0", *_ADDED)  # releases whose parser source was read
+
+
+def _property_keys() -> dict[str, frozenset[str]]:
+    table, keys = {"5.0": _KEYS_5_0}, set(_KEYS_5_0)
+    for release, added in _ADDED.items():
+        keys |= set(added.split())
+        table[release] = frozenset(keys)
+    return table
+
+
+PROPERTY_KEYS: dict[str, frozenset[str]] = _property_keys()
+ALL_PROPERTY_KEYS = PROPERTY_KEYS["9.0"]
+# The same in every release read (5.0-9.0).
+CLASS_ATTR_KEYS = frozenset(
+    "bg-color border-color dbscan-min-score detected-max-h detected-max-w detected-min-h "
+    "detected-min-w eps group-threshold minBoxes nms-iou-threshold post-cluster-threshold "
+    "pre-cluster-threshold roi-bottom-offset roi-top-offset threshold topk".split()
+)
+# Legacy INI keys the YAML parser (gstnvinfer_yaml_parser.cpp, 6.1-9.0) does not read.
+YAML_UNREAD_PROPERTY_KEYS = frozenset({"enable-dbscan", "input-dims", "is-classifier", "uff-input-dims"})
+YAML_UNREAD_CLASS_ATTR_KEYS = frozenset({"threshold"})
+# [property] keys that hold a file path, resolved by get_absolute_file_path.
+PATH_KEYS = (
+    "labelfile-path",
+    "model-engine-file",
+    "int8-calib-file",
+    "mean-file",
+    "custom-lib-path",
+    "model-file",
+    "proto-file",
+    "uff-file",
+    "tlt-encoded-model",
+    "onnx-file",
+)
+
+
+def first_release_with(key: str) -> str | None:
+    """The first DeepStream release (of those read) whose nvinfer reads ``key``."""
+    return next((r for r in DEEPSTREAM_RELEASES if key in PROPERTY_KEYS[r]), None)
+
 
 
 @dataclass
@@ -37,6 +119,7 @@ class NvInferConfig:
     class_attrs: dict[str, str] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
     other_sections: dict[str, dict[str, str]] = field(default_factory=dict)
+    parser_variant: str | None = None  # the parsers.VARIANTS key the parser keys were chosen as
 
     def set(self, key: str, value: object) -> None:
         self.properties[key] = format_value(value)
@@ -110,6 +193,8 @@ class LoadedConfig:
     path: Path
     sections: dict[str, dict[str, str]]
     crlf: bool = False
+    duplicates: list[str] = field(default_factory=list)  # one line per key given more than once
+    yaml: bool = False
 
     @property
     def properties(self) -> dict[str, str]:
@@ -120,9 +205,31 @@ class LoadedConfig:
         return self.sections.get(CLASS_ATTRS_ALL, {})
 
     def resolve(self, value: str) -> Path:
-        """nvinfer resolves relative paths against the config file's folder."""
-        path = Path(value)
-        return path if path.is_absolute() else self.path.parent / path
+        return nvinfer_path(self.path, value)
+
+
+def nvinfer_path(config_path: Path, value: str) -> Path:
+    """The path nvinfer opens for a file named in its config.
+
+    gst-nvinfer's get_absolute_file_path (hiennguyen9874/deepstream-sources 6.3,
+    sources/gst-plugins/gst-nvinfer/gstnvinfer_property_parser.cpp lines 30-77; the same in
+    NVIDIA/DeepStream DeepStream-9.0 src/gst-plugins/gst-nvinfer/gstnvinfer_property_parser.cpp
+    lines 43-93, and in gstnvinfer_yaml_parser.cpp): an absolute path is realpath()ed; a
+    relative one is appended to the folder of the config file's realpath() (not the working
+    directory) and realpath()ed; a file that does not exist keeps the unresolved text.
+    """
+    if value.startswith("/"):
+        return Path(os.path.realpath(value)) if os.path.exists(value) else Path(value)
+    joined = os.path.join(os.path.dirname(os.path.realpath(config_path)), value)
+    return Path(os.path.realpath(joined)) if os.path.exists(joined) else Path(joined)
+
+
+def same_file_path(a: Path, b: Path) -> bool:
+    """Whether two nvinfer paths name the same file (``..`` and symlinks resolved)."""
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+_TRITON = re.compile(r"^\s*(infer_config|input_control|output_control)\s*\{", re.MULTILINE)
 
 
 def read_config(path: Path) -> LoadedConfig:
@@ -135,11 +242,22 @@ def read_config(path: Path) -> LoadedConfig:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputError(f"config {path} is not UTF-8 text: {exc}") from exc
+    if _TRITON.search(text):
+        # nvinferserver's protobuf-text config (infer_config { backend { triton ... } }), see
+        # hiennguyen9874/deepstream-sources 6.3 sources/gst-plugins/gst-nvinferserver/
+        # nvdsinferserver_plugin.proto (message PluginControl: infer_config, input_control,
+        # output_control): a different plugin with a different schema.
+        raise UsageError(
+            f"config {path} is a gst-nvinferserver (Triton) config, which check-ds-config does not check; "
+            "it checks gst-nvinfer configs ([property] key files or YAML)"
+        )
     crlf = b"\r\n" in raw
-    if path.suffix.lower() in (".yml", ".yaml"):
-        sections = _read_yaml(text, path)
+    is_yaml = path.suffix.lower() in (".yml", ".yaml")
+    if is_yaml:
+        sections, duplicates = _read_yaml(text, path)
     else:
         sections = _read_ini(text, path)
+        duplicates = _ini_duplicates(text)
     if PROPERTY not in sections:
         raise InputError(f"config {path} has no [property] group; is it an nvinfer config?")
     if any(
@@ -147,7 +265,32 @@ def read_config(path: Path) -> LoadedConfig:
         for k in ("network-input-shape", "processing-width", "target-unique-ids")
     ):
         raise InputError(f"config {path} is an nvdspreprocess config, not an nvinfer one")
-    return LoadedConfig(path, sections, crlf)
+    return LoadedConfig(path, sections, crlf, duplicates, is_yaml)
+
+
+def _ini_duplicates(text: str) -> list[str]:
+    """Keys given twice in a group. GKeyFile keeps both lines but looks keys up in a hash table
+    that the later line replaced, so the LAST value wins (GLib gkeyfile.c,
+    g_key_file_add_key_value_pair: g_hash_table_replace; e.g. arkime/arkime
+    thirdparty/glib-2.56.2/glib/gkeyfile.c). A repeated [group] continues the same group."""
+    seen: dict[tuple[str, str], list[int]] = {}
+    group = ""
+    for number, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
+        stripped = line.lstrip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("["):
+            group = stripped[1 : stripped.find("]")] if "]" in stripped else stripped[1:]
+            continue
+        if "=" in stripped:
+            key = stripped.split("=", 1)[0].rstrip()
+            seen.setdefault((group, key), []).append(number)
+    return [
+        f"[{group}] {key} is set {len(lines)} times (lines {', '.join(map(str, lines))}); nvinfer uses only "
+        f"the last one (line {lines[-1]}): keep one"
+        for (group, key), lines in seen.items()
+        if len(lines) > 1
+    ]
 
 
 def _read_ini(text: str, path: Path) -> dict[str, dict[str, str]]:
@@ -169,11 +312,12 @@ def _read_ini(text: str, path: Path) -> dict[str, dict[str, str]]:
     return {name: {k: v.strip() for k, v in parser[name].items()} for name in parser.sections()}
 
 
-def _read_yaml(text: str, path: Path) -> dict[str, dict[str, str]]:
+def _read_yaml(text: str, path: Path) -> tuple[dict[str, dict[str, str]], list[str]]:
     import yaml
 
     try:
         data = yaml.safe_load(text)
+        root = yaml.compose(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
@@ -184,7 +328,29 @@ def _read_yaml(text: str, path: Path) -> dict[str, dict[str, str]]:
     for name, body in data.items():
         if isinstance(body, dict):
             sections[str(name)] = {str(k): _yaml_text(v) for k, v in body.items()}
-    return sections
+    return sections, _yaml_duplicates(root)
+
+
+def _yaml_duplicates(root: object) -> list[str]:
+    """Keys given twice in a group (PyYAML keeps the last; which one nvinfer's yaml-cpp loop
+    applies is not something to rely on)."""
+    import yaml
+
+    out = []
+    if not isinstance(root, yaml.MappingNode):
+        return out
+    for group_node, body in root.value:
+        if not isinstance(body, yaml.MappingNode):
+            continue
+        lines: dict[str, list[int]] = {}
+        for key_node, _ in body.value:
+            lines.setdefault(str(key_node.value), []).append(key_node.start_mark.line + 1)
+        out += [
+            f"{group_node.value}: {key} is set {len(found)} times (lines {', '.join(map(str, found))}): keep one"
+            for key, found in lines.items()
+            if len(found) > 1
+        ]
+    return out
 
 
 def _yaml_text(value: object) -> str:
@@ -194,9 +360,20 @@ def _yaml_text(value: object) -> str:
 
 
 def read_label_lines(path: Path) -> tuple[list[str], list[str]]:
-    """Label lines as nvinfer sees them (CR kept, blank lines skipped) and format problems."""
+    """Label lines as nvinfer reads them, and format problems.
+
+    nvinfer's InferPostprocessor::parseLabelsFile (hiennguyen9874/deepstream-sources 6.3,
+    sources/libs/nvdsinfer/nvdsinfer_context_impl.cpp lines 472-503) reads lines with
+    std::getline(..., '\\n'), skips only EMPTY lines and keeps every other byte: a '\\r', a
+    UTF-8 byte-order mark or trailing spaces become part of the label text.
+    """
     raw = path.read_bytes()
     problems = []
+    if raw.startswith(b"\xef\xbb\xbf"):
+        problems.append(
+            f"labels file {path} starts with a UTF-8 byte-order mark; nvinfer keeps it in the first label: "
+            "save the file without BOM"
+        )
     if b"\r" in raw:
         problems.append(
             f"labels file {path} has CRLF line endings; nvinfer keeps the '\\r' in the label text: save it with LF"
@@ -210,5 +387,13 @@ def read_label_lines(path: Path) -> tuple[list[str], list[str]]:
         problems.append(
             f"labels file {path} has blank line(s) {blanks}; nvinfer skips them, which shifts the class ids "
             "after them: remove them"
+        )
+    trailing = [
+        i + 1 for i, line in enumerate(lines) if line.strip() and line.rstrip("\r") != line.rstrip("\r").rstrip()
+    ]
+    if trailing:
+        problems.append(
+            f"labels file {path} has trailing whitespace on line(s) {trailing}; nvinfer keeps it in the label "
+            "text: remove it"
         )
     return [line for line in lines if line.strip()], problems

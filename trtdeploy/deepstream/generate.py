@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +32,18 @@ from trtdeploy.deepstream.parsers import (
     DEFAULT_CUSTOM_LIB,
     PARSER_FOR_LAYOUT,
     PARSERS,
+    VARIANTS,
+    ParserVariant,
     contract_problems,
+    misreads,
     parser_for_deepstream_layout,
+    variant,
 )
 from trtdeploy.deepstream.validate import (
     ERROR,
     ConfigView,
     Problem,
+    engine_save_path,
     sidecar_max_batch,
     sidecar_precision,
     validate,
@@ -45,7 +51,7 @@ from trtdeploy.deepstream.validate import (
 from trtdeploy.deploy_card import DeployCard
 from trtdeploy.engine.naming import engine_file_name
 from trtdeploy.errors import InputError, TrtDeployError, UnsupportedModelError, UsageError
-from trtdeploy.files import check_output, write_text_atomic
+from trtdeploy.files import atomic_path, check_output, sha256_file
 from trtdeploy.log import get_logger
 
 log = get_logger("deepstream")
@@ -84,9 +90,10 @@ class DsOptions:
     operate_on_class_ids: list[int] | None = None
     batch_size: int | None = None
     network_mode: str | None = None  # fp32 | fp16 | int8
-    custom_lib: str = DEFAULT_CUSTOM_LIB
+    custom_lib: str | None = None  # default: the chosen parser variant's library (else the SDK's)
     parse_func: str | None = None
     gpu_id: int = 0
+    ds_parser: str | None = None  # a key of parsers.VARIANTS: function + library, checked against outputs
 
 
 @dataclass
@@ -120,6 +127,108 @@ def read_calib_cache(path: Path) -> tuple[CalibrationCache | None, str | None]:
         return None, f"int8-calib-file: {exc}"
 
 
+Tensor = tuple[str, str, tuple]  # (name, dtype such as "float32", shape with -1 for dynamic dims)
+
+
+def onnx_io(path: Path) -> tuple[list[Tensor], list[Tensor]] | None:
+    """Inputs and outputs of an ONNX file, in order, read from the file itself (None when the
+    model is not an ONNX file, e.g. an .etlt)."""
+    path = Path(path)
+    if path.suffix.lower() != ".onnx" or not path.is_file():
+        return None
+    import onnx
+    from onnx import helper
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError, ValueError, ... on a file that is not ONNX
+        raise InputError(f"{path} is not a readable ONNX model ({type(exc).__name__})") from exc
+    initializers = {t.name for t in model.graph.initializer}
+
+    def describe(values: Any) -> list[Tensor]:
+        out = []
+        for value in values:
+            if value.name in initializers:
+                continue
+            tensor = value.type.tensor_type
+            try:
+                dtype = helper.tensor_dtype_to_np_dtype(tensor.elem_type).name
+            except (KeyError, ValueError, TypeError):
+                dtype = f"onnx-type-{tensor.elem_type}"
+            shape = tuple(d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim)
+            out.append((value.name, dtype, shape))
+        return out
+
+    return describe(model.graph.input), describe(model.graph.output)
+
+
+def sidecar_io(sidecar: dict[str, Any]) -> tuple[list[Tensor], list[Tensor]] | None:
+    """The engine's inputs and outputs as its sidecar records them (build-engine's ``tensors``)."""
+    tensors = sidecar.get("tensors")
+    if not isinstance(tensors, list):
+        return None
+    io: dict[str, list[Tensor]] = {"input": [], "output": []}
+    for t in tensors:
+        if isinstance(t, dict) and t.get("mode") in io and isinstance(t.get("name"), str):
+            shape = t.get("shape") if isinstance(t.get("shape"), list) else []
+            io[t["mode"]].append((t["name"], str(t.get("dtype", "")), tuple(shape)))
+    return io["input"], io["output"]
+
+
+def _engine_mismatches(
+    sidecar: dict[str, Any], model_path: Path, model_io: tuple[list[Tensor], list[Tensor]] | None
+) -> list[str]:
+    """Why an engine was not built from this model (issue 11: an --engine of another model)."""
+    problems = []
+    model_path = Path(model_path)
+    recorded = {sidecar.get("onnx_sha256"), sidecar.get("built_onnx_sha256")} - {None, ""}
+    if recorded and model_path.suffix.lower() == ".onnx" and model_path.is_file():
+        if sha256_file(model_path) not in recorded:
+            problems.append(
+                f"the engine's sidecar records ONNX sha256 {sorted(recorded)[0][:12]}... but {model_path.name} is "
+                f"{sha256_file(model_path)[:12]}...: the engine was built from another model; rebuild it from this one"
+            )
+    engine_io = sidecar_io(sidecar)
+    if engine_io is None or model_io is None:
+        return problems
+    for what, ours, theirs in (("inputs", model_io[0], engine_io[0]), ("outputs", model_io[1], engine_io[1])):
+        if [t[0] for t in ours] != [t[0] for t in theirs]:
+            problems.append(
+                f"the engine's {what} are {[t[0] for t in theirs]} but the model's are {[t[0] for t in ours]}"
+            )
+            continue
+        for (name, _, shape), (_, _, engine_shape) in zip(ours, theirs, strict=True):
+            fixed = [
+                (a, b) for a, b in zip(shape[1:], engine_shape[1:], strict=False) if a > 0 and b > 0 and a != b
+            ]
+            if len(shape) != len(engine_shape) or fixed:
+                problems.append(
+                    f"{name} is {list(shape)} in the model but {list(engine_shape)} in the engine: "
+                    "the engine was built from another model"
+                )
+    return problems
+
+
+def _static_batch(card: DeployCard, model_io: tuple[list[Tensor], list[Tensor]] | None) -> int | None:
+    """The input's batch when the model fixes it (None: dynamic)."""
+    if model_io is not None and model_io[0]:
+        first = model_io[0][0][2]
+        return first[0] if first and first[0] > 0 else None
+    return card.input.shape[0] if card.input.shape and card.input.shape[0] > 0 else None
+
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def check_name(name: str) -> None:
+    """``--name`` becomes part of file names in the output folder: no separators, no ``..``."""
+    if name and (not _NAME.match(name) or ".." in name):
+        raise UsageError(
+            f"--name {name!r} must be a plain file-name part (letters, digits, '_', '-', '.', '+'; no path "
+            "separators, no '..'): the files are written into the output folder"
+        )
+
+
 def _rel(path: Path, out_dir: Path) -> str:
     """Paths relative to the config's folder (nvinfer resolves them so), absolute if elsewhere."""
     try:
@@ -130,6 +239,9 @@ def _rel(path: Path, out_dir: Path) -> str:
 
 def _choose_parser(card: DeployCard, hints: DsModelHints, options: DsOptions) -> str | None:
     layout = card.output.layout
+    if options.ds_parser:
+        chosen_variant = variant(options.ds_parser)
+        return None if chosen_variant.custom_lib_path is None else chosen_variant.func
     chosen = options.parse_func or hints.parse_func
     if chosen:
         return chosen
@@ -175,8 +287,13 @@ def build_config(
     engine: Path | None = None,
     engine_sidecar: dict[str, Any] | None = None,
     calib_cache: Path | None = None,
+    outputs: list[Tensor] | None = None,
 ) -> NvInferConfig:
-    """The nvinfer config for this model; raises when options contradict the model/engine."""
+    """The nvinfer config for this model; raises when options contradict the model/engine.
+
+    ``outputs`` (the model's ordered output tensors) picks the parser library when neither
+    --custom-lib nor --ds-parser says: the first variant of the function that reads them right.
+    """
     hints = hints or DsModelHints()
     out_dir = Path(out_dir)
     cfg = NvInferConfig()
@@ -232,12 +349,10 @@ def build_config(
                 expected,
             )
     else:
-        # nvinfer builds the engine on first start and saves it under this name; naming it here
-        # makes the next start reuse it instead of rebuilding.
-        cfg.set(
-            "model-engine-file",
-            engine_file_name(model_rel, batch, mode_name, gpu_id=options.gpu_id),
-        )
+        # nvinfer builds the engine on first start and saves it next to the MODEL (see
+        # validate.engine_save_path for the source lines); naming that path here makes the next
+        # start reuse it instead of rebuilding. Filled in below, once every key it depends on is set.
+        cfg.set("model-engine-file", "")
     if calib_cache is not None:
         cfg.set("int8-calib-file", _rel(calib_cache, out_dir))
     cfg.set("labelfile-path", f"{options.name}_labels.txt" if options.name else "labels.txt")
@@ -287,7 +402,24 @@ def build_config(
             else "parse-bbox-func-name"
         )
         cfg.set(key, parse_func)
-        cfg.set("custom-lib-path", options.custom_lib)
+        lib = options.custom_lib
+        if lib is None and options.ds_parser:
+            lib = variant(options.ds_parser).custom_lib_path
+        cfg.parser_variant = options.ds_parser
+        if lib is None and outputs is not None:
+            fits = [
+                v for v in VARIANTS.values()
+                if v.func == parse_func and v.custom_lib_path and not misreads(v.key, outputs)
+            ]  # fmt: skip
+            lib = fits[0].custom_lib_path if fits else None
+            cfg.parser_variant = fits[0].key if fits else None
+        if lib is not None and not lib.startswith("/"):
+            log.warning(
+                "custom-lib-path=%s is where deepstream_tao_apps' configs find its parser library; "
+                "pass --custom-lib with the path of the libnvds_infercustomparser_tao.so you built",
+                lib,
+            )
+        cfg.set("custom-lib-path", lib or DEFAULT_CUSTOM_LIB)
         if contract and contract.instance_mask:
             cfg.set("output-instance-mask", 1)
     if net_type in (NETWORK_TYPES["detector"], NETWORK_TYPES["instance_segmentation"]):
@@ -305,6 +437,13 @@ def build_config(
             attrs["topk"] = card.nms.max_detections
         attrs.update(hints.class_attrs)
         cfg.class_attrs = {k: _attr(v) for k, v in attrs.items()}
+    if cfg.properties.get("model-engine-file") == "":
+        save, why = engine_save_path(cfg.properties, out_dir / "config.txt")
+        if save is None:
+            del cfg.properties["model-engine-file"]
+            log.warning("no model-engine-file written: %s", why)
+        else:
+            cfg.set("model-engine-file", _rel(save, out_dir))
     return cfg
 
 
@@ -312,6 +451,40 @@ def _attr(value: Any) -> str:
     from trtdeploy.deepstream.config import format_value
 
     return format_value(value)
+
+
+def variants_for(func: str, custom_lib: str | None) -> list[ParserVariant]:
+    """The parser variants a config's function + library can be: same function name, and a
+    library of the same file name (the SDK's libnvds_infercustomparser.so or deepstream_tao_apps'
+    libnvds_infercustomparser_tao.so); several when releases of that library differ."""
+    lib_name = Path(custom_lib).name if custom_lib else None
+    return [
+        v
+        for v in VARIANTS.values()
+        if v.func == func and v.custom_lib_path is not None and Path(v.custom_lib_path).name == lib_name
+    ]
+
+
+def judge_parser(
+    candidates: list[ParserVariant], outputs: list[Tensor], source: str
+) -> tuple[list[str], list[str]]:
+    """Errors and warnings for these outputs read by a parser that may be any of ``candidates``
+    (newest release first, as VARIANTS lists them): the newest one misreading them is an error
+    (that is what a library built today is), an older one a warning."""
+    errors, warnings = [], []
+    for index, v in enumerate(candidates):
+        found = misreads(v.key, outputs)
+        if not found:
+            continue
+        line = f"parser variant {v.key} ({v.releases}) would misread {source}: " + "; ".join(found)
+        if index == 0:
+            others = [c.key for c in candidates[1:] if not misreads(c.key, outputs)]
+            if others:
+                line += f" (variant(s) {', '.join(others)} of older releases read them right: pin one with --ds-parser)"
+            errors.append(line)
+        else:
+            warnings.append(line)
+    return errors, warnings
 
 
 def gen_ds_config(
@@ -330,13 +503,58 @@ def gen_ds_config(
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
+    check_name(options.name)
     if not options.name:
         options.name = Path(model_path).stem
-    sidecar = read_engine_sidecar(engine) if engine is not None else None
+    if options.ds_parser:
+        variant(options.ds_parser)  # an unknown key is bad usage, before any work
     if engine is not None and not Path(engine).is_file():
         raise InputError(f"engine {engine} not found")
+    sidecar = read_engine_sidecar(engine) if engine is not None else None
+    model_io = onnx_io(model_path)
+    if sidecar is not None:
+        wrong = _engine_mismatches(sidecar, model_path, model_io)
+        if wrong:
+            raise InputError(f"--engine {engine} does not belong to {Path(model_path).name}: " + "; ".join(wrong))
+    static = _static_batch(card, model_io)
+    if options.batch_size is not None and options.batch_size < 1:
+        raise UsageError(f"--batch-size {options.batch_size} must be >= 1")
+    if options.batch_size and static is not None and options.batch_size > static:
+        # nvinfer builds a profile for batch-size but the ONNX fixes the batch; the engine it gets
+        # has max batch `static` and checkBackendParams refuses it ("Backend has maxBatchSize %d
+        # whereas %d has been requested"): hiennguyen9874/deepstream-sources 6.3
+        # sources/libs/nvdsinfer/nvdsinfer_context_impl.cpp lines 1709-1713.
+        raise UsageError(
+            f"--batch-size {options.batch_size} but {Path(model_path).name} has a static batch of {static}: "
+            "nvinfer cannot run it at a larger batch; re-export with a dynamic batch or use --batch-size "
+            f"{static}"
+        )
     cache, cache_problem = read_calib_cache(calib_cache) if calib_cache is not None else (None, None)
-    cfg = build_config(card, model_path, out_dir, options, hints, engine, sidecar, calib_cache)
+    engine_io = sidecar_io(sidecar) if sidecar is not None else None
+    outputs, source = (
+        (engine_io[1], f"the outputs of engine {Path(engine).name}")  # type: ignore[arg-type]
+        if engine_io and engine_io[1]
+        else (model_io[1], f"the outputs of {Path(model_path).name}") if model_io else (None, "")
+    )
+    cfg = build_config(card, model_path, out_dir, options, hints, engine, sidecar, calib_cache, outputs)
+    func = cfg.properties.get("parse-bbox-func-name") or cfg.properties.get("parse-bbox-instance-mask-func-name")
+    if func:
+        chosen = (
+            [variant(cfg.parser_variant)]
+            if cfg.parser_variant
+            else variants_for(func, cfg.properties.get("custom-lib-path"))
+        )
+        if outputs is not None:
+            wrong, older = judge_parser(chosen, outputs, source)
+            if wrong:
+                raise UnsupportedModelError(
+                    "; ".join(wrong) + ": re-export the model for that parser (create-onnx --ds-parser) or pick "
+                    "the parser variant that reads these outputs"
+                )
+            for line in older:
+                log.warning("%s", line)
+        elif chosen:
+            log.warning("%s not found as ONNX and no engine sidecar: output dtypes not checked", model_path)
     view = ConfigView(
         properties=cfg.properties,
         class_attrs=cfg.class_attrs,
@@ -346,6 +564,7 @@ def gen_ds_config(
         engine_sidecar=sidecar,
         calib_cache=cache,
         calib_problem=cache_problem,
+        config_path=out_dir / "config.txt",
     )
     problems = validate(view)
     if any(p.level == ERROR for p in problems):
@@ -363,10 +582,19 @@ def gen_ds_config(
         f"nvinfer config generated by trtdeploy {__version__} (gen-ds-config)\n"
         f"model: {Path(model_path).name}; edit the model, not this file, and regenerate"
     )
-    write_text_atomic(labels, render_labels(cfg.labels))
-    write_text_atomic(ini, render_ini(cfg, header_text))
-    write_text_atomic(yml, render_yaml(cfg, header_text))
+    _write_for_deepstream(labels, render_labels(cfg.labels))
+    _write_for_deepstream(ini, render_ini(cfg, header_text))
+    _write_for_deepstream(yml, render_yaml(cfg, header_text))
     log.info(
         "wrote %s, %s and %s in %.2fs", ini.name, yml.name, labels.name, time.perf_counter() - start
     )
     return GeneratedConfig(cfg, problems, [ini, yml, labels])
+
+
+def _write_for_deepstream(path: Path, text: str) -> None:
+    """Atomically, LF only, mode 0644 whatever the umask: DeepStream often runs as another user
+    (a service account or a container user) and must be able to read what we write."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)

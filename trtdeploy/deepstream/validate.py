@@ -3,16 +3,32 @@ check-ds-config (on any existing file). Each problem is one line naming the key 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from calibration.cache import CalibrationCache, TrtVersion
-from trtdeploy.deepstream.config import COLOR_FORMATS, NETWORK_MODES, NETWORK_TYPES
+from trtdeploy.deepstream.config import (
+    ALL_PROPERTY_KEYS,
+    CLASS_ATTR_KEYS,
+    CLASS_ATTRS_PREFIX,
+    COLOR_FORMATS,
+    NETWORK_MODES,
+    NETWORK_TYPES,
+    PATH_KEYS,
+    PROPERTY,
+    PROPERTY_KEYS,
+    YAML_UNREAD_CLASS_ATTR_KEYS,
+    YAML_UNREAD_PROPERTY_KEYS,
+    first_release_with,
+    nvinfer_path,
+    same_file_path,
+)
 from trtdeploy.deepstream.parsers import PARSERS, contract_problems
 from trtdeploy.deploy_card import DeployCard
-from trtdeploy.engine.naming import engine_file_name, parse_engine_name
+from trtdeploy.engine.naming import parse_engine_name
 
 ERROR = "error"
 WARNING = "warning"
@@ -44,6 +60,11 @@ class ConfigView:
     engine_sidecar: dict[str, Any] | None = None
     calib_cache: CalibrationCache | None = None  # int8-calib-file, parsed by the calibration package
     calib_problem: str | None = None  # why int8-calib-file could not be parsed (an error)
+    config_path: Path | None = None  # where the config is (or will be) written: paths resolve from it
+    other_sections: dict[str, dict[str, str]] = field(default_factory=dict)  # [class-attrs-<id>] etc.
+    duplicates: list[str] = field(default_factory=list)
+    yaml: bool = False
+    deepstream: str | None = None  # the release to check keys for (None: any release read)
 
 
 def _int(value: str | None) -> int | None:
@@ -152,6 +173,9 @@ def validate(view: ConfigView) -> list[Problem]:
     for key in props:
         if key.endswith(":") or " " in key:
             error(f"malformed key {key!r}: nvinfer ignores it (write 'key=value')")
+    _check_keys(view, error, warn)
+    for msg in view.duplicates:
+        error(msg)
 
     mode = _int(props.get("network-mode", "0"))
     if mode not in MODE_NAMES:
@@ -271,9 +295,132 @@ def validate(view: ConfigView) -> list[Problem]:
     if view.card is not None:
         _check_against_card(view, props, num_classes, offsets, color, error)
 
-    # Engine: name nvinfer derives, batch, precision; calibration cache.
+    # Engine: where nvinfer saves it, batch, precision; calibration cache; relative paths.
+    _check_engine_path(view, error, warn)
+    _check_paths(view, warn)
     _check_engine(view, props, mode, batch, error, warn)
     return out
+
+
+def _check_keys(view: ConfigView, error: Any, warn: Any) -> None:
+    """Keys nvinfer does not read are ignored with a warning on its console: what the user
+    wrote does not happen (tables in trtdeploy/deepstream/config.py, read from the source)."""
+    form = "YAML" if view.yaml else "INI"
+    known = PROPERTY_KEYS[view.deepstream] if view.deepstream else ALL_PROPERTY_KEYS
+    groups = {PROPERTY: view.properties, **{k: v for k, v in view.other_sections.items()}}
+    if view.class_attrs:
+        groups.setdefault("class-attrs-all", view.class_attrs)
+    for group, keys in groups.items():
+        is_property = group == PROPERTY
+        if not is_property and (
+            not group.startswith(CLASS_ATTRS_PREFIX) or network_type_of(view.properties) not in (0, 3)
+        ):
+            # nvinfer reads no other group, and [class-attrs-*] only for detectors and instance
+            # segmentation (gst_nvinfer_parse_config_file, 6.3 gstnvinfer_property_parser.cpp
+            # lines 1166-1168)
+            continue
+        for key in keys:
+            if key.endswith(":") or " " in key:
+                continue  # reported as malformed
+            if is_property and key not in ALL_PROPERTY_KEYS or not is_property and key not in CLASS_ATTR_KEYS:
+                close = _close_key(key, ALL_PROPERTY_KEYS if is_property else CLASS_ATTR_KEYS)
+                hint = f" (did you mean {close}?)" if close else ""
+                error(f"unknown key {key!r} in [{group}]: no gst-nvinfer release reads it, it is ignored{hint}")
+            elif is_property and key not in known:
+                error(
+                    f"{key} is read by gst-nvinfer from DeepStream {first_release_with(key)} on, not by "
+                    f"{view.deepstream}: it is ignored there"
+                )
+            elif view.yaml and key in (YAML_UNREAD_PROPERTY_KEYS if is_property else YAML_UNREAD_CLASS_ATTR_KEYS):
+                message = f"{key} is a legacy key that nvinfer's {form} parser does not read; it is ignored"
+                if keys[key].strip().lower() in ("0", "false", ""):
+                    warn(message + " (harmless here: its value is the default)")
+                else:
+                    error(message)
+
+
+def _close_key(key: str, known: frozenset[str]) -> str | None:
+    import difflib
+
+    match = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.8)
+    return match[0] if match else None
+
+
+def engine_save_path(props: dict[str, str], config_path: Path) -> tuple[Path | None, str]:
+    """Where nvinfer saves an engine it builds from this config, and why (for messages).
+
+    TrtModelBuilder::buildModel (hiennguyen9874/deepstream-sources 6.3,
+    sources/libs/nvdsinfer/nvdsinfer_model_builder.cpp lines 652-725; the same in 5.0-6.2 and
+    NVIDIA/DeepStream DeepStream-9.0 src/utils/nvdsinfer/nvdsinfer_model_builder.cpp 563-616):
+    the path is the model path as resolved from the config (tlt-encoded-model first, else the
+    parser's model: onnx-file, uff-file or model-file) + ``_b<batch-size>_<gpu<gpu-id> |
+    dla<use-dla-core>>_<fp32|fp16|int8>.engine``; NvDsInferContextImpl::buildModel serializes it
+    there (nvdsinfer_context_impl.cpp 6.3 line 1800). network-mode=1 (INT8) without a
+    calibrator (no int8-calib-file) builds FP16 and names it fp16 (model_builder.cpp 6.3 lines
+    565-586 for .etlt, 1029-1047 for parsed models). With engine-create-func-name the model
+    path is ``<working directory>/model``, unknown here.
+    """
+    if props.get("engine-create-func-name"):
+        return None, "engine-create-func-name is set: nvinfer saves the engine as <working directory>/model_b..."
+    model_key = next(
+        (k for k in ("tlt-encoded-model", "model-file", "uff-file", "onnx-file") if props.get(k)), None
+    )
+    if model_key is None:
+        return None, "no model file to build from"
+    mode = _int(props.get("network-mode", "0"))
+    batch = _int(props.get("batch-size", "1"))
+    if mode not in MODE_NAMES or batch is None or batch < 1:
+        return None, "network-mode or batch-size invalid"
+    precision = MODE_NAMES[mode]
+    if precision == "int8" and not props.get("int8-calib-file"):
+        precision = "fp16"  # (a cache named but absent here may be present where DeepStream runs)
+    gpu = _int(props.get("gpu-id", "0")) or 0
+    dla_core = _int(props.get("use-dla-core"))
+    use_dla = props.get("enable-dla", "").strip().lower() in ("1", "true") and dla_core is not None and dla_core >= 0
+    device = f"dla{dla_core}" if use_dla else f"gpu{gpu}"
+    model = nvinfer_path(config_path, props[model_key])
+    return Path(f"{model}_b{batch}_{device}_{precision}.engine"), f"built from {model_key}"
+
+
+def _check_paths(view: ConfigView, warn: Any) -> None:
+    """Relative paths resolve from the config's folder, not from where deepstream-app runs."""
+    if view.config_path is None:
+        return
+    for key in PATH_KEYS:
+        value = view.properties.get(key)
+        if not value or value.startswith("/") or key in ("labelfile-path", "model-engine-file"):
+            continue  # labels: checked as an error; engine: checked against the save path
+        resolved = nvinfer_path(view.config_path, value)
+        if not resolved.exists():
+            warn(
+                f"{key}={value} does not resolve from the config's folder: nvinfer opens {resolved}, which "
+                "does not exist here (relative paths are relative to the config file, not to the working directory)"
+            )
+
+
+def _check_engine_path(view: ConfigView, error: Any, warn: Any) -> None:
+    engine = view.properties.get("model-engine-file")
+    if not engine or view.config_path is None:
+        return
+    save, why = engine_save_path(view.properties, view.config_path)
+    if save is None:
+        return
+    named = nvinfer_path(view.config_path, engine)
+    if same_file_path(named, save):
+        return
+    shown = os.path.normpath(named)
+    save = Path(os.path.normpath(save))
+    if named.exists():
+        warn(
+            f"model-engine-file={engine} is used while it loads, but nvinfer saves an engine it rebuilds as {save} "
+            f"({why}); point model-engine-file there so a rebuilt engine is reused"
+        )
+    else:
+        error(
+            f"model-engine-file={engine} resolves to {shown}, but nvinfer saves the engine it builds as {save} "
+            f"({why}): the named file never appears and the engine is rebuilt at every start; "
+            f"set model-engine-file to that path (relative to the config's folder)"
+        )
 
 
 def _check_offsets_order(offsets: list[float], color: int, error: Any) -> None:
@@ -347,7 +494,6 @@ def _check_engine(
     warn: Any,
 ) -> None:
     engine = props.get("model-engine-file")
-    model = props.get("onnx-file") or props.get("tlt-encoded-model") or props.get("uff-file")
     if engine and mode in MODE_NAMES and batch:
         name = Path(engine).name
         parts = parse_engine_name(name, any_precision=True)  # also "_in8": reported below
@@ -360,15 +506,6 @@ def _check_engine(
             elif int(parts["batch"]) < batch:
                 error(
                     f"model-engine-file {name} was built for batch {parts['batch']} but batch-size={batch}"
-                )
-        if model and batch >= 1:  # batch-size < 1 is reported above; no engine name to expect
-            gpu = _int(props.get("gpu-id", "0")) or 0
-            dla = _int(props.get("dla-core")) if _int(props.get("enable-dla")) == 1 else None
-            expected = engine_file_name(model, batch, MODE_NAMES[mode], gpu_id=gpu, dla_core=dla)
-            if name != expected and parts and parts["precision"] == MODE_NAMES[mode]:
-                warn(
-                    f"model-engine-file {name} differs from the name nvinfer saves a rebuilt engine as "
-                    f"({expected}); if the file is missing it is rebuilt at every start"
                 )
     sidecar = view.engine_sidecar
     if sidecar:
