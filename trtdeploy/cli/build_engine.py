@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from trtdeploy.cli.common import QuietOpt, VerboseOpt, console, progress, setup_logging, user_errors
+from trtdeploy.errors import InputError
 
 
 def build_engine_command(
@@ -90,9 +91,18 @@ def build_engine_command(
     calib_cache: Annotated[
         Path | None,
         typer.Option(
-            "--calib-cache", help="Calibration cache: reused if valid, written after calibrating."
+            "--calib-cache",
+            help="Calibration cache: reused only if its sidecar matches this model, preprocessing, "
+            "algorithm and TensorRT version; written after calibrating.",
         ),
     ] = None,
+    trust_calib_cache: Annotated[
+        bool,
+        typer.Option(
+            "--trust-calib-cache",
+            help="Use --calib-cache even when its sidecar is missing or does not match (says what is unverified).",
+        ),
+    ] = False,
     calib_num: Annotated[
         int, typer.Option("--calib-num", help="Number of calibration images.")
     ] = 500,
@@ -115,6 +125,7 @@ def build_engine_command(
       trtdeploy build-engine model.onnx --precision fp32 --batch 4
       trtdeploy build-engine model.onnx --profile input:1x3x300x300:4x3x300x300:8x3x300x300
       trtdeploy build-engine model.onnx -p int8 --calib-images imgs/ --calib-cache model.cache
+      trtdeploy build-engine model.onnx -p int8 --calib-cache cal.bin --trust-calib-cache   # no sidecar
       trtdeploy build-engine model.onnx --backend tensorrt_rtx --compute-capability 8.6
     """
     setup_logging(verbose, quiet)
@@ -140,6 +151,7 @@ def build_engine_command(
             calib_cache=calib_cache,
             calib_num=calib_num,
             calib_batch=calib_batch,
+            trust_calib_cache=trust_calib_cache,
             compute_capabilities=compute_capability or [],
         )
         with progress() as bar:
@@ -192,7 +204,8 @@ def inspect_command(
         for reason in verdict.reasons:
             Console(file=out, soft_wrap=True).print(f"  - {reason}", highlight=False)
         if not verdict.usable:
-            raise typer.Exit(1)
+            first = verdict.reasons[0] if verdict.reasons else "see above"
+            raise InputError(f"{engine} is {verdict.status} here: {first}")
 
 
 def register(app: typer.Typer) -> None:

@@ -52,7 +52,7 @@ from trtdeploy.engine.profiles import (
 )
 from trtdeploy.engine.sidecar import Sidecar, TensorInfo
 from trtdeploy.errors import InputError, TrtDeployError, UsageError
-from trtdeploy.files import check_output, sha256_file, write_bytes_atomic
+from trtdeploy.files import check_not_input, check_output, check_same_outputs, sha256_file, write_bytes_atomic
 from trtdeploy.log import get_logger
 
 if TYPE_CHECKING:
@@ -87,6 +87,7 @@ class BuildOptions:
     calib_cache: Path | None = None
     calib_num: int = 500
     calib_batch: int = 8
+    trust_calib_cache: bool = False  # replay --calib-cache even when its sidecar does not match
     compute_capabilities: Sequence[str] = ()  # TensorRT-RTX ahead-of-time targets, e.g. ["8.6"]
     progress: ProgressCallback | None = field(default=None, repr=False)
 
@@ -115,8 +116,65 @@ class _Prepared:
     targets: list[str]
 
 
+def check_options(options: BuildOptions) -> None:
+    """Option values no build could accept (UsageError, exit 2), before any file is read."""
+    for option, value, low in (
+        ("--batch", options.batch, 1),
+        ("--workspace", options.workspace_mib, 1),
+        ("--opt-level", options.opt_level, 0),
+        ("--gpu-id", options.gpu_id, 0),
+        ("--dla-core", options.dla_core, 0),
+        ("--calib-num", options.calib_num, 1),
+        ("--calib-batch", options.calib_batch, 1),
+    ):
+        if value is not None and value < low:
+            raise UsageError(f"{option} {value} is out of range: it must be >= {low}")
+    if options.opt_level is not None and options.opt_level > 5:
+        raise UsageError(f"--opt-level {options.opt_level} is out of range: TensorRT's levels are 0..5")
+    if options.trust_calib_cache and options.calib_cache is None:
+        raise UsageError("--trust-calib-cache needs --calib-cache FILE (the cache to use unverified)")
+    calib_given = options.calib_images is not None or options.calib_cache is not None
+    if calib_given and options.precision not in ("int8", "best"):
+        raise UsageError(
+            f"--calib-images/--calib-cache are for INT8; --precision is {options.precision}: add --precision int8"
+        )
+
+
+def _check_outputs(onnx_path: Path, options: BuildOptions, engine_path: Path) -> None:
+    """The engine, its sidecar and the caches it writes are never one of the inputs."""
+    card = card_path_for(onnx_path)
+    inputs = [onnx_path, card, *options.plugin_libs]
+    for path in (engine_path, sidecar_path(engine_path)):
+        check_output(path, options.force, inputs=[*inputs, options.calib_cache, options.timing_cache])
+    check_same_outputs([engine_path, sidecar_path(engine_path), options.timing_cache, options.calib_cache])
+    for flag, path in (("--timing-cache", options.timing_cache), ("--calib-cache", options.calib_cache)):
+        if path is not None:
+            check_not_input(Path(path), inputs, what=flag)
+            if Path(path).is_dir():
+                raise UsageError(f"{flag} {path} is a folder; give a file name")
+
+
+def _check_calib_cache(prep: _Prepared, options: BuildOptions) -> None:
+    """A cache is replayed only when its sidecar says it was made for this model (issue 12 item 7)."""
+    # With images (and for the Q/DQ path of TensorRT 11 / RTX) the calibration package reuses a
+    # cache only when its sidecar matches and recalibrates otherwise; here: the TensorRT 10 replay.
+    if prep.plan.int8_source != INT8_CACHE or options.calib_cache is None:
+        return
+    cache = Path(options.calib_cache)
+    if not cache.is_file():
+        return  # refused in prepare() already
+    problem = int8.calib_cache_problem(cache, prep.onnx_path, prep.card, prep.backend.caps.version)
+    if problem is None:
+        log.info("calibration cache %s matches this model (sidecar checked)", cache)
+    elif options.trust_calib_cache:
+        int8.trusted_cache_warning(cache, problem)
+    else:
+        raise int8.untrusted_cache_refusal(cache, problem)
+
+
 def prepare(onnx_path: Path, options: BuildOptions, backend: Backend | None = None) -> _Prepared:
     """Every check that needs no build; raises the refusal with its fix."""
+    check_options(options)
     onnx_path = Path(onnx_path)
     if not onnx_path.is_file():
         raise InputError(f"ONNX file {onnx_path} not found")
@@ -148,7 +206,8 @@ def prepare(onnx_path: Path, options: BuildOptions, backend: Backend | None = No
         calib_cache=options.calib_cache is not None,
         layer_precisions=parse_layer_precisions(options.layer_precisions),
     )
-    if plan.int8_source == INT8_CACHE and options.calib_cache is not None and not Path(options.calib_cache).is_file():
+    replay = plan.int8_source in (INT8_CACHE, INT8_QDQ_FROM_CALIBRATION) and options.calib_images is None
+    if replay and options.calib_cache is not None and not Path(options.calib_cache).is_file():
         raise InputError(
             f"--calib-cache {options.calib_cache} does not exist and no --calib-images were given to create it"
         )
@@ -160,11 +219,12 @@ def prepare(onnx_path: Path, options: BuildOptions, backend: Backend | None = No
         gpu_id=options.gpu_id,
         dla_core=options.dla_core,
     )
-    check_output(Path(engine_path), options.force)
-    check_output(sidecar_path(Path(engine_path)), options.force)
+    _check_outputs(onnx_path, options, Path(engine_path))
     for note in plan.notes:
         log.info("%s", note)
-    return _Prepared(onnx_path, model, backend, card, inputs, plan, profiles, Path(engine_path), targets)
+    prep = _Prepared(onnx_path, model, backend, card, inputs, plan, profiles, Path(engine_path), targets)
+    _check_calib_cache(prep, options)
+    return prep
 
 
 def _targets(values: Sequence[str]) -> list[str]:
@@ -257,6 +317,7 @@ def _calibration_request(prep: _Prepared, options: BuildOptions) -> int8.Calibra
         num_images=options.calib_num,
         batch_size=options.calib_batch,
         card=prep.card,
+        trust_cache=options.trust_calib_cache,
     )
 
 

@@ -9,8 +9,10 @@ only asks it for one of two things:
   ``calibration.make_qdq_onnx(onnx_path=, images=, cache=, num_images=, batch_size=, card=, output=)``.
 
 When a function is missing (an older calibration package), the request fails with one
-clear message instead of building a float engine behind the user's back. Replaying an existing cache on TensorRT 10 needs no
-calibration package: ``cache_calibrator`` does it here.
+clear message instead of building a float engine behind the user's back. Replaying an existing
+cache on TensorRT 10 is done here (``cache_calibrator``), and only when its sidecar matches the
+model, preprocessing, algorithm and TensorRT version (``calib_cache_problem``) or the user said
+``--trust-calib-cache`` (issue 12 item 7).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from trtdeploy.engine.backend import Backend, implement
-from trtdeploy.errors import InputError, UnsupportedModelError
+from trtdeploy.errors import InputError, UnsupportedModelError, UsageError
 from trtdeploy.log import get_logger
 
 if TYPE_CHECKING:
@@ -46,14 +48,54 @@ def _calibration_function(name: str) -> Callable[..., Any] | None:
 
 @contextlib.contextmanager
 def _calibration_errors() -> Iterator[None]:
-    """The calibration package has its own error type (it depends on nothing of ours): turn
-    it into ours so the CLI prints one line instead of an internal error."""
+    """Say which stage failed: a calibration error gets a ``calibration:`` prefix (a bad option
+    value stays a usage error, exit 2)."""
+    from calibration.errors import CalibrationError
+
     try:
         yield
-    except Exception as exc:
-        if type(exc).__name__ == "CalibrationError":
-            raise InputError(f"calibration: {exc}") from exc
-        raise
+    except CalibrationError as exc:
+        if isinstance(exc, UsageError):
+            raise UsageError(f"calibration: {exc}") from exc
+        raise InputError(f"calibration: {exc}") from exc
+
+
+def calib_cache_problem(cache: Path, onnx_path: Path, card: Any, trt_version: str) -> str | None:
+    """Why ``cache`` may not be replayed for this ONNX, deploy card and TensorRT version (None
+    when its sidecar matches on model hash, preprocessing, algorithm and TensorRT version)."""
+    from calibration import CacheKey, PreprocessSpec, TrtVersion, read_cache, reuse_problem
+    from calibration.errors import CalibrationError
+    from trtdeploy.files import sha256_file
+
+    if card is None:
+        return "the ONNX has no deploy card, so the preprocessing the cache was made with cannot be checked"
+    try:
+        header = read_cache(cache)
+        key = CacheKey(
+            onnx_sha256=sha256_file(onnx_path),
+            preprocess=PreprocessSpec.from_card_dict(card.to_dict()).to_dict(),
+            algorithm=header.algorithm,
+            trt_version=str(TrtVersion.parse(trt_version)),
+        )
+    except CalibrationError as exc:
+        return str(exc)
+    return reuse_problem(cache, key)
+
+
+def untrusted_cache_refusal(cache: Path, problem: str) -> InputError:
+    return InputError(
+        f"--calib-cache {cache} cannot be used: {problem}; recalibrate (add --calib-images DIR, or run "
+        "`trtdeploy calib calibrate`), or pass --trust-calib-cache to use it unverified"
+    )
+
+
+def trusted_cache_warning(cache: Path, problem: str) -> None:
+    log.warning(
+        "--trust-calib-cache: using %s UNVERIFIED (%s); its scales may not fit this model, preprocessing or "
+        "TensorRT version, and INT8 accuracy is then unknown",
+        cache,
+        problem,
+    )
 
 
 @dataclass(frozen=True)
@@ -66,6 +108,7 @@ class CalibrationRequest:
     num_images: int
     batch_size: int
     card: object | None
+    trust_cache: bool = False
 
     def kwargs(self) -> dict[str, Any]:
         return {
@@ -79,7 +122,8 @@ class CalibrationRequest:
 
 
 def qdq_onnx_from_calibration(request: CalibrationRequest, *, output: Path, backend_label: str) -> Path:
-    """Ask the calibration package for a Q/DQ ONNX (TensorRT 11 / RTX INT8)."""
+    """Ask the calibration package for a Q/DQ ONNX (TensorRT 11 / RTX INT8). A cache is reused
+    only when its sidecar matches, or unverified with --trust-calib-cache."""
     producer = _calibration_function(QDQ_PRODUCER)
     if producer is None:
         raise UnsupportedModelError(
@@ -87,6 +131,13 @@ def qdq_onnx_from_calibration(request: CalibrationRequest, *, output: Path, back
             f"install's `calibration` package cannot make one yet (no calibration.{QDQ_PRODUCER}); pass an "
             "ONNX that already has QuantizeLinear/DequantizeLinear nodes, or build INT8 with TensorRT 10"
         )
+    if request.trust_cache and request.cache is not None and request.images is None:
+        from calibration import read_cache, write_qdq_onnx
+
+        trusted_cache_warning(request.cache, "its sidecar was not checked")
+        with _calibration_errors():
+            write_qdq_onnx(request.onnx_path, output, read_cache(request.cache))
+        return output
     with _calibration_errors():
         result = producer(**request.kwargs(), output=output)
     return Path(result) if result is not None else output
@@ -97,12 +148,7 @@ def make_calibrator(backend: Backend, request: CalibrationRequest) -> tensorrt.I
     if request.images is None:
         if request.cache is None:
             raise InputError("INT8 calibration needs --calib-images DIR or an existing --calib-cache FILE")
-        log.warning(
-            "replaying %s without calibration data: TensorRT checks its version header, but not that it "
-            "was made for this ONNX and preprocessing",
-            request.cache,
-        )
-        return cache_calibrator(backend, request.cache)
+        return cache_calibrator(backend, request.cache)  # its sidecar was checked in prepare()
     factory = _calibration_function(CALIBRATOR_FACTORY)
     if factory is None:
         raise UnsupportedModelError(
@@ -114,11 +160,21 @@ def make_calibrator(backend: Backend, request: CalibrationRequest) -> tensorrt.I
     return calibrator
 
 
-def cache_calibrator(backend: Backend, cache: Path) -> tensorrt.IInt8Calibrator:
-    """An entropy calibrator that serves an existing cache and has no batches.
+# The calibrator interface whose cache header each algorithm name is (TensorRT's IInt8*Calibrator
+# classes); a replayed cache is served by the calibrator of its own algorithm.
+_CALIBRATOR_CLASS = {
+    "EntropyCalibration2": "IInt8EntropyCalibrator2",
+    "EntropyCalibration": "IInt8EntropyCalibrator",
+    "MinMaxCalibration": "IInt8MinMaxCalibrator",
+    "LegacyCalibration": "IInt8LegacyCalibrator",
+}
 
-    TensorRT itself refuses a cache whose header names another TensorRT version; the
-    calibration package's sidecar check (model hash, preprocessing) applies when it is used.
+
+def cache_calibrator(backend: Backend, cache: Path) -> tensorrt.IInt8Calibrator:
+    """A calibrator that serves an existing cache and has no batches.
+
+    TensorRT itself refuses a cache whose header names another TensorRT version; build-engine
+    checks the sidecar (model hash, preprocessing, algorithm, version) before it gets here.
     """
     cache = Path(cache)
     if not cache.is_file():
@@ -126,7 +182,9 @@ def cache_calibrator(backend: Backend, cache: Path) -> tensorrt.IInt8Calibrator:
     data = cache.read_bytes()
     if not data.startswith(b"TRT-"):
         raise InputError(f"--calib-cache {cache} is not a TensorRT calibration cache (no 'TRT-' header line)")
-    calibrator = implement(_CacheCalibrator, backend.module.IInt8EntropyCalibrator2)
+    algorithm = data.split(b"\n", 1)[0].decode("ascii", "replace").strip().rsplit("-", 1)[-1]
+    interface = getattr(backend.module, _CALIBRATOR_CLASS.get(algorithm, "IInt8EntropyCalibrator2"))
+    calibrator = implement(_CacheCalibrator, interface)
     calibrator.cache = data
     return calibrator
 
