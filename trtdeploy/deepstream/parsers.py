@@ -322,6 +322,23 @@ _DETECTNET_FACTS = (
     ),
 )
 
+# Branches with the same function body (compared whitespace-insensitively).
+_SDK_60_63 = ("sdk:6.0", "sdk:6.0.1", "sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3")
+_TAO_ALL = tuple(
+    f"tao:{b}"
+    for b in (
+        "release/tao3.0_ds6.1.1ga",
+        "release/tao3.0_ds6.2ga",
+        "release/tao4.0_ds6.2ga",
+        "release/tao4.0_ds6.3ga",
+        "release/tao5.1_ds6.4ga",
+        "release/tao5.3_ds7.0ga",
+        "release/tao_ds7.1ga",
+        "release/tao_ds8.0ga",
+        "master",
+    )
+)
+
 _CLIP_WH = (
     "each value clipped to [0, network width-1] / [0, network height-1] (CLIP macro: NaN becomes the upper bound)"
 )
@@ -533,23 +550,7 @@ VARIANTS: dict[str, ParserVariant] = {
         func="NvDsInferParseCustomBatchedNMSTLT",
         ships_in=("sdk", "tao_apps"),
         releases="DeepStream SDK library 6.0-6.3 and deepstream_tao_apps tao3.0_ds6.1.1ga ... tao_ds8.0ga/master",
-        branches=(
-            "sdk:6.0",
-            "sdk:6.0.1",
-            "sdk:6.1",
-            "sdk:6.1.1",
-            "sdk:6.2",
-            "sdk:6.3",
-            "tao:release/tao3.0_ds6.1.1ga",
-            "tao:release/tao3.0_ds6.2ga",
-            "tao:release/tao4.0_ds6.2ga",
-            "tao:release/tao4.0_ds6.3ga",
-            "tao:release/tao5.1_ds6.4ga",
-            "tao:release/tao5.3_ds7.0ga",
-            "tao:release/tao_ds7.1ga",
-            "tao:release/tao_ds8.0ga",
-            "tao:master",
-        ),
+        branches=_SDK_60_63 + _TAO_ALL,
         custom_lib_path=SDK_CUSTOM_LIB,
         lookup="position",
         num_outputs=4,
@@ -579,7 +580,7 @@ VARIANTS: dict[str, ParserVariant] = {
         func="NvDsInferParseCustomNMSTLT",
         ships_in=("sdk",),
         releases="DeepStream SDK library 6.0-6.3",
-        branches=("sdk:6.0", "sdk:6.0.1", "sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3"),
+        branches=_SDK_60_63,
         custom_lib_path=SDK_CUSTOM_LIB,
         lookup="position",
         num_outputs=2,
@@ -608,17 +609,7 @@ VARIANTS: dict[str, ParserVariant] = {
         func="NvDsInferParseCustomNMSTLT",
         ships_in=("tao_apps",),
         releases="deepstream_tao_apps tao3.0_ds6.1.1ga ... tao_ds8.0ga/master",
-        branches=(
-            "tao:release/tao3.0_ds6.1.1ga",
-            "tao:release/tao3.0_ds6.2ga",
-            "tao:release/tao4.0_ds6.2ga",
-            "tao:release/tao4.0_ds6.3ga",
-            "tao:release/tao5.1_ds6.4ga",
-            "tao:release/tao5.3_ds7.0ga",
-            "tao:release/tao_ds7.1ga",
-            "tao:release/tao_ds8.0ga",
-            "tao:master",
-        ),
+        branches=_TAO_ALL,
         custom_lib_path=TAO_CUSTOM_LIB,
         lookup="position",
         num_outputs=2,
@@ -648,7 +639,7 @@ VARIANTS: dict[str, ParserVariant] = {
         func="NvDsInferParseCustomMrcnnTLTV2",
         ships_in=("sdk", "tao_apps"),
         releases="DeepStream SDK library 6.0-6.3 and deepstream_tao_apps tao3.0_ds6.1.1ga ... master",
-        branches=("sdk:6.0", "sdk:6.3", "tao:release/tao3.0_ds6.2ga", "tao:master"),
+        branches=_SDK_60_63 + _TAO_ALL,
         custom_lib_path=SDK_CUSTOM_LIB,
         lookup="name",
         num_outputs=None,
@@ -693,7 +684,7 @@ VARIANTS: dict[str, ParserVariant] = {
         func="DetectPostprocessor::parseBoundingBox",
         ships_in=("nvinfer",),
         releases="nvinfer's built-in DetectNet_v2 decoding, DeepStream 6.0-6.3",
-        branches=("sdk:6.0", "sdk:6.1", "sdk:6.2", "sdk:6.3"),
+        branches=_SDK_60_63,
         custom_lib_path=None,
         lookup="name_contains",
         num_outputs=None,
