@@ -176,3 +176,13 @@ def test_compatibility_contracts_keep_working() -> None:
     assert PARSERS["NvDsInferParseCustomMrcnnTLTV2"].instance_mask
     assert PARSERS["NvDsInferParseCustomEfficientDetTAO"].box_units == "pixels"
     assert parsers.parser_for_deepstream_layout("y1x1y2x2", "float32") == "NvDsInferParseCustomEfficientDetTAO"
+
+
+def test_box_rows_must_have_the_length_the_parser_steps_over() -> None:
+    # SDK 6.3 L256-L260 reads box i at [i*4 + 0..3]; L376 NMS rows at [i*7 + 0..6].
+    five = [("detection_boxes", "float32", (1, 100, 5)), *OLD_FLOAT_CLASS_LAYOUT[2:]]
+    (msg,) = misreads("sdk-tfssd", five)
+    assert msg.startswith("detection_boxes has shape [1, 100, 5]") and "rows of 4" in msg
+    assert misreads("nmstlt", [("NMS", "float32", (1, 1, 200, 7)), ("NMS_1", "int32", (1, 1, 1, 1))]) == []
+    (msg,) = misreads("nmstlt", [("NMS", "float32", (1, 1, 200, 6)), ("NMS_1", "int32", (1, 1, 1, 1))])
+    assert "rows of 7" in msg

@@ -724,6 +724,10 @@ DEFAULT_DS_PARSER = "sdk-tfssd"
 _DTYPE_ALIASES = {"float": "float32", "fp32": "float32", "half": "float16", "fp16": "float16", "int": "int32"}
 
 
+# Values per row a parser steps over in a buffer with this role (box[4*i+j], det[7*i+j], ...).
+ROW_LENGTH = {"boxes": 4, "nms_rows": 7, "detections": 6}
+
+
 def _norm_dtype(dtype: str) -> str:
     d = str(dtype).lower().replace("tensor(", "").rstrip(")")
     return _DTYPE_ALIASES.get(d, d)
@@ -767,11 +771,12 @@ def misreads(variant_key: str, outputs: list[tuple[str, str, tuple]] | list) -> 
         if t.position is not None:
             if t.position >= len(outs):
                 continue  # already reported by the count check
-            name, dtype, _ = outs[t.position]
+            name, dtype, shape = outs[t.position]
             if dtype != t.c_type:
                 problems.append(
                     f"{name} (output {t.position}, read as the {t.role}) is {dtype} but {v.where} reads it as {t.c_type}"
                 )
+            problems += _row_problems(v, t, name, shape)
             continue
         if t.name_contains is not None:
             matches = [o for o in outs if t.name_contains in o[0]]
@@ -786,7 +791,11 @@ def misreads(variant_key: str, outputs: list[tuple[str, str, tuple]] | list) -> 
         if t.requires_float_layer:
             # Only a float32 layer of that name is found. An optional one (TfSSD's num_detections)
             # of another dtype is skipped, not misread: the parser then reads all K rows.
-            if t.optional or any(o[1] == "float32" for o in matches):
+            floats = [o for o in matches if o[1] == "float32"]
+            if floats:
+                problems += _row_problems(v, t, floats[0][0], floats[0][2])
+                continue
+            if t.optional:
                 continue
             have = f"is {matches[0][1]}" if matches else "is missing"
             problems.append(
@@ -796,10 +805,19 @@ def misreads(variant_key: str, outputs: list[tuple[str, str, tuple]] | list) -> 
         if not matches:
             problems.append(f"{t.name} is missing but {v.where} reads it by name ({t.if_missing})")
             continue
-        name, dtype, _ = matches[-1]
+        name, dtype, shape = matches[-1]
         if dtype != t.c_type:
             problems.append(f"{name} is {dtype} but {v.where} reads it as {t.c_type}")
+        problems += _row_problems(v, t, name, shape)
     return problems
+
+
+def _row_problems(v: ParserVariant, t: TensorRead, name: str, shape: tuple) -> list[str]:
+    need = ROW_LENGTH.get(t.role)
+    last = shape[-1] if shape else None
+    if need is None or not isinstance(last, int) or last in (need, -1):
+        return []
+    return [f"{name} has shape {list(shape)} but {v.where} reads its {t.role} as rows of {need} values"]
 
 
 # ---------------------------------------------------------------------------------------------
