@@ -106,6 +106,15 @@ DS_OUTPUTS: dict[str, DsOutputs] = {
     "tao-efficientdet": DsOutputs(
         "deepstream", ("efficient", "onnx"), TFOD_NAMES, "int32", "y1x1y2x2", "pixels", "int32", "name"
     ),
+    # deepstream_tao_apps release/tao3.0_ds6.2ga (and tao3.0_ds6.1.1ga), same file,
+    # NvDsInferParseCustomEfficientDetTAO l. 325-396: by position with float classes (l. 344), as the SDK's.
+    "tao-efficientdet-6.2": DsOutputs(
+        "deepstream", ("efficient", "onnx"), TFOD_NAMES, "int32", "y1x1y2x2", "pixels", "float32", "position"
+    ),
+    # deepstream_tao_apps release/tao4.0_ds6.2ga, l. 334-381: by position but int32 classes (l. 349).
+    "tao-efficientdet-6.2-tao4": DsOutputs(
+        "deepstream", ("efficient", "onnx"), TFOD_NAMES, "int32", "y1x1y2x2", "pixels", "int32", "position"
+    ),
     # DeepStream SDK nvdsinfer_custombboxparser.cpp, NvDsInferParseCustomBatchedNMSTLT (branch 6.3,
     # lines 467-530; 6.0 l. 384): exactly 4 outputs BY POSITION (l. 473), count int32, boxes, scores
     # and classes float (l. 484-487), boxes normalised x1,y1,x2,y2: left = box[0] * width,

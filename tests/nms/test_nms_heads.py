@@ -18,12 +18,12 @@ TFOD_OUTPUTS = ("num_detections", "detection_boxes", "detection_scores", "detect
 LAYOUT = {"efficient": "tfod", "onnx": "tfod", "batched": "batched", "none": "raw"}
 
 
-def build(kind, num_anchors, num_classes, params, layout=None, opset=17, batch="batch"):
+def build(kind, num_anchors, num_classes, params, layout=None, opset=17, batch="batch", ds_parser=None):
     graph = gs.Graph(opset=opset)
     boxes = gs.Variable("in_boxes", np.float32, [batch, num_anchors, 4])
     scores = gs.Variable("in_scores", np.float32, [batch, num_anchors, num_classes])
     graph.inputs = [boxes, scores]
-    spec = add_nms_head(graph, boxes, scores, kind, params, layout or LAYOUT[kind], INPUT_HW)
+    spec = add_nms_head(graph, boxes, scores, kind, params, layout or LAYOUT[kind], INPUT_HW, ds_parser=ds_parser)
     graph.cleanup().toposort()
     return gs.export_onnx(graph), spec
 
@@ -186,6 +186,70 @@ def test_deepstream_layout_is_pixel_y1x1y2x2_with_float_classes(kind):
         rtol=1e-5,
     )
     assert px.max() >= 2  # the parser asserts pixel boxes
+
+
+# What each DeepStream parser variant reads, from the parsers' C source (not from our table):
+# (output names in order, count dtype, box units, box order, class dtype).
+DS_READS = {
+    # hiennguyen9874/deepstream-sources 6.3 sources/libs/nvdsinfer_customparser/
+    # nvdsinfer_custombboxparser.cpp NvDsInferParseCustomTfSSD l. 214-278: layers by name, FLOAT only
+    # (l. 221), count read as float (l. 240), classes as float (l. 249), boxes normalised
+    # y1,x1,y2,x2 (enum at l. 254, scaled by the network size l. 256-260).
+    "sdk-tfssd": (TFOD_OUTPUTS, np.float32, "normalized", "y1x1y2x2", np.float32),
+    # same file NvDsInferParseCustomEfficientDetTAO l. 607-672: by position, count int* (l. 620),
+    # classes float* (l. 627), left = box[1], top = box[0] (l. 658-659), pixels (assert l. 640).
+    "sdk-efficientdet": (TFOD_OUTPUTS, np.int32, "pixels", "y1x1y2x2", np.float32),
+    # NVIDIA-AI-IOT/deepstream_tao_apps master post_processor/nvdsinfer_custombboxparser_tao.cpp
+    # l. 469-531: by name (l. 486-497), count int*, classes int* (l. 495), left = box[1] (l. 517).
+    "tao-efficientdet": (TFOD_OUTPUTS, np.int32, "pixels", "y1x1y2x2", np.int32),
+    # deepstream-sources 6.3 NvDsInferParseCustomBatchedNMSTLT l. 467-530: by position, count int*
+    # (l. 484), classes float* (l. 487), left = box[0] * width, top = box[1] * height (l. 518-519).
+    "batchednms": (("num_detections", "nmsed_boxes", "nmsed_scores", "nmsed_classes"), np.int32, "normalized",
+                   "x1y1x2y2", np.float32),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(DS_READS))
+def test_deepstream_variants_emit_what_their_parser_reads(variant):
+    names, count_dtype, units, order, class_dtype = DS_READS[variant]
+    boxes, scores = random_inputs(np.random.default_rng(4), batch=2, num_anchors=40, num_classes=3)
+    batched = variant == "batchednms"
+    kind = "batched" if batched else "efficient"
+    reference_model, _ = build(kind, 40, 3, PARAMS)  # the tfod / plain batched contract
+    reference = run(reference_model, boxes, scores)
+    model, spec = build(kind, 40, 3, PARAMS, layout="batched" if batched else "deepstream", ds_parser=variant)
+    assert [o.name for o in model.graph.output] == list(names) == spec.names
+    assert spec.ds_parser == variant
+    count, out_boxes, out_scores, out_classes = run(model, boxes, scores)
+    assert count.dtype == count_dtype and out_classes.dtype == class_dtype
+    assert out_boxes.dtype == np.float32 and out_scores.dtype == np.float32
+    np.testing.assert_array_equal(count.astype(np.int32), reference[0])
+    np.testing.assert_array_equal(out_scores, reference[2])
+    np.testing.assert_array_equal(out_classes.astype(np.int64), reference[3].astype(np.int64))
+    expected = reference[1]  # normalised y1,x1,y2,x2
+    if order == "x1y1x2y2":
+        expected = expected[..., [1, 0, 3, 2]]
+    if units == "pixels":
+        height, width = INPUT_HW
+        along = [height, width] if order == "y1x1y2x2" else [width, height]
+        expected = expected * np.array(along * 2, np.float32)
+    np.testing.assert_allclose(out_boxes, expected, rtol=1e-6)
+    # the card says the same as the buffers
+    assert (spec.box_units, spec.box_format) == (units, order)
+    assert (spec.count_dtype, spec.class_dtype) == (np.dtype(count_dtype).name, np.dtype(class_dtype).name)
+
+
+@pytest.mark.parametrize(
+    ("kind", "layout", "variant", "match"),
+    [
+        ("efficient", "deepstream", "sdk-ssd", "unknown DeepStream parser variant"),
+        ("efficient", "deepstream", "batchednms", "needs --nms batched"),
+        ("batched", "batched", "tao-efficientdet", "needs --nms efficient or onnx"),
+    ],
+)
+def test_deepstream_variant_mismatches_are_refused(kind, layout, variant, match):
+    with pytest.raises(UsageError, match=match):
+        build(kind, 30, 3, PARAMS, layout=layout, ds_parser=variant)
 
 
 def test_none_head_outputs_inputs_unchanged():
