@@ -26,6 +26,7 @@ from trtdeploy.deepstream.parser_emulation import (
     raw_outputs_from_session,
 )
 from trtdeploy.deepstream.parsers import misreads
+from trtdeploy.errors import UsageError
 
 
 def _raw(name: str, array: np.ndarray) -> RawOutput:
@@ -465,3 +466,23 @@ def test_raw_outputs_take_one_batch_element_in_the_declared_dtype() -> None:
     )
     assert (out.dtype, out.dims) == ("int32", (3,))
     assert struct.unpack("<3i", out.data) == (3, 4, 5)
+
+
+def test_undefined_conversions_per_platform() -> None:
+    # SDK 6.3 L508: (unsigned) of a negative float is undefined. GCC on x86-64 converts through a
+    # 64-bit cvttss2si and keeps the low 32 bits (-1.0 -> 4294967295 >= 3: continue); aarch64's
+    # fcvtzu saturates (-1.0 -> 0 < 3: kept), then classId = (int) -1.0 = -1 (defined, L514) is
+    # stored unsigned: 4294967295, which nvinfer drops after the parser.
+    outs = [
+        _raw("n", np.array([1], np.int32)),
+        _raw("b", np.array([[0.1, 0.2, 0.5, 0.6]], np.float32)),
+        _raw("s", np.array([0.9], np.float32)),
+        _raw("c", np.array([-1.0], np.float32)),
+    ]
+    with pytest.raises(ParserFailure):
+        parse("batchednms", outs, 300, 200, 3, [0.5] * 3)
+    assert parse("batchednms", outs, 300, 200, 3, [0.5] * 3, undefined="x86_64") == []
+    (obj,) = parse("batchednms", outs, 300, 200, 3, [0.5] * 3, undefined="aarch64")
+    assert obj.class_id == 2**32 - 1
+    with pytest.raises(UsageError):
+        parse("batchednms", outs, 300, 200, 3, [0.5] * 3, undefined="sparc")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,13 +137,28 @@ def _clip(a: np.float32, lo: np.float32, hi: np.float32) -> np.float32:
     return m if m > lo else lo
 
 
+# How an undefined float-to-integer conversion (NaN, or out of the target's range) is treated:
+# "raise" (default), or what the instructions GCC emits give on "x86_64" (cvttss2si: (int) gives
+# INT_MIN; (unsigned) converts through int64 and keeps the low 32 bits, NaN giving 0) or
+# "aarch64" (Jetson; fcvtzs/fcvtzu saturate, NaN gives 0).
+UNDEFINED_MODES = ("raise", "x86_64", "aarch64")
+_UNDEFINED: ContextVar[str] = ContextVar("undefined_conversions", default="raise")
+
+
 def _trunc(key: str, x: np.float32, lo: int, hi: int, what: str, ctype: str) -> int:
-    if math.isnan(float(x)) or math.isinf(float(x)):
-        raise ParserFailure(key, "undefined", f"converts {what}={float(x)} to {ctype}: undefined behaviour in C")
-    t = math.trunc(float(x))
-    if not lo <= t <= hi:
-        raise ParserFailure(key, "undefined", f"converts {what}={float(x)} to {ctype}: out of range, undefined in C")
-    return t
+    v = float(x)
+    t = None if math.isnan(v) or math.isinf(v) else math.trunc(v)
+    if t is not None and lo <= t <= hi:
+        return t
+    mode = _UNDEFINED.get()
+    if mode == "x86_64":
+        if ctype == "int":
+            return -(2**31)
+        in_int64 = t is not None and -(2**63) <= t < 2**63
+        return t % _U32 if in_int64 else 0
+    if mode == "aarch64":  # saturate to the target's range
+        return 0 if math.isnan(v) else (lo if v < lo else hi)
+    raise ParserFailure(key, "undefined", f"converts {what}={v} to {ctype}: undefined behaviour in C")
 
 
 def _to_int(key: str, x: np.float32, what: str) -> int:
@@ -489,15 +505,20 @@ def parse(
     network_height: int,
     num_classes: int,
     pre_cluster_thresholds: list[float],
+    undefined: str = "raise",
 ) -> list[ParsedObject]:
     """The objects parser ``variant_key`` returns for one image's raw output buffers.
 
     ``outputs`` in engine output order (nvinfer passes its output layers in binding order);
     ``num_classes`` is num-detected-classes and ``pre_cluster_thresholds`` nvinfer's
     perClassPreclusterThreshold (one value per class). Raises ParserFailure where the C code
-    would fail, UsageError for arguments nvinfer could not have passed.
+    would fail, UsageError for arguments nvinfer could not have passed. ``undefined`` (one of
+    UNDEFINED_MODES) says what an undefined float-to-integer conversion does: raise
+    ParserFailure(kind="undefined"), or give what x86_64 or aarch64 (Jetson) hardware gives.
     """
     v: ParserVariant = variant(variant_key)
+    if undefined not in UNDEFINED_MODES:
+        raise UsageError(f"undefined={undefined!r}: choose one of {', '.join(UNDEFINED_MODES)}")
     if network_width <= 0 or network_height <= 0:
         raise UsageError(f"network size must be positive, got {network_width}x{network_height}")
     if len(pre_cluster_thresholds) != num_classes:
@@ -511,8 +532,12 @@ def parse(
         )
     net = _Net(_F32(network_width), _F32(network_height), _F32(network_width - 1), _F32(network_height - 1))
     thresholds = [_F32(t) for t in pre_cluster_thresholds]
-    with np.errstate(all="ignore"):
-        return _IMPLS[variant_key](variant_key, outputs, net, num_classes, thresholds)
+    token = _UNDEFINED.set(undefined)
+    try:
+        with np.errstate(all="ignore"):
+            return _IMPLS[variant_key](variant_key, outputs, net, num_classes, thresholds)
+    finally:
+        _UNDEFINED.reset(token)
 
 
 # --------------------------------------------------------------------------------------------
