@@ -486,3 +486,49 @@ def test_undefined_conversions_per_platform() -> None:
     assert obj.class_id == 2**32 - 1
     with pytest.raises(UsageError):
         parse("batchednms", outs, 300, 200, 3, [0.5] * 3, undefined="sparc")
+
+
+def test_efficientnms_reference_outputs_through_the_tao_and_sdk_parsers() -> None:
+    # A single EfficientNMS_TRT node run by our CPU reference (trtdeploy.nms.ort_session): its
+    # outputs have the plugin's dtypes (int32 count and classes), so tao-efficientdet reads them
+    # (TAO master L481-L497) and sdk-efficientdet, which reads classes as float (SDK 6.3 L627),
+    # sees class 2 as the denormal 2.8e-45 -> class 0.
+    from trtdeploy.nms.ort_session import make_session
+
+    node = helper.make_node(
+        "EfficientNMS_TRT",
+        ["boxes", "scores"],
+        ["num_detections", "detection_boxes", "detection_scores", "detection_classes"],
+        score_threshold=0.3,
+        iou_threshold=0.5,
+        max_output_boxes=4,
+        background_class=-1,
+        score_activation=0,
+        box_coding=0,
+        plugin_version="1",
+    )
+    graph = helper.make_graph(
+        [node],
+        "one_nms",
+        [
+            helper.make_tensor_value_info("boxes", TensorProto.FLOAT, [1, 3, 4]),
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, [1, 3, 3]),
+        ],
+        [
+            helper.make_tensor_value_info("num_detections", TensorProto.INT32, [1, 1]),
+            helper.make_tensor_value_info("detection_boxes", TensorProto.FLOAT, [1, 4, 4]),
+            helper.make_tensor_value_info("detection_scores", TensorProto.FLOAT, [1, 4]),
+            helper.make_tensor_value_info("detection_classes", TensorProto.INT32, [1, 4]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    # Pixel y1,x1,y2,x2; anchor 1 (class 2, 0.9) and anchor 0 (class 0, 0.8) do not overlap;
+    # anchor 2 scores under 0.3 everywhere.
+    boxes = np.array([[[5, 5, 50, 60], [100, 120, 200, 280], [0, 0, 10, 10]]], np.float32)
+    scores = np.array([[[0.8, 0.1, 0.0], [0.0, 0.1, 0.9], [0.1, 0.2, 0.1]]], np.float32)
+    outs = raw_outputs_from_session(make_session(model), {"boxes": boxes, "scores": scores})
+    assert [(o.name, o.dtype) for o in outs][3] == ("detection_classes", "int32")
+    got = parse("tao-efficientdet", outs, 300, 300, 3, [0.5] * 3)
+    # left=x1, top=y1, width=x2-x1, height=y2-y1 (TAO master L517-L520), highest score first.
+    assert [_box(o) for o in got] == [(2, 120.0, 100.0, 160.0, 100.0), (0, 5.0, 5.0, 55.0, 45.0)]
+    assert [o.class_id for o in parse("sdk-efficientdet", outs, 300, 300, 3, [0.5] * 3)] == [0, 0]
