@@ -186,3 +186,18 @@ def test_box_rows_must_have_the_length_the_parser_steps_over() -> None:
     assert misreads("nmstlt", [("NMS", "float32", (1, 1, 200, 7)), ("NMS_1", "int32", (1, 1, 1, 1))]) == []
     (msg,) = misreads("nmstlt", [("NMS", "float32", (1, 1, 200, 6)), ("NMS_1", "int32", (1, 1, 1, 1))])
     assert "rows of 7" in msg
+
+
+def test_variants_for_a_config_follow_the_library_file_name() -> None:
+    keys = lambda func, lib: [v.key for v in parsers.variants_for_config(func, lib)]  # noqa: E731
+    effdet = "NvDsInferParseCustomEfficientDetTAO"
+    assert keys(effdet, "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so") == ["sdk-efficientdet"]
+    assert keys(effdet, "../../../post_processor/libnvds_infercustomparser_tao.so") == [
+        "tao-efficientdet",
+        "tao-efficientdet-6.2",
+        "tao-efficientdet-6.2-tao4",
+    ]
+    assert keys("NvDsInferParseCustomNMSTLT", "/x/libnvds_infercustomparser_tao.so") == ["tao-nmstlt"]
+    assert keys("NvDsInferParseCustomBatchedNMSTLT", "libnvds_infercustomparser.so") == ["batchednms"]
+    assert keys(effdet, "/home/me/libmy_parser.so") == []
+    assert keys("", None) == ["detectnet-builtin"]

@@ -748,6 +748,22 @@ def variants_for_func(func: str) -> list[ParserVariant]:
     return [v for v in VARIANTS.values() if v.func == func]
 
 
+def variants_for_config(func: str, custom_lib_path: str | None) -> list[ParserVariant]:
+    """The variants a config's parse-bbox(-instance-mask)-func-name + custom-lib-path can mean.
+
+    The library is recognised by its file name: the SDK's ``libnvds_infercustomparser.so`` or
+    deepstream_tao_apps' ``libnvds_infercustomparser_tao.so`` (which of its releases was built
+    is not visible in a config, so every tao_apps variant of that function is returned). No
+    function name means nvinfer's own DetectNet decoding. Any other library is a user's own
+    parser: empty list, nothing known.
+    """
+    if not func:
+        return [VARIANTS["detectnet-builtin"]]
+    lib = (custom_lib_path or "").replace("\\", "/").rsplit("/", 1)[-1]
+    where = {SDK_CUSTOM_LIB.rsplit("/", 1)[-1]: "sdk", TAO_CUSTOM_LIB_NAME: "tao_apps"}.get(lib)
+    return [v for v in variants_for_func(func) if where in v.ships_in]
+
+
 def misreads(variant_key: str, outputs: list[tuple[str, str, tuple]] | list) -> list[str]:
     """One message per model output the parser would misread, miss or crash on.
 
