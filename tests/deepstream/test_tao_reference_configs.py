@@ -28,26 +28,30 @@ KITTI4 = ["bicycle", "car", "person", "road_sign"]
 # the keep count / num_detections is int32, boxes and scores float32; BatchedNMS classes float32,
 # EfficientNMS classes int32. The parsers read these buffers as raw memory, so a test model must
 # carry them (an all-float model is refused by gen-ds-config's dtype check, rightly).
-NMS_TRT = [("NMS", "float32"), ("NMS_1", "int32")]
-BATCHED_NMS = [("BatchedNMS", "int32"), ("BatchedNMS_1", "float32"), ("BatchedNMS_2", "float32"), ("BatchedNMS_3", "float32")]
-FRCNN_NMS = [("nms_out", "float32"), ("nms_out_1", "int32")]
+K = 100
+NMS_TRT = [("NMS", "float32", [1, 1, K, 7]), ("NMS_1", "int32", [1, 1, 1, 1])]
+BATCHED_NMS = [
+    ("BatchedNMS", "int32", [1, 1]), ("BatchedNMS_1", "float32", [1, K, 4]), ("BatchedNMS_2", "float32", [1, K]),
+    ("BatchedNMS_3", "float32", [1, K]),
+]  # fmt: skip
+FRCNN_NMS = [("nms_out", "float32", [1, 1, K, 7]), ("nms_out_1", "int32", [1, 1, 1, 1])]
 EFFICIENT_NMS = [
-    ("num_detections", "int32"), ("detection_boxes", "float32"), ("detection_scores", "float32"),
-    ("detection_classes", "int32"),
+    ("num_detections", "int32", [1, 1]), ("detection_boxes", "float32", [1, K, 4]),
+    ("detection_scores", "float32", [1, K]), ("detection_classes", "int32", [1, K]),
 ]  # fmt: skip
 
 
-def typed_onnx(path: Path, input_name: str, shape: list[int], outputs: list[tuple[str, str]]) -> Path:
-    """An ONNX file with the given input and (constant) outputs of the given dtypes."""
+def typed_onnx(path: Path, input_name: str, shape: list[int], outputs: list[tuple[str, str, list[int]]]) -> Path:
+    """An ONNX file with the given input and (constant) outputs of the given dtypes and shapes."""
     import numpy as np
     import onnx
     from onnx import helper, numpy_helper
 
     nodes, infos = [], []
-    for name, dtype in outputs:
-        value = np.zeros([1], np.dtype(dtype))
+    for name, dtype, dims in outputs:
+        value = np.zeros(dims, np.dtype(dtype))
         nodes.append(helper.make_node("Constant", [], [name], value=numpy_helper.from_array(value, f"{name}_v")))
-        infos.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype), [1]))
+        infos.append(helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(value.dtype), dims))
     graph = helper.make_graph(
         nodes,
         "typed_tiny",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from trtdeploy.cli.common import QuietOpt, VerboseOpt, console, setup_logging, user_errors
 
@@ -204,7 +205,7 @@ def check_ds_config(
         for problem in problems:
             style = "bold red" if problem.level == "error" else "yellow"
             console.print(
-                f"[{style}]{problem.level}:[/] {problem.message}", highlight=False, soft_wrap=True
+                f"[{style}]{problem.level}:[/] {escape(problem.message)}", highlight=False, soft_wrap=True
             )
         errors = sum(p.level == "error" for p in problems)
         if errors:

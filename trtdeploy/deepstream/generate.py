@@ -62,8 +62,9 @@ class DsConfigError(TrtDeployError):
 
     def __init__(self, problems: list[Problem], what: str = "the DeepStream config") -> None:
         self.problems = problems
-        lines = [str(p) for p in problems if p.level == ERROR]
-        super().__init__(f"{what} has {len(lines)} problem(s):\n  " + "\n  ".join(lines))
+        lines = [p.message for p in problems if p.level == ERROR]
+        # one line (the CLI prints one `error:` line per failure): problems joined by " | "
+        super().__init__(f"{what} has {len(lines)} problem(s): " + " | ".join(lines))
 
 
 @dataclass
@@ -394,7 +395,8 @@ def build_config(
             card.output.box_units,
             card.output.class_dtype,
         )
-        if problems and not (options.parse_func or hints.parse_func):
+        # with --ds-parser, misreads() on the model's real outputs decides (in gen_ds_config)
+        if problems and not (options.parse_func or hints.parse_func or options.ds_parser):
             raise UnsupportedModelError("; ".join(problems))
         key = (
             "parse-bbox-instance-mask-func-name"
