@@ -1,0 +1,85 @@
+"""create-onnx is byte-reproducible: the same inputs and options give the same ONNX and deploy
+card, from any output folder and in any process (tf2onnx's counters and branch order differ
+from run to run; the stable_names pass removes both)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnx_graphsurgeon as gs
+import pytest
+
+from tests.data import BUNDLED_MODEL
+from tfod_trt.passes.stable_names import stable_names
+from trtdeploy.graph_passes import PassContext
+
+
+def two_branch_graph(counters: tuple[int, int, int], swap: bool) -> bytes:
+    """x -> (Relu, Sigmoid) -> Add, with tf2onnx-style generated names (``__<counter>``) and a
+    constant whose name tf2onnx picks arbitrarily when merging duplicates; ``swap`` lists the
+    independent branches in the other order."""
+    x = gs.Variable("x", np.float32, [1, 4])
+    y = gs.Variable("y", np.float32, [1, 4])
+    a, b = gs.Variable(f"Relu__{counters[0]}:0", np.float32), gs.Variable(f"Sigmoid__{counters[1]}:0", np.float32)
+    scale = gs.Constant(f"const_fold_opt__{counters[2]}", np.full((1, 4), 2.0, np.float32))
+    relu = gs.Node("Relu", f"Relu__{counters[0]}", inputs=[x], outputs=[a])
+    sigmoid = gs.Node("Sigmoid", f"Sigmoid__{counters[1]}", inputs=[x], outputs=[b])
+    mul = gs.Node("Mul", f"Mul__{counters[2] + 1}", inputs=[a, scale], outputs=[gs.Variable("m", np.float32)])
+    add = gs.Node("Add", "Add", inputs=[mul.outputs[0], b], outputs=[y])
+    nodes = [sigmoid, relu, mul, add] if swap else [relu, sigmoid, mul, add]
+    graph = gs.Graph(nodes=nodes, inputs=[x], outputs=[y], opset=17)
+    stable_names(graph, PassContext(family="test"))
+    graph.cleanup().toposort()
+    return gs.export_onnx(graph).SerializeToString()
+
+
+def test_stable_names_removes_counters_and_branch_order():
+    first = two_branch_graph((492, 493, 500), swap=False)
+    assert first == two_branch_graph((496, 12, 7), swap=True)
+    model = onnx.load_from_string(first)
+    names = [n.name for n in model.graph.node] + [i.name for i in model.graph.initializer]
+    assert not any("__" in name for name in names), names
+    assert [i.name for i in model.graph.input] == ["x"] and [o.name for o in model.graph.output] == ["y"]
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.slow
+@pytest.mark.tf
+def test_two_runs_in_two_folders_give_identical_bytes(tmp_path):
+    """One run in this process, one in a fresh process with another hash seed and a deeper output
+    folder: identical ONNX and deploy card. The card holds no path and no time, and its source
+    hashes are the input files' (keyed by role, so verify can recompute them)."""
+    from tfod_trt.create_onnx import CreateOnnxOptions, create_onnx
+
+    saved_model, label_map = BUNDLED_MODEL / "saved_model", BUNDLED_MODEL / "label_map.pbtxt"
+    first = tmp_path / "a" / "model.onnx"
+    create_onnx(CreateOnnxOptions(saved_model=saved_model, label_map=label_map, output=first, nms="onnx"))
+    second = tmp_path / "b" / "deeper" / "model.onnx"
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    result = subprocess.run(
+        [sys.executable, "-m", "trtdeploy.cli.main", "create-onnx", "--saved-model", str(saved_model),
+         "--label-map", str(label_map), "-o", str(second), "--nms", "onnx", "-q"],
+        capture_output=True, text=True, env=env, timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert first.read_bytes() == second.read_bytes()
+    card_a, card_b = (p.with_name("model.deploy.json").read_text() for p in (first, second))
+    assert card_a == card_b
+    assert str(tmp_path) not in card_a and str(BUNDLED_MODEL) not in card_a
+    card = json.loads(card_a)
+    assert card["onnx_sha256"] == sha256(first)
+    files = card["provenance"]["source_files"]
+    assert files["saved_model/saved_model.pb"] == sha256(saved_model / "saved_model.pb")
+    weights = sorted((saved_model / "variables").iterdir())
+    assert weights and all(files[f"saved_model/variables/{p.name}"] == sha256(p) for p in weights)
+    assert files["pipeline.config"] == sha256(BUNDLED_MODEL / "pipeline.config")
+    assert files["label_map"] == sha256(label_map)
