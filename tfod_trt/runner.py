@@ -9,6 +9,7 @@ TensorFlow and a converted ONNX see the same pixels.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -84,12 +85,13 @@ class TfodRunner(CardRunner):
     def static_batch(self) -> int | None:
         return None  # fed one image at a time: any batch
 
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        """batch: float32 [N,H,W,3] RGB 0-255 -> TFOD's four detection outputs, stacked."""
-        per_image: dict[str, list[np.ndarray]] = {name: [] for name in OUTPUT_NAMES}
+    def infer(self, batch: np.ndarray, names: Sequence[str] = OUTPUT_NAMES) -> dict[str, np.ndarray]:
+        """batch: float32 [N,H,W,3] RGB 0-255 -> the signature's outputs ``names`` (by default
+        TFOD's four detection outputs; also e.g. ``raw_detection_scores``), stacked."""
+        per_image: dict[str, list[np.ndarray]] = {name: [] for name in names}
         for image in np.asarray(batch, np.float32):
             out = self._fn(**{self._input: self._tf.constant(image[None])})
-            for name in OUTPUT_NAMES:
+            for name in names:
                 per_image[name].append(out[name].numpy()[0])
         return {name: np.stack(values) for name, values in per_image.items()}
 

@@ -13,6 +13,8 @@ from rich.table import Table
 from trtdeploy.cli.common import QuietOpt, VerboseOpt, console, progress, setup_logging, user_errors
 from trtdeploy.errors import UsageError, VerificationError
 
+DEFAULT_SCORE_TOL = 1e-4
+
 
 def verify(
     saved_model: Path = typer.Option(..., "--saved-model", help="The TFOD saved_model/ folder (the reference)."),
@@ -21,11 +23,17 @@ def verify(
     num: int = typer.Option(8, help="How many images."),
     batch: list[int] = typer.Option(None, help="Batch size(s) to run the ONNX at (default: its static batch, "
                                     "or 1 and 4 for a dynamic batch). Repeatable."),
-    score_threshold: float = typer.Option(None, help="Compare detections at or above this score "
+    score_threshold: float = typer.Option(None, help="Compare detections at or above this score, in [0, 1] "
                                           "(default: the card's NMS threshold)."),
     iou: float = typer.Option(0.99, help="IoU needed for two detections of the same class to match."),
-    min_matched: float = typer.Option(0.99, help="Fraction of TensorFlow's detections that must match."),
-    score_tol: float = typer.Option(1e-4, help="Largest allowed score difference of a match."),
+    min_matched: float = typer.Option(0.99, help="Fraction of each side's detections that must match."),
+    score_tol: float = typer.Option(None, help="Largest allowed score difference of a match (default 1e-4, or "
+                                    "with --exact the bound derived from the float64 reference)."),
+    exact: bool = typer.Option(False, "--exact", help="Also evaluate the converted network in float64 on the first "
+                               "--exact-num images and report, per output, TF vs exact, ONNX vs exact and TF vs "
+                               "ONNX; the score tolerance is then max(1e-4, 2 x TF's own float32 error)."),
+    exact_num: int = typer.Option(2, help="How many images the float64 reference runs on (slow: ~1.5 s per "
+                                  "300x300 image)."),
     verbose: int = VerboseOpt,
     quiet: bool = QuietOpt,
 ) -> None:
@@ -33,12 +41,19 @@ def verify(
 
     Both see the same pixels: each image is resized to the model's input size first (as the
     deploy card says), then fed to TensorFlow and, preprocessed per the card, to ONNX Runtime
-    (NMS plugins run through trtdeploy's CPU reference implementations). Exit code 0 only when
-    every run is within tolerance.
+    (NMS plugins run through trtdeploy's CPU reference implementations). The saved model must be
+    the one the deploy card records (file hashes), and there must be detections to compare. Exit
+    code 0 only when every run is within tolerance.
+
+    With --exact, a float64 evaluation of the converted network tells conversion error from float
+    noise: TensorFlow's float32 error against it is of the order of ONNX Runtime's when the
+    conversion is right, and much larger when the converted graph computes something else.
 
     Examples:
 
       trtdeploy verify --saved-model export/saved_model --onnx model.onnx
+
+      trtdeploy verify --saved-model export/saved_model --onnx model.onnx --exact
 
       trtdeploy verify --saved-model export/saved_model --onnx model.onnx --images photos/ --num 32 --batch 4
     """
@@ -46,62 +61,128 @@ def verify(
     with user_errors():
         from trtdeploy.deploy_card import DeployCard, card_path_for
         from trtdeploy.errors import InputError
-        from trtdeploy.runners import OnnxRuntimeRunner
+        from trtdeploy.exact import K_SCORE, SCORE_FLOOR, TFOD_RAW, exact_errors, tfod_raw_outputs
+        from trtdeploy.runners import OnnxRuntimeRunner, to_input_tensor
         from trtdeploy.sample_images import load_folder, resize_for_model, sample_photos
-        from trtdeploy.verify import Tolerance, compare, run_batched
+        from trtdeploy.verify import (
+            Tolerance,
+            check_batches,
+            check_saved_model_provenance,
+            compare,
+            nothing_compared,
+            refuse_empty_comparison,
+            run_batched,
+        )
 
         if num < 1:
             raise UsageError(f"--num must be >= 1, got {num}")
+        if exact and not 1 <= exact_num <= num:
+            raise UsageError(f"--exact-num must be in 1..--num ({num}), got {exact_num}")
+        if score_tol is not None and exact:
+            raise UsageError("--score-tol and --exact exclude each other: --exact derives the score tolerance")
+        Tolerance(iou, min_matched, DEFAULT_SCORE_TOL if score_tol is None else score_tol,
+                  0.0 if score_threshold is None else score_threshold).validate()
         if not Path(onnx_path).is_file():
             raise InputError(f"ONNX file {onnx_path} not found")
+        if not Path(saved_model).is_dir():
+            raise InputError(f"saved model folder {saved_model} not found")
         card = DeployCard.load(card_path_for(onnx_path))
+        static = card.input.shape[0]
+        batches = check_batches(list(batch or []), static)
+        checked = check_saved_model_provenance(card, saved_model)
+        if not checked:
+            console.print(f"[yellow]warning[/]: the deploy card records no saved-model hashes; cannot check that "
+                          f"{onnx_path.name} was made from {saved_model}")
         photos = load_folder(images, num) if images else sample_photos(num)
         pixels = np.stack(
             [resize_for_model(img, card.input.height, card.input.width, card.preprocess.resize) for _, img in photos]
         )
-        static = card.input.shape[0]
-        batches = list(batch) if batch else ([static] if static != -1 else [1, 4])
-        if static != -1 and any(b != static for b in batches):
-            raise UsageError(f"the ONNX has a static batch of {static}; cannot run it at {batches}")
-        tol = Tolerance(iou, min_matched, score_tol,
-                        card.nms.score_threshold if score_threshold is None else score_threshold)
+        threshold = card.nms.score_threshold if score_threshold is None else score_threshold
 
         from tfod_trt.runner import TfodRunner
 
+        report = None
         with progress() as bar:
             task = bar.add_task("TensorFlow", total=len(pixels))
             tf_runner = TfodRunner(saved_model)
             reference = []
-            for image in pixels:
+            raw = []
+            for i, image in enumerate(pixels):
                 reference.extend(tf_runner.detections(image[None]))
+                if exact and i < exact_num:
+                    raw.append(tf_runner.infer(image[None], list(TFOD_RAW.values())))
                 bar.advance(task)
+            if exact:
+                import onnx
+
+                bar.update(task, description="float64 reference", completed=0, total=exact_num)
+                tf_raw = tfod_raw_outputs(raw, len(card.labels))
+                report = exact_errors(onnx.load(str(onnx_path)), to_input_tensor(pixels[:exact_num], card), tf_raw,
+                                      batch=max(static, 1), progress=lambda: bar.advance(task, 0.5))
+                score_tol = report.score_tolerance()
+            tol = Tolerance(iou, min_matched, DEFAULT_SCORE_TOL if score_tol is None else score_tol, threshold)
             onnx_runner = OnnxRuntimeRunner(onnx_path, card)
             results = {}
             for b in batches:
-                bar.update(task, description=f"ONNX Runtime (batch {b})", completed=0)
+                bar.update(task, description=f"ONNX Runtime (batch {b})", completed=0, total=len(pixels))
                 results[b] = compare(reference, run_batched(onnx_runner.detections, pixels, b), tol)
 
-        table = Table(title=f"{onnx_path.name} vs TensorFlow on {len(pixels)} images (score >= {tol.score_threshold:g})")
-        for column in ("batch", "TF dets", "ONNX dets", "matched", "max dScore", "max dBox", "min IoU",
-                       "max dCount", "ok"):
-            table.add_column(column, justify="right")
-        failed = []
-        for b, stats in results.items():
-            ok = tol.accepts(stats)
-            if not ok:
-                failed.append(b)
-            table.add_row(str(b), str(stats.reference), str(stats.candidate), f"{stats.matched_fraction:.2%}",
-                          f"{stats.max_score_diff:.2e}", f"{stats.max_box_diff:.2e}", f"{stats.min_iou:.4f}",
-                          str(stats.count_diff), "[green]ok[/]" if ok else "[red]FAIL[/]")
+        out = Console(width=None if sys.stdout.isatty() else 130)
         typer.echo("")
-        Console(width=None if sys.stdout.isatty() else 130).print(table)
+        if report is not None:
+            out.print(_exact_table(report, onnx_path.name))
+            scores = report.output("scores")
+            derived = f"max({SCORE_FLOOR:g}, {K_SCORE:g} x {scores.tf_exact:.2e})"
+            typer.echo(f"score tolerance from the float64 reference: {derived} = {tol.score:.2e}")
+        out.print(_match_table(results, tol, onnx_path.name, len(pixels)))
+        if report is not None and report.suspects:
+            worst = report.output(report.suspects[0])
+            raise VerificationError(
+                f"TensorFlow's {worst.name} are {worst.tf_exact:.2e} from the float64 value of the ONNX, "
+                f"{worst.tf_exact / max(worst.onnx_exact, 1e-30):.0f}x ONNX Runtime's own float32 error "
+                f"({worst.onnx_exact:.2e}): that is not float noise, the converted graph computes something else"
+            )
+        first = next(iter(results.values()))
+        if nothing_compared(first):
+            refuse_empty_comparison(first, threshold, len(pixels))
+        failed = [b for b, stats in results.items() if not tol.accepts(stats)]
         if failed:
             raise VerificationError(
-                f"ONNX differs from TensorFlow beyond tolerance at batch {failed} (need >= {min_matched:.0%} matched "
-                f"at IoU >= {iou} and score difference <= {score_tol:g}; float32 noise alone can reach a few 1e-4 "
-                "on some models, which --score-tol accepts)"
+                f"ONNX differs from TensorFlow beyond tolerance at batch {failed} (need >= {min_matched:.0%} of each "
+                f"side matched at IoU >= {iou} and score difference <= {tol.score:.2g}; to tell float32 noise from a "
+                "conversion error, run with --exact)"
             )
-        console.print("[green]verified[/]: the ONNX matches TensorFlow within tolerance")
+        totals = ", ".join(f"batch {b}: {s.matched}/{s.reference} matched" for b, s in results.items())
+        console.print(f"[green]verified[/]: the ONNX matches TensorFlow within tolerance ({totals}, "
+                      f"max dScore {max(s.max_score_diff for s in results.values()):.2e} <= {tol.score:.2e})")
+
+
+def _exact_table(report, name: str) -> Table:  # type: ignore[no-untyped-def]
+    table = Table(title=f"{name}: float32 results vs a float64 evaluation of the converted network "
+                        f"({report.images} images, max |difference|)")
+    for column in ("output", "TF vs exact", "ONNX vs exact", "TF vs ONNX", "reading"):
+        table.add_column(column, justify="right")
+    for out in report.outputs:
+        reading = "[red]conversion error[/]" if out.conversion_suspect else "float32 noise"
+        table.add_row(out.name, f"{out.tf_exact:.2e}", f"{out.onnx_exact:.2e}", f"{out.tf_onnx:.2e}", reading)
+    return table
+
+
+def _match_table(results, tol, name: str, images: int) -> Table:  # type: ignore[no-untyped-def]
+    table = Table(title=f"{name} vs TensorFlow on {images} images (score >= {tol.score_threshold:g})")
+    for column in ("batch", "TF dets", "ONNX dets", "matched", "max dScore", "max dBox", "min IoU",
+                   "max dCount", "ok"):
+        table.add_column(column, justify="right")
+    for b, stats in results.items():
+        ok = tol.accepts(stats)
+        # with no match there is no score difference or IoU to report (not 0 and 1.0)
+        none = stats.matched == 0
+        table.add_row(str(b), str(stats.reference), str(stats.candidate),
+                      f"{stats.matched}/{stats.reference}" if stats.reference else "-",
+                      "-" if none else f"{stats.max_score_diff:.2e}", "-" if none else f"{stats.max_box_diff:.2e}",
+                      "-" if none else f"{stats.min_iou:.4f}", str(stats.count_diff),
+                      "[green]ok[/]" if ok else "[red]FAIL[/]")
+    return table
 
 
 def register(app: typer.Typer) -> None:
