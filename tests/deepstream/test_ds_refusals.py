@@ -140,3 +140,43 @@ def test_deepstream_files_are_0644_whatever_the_umask(tmp_path: Path) -> None:
 def test_name_check_is_in_the_library_too(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="--name"):
         gen_ds_config(_tfod_card("deepstream"), tmp_path / "m.onnx", tmp_path, DsOptions(name="../x"))
+
+
+def _tfssd_model(tmp_path: Path) -> tuple[Path, object]:
+    """What create-onnx --ds-parser sdk-tfssd records: float32 count and classes, normalised boxes."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    k = 4
+    outputs = [
+        ("num_detections", np.full((1,), k, np.float32)),
+        ("detection_boxes", np.zeros((1, k, 4), np.float32)),
+        ("detection_scores", np.zeros((1, k), np.float32)),
+        ("detection_classes", np.zeros((1, k), np.float32)),
+    ]
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], [n], value=numpy_helper.from_array(v, f"{n}_v")) for n, v in outputs],
+        "tfssd",
+        [helper.make_tensor_value_info("input_tensor", TensorProto.FLOAT, [1, 300, 300, 3])],
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, list(v.shape)) for n, v in outputs],
+    )
+    model = tmp_path / "tfssd.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(model))
+    card = _tfod_card("deepstream")
+    card.output.box_units, card.output.class_dtype = "normalized", "float32"
+    card.output.ds_parser, card.output.count_dtype = "sdk-tfssd", "float32"
+    card.save(card_path_for(model))
+    return model, card
+
+
+def test_the_cards_parser_variant_is_the_default(tmp_path: Path) -> None:
+    model, card = _tfssd_model(tmp_path)
+    result = gen_ds_config(card, model, tmp_path / "ds", DsOptions(name="tfssd"))
+    props = result.config.properties
+    assert props["parse-bbox-func-name"] == "NvDsInferParseCustomTfSSD"
+    assert props["custom-lib-path"] == "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so"
+    assert [p.message for p in check_ds_config(result.paths[0]) if p.level == "error"] == []
+    # the same normalised-box outputs handed to the pixel-box SDK EfficientDetTAO: count is float32
+    with pytest.raises(UnsupportedModelError, match="num_detections .*float32.*int32"):
+        gen_ds_config(card, model, tmp_path / "b", DsOptions(name="t", ds_parser="sdk-efficientdet"))

@@ -508,6 +508,14 @@ def gen_ds_config(
     check_name(options.name)
     if not options.name:
         options.name = Path(model_path).stem
+    recorded = getattr(card.output, "ds_parser", "") or ""
+    if not options.ds_parser and recorded and not options.parse_func and not (hints and hints.parse_func):
+        if recorded not in VARIANTS:
+            raise InputError(
+                f"the deploy card names DeepStream parser variant {recorded!r}, which this trtdeploy does not know "
+                f"({', '.join(VARIANTS)}); pass --ds-parser"
+            )
+        options.ds_parser = recorded  # the variant create-onnx shaped the outputs for
     if options.ds_parser:
         variant(options.ds_parser)  # an unknown key is bad usage, before any work
     if engine is not None and not Path(engine).is_file():

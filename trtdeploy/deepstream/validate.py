@@ -26,7 +26,7 @@ from trtdeploy.deepstream.config import (
     nvinfer_path,
     same_file_path,
 )
-from trtdeploy.deepstream.parsers import PARSERS, contract_problems
+from trtdeploy.deepstream.parsers import PARSERS, VARIANTS, contract_problems
 from trtdeploy.deploy_card import DeployCard
 from trtdeploy.engine.naming import parse_engine_name
 
@@ -284,14 +284,22 @@ def validate(view: ConfigView) -> list[Problem]:
             )
     if view.card is not None and (func or mask_func):
         out_spec = view.card.output
-        for msg in contract_problems(
-            func or mask_func or "",
-            out_spec.layout,
-            out_spec.box_format,
-            out_spec.box_units,
-            out_spec.class_dtype,
-        ):
-            error(msg)
+        shaped_for = VARIANTS.get(getattr(out_spec, "ds_parser", "") or "")
+        if shaped_for is not None and shaped_for.func == (func or mask_func):
+            # The card names the parser variant its outputs were made for (create-onnx
+            # --ds-parser): box order and units come from that variant's source facts; dtypes
+            # and names are checked on the real outputs by misreads().
+            for msg in _units_problems(shaped_for, out_spec):
+                error(msg)
+        else:
+            for msg in contract_problems(
+                func or mask_func or "",
+                out_spec.layout,
+                out_spec.box_format,
+                out_spec.box_units,
+                out_spec.class_dtype,
+            ):
+                error(msg)
     if view.card is not None:
         _check_against_card(view, props, num_classes, offsets, color, error)
 
@@ -300,6 +308,22 @@ def validate(view: ConfigView) -> list[Problem]:
     _check_paths(view, warn)
     _check_engine(view, props, mode, batch, error, warn)
     return out
+
+
+def _units_problems(shaped_for: Any, out_spec: Any) -> list[str]:
+    """What dtypes cannot show: box order and units the variant reads vs what the card says."""
+    problems = []
+    if shaped_for.box_order in ("y1x1y2x2", "x1y1x2y2") and shaped_for.box_order != out_spec.box_format:
+        problems.append(
+            f"{shaped_for.func} ({shaped_for.key}) reads boxes as {shaped_for.box_order} but the model gives "
+            f"{out_spec.box_format}"
+        )
+    if shaped_for.box_units in ("normalized", "pixels") and shaped_for.box_units != out_spec.box_units:
+        problems.append(
+            f"{shaped_for.func} ({shaped_for.key}) reads {shaped_for.box_units} boxes but the model gives "
+            f"{out_spec.box_units} ones"
+        )
+    return problems
 
 
 def _check_keys(view: ConfigView, error: Any, warn: Any) -> None:
