@@ -60,6 +60,7 @@ def ds_run(
             class_id_base_for,
             compare_with_saved_model,
             load_images,
+            matched_fraction,
             write_result,
         )
 
@@ -101,7 +102,7 @@ def ds_run(
                           f"{c.min_iou:.4f}" if c.matched else "-", f"{c.max_score_diff:.2e}" if c.matched else "-")
         reference = sum(c.reference for c in comparisons)
         matched = sum(c.matched for c in comparisons)
-        fraction = matched / reference if reference else 1.0
+        fraction = matched_fraction(comparisons)
         table.add_row("all", str(reference), str(sum(c.candidate for c in comparisons)), f"{fraction:.2%}", "", "")
         Console(width=None if sys.stdout.isatty() else 110).print(table)
         if fraction < MIN_MATCHED:

@@ -569,13 +569,11 @@ def compare_objects(name: str, reference: list[NvObject], candidate: list[NvObje
     return ImageComparison(name, stats.reference, len(candidate), stats.matched, stats.min_iou, stats.max_score_diff)
 
 
-def compare_with_saved_model(saved_model: Path, results: Sequence[FrameResult], setup: NvInferSetup,
-                             class_id_base: int = 0,
-                             on_image: Callable[[], None] | None = None) -> list[ImageComparison]:
-    """Run the TFOD saved model on the pixels the dry run inferred on and match detections."""
-    from tfod_trt.runner import TfodRunner
-
-    runner = TfodRunner(Path(saved_model))
+def compare_with_runner(runner: Any, results: Sequence[FrameResult], setup: NvInferSetup,
+                        class_id_base: int = 0,
+                        on_image: Callable[[], None] | None = None) -> list[ImageComparison]:
+    """Match each frame's dry-run objects against ``runner.detections`` (a TfodRunner) run on
+    the very pixels the dry run inferred on."""
     comparisons = []
     for result in results:
         dets = runner.detections(result.surface[None].astype(np.float32))[0]
@@ -583,6 +581,20 @@ def compare_with_saved_model(saved_model: Path, results: Sequence[FrameResult], 
         if on_image:
             on_image()
     return comparisons
+
+
+def compare_with_saved_model(saved_model: Path, results: Sequence[FrameResult], setup: NvInferSetup,
+                             class_id_base: int = 0,
+                             on_image: Callable[[], None] | None = None) -> list[ImageComparison]:
+    """Run the TFOD saved model on the pixels the dry run inferred on and match detections."""
+    from tfod_trt.runner import TfodRunner
+
+    return compare_with_runner(TfodRunner(Path(saved_model)), results, setup, class_id_base, on_image)
+
+
+def matched_fraction(comparisons: Sequence[ImageComparison]) -> float:
+    reference = sum(c.reference for c in comparisons)
+    return sum(c.matched for c in comparisons) / reference if reference else 1.0
 
 
 def _card_for(onnx_path: Path) -> Any:

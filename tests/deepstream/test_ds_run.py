@@ -1,0 +1,345 @@
+"""`trtdeploy ds-run`: reading configs as nvinfer does, the whole dry run on a tiny ONNX, the CLI,
+and (slow, TensorFlow) the generated DeepStream configs against the saved models they came from.
+
+Facts from hiennguyen9874/deepstream-sources branch 6.3, cited where used:
+gstnvinfer_property_parser.{h,cpp} (defaults, relative paths), nvdsinfer_context_impl.cpp
+(labels, network size, NvDsInferContext_ResetInitParams), gstnvinfer.cpp (scaling),
+gstnvinfer_meta_utils.cpp (mapping back, bottom-edge rule).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from PIL import Image
+from typer.testing import CliRunner
+
+from tests.data import BUNDLED_MODEL, fixture_dir
+from trtdeploy.cli import ds_run
+from trtdeploy.deepstream.clustering import ClassParams
+from trtdeploy.deepstream.dry_run import (
+    DryRun,
+    ImageComparison,
+    NvInferSetup,
+    compare_with_runner,
+    load_images,
+    matched_fraction,
+    parser_candidates,
+    read_labels,
+)
+from trtdeploy.deepstream.nvinfer_preprocess import COLOR_RGB, DEFAULT_FILTER, ORDER_NCHW
+from trtdeploy.errors import InputError, UnsupportedModelError
+
+SDK_LIB = "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so"
+TAO_LIB = "../../../post_processor/libnvds_infercustomparser_tao.so"
+
+
+def tiny_detector(path: Path) -> Path:
+    """A 4x4 NHWC model in the layout NvDsInferParseCustomEfficientDetTAO (SDK) reads by position:
+    count int32 = 1, one pixel box y1,x1,y2,x2 = (1,1,3,3), class 0.0 (float32), and a score equal
+    to the mean of input channel 0, so the score shows what the preprocessing fed the model."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def const(name: str, kind: int, dims: list[int], values: list[float]) -> onnx.NodeProto:
+        return helper.make_node("Constant", [], [name], value=helper.make_tensor(f"{name}_c", kind, dims, values))
+
+    nodes = [
+        const("num_detections", TensorProto.INT32, [1, 1], [1]),
+        const("detection_boxes", TensorProto.FLOAT, [1, 1, 4], [1.0, 1.0, 3.0, 3.0]),
+        helper.make_node("ReduceMean", ["input_tensor"], ["means"], axes=[1, 2], keepdims=0),
+        const("starts", TensorProto.INT64, [1], [0]),
+        const("ends", TensorProto.INT64, [1], [1]),
+        const("axis", TensorProto.INT64, [1], [1]),
+        helper.make_node("Slice", ["means", "starts", "ends", "axis"], ["detection_scores"]),
+        const("detection_classes", TensorProto.FLOAT, [1, 1], [0.0]),
+    ]
+    outputs = [
+        helper.make_tensor_value_info("num_detections", TensorProto.INT32, [1, 1]),
+        helper.make_tensor_value_info("detection_boxes", TensorProto.FLOAT, [1, 1, 4]),
+        helper.make_tensor_value_info("detection_scores", TensorProto.FLOAT, [1, 1]),
+        helper.make_tensor_value_info("detection_classes", TensorProto.FLOAT, [1, 1]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("input_tensor", TensorProto.FLOAT, [1, 4, 4, 3])], outputs
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+def write_config(folder: Path, extra: str = "", attrs: str = "pre-cluster-threshold=0.4\n", yaml: bool = False) -> Path:
+    """config/ holds the config and labels; the ONNX sits one folder up (onnx-file=../tiny.onnx)."""
+    tiny_detector(folder / "tiny.onnx")
+    cfg_dir = folder / "config"
+    cfg_dir.mkdir(exist_ok=True)
+    (cfg_dir / "labels.txt").write_text("red thing;alias\n")
+    props = {
+        "onnx-file": "../tiny.onnx",
+        "net-scale-factor": "0.00392156862745098",
+        "network-input-order": "1",
+        "infer-dims": "3;4;4",
+        "num-detected-classes": "1",
+        "labelfile-path": "labels.txt",
+        "parse-bbox-func-name": "NvDsInferParseCustomEfficientDetTAO",
+        "custom-lib-path": SDK_LIB,
+        "cluster-mode": "4",
+    }
+    for line in extra.splitlines():
+        if line.strip():
+            key, value = line.split("=", 1)
+            props[key] = value
+    if yaml:
+        body = "property:\n" + "".join(f"  {k}: \"{v}\"\n" for k, v in props.items())
+        body += "class-attrs-all:\n" + "".join(f"  {line.replace('=', ': ')}\n" for line in attrs.splitlines())
+        path = cfg_dir / "config.yml"
+    else:
+        body = "[property]\n" + "".join(f"{k}={v}\n" for k, v in props.items()) + "\n[class-attrs-all]\n" + attrs
+        path = cfg_dir / "config.txt"
+    path.write_text(body)
+    return path
+
+
+def red(width: int, height: int) -> Image.Image:
+    return Image.fromarray(np.tile(np.array([255, 0, 0], np.uint8), (height, width, 1)))
+
+
+def run_one(config: Path, image: Image.Image) -> list:
+    pytest.importorskip("trtdeploy.deepstream.parser_emulation")
+    return DryRun(NvInferSetup.from_config(config)).run_image("img.png", image).objects
+
+
+# --- reading the config -------------------------------------------------------------------------
+
+
+def test_defaults_are_nvinfers(tmp_path: Path) -> None:
+    cfg_dir = tmp_path / "cfg"
+    cfg_dir.mkdir()
+    tiny_detector(tmp_path / "m.onnx")
+    (cfg_dir / "c.txt").write_text("[property]\nonnx-file=../m.onnx\nnum-detected-classes=2\n"
+                                   "parse-bbox-func-name=NvDsInferParseCustomEfficientDetTAO\n"
+                                   f"custom-lib-path={SDK_LIB}\n")
+    s = NvInferSetup.from_config(cfg_dir / "c.txt")
+    assert s.onnx_path.resolve() == (tmp_path / "m.onnx").resolve()  # relative to the config's folder
+    # net-scale-factor 1.0, RGB, NCHW (context_impl.cpp l.1975-1981, property_parser.cpp l.532)
+    assert (s.norm.scale, s.norm.offsets, s.norm.color_format, s.norm.input_order) == (1.0, (), COLOR_RGB, ORDER_NCHW)
+    assert not s.maintain_aspect_ratio and not s.symmetric_padding
+    assert s.scaling_filter == DEFAULT_FILTER  # gstnvinfer.cpp l.414
+    assert s.cluster_mode == 0  # memset 0 = NVDSINFER_CLUSTER_GROUP_RECTANGLES, run as NMS without OpenCV
+    assert "runs as 2" in s.describe()
+    # gstnvinfer_property_parser.h l.20-27
+    assert s.class_params == [ClassParams(0.2, 0.0, 0.3, -1)] * 2
+    assert s.variant == "sdk-efficientdet"
+
+
+def test_class_attrs_groups_and_yaml(tmp_path: Path) -> None:
+    ini = write_config(tmp_path, "num-detected-classes=2", "pre-cluster-threshold=0.4\ntopk=7\n")
+    with open(ini, "a") as fh:
+        fh.write("\n[class-attrs-1]\npre-cluster-threshold=0.9\ndetected-min-w=12\n")
+    s = NvInferSetup.from_config(ini)
+    # class-attrs-all for every class, then [class-attrs-1] overrides (property_parser.cpp l.1199-1249)
+    assert s.class_params[0] == ClassParams(pre_cluster_threshold=0.4, topk=7)
+    assert s.class_params[1] == ClassParams(pre_cluster_threshold=0.9, topk=7, detected_min_w=12)
+    (tmp_path / "y").mkdir()
+    yml = write_config(tmp_path / "y", "num-detected-classes=2", "pre-cluster-threshold=0.4\ntopk=7\n", yaml=True)
+    y = NvInferSetup.from_config(yml)
+    assert y.class_params == [ClassParams(pre_cluster_threshold=0.4, topk=7)] * 2
+    assert (y.norm, y.infer_dims, y.labels, y.variant) == (s.norm, s.infer_dims, s.labels, s.variant)
+
+
+def test_refusals(tmp_path: Path) -> None:
+    for extra, error, text in (
+        ("network-type=1", UnsupportedModelError, "detectors"),
+        ("network-type=3", UnsupportedModelError, "instance segmentation"),
+        ("onnx-file=../missing.onnx", InputError, "does not exist"),
+        ("parse-bbox-func-name=NvDsInferParseMyOwn", UnsupportedModelError, "--ds-parser"),
+    ):
+        with pytest.raises(error, match=text):
+            NvInferSetup.from_config(write_config(tmp_path, extra))
+    cfg = write_config(tmp_path)
+    with open(cfg, "a") as fh:
+        fh.write("\n[class-attrs-3]\npre-cluster-threshold=0.5\n")
+    with pytest.raises(InputError, match="num-detected-classes=1"):  # property_parser.cpp l.1232-1238
+        NvInferSetup.from_config(cfg)
+
+
+def test_labels_as_nvinfer_reads_them(tmp_path: Path) -> None:
+    path = tmp_path / "labels.txt"
+    path.write_bytes(b"person;human\n\ncar\r\n \nlast")
+    # empty lines skipped, a line of one space is a label, CR kept, first ';' field (context_impl.cpp l.480-496)
+    assert read_labels(path) == ["person", "car\r", " ", "last"]
+
+
+def test_parser_candidates_by_function_and_library() -> None:
+    assert parser_candidates("NvDsInferParseCustomEfficientDetTAO", SDK_LIB) == ["sdk-efficientdet"]
+    tao = parser_candidates("NvDsInferParseCustomEfficientDetTAO", TAO_LIB)
+    assert tao[0] == "tao-efficientdet" and "sdk-efficientdet" not in tao
+    assert parser_candidates(None, None) == ["detectnet-builtin"]
+    assert parser_candidates("NvDsInferParseCustomBatchedNMSTLT", SDK_LIB) == ["batchednms"]
+
+
+# --- the dry run on a tiny model ----------------------------------------------------------------
+
+
+def test_red_frame_is_detected_and_mapped_back(tmp_path: Path) -> None:
+    (obj,) = run_one(write_config(tmp_path), red(8, 8))
+    # channel 0 = 1/255 * 255 = 1.0; the 4x4 net box (1,1)-(3,3) over an 8x8 frame: ratio 0.5
+    assert obj.class_id == 0 and obj.confidence == pytest.approx(1.0)
+    assert (obj.left, obj.top, obj.width, obj.height) == (2.0, 2.0, 4.0, 4.0)
+
+
+def test_bgr_model_sees_the_blue_channel_first(tmp_path: Path) -> None:
+    assert run_one(write_config(tmp_path, "model-color-format=1"), red(8, 8)) == []
+
+
+def test_letterbox_padding_and_bottom_edge(tmp_path: Path) -> None:
+    # 8x4 frame into 4x4 with maintain-aspect-ratio: image in rows 0-1, black rows 2-3, so channel 0
+    # averages 0.5; the box (rows 1-3) maps to top 2, height 4: its bottom (6) is past the 4-row frame
+    # and attach_metadata_detector drops it (gstnvinfer_meta_utils.cpp l.112-117)
+    assert run_one(write_config(tmp_path, "maintain-aspect-ratio=1"), red(8, 4)) == []
+    # with symmetric-padding the image sits in rows 1-2: top (1-1)/0.5 = 0, height 4, bottom 4: kept
+    (obj,) = run_one(write_config(tmp_path, "maintain-aspect-ratio=1\nsymmetric-padding=1"), red(8, 4))
+    assert (obj.left, obj.top, obj.width, obj.height) == (2.0, 0.0, 4.0, 4.0)
+    assert obj.confidence == pytest.approx(0.5)
+    # crop-objects-to-roi-boundary cuts the first box at the frame bottom instead (meta_utils l.103-111)
+    (cut,) = run_one(write_config(tmp_path, "maintain-aspect-ratio=1\ncrop-objects-to-roi-boundary=1"), red(8, 4))
+    assert (cut.top, cut.height) == (2.0, 2.0)
+
+
+def test_threshold_and_wrong_parser_variant(tmp_path: Path) -> None:
+    assert run_one(write_config(tmp_path, attrs="pre-cluster-threshold=0.6\n"),
+                   Image.fromarray(np.zeros((8, 8, 3), np.uint8))) == []
+    pytest.importorskip("trtdeploy.deepstream.parser_emulation")
+    # --ds-parser overrides the config's variant: the tao_apps >= 6.3 copy reads the float32 class
+    # 0.0 as int32 (the same 4 zero bytes: class 0), so it finds the object too
+    setup = NvInferSetup.from_config(write_config(tmp_path), variant="tao-efficientdet")
+    assert len(DryRun(setup).run_image("x", red(8, 8)).objects) == 1
+
+
+# --- the CLI ------------------------------------------------------------------------------------
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer()
+    app.callback()(lambda: None)
+    ds_run.register(app)
+    return app
+
+
+def test_cli_writes_json_and_picture_and_refuses_overwrite(tmp_path: Path) -> None:
+    pytest.importorskip("trtdeploy.deepstream.parser_emulation")
+    config = write_config(tmp_path)
+    red(8, 8).save(tmp_path / "red.png")
+    out = tmp_path / "out"
+    args = ["ds-run", str(config), "--images", str(tmp_path / "red.png"), "-o", str(out)]
+    result = CliRunner().invoke(cli(), args)
+    assert result.exit_code == 0, result.output
+    assert "1 object(s) on 1 image(s) (sdk-efficientdet)" in result.output
+    data = json.loads((out / "red.json").read_text())
+    assert data["width"] == 8 and data["objects"][0]["label"] == "red thing"
+    assert data["objects"][0]["left"] == 2.0 and data["objects"][0]["width"] == 4.0
+    drawn = np.asarray(Image.open(out / "red_ds.jpg"))
+    assert drawn.shape == (8, 8, 3)
+    again = CliRunner().invoke(cli(), args)
+    assert again.exit_code == 1 and "--force" in again.output
+    assert CliRunner().invoke(cli(), [*args, "--force"]).exit_code == 0
+
+
+def test_cli_usage_and_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("trtdeploy.deepstream.parser_emulation")
+    config = write_config(tmp_path)
+    red(8, 8).save(tmp_path / "red.png")
+    bad = CliRunner().invoke(cli(), ["ds-run", str(config), "--num", "0"])
+    assert bad.exit_code == 2 and "--num" in bad.output
+    (tmp_path / "other").mkdir()
+    wrong = CliRunner().invoke(cli(), ["ds-run", str(write_config(tmp_path / "other", "network-type=1"))])
+    assert wrong.exit_code == 1 and wrong.output.count("error:") == 1
+
+    import trtdeploy.deepstream.dry_run as dry_run
+
+    def half(saved_model: Path, results: list, setup: NvInferSetup, base: int, on_image: object = None) -> list:
+        return [ImageComparison(r.name, 2, len(r.objects), 1, 0.95, 0.0) for r in results]
+
+    monkeypatch.setattr(dry_run, "compare_with_saved_model", half)
+    failed = CliRunner().invoke(cli(), ["ds-run", str(config), "-i", str(tmp_path / "red.png"),
+                                        "--compare-saved-model", str(tmp_path)])
+    assert failed.exit_code == 1 and "only 1 of TensorFlow's 2" in failed.output
+
+
+# --- generated configs against TensorFlow (slow) --------------------------------------------------
+
+# The DeepStream layouts create-onnx offers (--ds-parser).
+OFFERED = ("sdk-tfssd", "sdk-efficientdet", "tao-efficientdet", "batchednms")
+
+
+def make_ds_config(saved_model_dir: Path, out: Path, variant: str) -> Path:
+    from trtdeploy.cli.main import app
+
+    runner = CliRunner()
+    model = saved_model_dir
+    args = ["create-onnx", "--saved-model", str(model / "saved_model"), "-o", str(out / "ds.onnx"),
+            "--ds-parser", variant, "-q"]
+    if (model / "label_map.pbtxt").is_file():
+        args += ["--label-map", str(model / "label_map.pbtxt")]
+    made = runner.invoke(app, args)
+    assert made.exit_code == 0, made.output
+    gen = runner.invoke(app, ["gen-ds-config", str(out / "ds.onnx"), "-o", str(out / "deepstream"), "-q"])
+    assert gen.exit_code == 0, gen.output
+    return out / "deepstream" / "config_infer_primary_ds.txt"
+
+
+@pytest.fixture(scope="module")
+def bundled_tf() -> object:
+    from tfod_trt.runner import TfodRunner
+
+    return TfodRunner(BUNDLED_MODEL / "saved_model")
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", OFFERED)
+def test_bundled_model_every_variant_matches_tensorflow(variant: str, tmp_path: Path, bundled_tf: object) -> None:
+    config = make_ds_config(BUNDLED_MODEL, tmp_path, variant)
+    setup = NvInferSetup.from_config(config)
+    assert setup.variant == variant
+    results = DryRun(setup).run(load_images(None, 6))
+    comparisons = compare_with_runner(bundled_tf, results, setup)
+    assert sum(c.reference for c in comparisons) > 50
+    assert matched_fraction(comparisons) >= 0.99, comparisons
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_cli_compare_saved_model_on_the_bundled_model(tmp_path: Path) -> None:
+    config = make_ds_config(BUNDLED_MODEL, tmp_path, "sdk-efficientdet")
+    result = CliRunner().invoke(cli(), ["ds-run", str(config), "--num", "3", "-o", str(tmp_path / "run"),
+                                        "--compare-saved-model", str(BUNDLED_MODEL / "saved_model")])
+    assert result.exit_code == 0, result.output
+    assert "matched:" in result.output and len(list((tmp_path / "run").glob("*_ds.jpg"))) == 3
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("fixture", "variant"),
+    [
+        ("ssd_mobilenet_v2_320x320_coco17_tpu-8", "tao-efficientdet"),
+        ("ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8", "sdk-tfssd"),
+        ("ssd_efficientdet_d0_512x512_coco17_tpu-8", "batchednms"),
+        ("ssd_mobilenet_v2_035_shapes_256", "sdk-efficientdet"),
+    ],
+)
+def test_shared_fixtures_match_tensorflow(fixture: str, variant: str, tmp_path: Path) -> None:
+    from tfod_trt.runner import TfodRunner
+
+    model = fixture_dir(fixture)
+    config = make_ds_config(model, tmp_path, variant)
+    setup = NvInferSetup.from_config(config)
+    images = load_images(model / "val", 6) if (model / "val").is_dir() else load_images(None, 4)
+    results = DryRun(setup).run(images)
+    comparisons = compare_with_runner(TfodRunner(model / "saved_model"), results, setup)
+    assert matched_fraction(comparisons) >= 0.99, comparisons
+
