@@ -63,3 +63,46 @@ def test_malformed_config_names_line_and_column(tmp_path: Path):
     path.write_text("model {\n  ssd {\n    num_classes 3\n  }\n}\n")
     with pytest.raises(InputError, match=r"3:\d+"):
         read_pipeline_config(path)
+
+
+# Label maps as TFOD reads them: tensorflow/models research/object_detection/utils/label_map_util.py
+# (commit ff91b5c4): _validate_label_map raises for id < 0 and for id 0 not named 'background';
+# convert_label_map_to_categories keeps the FIRST item of a repeated id and takes display_name
+# when present, else name; repeated names and missing names are accepted.
+
+
+def write_map(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "labels.pbtxt"
+    path.write_text(text)
+    return path
+
+
+def test_label_map_repeated_id_keeps_the_first_with_a_warning(tmp_path: Path, caplog):
+    path = write_map(tmp_path, "item { id: 1 name: 'cat' }\nitem { id: 1 name: 'dog' }\nitem { id: 2 name: 'cow' }\n")
+    with caplog.at_level("WARNING", logger="trtdeploy"):
+        assert read_label_map(path, 2) == ["cat", "cow"]
+    assert "label id 1 appears again ('dog'); keeping the first, 'cat'" in caplog.text
+
+
+def test_label_map_repeated_name_is_accepted_with_a_warning(tmp_path: Path, caplog):
+    path = write_map(tmp_path, "item { id: 1 name: 'car' }\nitem { id: 2 name: 'car' }\n")
+    with caplog.at_level("WARNING", logger="trtdeploy"):
+        assert read_label_map(path, 2) == ["car", "car"]
+    assert "ids 1 and 2 are both named 'car'" in caplog.text
+
+
+def test_label_map_item_without_a_name_gets_a_placeholder_and_a_warning(tmp_path: Path, caplog):
+    # an empty label would be a blank line in a DeepStream labels file, which nvinfer skips
+    path = write_map(tmp_path, "item { id: 1 }\nitem { id: 2 display_name: 'Dog' name: 'dog' }\n")
+    with caplog.at_level("WARNING", logger="trtdeploy"):
+        assert read_label_map(path, 2) == ["class_1", "Dog"]
+    assert "label id 1 has no name" in caplog.text
+
+
+def test_label_map_background_id_0_is_skipped_other_id_0_and_negative_ids_refused(tmp_path: Path):
+    ok = write_map(tmp_path, "item { id: 0 name: 'background' }\nitem { id: 1 name: 'cat' }\n")
+    assert read_label_map(ok, 1) == ["cat"]
+    with pytest.raises(InputError, match="label id 0 .* reserved for the background"):
+        read_label_map(write_map(tmp_path, "item { id: 0 name: 'cat' }\n"), 1)
+    with pytest.raises(InputError, match="label id -1 is negative"):
+        read_label_map(write_map(tmp_path, "item { id: -1 name: 'cat' }\n"), 1)
