@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+import traceback
 from collections.abc import Iterator, Sequence
 
 import typer
@@ -39,7 +40,14 @@ def user_errors() -> Iterator[None]:
         # escape: messages contain [brackets] (extras, shapes) that rich would take as markup
         _error_line(str(exc))
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        # Drop the interrupted frames now: a generator suspended in them (e.g. one that keeps an
+        # ONNX Runtime run going in a helper thread) is closed here, its thread pool joined, before
+        # the interpreter exits; left to interpreter teardown, a native thread still running aborts
+        # the process ("terminate called without an active exception", exit 134). Outputs are
+        # written atomically, so nothing partial is left.
+        traceback.clear_frames(exc.__traceback__)
+        del exc
         console.print("[bold red]interrupted[/]")
         raise typer.Exit(130) from None
     except (typer.Exit, typer.Abort):
