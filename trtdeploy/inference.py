@@ -1,7 +1,8 @@
 """Batch image files through a runner and map the detections back to the original images.
 
-Threads decode and preprocess the next batch while the runner works on the current one (PIL
-releases the GIL while it decodes and resizes). A last partial batch is padded by repeating
+Threads decode and preprocess the next batch (with the runner's deploy card, through the
+calibration package's preprocessing) while the runner works on the current one (PIL releases
+the GIL while it decodes and resizes). A last partial batch is padded by repeating
 its last image when the model has a static batch, and the padding's detections are dropped.
 """
 
@@ -17,7 +18,7 @@ import numpy as np
 
 from trtdeploy.detections import Detections
 from trtdeploy.errors import InputError
-from trtdeploy.runners import CardRunner, Frame
+from trtdeploy.runners import CardRunner, Frame, frame_for, preprocess_spec
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -91,11 +92,22 @@ def run_files(
     if static is not None and batch != static:
         raise InputError(f"{runner.name} has a static batch of {static}; run it with batch {static}, not {batch}")
 
+    spec = preprocess_spec(runner.card)
+
     def load(chunk: Sequence[Path]) -> tuple[list[Image.Image], np.ndarray, list[Frame]]:
-        images = list(pool.map(open_rgb, chunk))
-        padded = images + [images[-1]] * (batch - len(images)) if static is not None else images
-        tensor, frames = runner.prepare(padded)
-        return images, tensor, frames
+        # decode and preprocess each image in a worker thread, straight into its batch slot
+        size = batch if static is not None else len(chunk)
+        tensor = np.empty(spec.shape(size), spec.dtype)
+
+        def one(i: int) -> tuple[Image.Image, Frame]:
+            image = open_rgb(chunk[i])
+            spec.tensor_into(image, tensor[i])
+            return image, frame_for(spec, *image.size)
+
+        loaded = list(pool.map(one, range(len(chunk))))
+        for i in range(len(chunk), size):  # a static batch's padding repeats the last image
+            tensor[i] = tensor[len(chunk) - 1]
+        return [image for image, _ in loaded], tensor, [frame for _, frame in loaded]
 
     with ThreadPoolExecutor(max_workers=workers) as pool, ThreadPoolExecutor(max_workers=1) as ahead:
         chunks = list(_batches(paths, batch))
