@@ -49,6 +49,25 @@ def pixel_box(box: Sequence[float], width: int, height: int) -> tuple[int, int, 
     return clamp_x(x1), clamp_y(y1), clamp_x(x2), clamp_y(y2)
 
 
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def _place_tag(box: tuple[int, int, int, int], tw: int, th: int, line: int, size: tuple[int, int],
+               taken: list[tuple[int, int, int, int]]) -> tuple[int, int]:
+    """Where a tag goes: above the box, else inside its top, else below it; the first spot that
+    fits the image and covers no tag placed before (a more confident one)."""
+    x1, y1, x2, y2 = box
+    w, h = size
+    tx = min(max(x1 - 1, 0), max(w - tw, 0))
+    spots = [y1 - th - 1, y1 + line + 1, y2 + 2]
+    fitting = [ty for ty in spots if 0 <= ty and ty + th <= h] or [max(0, min(y1 + line + 1, h - th))]
+    for ty in fitting:
+        if not any(_overlaps((tx, ty, tx + tw, ty + th), other) for other in taken):
+            return tx, ty
+    return tx, fitting[0]
+
+
 def draw_detections(
     image: Image.Image,
     boxes: np.ndarray,
@@ -57,25 +76,31 @@ def draw_detections(
     labels: Sequence[str],
 ) -> Image.Image:
     """A copy of ``image`` (RGB) with every detection drawn; boxes x1,y1,x2,y2 in its pixels.
-    Lower scores are drawn first so the most confident box and tag end up on top."""
+    Boxes are drawn lowest score first (the most confident on top), then the tags, placed in
+    score order so a confident detection's tag is never covered."""
     canvas = image.convert("RGB").copy()
     draw = ImageDraw.Draw(canvas)
     w, h = canvas.size
     line = line_width(w, h)
     font = _font(max(10, round(min(w, h) / 28)))
-    order = np.argsort(np.asarray(scores), kind="stable")
-    for i in order:
-        x1, y1, x2, y2 = pixel_box(boxes[i], w, h)
-        colour = class_colour(int(classes[i]))
+    descending = [int(i) for i in np.argsort(-np.asarray(scores), kind="stable")]
+    rects = {i: pixel_box(boxes[i], w, h) for i in descending}
+    for i in reversed(descending):
+        x1, y1, x2, y2 = rects[i]
         draw.rectangle((x1 - 1, y1 - 1, x2 + 1, y2 + 1), outline=FRAME, width=line + 2)
-        draw.rectangle((x1, y1, x2, y2), outline=colour, width=line)
+        draw.rectangle((x1, y1, x2, y2), outline=class_colour(int(classes[i])), width=line)
+    taken: list[tuple[int, int, int, int]] = []
+    tags = []
+    for i in descending:
         cls = int(classes[i])
         name = labels[cls] if 0 <= cls < len(labels) else f"class {cls}"
         text = f"{name} {float(scores[i]):.2f}"
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         tw, th = right - left + 4, bottom - top + 4
-        ty = y1 - th - 1 if y1 - th - 1 >= 0 else y1 + line + 1
-        tx = min(max(x1 - 1, 0), max(w - tw, 0))
+        tx, ty = _place_tag(rects[i], tw, th, line, (w, h), taken)
+        taken.append((tx, ty, tx + tw, ty + th))
+        tags.append((tx, ty, tw, th, left, top, text, class_colour(cls)))
+    for tx, ty, tw, th, left, top, text, colour in reversed(tags):
         draw.rectangle((tx, ty, tx + tw - 1, ty + th - 1), fill=colour, outline=FRAME)
         draw.text((tx + 2 - left, ty + 2 - top), text, fill=_text_colour(colour), font=font)
     return canvas
