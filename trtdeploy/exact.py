@@ -135,12 +135,15 @@ def exact_errors(
     tf_outputs: dict[str, np.ndarray],
     batch: int = 1,
     progress: Callable[[], None] | None = None,
+    float32_model: Any = None,
 ) -> ExactReport:
     """Measure TF-vs-exact, ONNX-vs-exact and TF-vs-ONNX for each output named in ``tf_outputs``.
 
     ``model``: the converted ONNX (ModelProto); ``inputs``: its input tensor for N images (as the
     deploy card prescribes); ``tf_outputs``: TensorFlow's float32 values of the same tensors for
-    those images, ``[N, ...]``; ``batch``: the ONNX's static batch (1 for a dynamic one).
+    those images, ``[N, ...]``; ``batch``: the ONNX's static batch (1 for a dynamic one);
+    ``float32_model``: run this graph in ONNX Runtime instead of ``model`` (tests: a deliberately
+    altered copy against the exact value of the original).
     """
     import onnxruntime as ort
     from onnx.reference import ReferenceEvaluator
@@ -150,7 +153,8 @@ def exact_errors(
     names = list(tf_outputs)
     cut = cut_at(model, names)
     feed = cut.graph.input[0].name
-    session = ort.InferenceSession(cut.SerializeToString(), providers=["CPUExecutionProvider"])
+    float32_cut = cut if float32_model is None else cut_at(float32_model, names)
+    session = ort.InferenceSession(float32_cut.SerializeToString(), providers=["CPUExecutionProvider"])
     evaluator = ReferenceEvaluator(as_float64(cut))
 
     def per_image(run: Callable[[np.ndarray], list[np.ndarray]]) -> Callable[[np.ndarray], list[list[np.ndarray]]]:

@@ -1,13 +1,16 @@
-"""Numerical drift of the converted network: raw per-anchor class scores (before NMS) of the
-ONNX core in ONNX Runtime against the saved model's serving signature (the reference `verify`
-uses), on real photos resized to the input size so both see the same pixels.
+"""Numerical drift of the converted network, with bounds derived in the run (no constants tuned on
+one CPU): the pre-NMS boxes and class scores of the converted core in ONNX Runtime against the
+saved model's own ``raw_detection_boxes``/``raw_detection_scores``, on the verify photos resized
+to the input size (both see the same pixels), and both against a float64 evaluation of the
+converted graph (trtdeploy/exact.py).
 
-Only fixtures whose float32 noise floor is well below the bound are asserted here. On
-ssd_mobilenet_v2_320x320 (and, marginally, the 0.35 5-class model) the TensorFlow reference is
-itself 1e-4..3e-4 away from a float64 evaluation of the same graph, and TensorFlow differs from
-itself by as much between oneDNN on/off or grappler on/off, so no conversion can bring the
-drift below 1e-4 there. ``test_float32_noise_floor`` keeps that claim checked against a float64
-evaluation of the converted graph.
+The bounds: our float32 result is no further from the float64 value than TensorFlow's float32
+result is (plus ``FLOAT32_MARGIN``), and TensorFlow's error is float noise, not a changed network
+(at most ``NOISE_RATIO`` x ours, or under the 1e-4 floor). TensorFlow's own error differs from CPU
+to CPU (2.3e-4 on the scores of the 320x320 COCO model on an AMD EPYC, 1e-4..3e-4 elsewhere), so
+it is measured, never assumed. Where the drift is already within the 1e-4 floor the float64
+evaluation is skipped: no derived bound is stricter than the floor. The two plain MobileNet v2
+fixtures, whose drift exceeds the floor on some CPUs, are always checked against the float64 value.
 """
 
 from __future__ import annotations
@@ -15,107 +18,92 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.tfod.conftest import NUM_IMAGES, fixture_dir
+from tests.tfod.conftest import FIXTURE_NAMES, FLOAT32_MARGIN, check_float_noise
+from trtdeploy.exact import NOISE_RATIO, SCORE_FLOOR, exact_errors
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
-SCORE_BOUND = 1e-4
-NUM_PHOTOS = 4
+ALWAYS_EXACT = ("ssd_mobilenet_v2_035_5class_300", "ssd_mobilenet_v2_320x320_coco17_tpu-8")
+PERTURBATION = 1e-3
+PERTURB_IMAGES = 2
 
 
-def _tf_raw_scores(saved_model, pixels: np.ndarray) -> np.ndarray:
-    import tensorflow as tf
+def _ours(core_model, pixels: np.ndarray) -> dict[str, np.ndarray]:
+    import onnxruntime as ort
 
-    signature = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
-    key = next(iter(signature.structured_input_signature[1]))
-    return np.concatenate(
-        [signature(**{key: tf.constant(image[None])})["raw_detection_scores"].numpy() for image in pixels]
-    )
+    session = ort.InferenceSession(core_model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feed = core_model.graph.input[0].name
+    runs = [session.run(["boxes", "scores"], {feed: image[None].astype(np.float32)}) for image in pixels]
+    return {"boxes": np.concatenate([r[0] for r in runs]), "scores": np.concatenate([r[1] for r in runs])}
 
 
-def _as_float64(model):
-    """The same ONNX graph computing in float64: initializers, constants, I/O and casts."""
+@pytest.mark.parametrize("name", FIXTURE_NAMES)
+def test_raw_outputs_are_within_float32_noise(name, tfod_cache, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cores")
+    prepared, core = tfod_cache.core(name, False, tmp)
+    pixels = tfod_cache.photos(name, prepared)
+    tf_raw = tfod_cache.tf_raw(name, tmp)
+    ours = _ours(core.model, pixels)
+    scores = tf_raw["scores"]
+    # lively fixtures: the scores must actually vary, or any bound would be vacuous
+    assert scores.max() > 0.5 and scores.std() > 0.01, (scores.max(), scores.std())
+    drift = {k: float(np.abs(ours[k] - tf_raw[k]).max()) for k in ours}
+    if name not in ALWAYS_EXACT and max(drift.values()) <= SCORE_FLOOR:
+        return
+    report = tfod_cache.exact(name, tmp)
+    check_float_noise(name, report)
+    for out in report.outputs:
+        assert out.tf_onnx == pytest.approx(drift[out.name], rel=1e-6, abs=1e-9)  # same runs, same images
+        # the triangle inequality behind K_SCORE
+        assert out.tf_onnx <= out.tf_exact + out.onnx_exact + 1e-9
+    assert drift["scores"] <= report.score_tolerance(), (drift, report)
+
+
+def _perturbed(model, which: str):
+    """A copy of the converted graph with one weight of one Conv moved by PERTURBATION."""
     import onnx
-    from onnx import TensorProto, numpy_helper
+    from onnx import numpy_helper
 
-    wide = onnx.ModelProto()
-    wide.CopyFrom(model)
-    tensors = list(wide.graph.initializer) + [
-        a.t for n in wide.graph.node for a in n.attribute if a.name == "value" and a.type == onnx.AttributeProto.TENSOR
-    ]
-    for tensor in tensors:
-        if tensor.data_type == TensorProto.FLOAT:
-            tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float64), tensor.name))
-    for info in [*wide.graph.input, *wide.graph.output, *wide.graph.value_info]:
-        if info.type.tensor_type.elem_type == TensorProto.FLOAT:
-            info.type.tensor_type.elem_type = TensorProto.DOUBLE
-    for node in wide.graph.node:
-        for attr in node.attribute:
-            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.FLOAT:
-                attr.i = TensorProto.DOUBLE
-    return wide
+    changed = onnx.ModelProto()
+    changed.CopyFrom(model)
+    weights = {t.name: t for t in changed.graph.initializer}
+    convs = [n for n in changed.graph.node if n.op_type == "Conv" and n.input[1] in weights]
+    assert len(convs) > 10, "expected the SSD backbone's convolutions"
+    conv = convs[0] if which == "first" else convs[len(convs) // 2]
+    tensor = weights[conv.input[1]]
+    value = numpy_helper.to_array(tensor).copy()
+    value.flat[0] += PERTURBATION
+    tensor.CopyFrom(numpy_helper.from_array(value, tensor.name))
+    return changed
 
 
-@pytest.mark.parametrize(
-    ("name", "size", "mode"),
-    [
-        ("ssd_mobilenet_v2_fpnlite_320x320_coco17_tpu-8", 320, "stretch"),
-        ("ssd_efficientdet_d0_512x512_coco17_tpu-8", 512, "letterbox"),
-    ],
-)
-def test_raw_scores_match_serving_signature(name, size, mode):
-    import onnxruntime as ort
-
-    from tfod_trt.tf_graph import INPUT_NAME, convert_core
-    from trtdeploy.sample_images import resize_for_model, sample_photos
-
-    saved_model = fixture_dir(name) / "saved_model"
-    core = convert_core(saved_model, None, size, size, 17, False)
-    pixels = np.stack([resize_for_model(img, size, size, mode) for _, img in sample_photos(NUM_PHOTOS)])
-
-    session = ort.InferenceSession(core.model.SerializeToString(), providers=["CPUExecutionProvider"])
-    _, onnx_scores = session.run(None, {INPUT_NAME + ":0": pixels.astype(np.float32)})
-
-    tf_scores = _tf_raw_scores(saved_model, pixels)
-
-    assert onnx_scores.shape == tf_scores.shape
-    # lively fixtures: the scores must actually vary, or the bound would be vacuous
-    assert tf_scores.max() > 0.5 and tf_scores.std() > 0.01
-    drift = float(np.abs(onnx_scores - tf_scores).max())
-    assert drift <= SCORE_BOUND, f"{name}: max per-anchor score drift {drift:.3g} > {SCORE_BOUND}"
+@pytest.mark.parametrize("which", ["first", "middle"])
+def test_a_perturbed_conv_weight_breaks_the_bound(which, tfod_cache, tmp_path_factory):
+    """ONNX Runtime on a graph with one conv weight moved by 1e-3, against the float64 value of
+    the real conversion: further from it than TensorFlow is, so the bound fails."""
+    name = "ssd_mobilenet_v2_035_5class_300"
+    tmp = tmp_path_factory.mktemp("cores")
+    prepared, core = tfod_cache.core(name, False, tmp)
+    pixels = tfod_cache.photos(name, prepared)[:PERTURB_IMAGES].astype(np.float32)
+    tf_raw = {k: v[:PERTURB_IMAGES] for k, v in tfod_cache.tf_raw(name, tmp).items()}
+    report = exact_errors(core.model, pixels, tf_raw, float32_model=_perturbed(core.model, which))
+    scores = report.output("scores")
+    assert scores.onnx_exact > scores.tf_exact + FLOAT32_MARGIN, report
+    with pytest.raises(AssertionError, match="the float32 run of our graph is off"):
+        check_float_noise(name, report)
 
 
-@pytest.mark.parametrize("name", ["ssd_mobilenet_v2_320x320_coco17_tpu-8", "ssd_mobilenet_v2_035_5class_300"])
-def test_float32_noise_floor(name):
-    """Why test_verify_fixtures exempts two fixtures from the 1e-4 score bound, checked: a float64
-    evaluation of our converted network (ONNX's NumPy reference evaluator) is the exact value.
-    On the 320x320 COCO model TensorFlow's float32 scores are further than 1e-4 from it, and our
-    ONNX in ONNX Runtime is closer to it than TensorFlow is. On the 0.35 5-class model each side is
-    within 1e-4 of it, but the two float32 errors are independent and their difference exceeds
-    1e-4. If this ever fails, revisit the exemptions."""
-    import onnxruntime as ort
-    from onnx.reference import ReferenceEvaluator
-
-    from tfod_trt.tf_graph import INPUT_NAME, convert_core
-    from trtdeploy.sample_images import resize_for_model, sample_photos
-
-    saved_model = fixture_dir(name) / "saved_model"
-    core = convert_core(saved_model, None, 300, 300, 17, False)
-    photos = sample_photos(NUM_IMAGES)  # the photos of the verify matrix
-    pixels = np.stack([resize_for_model(img, 300, 300, "stretch") for _, img in photos]).astype(np.float32)
-    feed = INPUT_NAME + ":0"
-    session = ort.InferenceSession(core.model.SerializeToString(), providers=["CPUExecutionProvider"])
-    evaluator = ReferenceEvaluator(_as_float64(core.model))
-    ours = np.concatenate([session.run(None, {feed: image[None]})[1] for image in pixels])
-    exact = np.concatenate([evaluator.run(None, {feed: image[None].astype(np.float64)})[1] for image in pixels])
-    tf_scores = _tf_raw_scores(saved_model, pixels)
-    assert exact.shape == ours.shape == tf_scores.shape and exact.dtype == np.float64
-    assert tf_scores.max() > 0.5 and tf_scores.std() > 0.01  # lively: the errors are not vacuous
-    tf_error = float(np.abs(tf_scores - exact).max())
-    our_error = float(np.abs(ours - exact).max())
-    between = float(np.abs(tf_scores - ours).max())
-    assert between > SCORE_BOUND, f"ONNX and TensorFlow are only {between:.3g} apart: the bound is reachable"
-    if name.startswith("ssd_mobilenet_v2_320x320"):
-        assert tf_error > SCORE_BOUND and our_error < tf_error, (tf_error, our_error)
-    else:
-        assert tf_error <= SCORE_BOUND and our_error <= SCORE_BOUND, (tf_error, our_error)
+def test_a_changed_network_is_not_taken_for_float_noise(tfod_cache, tmp_path_factory):
+    """The converted graph itself altered (as a conversion bug would): its float64 value moves with
+    it, so ours stays close; TensorFlow is then many times further than float32 noise allows."""
+    name = "ssd_mobilenet_v2_035_5class_300"
+    tmp = tmp_path_factory.mktemp("cores")
+    prepared, core = tfod_cache.core(name, False, tmp)
+    pixels = tfod_cache.photos(name, prepared)[:PERTURB_IMAGES].astype(np.float32)
+    tf_raw = {k: v[:PERTURB_IMAGES] for k, v in tfod_cache.tf_raw(name, tmp).items()}
+    report = exact_errors(_perturbed(core.model, "first"), pixels, tf_raw)
+    scores = report.output("scores")
+    assert scores.tf_exact > max(SCORE_FLOOR, NOISE_RATIO * scores.onnx_exact), report
+    assert "scores" in report.suspects
+    with pytest.raises(AssertionError, match="the conversion changed the network"):
+        check_float_noise(name, report)

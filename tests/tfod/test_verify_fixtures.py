@@ -1,13 +1,13 @@
 """Issue 2 acceptance: every fixture, every NMS head, static batch 1 and dynamic batch (run at
 1 and 4), matches TensorFlow's detections on 8 real photos: >= 99% matched (same class,
-IoU >= 0.99), matched score difference <= 1e-4.
+IoU >= 0.99), matched score difference within verify's tolerance.
 
-The score bound is 1e-4 except on the two plain MobileNet v2 fixtures, where float32 itself
-does not allow it (tests/tfod/test_numerics.py::test_float32_noise_floor checks this against a
-float64 evaluation of the same network): on the 320x320 COCO model TensorFlow's scores are
-2-3e-4 from the exact value, further than ours are; on the 0.35 5-class model each side is
-within 1e-4 of it, but the two independent float32 errors differ by up to 1.7e-4. Those two get
-the bounds below (about twice the measured difference).
+The score tolerance is derived in the run, not tuned on one CPU (issue 9): 1e-4 when the
+measured difference is within it, else max(1e-4, K_SCORE x TensorFlow's own float32 error on
+the same photos) with K_SCORE = 2 (trtdeploy/exact.py: TF-vs-ONNX <= TF-vs-exact + ONNX-vs-exact,
+and ours is checked to be no further from the float64 value than TensorFlow's). On the two plain
+MobileNet v2 fixtures TensorFlow's float32 scores are 1e-4..3e-4 from the exact value depending on
+the CPU, so 1e-4 itself is not reachable there on every machine.
 """
 
 from __future__ import annotations
@@ -31,10 +31,6 @@ TOLERANCE = Tolerance(iou=0.99, min_matched=0.99, score=1e-4)
 # a lower score suppress a higher one, so the detections above 0.05 are the same with either
 # threshold; the matrix compares those (the CLI test of the demo keeps the 1e-8 default).
 SCORE_THRESHOLD = 0.05
-SCORE_BOUND = {
-    "ssd_mobilenet_v2_035_5class_300": 2.5e-4,
-    "ssd_mobilenet_v2_320x320_coco17_tpu-8": 5e-4,
-}
 
 
 @pytest.mark.parametrize("dynamic", [False, True], ids=["batch1", "dynamic"])
@@ -51,13 +47,14 @@ def test_onnx_matches_tensorflow(name, nms, dynamic, tfod_cache, tmp_path, tmp_p
     pixels = tfod_cache.photos(name, prepared)
     reference = tfod_cache.tf_detections(name, pixels)
     assert sum(len(d) for d in reference) > 0, "TensorFlow found nothing: the comparison would be empty"
-    tol = Tolerance(TOLERANCE.iou, TOLERANCE.min_matched, SCORE_BOUND.get(name, TOLERANCE.score), SCORE_THRESHOLD)
+    tol = Tolerance(TOLERANCE.iou, TOLERANCE.min_matched, TOLERANCE.score, SCORE_THRESHOLD)
     runner = OnnxRuntimeRunner(path, card)
     for batch in ([1, 4] if dynamic else [1]):
         stats = compare(reference, run_batched(runner.detections, pixels, batch), tol)
         assert stats.reference >= NUM_MIN_DETECTIONS, stats
         assert stats.matched_fraction >= tol.min_matched, (batch, stats)
-        assert stats.max_score_diff <= tol.score, (batch, stats)
+        bound = tfod_cache.score_tolerance(name, stats.max_score_diff, tmp_path_factory.mktemp("cores"))
+        assert stats.max_score_diff <= bound, (batch, stats, bound)
 
 
 NUM_MIN_DETECTIONS = 8
@@ -100,4 +97,5 @@ def test_raw_outputs_with_reference_nms_match_tensorflow(name, tfod_cache, tmp_p
     pixels = tfod_cache.photos(name, prepared)
     tol = Tolerance(TOLERANCE.iou, TOLERANCE.min_matched, TOLERANCE.score, SCORE_THRESHOLD)
     stats = compare(tfod_cache.tf_detections(name, pixels), OnnxRuntimeRunner(path, card).detections(pixels), tol)
+    tol.score = tfod_cache.score_tolerance(name, stats.max_score_diff, tmp_path_factory.mktemp("cores"))
     assert stats.reference >= NUM_MIN_DETECTIONS and tol.accepts(stats), stats
