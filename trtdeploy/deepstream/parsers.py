@@ -14,19 +14,31 @@ Sources read (2026-12), with ``git show BRANCH:path`` on full clones:
   ``sources/libs/nvdsinfer_customparser/nvdsinfer_custombboxparser.cpp`` (built into
   ``/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so``) and
   ``sources/libs/nvdsinfer/nvdsinfer_context_impl_output_parsing.cpp`` (nvinfer's own DetectNet
-  decoding). No public copy of the DeepStream 7.x/8.x/9.x SDK sources was found (searched the
-  code index for that path: only 4.0, 5.x and 6.x copies exist).
+  decoding).
+* ``DS`` = NVIDIA/DeepStream, NVIDIA's own public repository of the DeepStream 9.0 sources,
+  branch ``DeepStream-9.0`` (and ``main``, 2026-07, which holds the same parser files):
+  ``src/utils/nvdsinfer_customparser/nvdsinfer_custombboxparser.cpp`` (the SDK library),
+  ``src/apps/tao_apps/post_processor/nvdsinfer_custombboxparser_tao.cpp`` (deepstream_tao_apps'
+  parser as shipped with 9.0) and ``src/utils/nvdsinfer/nvdsinfer_context_impl_output_parsing.cpp``.
+  Its history starts with 9.0 (May 2026): no public source of the 7.x/8.x SDK library exists, so
+  a variant "covering" 6.3 and 9.0 is identical at both ends and unknown in between.
 * ``TAO`` = NVIDIA-AI-IOT/deepstream_tao_apps ``post_processor/nvdsinfer_custombboxparser_tao.cpp``
   (``libnvds_infercustomparser_tao.so``) on release/tao3.0_ds6.1.1ga ... release/tao_ds8.0ga and
   master (2025-09-15, same blob as tao_ds8.0ga).
 
-Function bodies were compared across all those branches (whitespace-insensitive); a variant
-covers the branches where its body is the same. Citations give the branch and the line range in
-that branch's file.
+Function bodies were compared across all those branches, ignoring whitespace and comments; a
+variant covers the branches where its body is the same. The 9.0 copies differ from 6.3 / tao_apps
+master in one way only: 9.0 added ``rotation_angle`` to ``NvDsInferObjectDetectionInfo``
+(``includes/nvdsinfer.h`` L168-L170), and the SDK parsers now value-initialise the object
+(``res{}``, ``object{}``) while the tao_apps copy sets ``rotation_angle = 0.0f``; every field the
+older code set is set the same way, so the reads and rules are unchanged. Citations give the
+branch and the line range in that branch's file; ``ParserVariant.same_in`` cites the same body in
+the other sources.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 SDK_REPO = "hiennguyen9874/deepstream-sources"
@@ -34,11 +46,19 @@ SDK_PARSER_FILE = "sources/libs/nvdsinfer_customparser/nvdsinfer_custombboxparse
 SDK_NVINFER_FILE = "sources/libs/nvdsinfer/nvdsinfer_context_impl_output_parsing.cpp"
 TAO_REPO = "NVIDIA-AI-IOT/deepstream_tao_apps"
 TAO_PARSER_FILE = "post_processor/nvdsinfer_custombboxparser_tao.cpp"
+DS_REPO = "NVIDIA/DeepStream"
+DS_BRANCH = "DeepStream-9.0"
+DS_PARSER_FILE = "src/utils/nvdsinfer_customparser/nvdsinfer_custombboxparser.cpp"
+DS_TAO_PARSER_FILE = "src/apps/tao_apps/post_processor/nvdsinfer_custombboxparser_tao.cpp"
+DS_NVINFER_FILE = "src/utils/nvdsinfer/nvdsinfer_context_impl_output_parsing.cpp"
+DS_HEADER_FILE = "includes/nvdsinfer.h"
 
 SDK_CUSTOM_LIB = "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so"
 # What deepstream_tao_apps' own configs write (configs/nvinfer/<model>/*.txt on
 # release/tao5.3_ds7.0ga, e.g. efficientdet_tao, retail_object_detection_tao): a path relative to
 # the config inside a deepstream_tao_apps checkout, where `make -C post_processor` builds the .so.
+# DeepStream 9.0's copy of tao_apps writes the same (NVIDIA/DeepStream@DeepStream-9.0:
+# src/apps/tao_apps/configs/nvinfer/peoplenet_transformer_tao/pgie_peoplenet_transformer_tao_config.txt#L36).
 TAO_CUSTOM_LIB = "../../../post_processor/libnvds_infercustomparser_tao.so"
 TAO_CUSTOM_LIB_NAME = "libnvds_infercustomparser_tao.so"
 DEFAULT_CUSTOM_LIB = SDK_CUSTOM_LIB  # kept for generate.py / __init__.py
@@ -64,6 +84,10 @@ def _sdk(branch: str, first: int, last: int, path: str = SDK_PARSER_FILE) -> Cit
 
 def _tao(branch: str, first: int, last: int) -> Citation:
     return Citation(TAO_REPO, branch, TAO_PARSER_FILE, first, last)
+
+
+def _ds(first: int, last: int, path: str = DS_PARSER_FILE) -> Citation:
+    return Citation(DS_REPO, DS_BRANCH, path, first, last)
 
 
 @dataclass(frozen=True)
@@ -124,15 +148,56 @@ class ParserVariant:
     instance_mask: bool = False
     notes: str = ""
     deploy_layouts: tuple[str, ...] = field(default=())  # deploy-card output layouts it can read
+    # The same body (same reads and rules) in other sources than ``cite``: whole-function ranges.
+    same_in: tuple[Citation, ...] = field(default=())
 
     @property
     def where(self) -> str:
         return f"{self.func} ({self.releases})"
 
+    @property
+    def deepstream_releases(self) -> tuple[str, ...]:
+        """The DeepStream releases whose source of this variant was read, from ``branches``.
+
+        An SDK branch is its release; a deepstream_tao_apps branch ``release/..._dsX.Yga`` is the
+        tao_apps release made for DeepStream X.Y (two tao_apps branches exist for 6.2, with
+        different EfficientDetTAO bodies); ``ds:DeepStream-9.0`` is 9.0. Development branches
+        (tao ``master``, ds ``main``) name no release. 7.x-8.x SDK sources are not public, so an
+        SDK variant never lists them.
+        """
+        found: list[str] = []
+        for b in self.branches:
+            where, _, name = b.partition(":")
+            if where == "sdk":
+                release = name
+            elif where == "ds" and name.startswith("DeepStream-"):
+                release = name[len("DeepStream-") :]
+            elif where == "tao" and (m := re.search(r"_ds(\d+(?:\.\d+)+)ga$", name)):
+                release = m.group(1)
+            else:
+                continue
+            if release not in found:
+                found.append(release)
+        return tuple(found)
+
+    def covers(self, release: str) -> bool:
+        """True when this variant's body was read in DeepStream ``release`` (e.g. "9.0")."""
+        return release in self.deepstream_releases
+
 
 # ---------------------------------------------------------------------------------------------
+# The one change in the DeepStream 9.0 copies of the parsers we model: NvDsInferObjectDetectionInfo
+# gained a float rotation_angle (NVIDIA/DeepStream@DeepStream-9.0:includes/nvdsinfer.h#L168-L170;
+# 6.3's struct ends at detectionConfidence, hiennguyen9874/deepstream-sources@6.3:
+# sources/includes/nvdsinfer.h#L135-L151), which the parsers set to 0. nvinfer 9.0 copies it to
+# the OSD rectangle (src/gst-plugins/gst-nvinfer/gstnvinfer_meta_utils.cpp#L67, #L162); 0 is an
+# axis-aligned box, as before.
+ROTATION_ANGLE_FIELD = _ds(168, 170, DS_HEADER_FILE)
+_ROT = f"rotation_angle (new in 9.0, {DS_HEADER_FILE} L{ROTATION_ANGLE_FIELD.first}-L{ROTATION_ANGLE_FIELD.last})"
+
 # NvDsInferParseCustomTfSSD, SDK library. Body identical on SDK branches 5.0, 6.0, 6.0.1, 6.1,
-# 6.1.1, 6.2, 6.3 (6.3: lines 214-278; 6.2: 205-269). Not in deepstream_tao_apps.
+# 6.1.1, 6.2, 6.3 (6.3: lines 214-278; 6.2: 205-269) and, but for `res{}`, 9.0 (L315-L382).
+# Not in deepstream_tao_apps.
 _TFSSD = "6.3"
 _TFSSD_FACTS = (
     Fact("looks layers up by name and only among layers whose dataType is FLOAT", _sdk(_TFSSD, 219, 226)),
@@ -159,10 +224,14 @@ _TFSSD_FACTS = (
     Fact(
         "left=x1, top=y1, width=x2-x1, height=y2-y1; pushed when width and height are non-zero", _sdk(_TFSSD, 268, 274)
     ),
+    Fact(
+        "9.0: `res{}` value-initialises the object, so " + _ROT + " is 0 (axis-aligned); the only change from 6.3",
+        _ds(351, 351),
+    ),
 )
 
 # NvDsInferParseCustomEfficientDetTAO, SDK library: identical on SDK 6.1, 6.1.1, 6.2, 6.3
-# (6.3: lines 607-672); absent from 5.0, 6.0, 6.0.1.
+# (6.3: lines 607-672) and, but for `object{}`, 9.0 (L715-L784); absent from 5.0, 6.0, 6.0.1.
 _EDS = "6.3"
 _SDK_EFFDET_FACTS = (
     Fact("returns false unless exactly 4 output layers", _sdk(_EDS, 613, 618)),
@@ -181,11 +250,16 @@ _SDK_EFFDET_FACTS = (
         "left/width clipped to [0, width-1], top/height to [0, height-1] (width from the unclipped left)",
         _sdk(_EDS, 663, 666),
     ),
+    Fact(
+        "9.0: `object{}` value-initialises the object, so " + _ROT + " is 0; the only change from 6.3",
+        _ds(765, 765),
+    ),
 )
 
 # deepstream_tao_apps NvDsInferParseCustomEfficientDetTAO, release/tao4.0_ds6.3ga and later:
 # identical on tao4.0_ds6.3ga, tao5.1_ds6.4ga, tao5.3_ds7.0ga (lines 334-396), tao_ds7.1ga
-# (421-483), tao_ds8.0ga and master (469-531). Cited on master.
+# (421-483), tao_ds8.0ga and master (469-531), and DeepStream 9.0's copy but for one line
+# (L466-L530). Cited on master.
 _TM = "master"
 _TAO_EFFDET_FACTS = (
     Fact("returns false unless exactly 4 output layers", _tao(_TM, 473, 479)),
@@ -202,6 +276,10 @@ _TAO_EFFDET_FACTS = (
     Fact(
         "left/width clipped to [0, width-1], top/height to [0, height-1] (width from the unclipped left)",
         _tao(_TM, 522, 525),
+    ),
+    Fact(
+        "DeepStream 9.0's tao_apps copy: sets `object.rotation_angle = 0.0f;`, the only change from master",
+        _ds(512, 512, DS_TAO_PARSER_FILE),
     ),
 )
 
@@ -233,7 +311,7 @@ _TAO40_EFFDET_FACTS = (
 
 # NvDsInferParseCustomBatchedNMSTLT: SDK 6.0-6.3 (6.3: lines 467-530) and deepstream_tao_apps
 # tao3.0_ds6.1.1ga ... master (master: 241-302) read the same way (the TAO copy differs only
-# in a debug print's text).
+# in a debug print's text); so do both DeepStream 9.0 copies (SDK L574-L636, tao_apps L237-L300).
 _BATCHED_FACTS = (
     Fact("returns false unless exactly 4 output layers", _sdk("6.3", 473, 478)),
     Fact(
@@ -251,10 +329,18 @@ _BATCHED_FACTS = (
     Fact("boxes normalised: x*width, y*height, each clipped to [0, size-1]; width = x2' - left", _sdk("6.3", 513, 523)),
     Fact("continue when the clipped width or height is negative", _sdk("6.3", 525, 526)),
     Fact("TAO copy: same reads and rules", _tao(_TM, 241, 302)),
+    Fact(
+        "9.0 SDK: `object{}` value-initialises the object (" + _ROT + " is 0); the only change from 6.3", _ds(621, 621)
+    ),
+    Fact(
+        "9.0 tao_apps copy: sets `object.rotation_angle = 0.0f;`, the only change from master",
+        _ds(287, 287, DS_TAO_PARSER_FILE),
+    ),
 )
 
 # NvDsInferParseCustomNMSTLT: SDK 6.0-6.3 (6.3: lines 355-403); TAO tao3.0_ds6.1.1ga ... master
-# (master: 127-175). The two differ only in the assert's cast.
+# (master: 127-175). The two differ only in the assert's cast. DeepStream 9.0: SDK L461-L509,
+# tao_apps copy L121-L171, each with the one rotation_angle change.
 _NMSTLT_FACTS = (
     Fact("returns false unless exactly 2 output layers", _sdk("6.3", 360, 365)),
     Fact("by position: [0] rows of 7 floats, [1] keep count int*", _sdk("6.3", 369, 370)),
@@ -270,9 +356,18 @@ _NMSTLT_FACTS = (
     ),
     Fact("TAO: assert((int) label < num-detected-classes) (signed: a negative label passes)", _tao(_TM, 143, 154)),
 )
+_NMSTLT_90_SDK = Fact(
+    "9.0 SDK: `object{}` value-initialises the object (" + _ROT + " is 0); the only change from 6.3", _ds(495, 495)
+)
+_NMSTLT_90_TAO = Fact(
+    "9.0 tao_apps copy: sets `object.rotation_angle = 0.0f;`, the only change from master",
+    _ds(159, 159, DS_TAO_PARSER_FILE),
+)
 
 # NvDsInferParseCustomMrcnnTLTV2: SDK 6.0-6.3 (6.3: lines 532-605); TAO tao3.0_ds6.1.1ga ...
-# master (master: 305-379); same reads and rules.
+# master (master: 305-379); same reads and rules. DeepStream 9.0: the same body token for token
+# in both copies (SDK L638-L713, tao_apps L302-L377); it fills NvDsInferInstanceMaskInfo, which
+# has no rotation_angle.
 _MRCNN_FACTS = (
     Fact(
         "looks layers up by name among FLOAT layers: generate_detections, mask_fcn_logits/BiasAdd",
@@ -291,10 +386,15 @@ _MRCNN_FACTS = (
         "classId = (int) class_id; mask = mask buffer at row i*num-detected-classes + classId (not mask d[1])",
         _sdk("6.3", 589, 599),
     ),
+    Fact(
+        "9.0: the same body in the SDK library and the tao_apps copy (struct MrcnnRawDetection unchanged, L109-L111)",
+        _ds(638, 713),
+    ),
 )
 
 # nvinfer's own DetectNet_v2 decoding (no parse-bbox-func-name): DetectPostprocessor::
-# parseBoundingBox, identical on SDK 6.0-6.3 (6.3: lines 33-149).
+# parseBoundingBox, identical on SDK 6.0-6.3 (6.3: lines 33-149) and 9.0 (L40-L179; the same
+# tokens, reformatted).
 _DN = "6.3"
 _DETECTNET_FACTS = (
     Fact(
@@ -320,6 +420,11 @@ _DETECTNET_FACTS = (
         "values >= size become size-1, values < 0 become 0; continue when x2-x1 or y2-y1 < 0",
         _sdk(_DN, 119, 140, SDK_NVINFER_FILE),
     ),
+    Fact(
+        "9.0: the same body; objects are pushed as {classIndex, left, top, width, height, confidence}, "
+        "so the new rotation_angle is zero-initialised",
+        _ds(172, 174, DS_NVINFER_FILE),
+    ),
 )
 
 # Branches with the same function body (compared whitespace-insensitively).
@@ -339,6 +444,9 @@ _TAO_ALL = tuple(
     )
 )
 
+# NVIDIA/DeepStream: the 9.0 release branch and main (2026-07), whose parser files are the same blobs.
+_DS_90 = ("ds:DeepStream-9.0", "ds:main")
+
 _CLIP_WH = (
     "each value clipped to [0, network width-1] / [0, network height-1] (CLIP macro: NaN becomes the upper bound)"
 )
@@ -348,8 +456,8 @@ VARIANTS: dict[str, ParserVariant] = {
         key="sdk-tfssd",
         func="NvDsInferParseCustomTfSSD",
         ships_in=("sdk",),
-        releases="DeepStream SDK library 5.0-6.3; 7.x-9.x source not public",
-        branches=("sdk:5.0", "sdk:6.0", "sdk:6.0.1", "sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3"),
+        releases="DeepStream SDK library 5.0-6.3 and 9.0; 7.x/8.x source not public",
+        branches=("sdk:5.0", "sdk:6.0", "sdk:6.0.1", "sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3", *_DS_90),
         custom_lib_path=SDK_CUSTOM_LIB,
         lookup="name",
         num_outputs=None,
@@ -404,14 +512,15 @@ VARIANTS: dict[str, ParserVariant] = {
         max_objects=None,
         facts=_TFSSD_FACTS,
         cite=_sdk(_TFSSD, 214, 278),
+        same_in=(_ds(315, 382),),
         deploy_layouts=("tfod_float",),
     ),
     "sdk-efficientdet": ParserVariant(
         key="sdk-efficientdet",
         func="NvDsInferParseCustomEfficientDetTAO",
         ships_in=("sdk",),
-        releases="DeepStream SDK library 6.1-6.3; absent from 5.0-6.0.1; 7.x-9.x source not public",
-        branches=("sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3"),
+        releases="DeepStream SDK library 6.1-6.3 and 9.0; absent from 5.0-6.0.1; 7.x/8.x source not public",
+        branches=("sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3", *_DS_90),
         custom_lib_path=SDK_CUSTOM_LIB,
         lookup="position",
         num_outputs=4,
@@ -435,13 +544,14 @@ VARIANTS: dict[str, ParserVariant] = {
         max_objects=None,
         facts=_SDK_EFFDET_FACTS,
         cite=_sdk(_EDS, 607, 672),
+        same_in=(_ds(715, 784),),
         deploy_layouts=("deepstream",),
     ),
     "tao-efficientdet": ParserVariant(
         key="tao-efficientdet",
         func="NvDsInferParseCustomEfficientDetTAO",
         ships_in=("tao_apps",),
-        releases="deepstream_tao_apps >= tao4.0_ds6.3ga",
+        releases="deepstream_tao_apps >= tao4.0_ds6.3ga, and its copy in DeepStream 9.0",
         branches=(
             "tao:release/tao4.0_ds6.3ga",
             "tao:release/tao5.1_ds6.4ga",
@@ -449,6 +559,7 @@ VARIANTS: dict[str, ParserVariant] = {
             "tao:release/tao_ds7.1ga",
             "tao:release/tao_ds8.0ga",
             "tao:master",
+            *_DS_90,
         ),
         custom_lib_path=TAO_CUSTOM_LIB,
         lookup="name",
@@ -479,7 +590,9 @@ VARIANTS: dict[str, ParserVariant] = {
         max_objects=None,
         facts=_TAO_EFFDET_FACTS,
         cite=_tao(_TM, 469, 531),
-        notes="the branches for DeepStream 6.3, 6.4, 7.0, 7.1 and 8.0, and master (2025-09)",
+        same_in=(_ds(466, 530, DS_TAO_PARSER_FILE),),
+        notes="the branches for DeepStream 6.3, 6.4, 7.0, 7.1 and 8.0, master (2025-09), and the copy "
+        "under src/apps/tao_apps in NVIDIA/DeepStream 9.0",
         deploy_layouts=("deepstream",),
     ),
     "tao-efficientdet-6.2": ParserVariant(
@@ -549,8 +662,9 @@ VARIANTS: dict[str, ParserVariant] = {
         key="batchednms",
         func="NvDsInferParseCustomBatchedNMSTLT",
         ships_in=("sdk", "tao_apps"),
-        releases="DeepStream SDK library 6.0-6.3 and deepstream_tao_apps tao3.0_ds6.1.1ga ... tao_ds8.0ga/master",
-        branches=_SDK_60_63 + _TAO_ALL,
+        releases="DeepStream SDK library 6.0-6.3 and 9.0 and deepstream_tao_apps tao3.0_ds6.1.1ga ... "
+        "tao_ds8.0ga/master and its 9.0 copy",
+        branches=_SDK_60_63 + _TAO_ALL + _DS_90,
         custom_lib_path=SDK_CUSTOM_LIB,
         lookup="position",
         num_outputs=4,
@@ -572,6 +686,7 @@ VARIANTS: dict[str, ParserVariant] = {
         max_objects=201,
         facts=_BATCHED_FACTS,
         cite=_sdk("6.3", 467, 530),
+        same_in=(_ds(574, 636), _ds(237, 300, DS_TAO_PARSER_FILE)),
         notes="same contract in both libraries; custom_lib_path may also be the deepstream_tao_apps library",
         deploy_layouts=("batched",),
     ),
@@ -579,8 +694,8 @@ VARIANTS: dict[str, ParserVariant] = {
         key="nmstlt",
         func="NvDsInferParseCustomNMSTLT",
         ships_in=("sdk",),
-        releases="DeepStream SDK library 6.0-6.3",
-        branches=_SDK_60_63,
+        releases="DeepStream SDK library 6.0-6.3 and 9.0",
+        branches=_SDK_60_63 + _DS_90,
         custom_lib_path=SDK_CUSTOM_LIB,
         lookup="position",
         num_outputs=2,
@@ -600,16 +715,17 @@ VARIANTS: dict[str, ParserVariant] = {
         clips="left/top/width/height each clipped to [0, size-1]; no degenerate-box check",
         nms_inside=True,
         max_objects=None,
-        facts=_NMSTLT_FACTS,
+        facts=(*_NMSTLT_FACTS, _NMSTLT_90_SDK),
         cite=_sdk("6.3", 355, 403),
+        same_in=(_ds(461, 509),),
         deploy_layouts=("nms_trt",),
     ),
     "tao-nmstlt": ParserVariant(
         key="tao-nmstlt",
         func="NvDsInferParseCustomNMSTLT",
         ships_in=("tao_apps",),
-        releases="deepstream_tao_apps tao3.0_ds6.1.1ga ... tao_ds8.0ga/master",
-        branches=_TAO_ALL,
+        releases="deepstream_tao_apps tao3.0_ds6.1.1ga ... tao_ds8.0ga/master and its 9.0 copy",
+        branches=_TAO_ALL + _DS_90,
         custom_lib_path=TAO_CUSTOM_LIB,
         lookup="position",
         num_outputs=2,
@@ -629,8 +745,9 @@ VARIANTS: dict[str, ParserVariant] = {
         clips="left/top/width/height each clipped to [0, size-1]; no degenerate-box check",
         nms_inside=True,
         max_objects=None,
-        facts=_NMSTLT_FACTS,
+        facts=(*_NMSTLT_FACTS, _NMSTLT_90_TAO),
         cite=_tao(_TM, 127, 175),
+        same_in=(_ds(121, 171, DS_TAO_PARSER_FILE),),
         notes="differs from nmstlt only in the assert's cast: (int) here, so a negative label passes",
         deploy_layouts=("nms_trt",),
     ),
@@ -638,8 +755,9 @@ VARIANTS: dict[str, ParserVariant] = {
         key="mrcnn",
         func="NvDsInferParseCustomMrcnnTLTV2",
         ships_in=("sdk", "tao_apps"),
-        releases="DeepStream SDK library 6.0-6.3 and deepstream_tao_apps tao3.0_ds6.1.1ga ... master",
-        branches=_SDK_60_63 + _TAO_ALL,
+        releases="DeepStream SDK library 6.0-6.3 and 9.0 and deepstream_tao_apps tao3.0_ds6.1.1ga ... master "
+        "and its 9.0 copy",
+        branches=_SDK_60_63 + _TAO_ALL + _DS_90,
         custom_lib_path=SDK_CUSTOM_LIB,
         lookup="name",
         num_outputs=None,
@@ -675,6 +793,7 @@ VARIANTS: dict[str, ParserVariant] = {
         max_objects=None,
         facts=_MRCNN_FACTS,
         cite=_sdk("6.3", 532, 605),
+        same_in=(_ds(638, 713), _ds(302, 377, DS_TAO_PARSER_FILE)),
         instance_mask=True,
         notes="class ids are not checked by the parser; nvinfer drops class >= num-detected-classes afterwards",
         deploy_layouts=("other",),
@@ -683,8 +802,8 @@ VARIANTS: dict[str, ParserVariant] = {
         key="detectnet-builtin",
         func="DetectPostprocessor::parseBoundingBox",
         ships_in=("nvinfer",),
-        releases="nvinfer's built-in DetectNet_v2 decoding, DeepStream 6.0-6.3",
-        branches=_SDK_60_63,
+        releases="nvinfer's built-in DetectNet_v2 decoding, DeepStream 6.0-6.3 and 9.0",
+        branches=_SDK_60_63 + _DS_90,
         custom_lib_path=None,
         lookup="name_contains",
         num_outputs=None,
@@ -713,12 +832,13 @@ VARIANTS: dict[str, ParserVariant] = {
         max_objects=None,
         facts=_DETECTNET_FACTS,
         cite=_sdk(_DN, 33, 149, SDK_NVINFER_FILE),
+        same_in=(_ds(40, 179, DS_NVINFER_FILE),),
         deploy_layouts=("detectnet",),
     ),
 }
 
-# Reads the same way in every release whose source is public and stays in the SDK's own
-# library, which every DeepStream install has; see docs/deepstream-parsers.md for why.
+# Reads the same way in every release whose source is public (SDK 5.0-6.3 and 9.0) and stays in
+# the SDK's own library, which every DeepStream install has; see docs/deepstream-parsers.md.
 DEFAULT_DS_PARSER = "sdk-tfssd"
 
 _DTYPE_ALIASES = {"float": "float32", "fp32": "float32", "half": "float16", "fp16": "float16", "int": "int32"}
@@ -876,8 +996,8 @@ def _contract(
 # Keyed by function name. NvDsInferParseCustomEfficientDetTAO reads float32 classes by position
 # in the SDK library and int32 classes by name in deepstream_tao_apps >= tao4.0_ds6.3ga: the
 # function name alone does not say which, so its class dtype stays unchecked here; use
-# misreads() with a variant key. NvDsInferParseCustomEfficientNMS is in no SDK release (5.0-6.3)
-# nor any deepstream_tao_apps branch, so it is not offered.
+# misreads() with a variant key. NvDsInferParseCustomEfficientNMS is in no SDK release (5.0-6.3,
+# 9.0) nor any deepstream_tao_apps branch or its 9.0 copy, so it is not offered.
 PARSERS: dict[str, ParserContract] = {
     "NvDsInferParseCustomNMSTLT": _contract("nmstlt", "x1y1x2y2", "float32"),
     "NvDsInferParseCustomBatchedNMSTLT": _contract("batchednms", "x1y1x2y2", "float32"),
