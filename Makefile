@@ -38,6 +38,16 @@ demo: $(STAMP)
 	    --score-threshold 0.3 --force
 	$(BIN)/trtdeploy gen-ds-config $(DEMO_OUT)/ds.onnx -o $(DEMO_OUT)/deepstream --force
 	$(BIN)/trtdeploy check-ds-config $(DEMO_OUT)/deepstream/config_infer_primary_ds.txt
+	# 4. The trained shapes model (shared test data) converted, then infer on three of its validation
+	# images (boxes drawn into $(DEMO_OUT)/infer/) and the README's picture of them.
+	T=$${TRTDEPLOY_TEST_DATA:-../shared}/fixtures/ssd_mobilenet_v2_035_shapes_256; \
+	test -d $$T || { echo "trained model $$T not found: set TRTDEPLOY_TEST_DATA"; exit 1; }; \
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/trtdeploy create-onnx --saved-model $$T/saved_model \
+	    --label-map $$T/label_map.pbtxt -o $(DEMO_OUT)/trained.onnx --force && \
+	mkdir -p $(DEMO_OUT)/trained_val && cp $$T/val/val_0000[0-2].jpg $(DEMO_OUT)/trained_val/
+	$(BIN)/trtdeploy infer $(DEMO_OUT)/trained.onnx --images $(DEMO_OUT)/trained_val -o $(DEMO_OUT)/infer \
+	    --threshold 0.5 --force
+	$(BIN)/python examples/make_readme_picture.py --onnx $(DEMO_OUT)/trained.onnx -o $(DEMO_OUT)/infer_example.png --force
 
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
