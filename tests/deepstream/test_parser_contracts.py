@@ -3,11 +3,18 @@
 Sources (``git show BRANCH:path`` on full clones):
   SDK = hiennguyen9874/deepstream-sources, sources/libs/nvdsinfer_customparser/nvdsinfer_custombboxparser.cpp
   TAO = NVIDIA-AI-IOT/deepstream_tao_apps, post_processor/nvdsinfer_custombboxparser_tao.cpp
+  DS  = NVIDIA/DeepStream, branch DeepStream-9.0: src/utils/nvdsinfer_customparser/nvdsinfer_custombboxparser.cpp,
+        src/apps/tao_apps/post_processor/nvdsinfer_custombboxparser_tao.cpp,
+        src/utils/nvdsinfer/nvdsinfer_context_impl_output_parsing.cpp
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -207,3 +214,167 @@ def test_variants_for_a_config_follow_the_library_file_name() -> None:
     assert keys("NvDsInferParseCustomBatchedNMSTLT", "libnvds_infercustomparser.so") == ["batchednms"]
     assert keys(effdet, "/home/me/libmy_parser.so") == []
     assert keys("", None) == ["detectnet-builtin"]
+
+
+# Which DeepStream releases each variant's body was read in and found the same, from our reading of
+# the sources (module docstring of parsers.py): SDK branches of hiennguyen9874/deepstream-sources,
+# deepstream_tao_apps release/..._dsX.Yga branches, and NVIDIA/DeepStream@DeepStream-9.0.
+_SDK_5_TO_63 = {"5.0", "6.0", "6.0.1", "6.1", "6.1.1", "6.2", "6.3"}
+_TAO_63_TO_80 = {"6.3", "6.4", "7.0", "7.1", "8.0"}
+EXPECTED_COVERAGE = {
+    "sdk-tfssd": _SDK_5_TO_63 | {"9.0"},
+    "sdk-efficientdet": {"6.1", "6.1.1", "6.2", "6.3", "9.0"},
+    "tao-efficientdet": _TAO_63_TO_80 | {"9.0"},
+    "tao-efficientdet-6.2": {"6.1.1", "6.2"},
+    "tao-efficientdet-6.2-tao4": {"6.2"},
+    "batchednms": (_SDK_5_TO_63 - {"5.0"}) | _TAO_63_TO_80 | {"9.0"},
+    "nmstlt": (_SDK_5_TO_63 - {"5.0"}) | {"9.0"},
+    "tao-nmstlt": {"6.1.1", "6.2"} | _TAO_63_TO_80 | {"9.0"},
+    "mrcnn": (_SDK_5_TO_63 - {"5.0"}) | _TAO_63_TO_80 | {"9.0"},
+    "detectnet-builtin": (_SDK_5_TO_63 - {"5.0"}) | {"9.0"},
+}
+
+
+def test_the_default_covers_every_public_sdk_release_including_90() -> None:
+    v = VARIANTS[DEFAULT_DS_PARSER]
+    for release in sorted(_SDK_5_TO_63 | {"9.0"}):
+        assert v.covers(release), release
+    # No SDK source of 7.x/8.x is public: the default claims nothing there.
+    assert not v.covers("7.0") and not v.covers("8.0")
+    assert "9.0" in v.releases and "7.x/8.x" in v.releases
+    assert [c.repo for c in v.same_in] == [parsers.DS_REPO]
+
+
+def test_release_coverage_of_every_variant() -> None:
+    assert set(EXPECTED_COVERAGE) == set(VARIANTS)
+    for key, expected in EXPECTED_COVERAGE.items():
+        assert set(VARIANTS[key].deepstream_releases) == expected, key
+
+
+def test_every_variant_read_in_90_cites_each_of_its_90_libraries() -> None:
+    # sdk -> the SDK library source, tao_apps -> DeepStream 9.0's copy of deepstream_tao_apps'
+    # post_processor, nvinfer -> nvinfer's own output parsing.
+    file_of = {
+        "sdk": parsers.DS_PARSER_FILE,
+        "tao_apps": parsers.DS_TAO_PARSER_FILE,
+        "nvinfer": parsers.DS_NVINFER_FILE,
+    }
+    for v in VARIANTS.values():
+        cited = {c.path for c in v.same_in if (c.repo, c.branch) == (parsers.DS_REPO, parsers.DS_BRANCH)}
+        if v.covers("9.0"):
+            assert cited == {file_of[where] for where in v.ships_in}, v.key
+        else:
+            assert not v.same_in, v.key
+
+
+def test_efficientdet_on_90_depends_on_the_library_as_before() -> None:
+    # A DeepStream 9.0 config naming NvDsInferParseCustomEfficientDetTAO still means float32 classes
+    # by position (SDK library, 9.0 L715-L784) or int32 classes by name (tao_apps copy, 9.0 L466-L530).
+    effdet = "NvDsInferParseCustomEfficientDetTAO"
+    on_90 = lambda lib: [v.key for v in parsers.variants_for_config(effdet, lib) if v.covers("9.0")]  # noqa: E731
+    assert on_90(parsers.SDK_CUSTOM_LIB) == ["sdk-efficientdet"]
+    assert on_90(parsers.TAO_CUSTOM_LIB) == ["tao-efficientdet"]
+    assert misreads("sdk-efficientdet", OLD_FLOAT_CLASS_LAYOUT) == []
+    assert misreads("tao-efficientdet", OLD_FLOAT_CLASS_LAYOUT) != []
+
+
+# ----- checks against the public sources themselves, when a clone is on this machine -----------
+# The sources are not project data: these tests read bare git clones named <owner>+<name>/repo under
+# $TRTDEPLOY_SOURCE_MIRRORS (default /work/.mirror) and skip when one is absent.
+
+
+def _mirror_file(repo: str, branch: str, path: str) -> list[str]:
+    root = Path(os.environ.get("TRTDEPLOY_SOURCE_MIRRORS", "/work/.mirror"))
+    git_dir = root / repo.replace("/", "+") / "repo"
+    if not git_dir.is_dir() or shutil.which("git") is None:
+        pytest.skip(f"no clone of {repo} at {git_dir} (set TRTDEPLOY_SOURCE_MIRRORS)")
+    out = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "show", f"{branch}:{path}"], capture_output=True, text=True, check=False
+    )
+    if out.returncode != 0:
+        pytest.skip(f"{repo}@{branch}:{path} not in the clone: {out.stderr.strip()}")
+    return out.stdout.split("\n")
+
+
+def _code(text: str) -> str:
+    """C source without comments and whitespace."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text)
+    return re.sub(r"\s+", "", text)
+
+
+def _function(lines: list[str], name: str) -> str:
+    """The definition of ``name`` (signature to closing brace), found by brace matching."""
+    text = "\n".join(lines)
+    code = re.sub(r"//[^\n]*", "", re.sub(r"/\*.*?\*/", lambda m: " " * len(m.group(0)), text, flags=re.S))
+    for m in re.finditer(re.escape(name) + r"\s*\(", code):
+        depth, i = 1, m.end()
+        while depth:
+            depth += {"(": 1, ")": -1}.get(code[i], 0)
+            i += 1
+        body = re.match(r"\s*\{", code[i:])
+        if body is None:
+            continue  # a declaration
+        depth, j = 0, i + body.end() - 1
+        while True:
+            depth += {"{": 1, "}": -1}.get(code[j], 0)
+            if depth == 0:
+                return code[m.start() : j + 1]
+            j += 1
+    raise AssertionError(f"{name} not defined")
+
+
+def _without_90_change(code: str) -> str:
+    # The one 9.0 change (parsers.py docstring): value-initialised objects, explicit rotation_angle = 0.
+    code = re.sub(r"(NvDsInferObjectDetectionInfo(?:res|object))\{\};", r"\1;", code)
+    return re.sub(r"(?:res|object)\.rotation_angle=0\.0f;", "", code)
+
+
+def _older_copy(v, path: str) -> tuple[str, str, str]:
+    """The (repo, branch, path) of the pre-9.0 copy that a 9.0 file's function was compared with."""
+    return {
+        parsers.DS_PARSER_FILE: (parsers.SDK_REPO, "6.3", parsers.SDK_PARSER_FILE),
+        parsers.DS_NVINFER_FILE: (parsers.SDK_REPO, "6.3", parsers.SDK_NVINFER_FILE),
+        parsers.DS_TAO_PARSER_FILE: (parsers.TAO_REPO, "master", parsers.TAO_PARSER_FILE),
+    }[path]
+
+
+@pytest.mark.parametrize("key", [k for k, v in VARIANTS.items() if v.same_in])
+def test_90_citations_are_the_whole_function_and_its_body_is_the_older_one(key: str) -> None:
+    v = VARIANTS[key]
+    for c in v.same_in:
+        lines = _mirror_file(c.repo, c.branch, c.path)
+        cited = "\n".join(lines[c.first - 1 : c.last])
+        # The range is the definition: it starts with the signature and ends at the closing brace.
+        assert v.func in "\n".join(lines[c.first - 1 : c.first + 1]), (key, str(c))
+        definition = _code(_function(lines[c.first - 1 :], v.func))
+        assert _code(cited) in ('extern"C"bool' + definition, "bool" + definition), (key, str(c))
+        older = _function(_mirror_file(*_older_copy(v, c.path)), v.func)
+        assert _without_90_change(definition) == _code(older), (key, str(c))
+
+
+def test_the_body_comparison_can_fail() -> None:
+    # tao3.0_ds6.2ga's EfficientDetTAO reads float classes by position: not the 9.0 tao_apps body.
+    (c,) = VARIANTS["tao-efficientdet"].same_in
+    lines = _mirror_file(c.repo, c.branch, c.path)
+    old = _mirror_file(parsers.TAO_REPO, "release/tao3.0_ds6.2ga", parsers.TAO_PARSER_FILE)
+    func = "NvDsInferParseCustomEfficientDetTAO"
+    assert _without_90_change(_code(_function(lines, func))) != _code(_function(old, func))
+
+
+def test_90_facts_quote_their_lines() -> None:
+    # Code in backquotes in a 9.0 fact is on the cited lines; the header has the new field.
+    header = _mirror_file(parsers.DS_REPO, parsers.DS_BRANCH, parsers.DS_HEADER_FILE)
+    f = parsers.ROTATION_ANGLE_FIELD
+    assert "floatrotation_angle;" in _code("\n".join(header[f.first - 1 : f.last]))
+    checked = 0
+    for v in VARIANTS.values():
+        for fact in v.facts:
+            if fact.cite.repo != parsers.DS_REPO:
+                continue
+            lines = _mirror_file(fact.cite.repo, fact.cite.branch, fact.cite.path)
+            cited = _code("\n".join(lines[fact.cite.first - 1 : fact.cite.last]))
+            for quoted in re.findall(r"`([^`]+)`", fact.text):
+                assert _code(quoted) in cited, (v.key, quoted, str(fact.cite))
+                checked += 1
+    assert checked >= 6
