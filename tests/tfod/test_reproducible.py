@@ -48,6 +48,34 @@ def test_stable_names_removes_counters_and_branch_order():
     assert [i.name for i in model.graph.input] == ["x"] and [o.name for o in model.graph.output] == ["y"]
 
 
+def twin_graph(swap: bool) -> bytes:
+    """Two identical Reshape nodes whose names tf2onnx hands out either way round: box head and
+    class head each read "their" reshape, but which one is called which differs."""
+    x = gs.Variable("x", np.float32, [1, 4])
+    shape = gs.Constant("shape", np.array([2, 2], np.int64))
+    outs = [gs.Variable("box", np.float32), gs.Variable("cls", np.float32)]
+    first, second = ("Box/Reshape", "Class/Reshape") if not swap else ("Class/Reshape", "Box/Reshape")
+    r = [gs.Variable(f"{name}:0", np.float32) for name in (first, second)]  # tf2onnx names outputs so
+    nodes = [
+        gs.Node("Reshape", first, inputs=[x, shape], outputs=[r[0]]),
+        gs.Node("Reshape", second, inputs=[x, shape], outputs=[r[1]]),
+        gs.Node("Relu", "Box/Relu", inputs=[r[0]], outputs=[outs[0]]),
+        gs.Node("Sigmoid", "Class/Sigmoid", inputs=[r[1]], outputs=[outs[1]]),
+    ]
+    graph = gs.Graph(nodes=nodes, inputs=[x], outputs=outs, opset=17)
+    stable_names(graph, PassContext(family="test"))
+    graph.cleanup().toposort()
+    return gs.export_onnx(graph).SerializeToString()
+
+
+def test_stable_names_merges_twins_whose_names_vary():
+    merged = twin_graph(swap=False)
+    assert merged == twin_graph(swap=True)
+    model = onnx.load_from_string(merged)
+    assert [n.op_type for n in model.graph.node].count("Reshape") == 1
+    assert [n.name for n in model.graph.node if n.op_type == "Reshape"] == ["Box/Reshape"]
+
+
 def sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -55,19 +83,20 @@ def sha256(path) -> str:
 @pytest.mark.slow
 @pytest.mark.tf
 def test_two_runs_in_two_folders_give_identical_bytes(tmp_path):
-    """One run in this process, one in a fresh process with another hash seed and a deeper output
-    folder: identical ONNX and deploy card. The card holds no path and no time, and its source
+    """One run in this process, one in a fresh process (the CLI) with another hash seed and a
+    deeper output folder: identical ONNX and deploy card. The card holds no path and no time, and its source
     hashes are the input files' (keyed by role, so verify can recompute them)."""
     from tfod_trt.create_onnx import CreateOnnxOptions, create_onnx
 
     saved_model, label_map = BUNDLED_MODEL / "saved_model", BUNDLED_MODEL / "label_map.pbtxt"
     first = tmp_path / "a" / "model.onnx"
-    create_onnx(CreateOnnxOptions(saved_model=saved_model, label_map=label_map, output=first, nms="onnx"))
+    create_onnx(CreateOnnxOptions(saved_model=saved_model, label_map=label_map, output=first, nms="onnx",
+                                  output_layout=None, ds_parser="tao-efficientdet"))
     second = tmp_path / "b" / "deeper" / "model.onnx"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     result = subprocess.run(
         [sys.executable, "-m", "trtdeploy.cli.main", "create-onnx", "--saved-model", str(saved_model),
-         "--label-map", str(label_map), "-o", str(second), "--nms", "onnx", "-q"],
+         "--label-map", str(label_map), "-o", str(second), "--nms", "onnx", "--ds-parser", "tao-efficientdet", "-q"],
         capture_output=True, text=True, env=env, timeout=600, check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
@@ -83,3 +112,8 @@ def test_two_runs_in_two_folders_give_identical_bytes(tmp_path):
     assert weights and all(files[f"saved_model/variables/{p.name}"] == sha256(p) for p in weights)
     assert files["pipeline.config"] == sha256(BUNDLED_MODEL / "pipeline.config")
     assert files["label_map"] == sha256(label_map)
+    # the CLI's --ds-parser reached the graph and the card: int32 classes found by name (tao_apps)
+    assert card["output"]["ds_parser"] == "tao-efficientdet" and card["output"]["class_dtype"] == "int32"
+    outputs = {o.name: o.type.tensor_type.elem_type for o in onnx.load(str(second)).graph.output}
+    assert outputs == {"num_detections": onnx.TensorProto.INT32, "detection_boxes": onnx.TensorProto.FLOAT,
+                       "detection_scores": onnx.TensorProto.FLOAT, "detection_classes": onnx.TensorProto.INT32}

@@ -8,6 +8,9 @@ run. So this pass
 
 * orders the nodes topologically, choosing among the ready nodes by what they are (name without
   counters, op, attributes, inputs by content or producer position), not by list position;
+* merges nodes that compute the same thing (same op, attributes and inputs): tf2onnx leaves some
+  such twins, and which of them gets which name varies from run to run (the reshapes feeding the
+  box and the class head of the last feature map, in SSD MobileNet v2);
 * drops every ``__<number>`` counter from node and tensor names, numbering the names that then
   collide in that order;
 * names each constant after its first consumer (``<node>/const<slot>``), since the name a merged
@@ -52,7 +55,9 @@ def stable_names(graph: gs.Graph, ctx: PassContext) -> None:
 
 
 def canonical_order(graph: gs.Graph) -> list[gs.Node]:
-    """A topological order of ``graph.nodes`` that does not depend on their order in the list."""
+    """A topological order of ``graph.nodes`` that does not depend on their order in the list,
+    without twins (a node equal in op, attributes and inputs to one already placed is dropped and
+    its consumers read the first one's outputs)."""
     producer: dict[int, tuple[gs.Node, int]] = {}
     for node in graph.nodes:
         for index, tensor in enumerate(node.outputs):
@@ -81,9 +86,15 @@ def canonical_order(graph: gs.Graph) -> list[gs.Node]:
             return ("i", inputs[id(tensor)])
         return ("v", _base(tensor.name))
 
-    def key(node: gs.Node) -> tuple[Any, ...]:
+    def what(node: gs.Node) -> tuple[Any, ...]:
         attrs = repr(sorted((k, repr(v)) for k, v in node.attrs.items()))
-        return (_base(node.name or node.op), node.op, attrs, tuple(input_key(t) for t in node.inputs))
+        return (node.op, attrs, tuple(input_key(t) for t in node.inputs))
+
+    def key(node: gs.Node) -> tuple[Any, ...]:
+        return (_base(node.name or node.op), *what(node))
+
+    graph_outputs = {id(t) for t in graph.outputs}
+    placed: dict[tuple[Any, ...], gs.Node] = {}
 
     ready: list[tuple[tuple[Any, ...], int, gs.Node]] = []
     tiebreak = itertools.count()  # only between nodes that are the same in every respect
@@ -93,16 +104,28 @@ def canonical_order(graph: gs.Graph) -> list[gs.Node]:
     order: list[gs.Node] = []
     while ready:
         _, _, node = heapq.heappop(ready)
-        position[id(node)] = len(order)
-        order.append(node)
+        twin = placed.get(what(node))
+        if twin is not None and _mergeable(node, graph_outputs):
+            for mine, theirs in zip(node.outputs, twin.outputs, strict=True):
+                for consumer in list(mine.outputs):
+                    for slot, tensor in enumerate(consumer.inputs):
+                        if tensor is mine:
+                            consumer.inputs[slot] = theirs
+        else:
+            placed.setdefault(what(node), node)
+            position[id(node)] = len(order)
+            order.append(node)
         for consumer in consumers.get(id(node), []):
             pending = waiting[id(consumer)]
             pending.discard(id(node))
             if not pending:
                 heapq.heappush(ready, (key(consumer), next(tiebreak), consumer))
-    if len(order) != len(graph.nodes):
-        raise AssertionError("graph has a cycle")  # internal: an ONNX graph is acyclic
     return order
+
+
+def _mergeable(node: gs.Node, graph_outputs: set[int]) -> bool:
+    """Pure ops only (no random generators), and never a node that produces a graph output."""
+    return "Random" not in node.op and not any(id(t) in graph_outputs for t in node.outputs)
 
 
 def _base(name: str) -> str:
