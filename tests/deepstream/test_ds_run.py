@@ -275,20 +275,44 @@ def test_cli_usage_and_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 OFFERED = ("sdk-tfssd", "sdk-efficientdet", "tao-efficientdet", "batchednms")
 
 
-def make_ds_config(saved_model_dir: Path, out: Path, variant: str) -> Path:
+def gen_ds_config(onnx_path: Path) -> Path:
     from trtdeploy.cli.main import app
 
-    runner = CliRunner()
-    model = saved_model_dir
-    args = ["create-onnx", "--saved-model", str(model / "saved_model"), "-o", str(out / "ds.onnx"),
-            "--ds-parser", variant, "-q"]
-    if (model / "label_map.pbtxt").is_file():
-        args += ["--label-map", str(model / "label_map.pbtxt")]
-    made = runner.invoke(app, args)
-    assert made.exit_code == 0, made.output
-    gen = runner.invoke(app, ["gen-ds-config", str(out / "ds.onnx"), "-o", str(out / "deepstream"), "-q"])
+    out = onnx_path.parent / "deepstream"
+    gen = CliRunner().invoke(app, ["gen-ds-config", str(onnx_path), "-o", str(out), "-q"])
     assert gen.exit_code == 0, gen.output
-    return out / "deepstream" / "config_infer_primary_ds.txt"
+    return out / f"config_infer_primary_{onnx_path.stem}.txt"
+
+
+def convert_for_deepstream(model: Path, out: Path, variants: tuple[str, ...]) -> dict[str, Path]:
+    """create-onnx's conversion once, then one DeepStream head per --ds-parser variant, each with
+    its deploy card and a config from gen-ds-config: {variant: config path}."""
+    import onnx
+
+    from tfod_trt.create_onnx import CreateOnnxOptions, attach_head, convert_core, prepare
+    from trtdeploy.deploy_card import card_path_for
+    from trtdeploy.files import sha256_file
+
+    label_map = model / "label_map.pbtxt"
+    prepared = prepare(CreateOnnxOptions(saved_model=model / "saved_model", output=out / "core.onnx",
+                                         label_map=label_map if label_map.is_file() else None,
+                                         output_layout="deepstream"))
+    core = convert_core(prepared)
+    configs = {}
+    for variant in variants:
+        onnx_path = out / variant / "ds.onnx"
+        onnx_path.parent.mkdir(parents=True)
+        graph, card = attach_head(core, prepared, ds_parser=variant)
+        onnx.save(graph, str(onnx_path))
+        card.onnx_sha256 = sha256_file(onnx_path)
+        card.save(card_path_for(onnx_path))
+        configs[variant] = gen_ds_config(onnx_path)
+    return configs
+
+
+@pytest.fixture(scope="module")
+def bundled_configs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return convert_for_deepstream(BUNDLED_MODEL, tmp_path_factory.mktemp("bundled"), OFFERED)
 
 
 @pytest.fixture(scope="module")
@@ -301,9 +325,9 @@ def bundled_tf() -> object:
 @pytest.mark.tf
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", OFFERED)
-def test_bundled_model_every_variant_matches_tensorflow(variant: str, tmp_path: Path, bundled_tf: object) -> None:
-    config = make_ds_config(BUNDLED_MODEL, tmp_path, variant)
-    setup = NvInferSetup.from_config(config)
+def test_bundled_model_every_variant_matches_tensorflow(variant: str, bundled_configs: dict[str, Path],
+                                                        bundled_tf: object) -> None:
+    setup = NvInferSetup.from_config(bundled_configs[variant])
     assert setup.variant == variant
     results = DryRun(setup).run(load_images(None, 6))
     comparisons = compare_with_runner(bundled_tf, results, setup)
@@ -313,8 +337,23 @@ def test_bundled_model_every_variant_matches_tensorflow(variant: str, tmp_path: 
 
 @pytest.mark.tf
 @pytest.mark.slow
-def test_cli_compare_saved_model_on_the_bundled_model(tmp_path: Path) -> None:
-    config = make_ds_config(BUNDLED_MODEL, tmp_path, "sdk-efficientdet")
+def test_a_misread_layout_loses_the_detections(bundled_configs: dict[str, Path], bundled_tf: object) -> None:
+    # the SDK EfficientDet layout (float32 classes) read by deepstream_tao_apps' same-named parser
+    # (int32 classes, break at the first class id >= num-detected-classes): the issue's empty video
+    setup = NvInferSetup.from_config(bundled_configs["sdk-efficientdet"], variant="tao-efficientdet")
+    comparisons = compare_with_runner(bundled_tf, DryRun(setup).run(load_images(None, 3)), setup)
+    assert matched_fraction(comparisons) < 0.5
+
+
+@pytest.mark.tf
+@pytest.mark.slow
+def test_cli_compare_saved_model_on_the_bundled_model(tmp_path: Path, bundled_configs: dict[str, Path],
+                                                      bundled_tf: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tfod_trt.runner
+
+    # the real saved model, loaded once for the module (loading it takes most of the time)
+    monkeypatch.setattr(tfod_trt.runner, "TfodRunner", lambda path: bundled_tf)
+    config = bundled_configs["sdk-efficientdet"]
     result = CliRunner().invoke(cli(), ["ds-run", str(config), "--num", "3", "-o", str(tmp_path / "run"),
                                         "--compare-saved-model", str(BUNDLED_MODEL / "saved_model")])
     assert result.exit_code == 0, result.output
@@ -336,8 +375,7 @@ def test_shared_fixtures_match_tensorflow(fixture: str, variant: str, tmp_path: 
     from tfod_trt.runner import TfodRunner
 
     model = fixture_dir(fixture)
-    config = make_ds_config(model, tmp_path, variant)
-    setup = NvInferSetup.from_config(config)
+    setup = NvInferSetup.from_config(convert_for_deepstream(model, tmp_path, (variant,))[variant])
     images = load_images(model / "val", 6) if (model / "val").is_dir() else load_images(None, 4)
     results = DryRun(setup).run(images)
     comparisons = compare_with_runner(TfodRunner(model / "saved_model"), results, setup)
