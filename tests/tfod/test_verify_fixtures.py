@@ -69,7 +69,7 @@ def test_deepstream_layout_is_tfod_layout_in_pixels(name, tfod_cache, tmp_path, 
     pixels = tfod_cache.photos(name, prepared)[:1]
     outputs = {}
     for layout in ("tfod", "deepstream"):
-        model, card = attach_head(core, prepared, "efficient", layout)
+        model, card = attach_head(core, prepared, "efficient", layout, "sdk-efficientdet" if layout == "deepstream" else None)
         path = tmp_path / f"{layout}.onnx"
         onnx.save(model, str(path))
         outputs[layout] = (OnnxRuntimeRunner(path, card).run(pixels), card)
