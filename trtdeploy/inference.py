@@ -167,6 +167,8 @@ def infer_images(
     source, out_dir = Path(source), Path(out_dir)
     paths = image_files(source)
     stems = [output_stem(p, source) for p in paths]
+    if len(set(stems)) < len(stems):  # a.jpg and a.png: keep the suffix in the name
+        stems = [f"{stem}_{p.suffix.lstrip('.').lower()}" for stem, p in zip(stems, paths, strict=True)]
     tsv = out_dir / "detections.tsv"
     for stem in stems:
         for suffix in (".png", ".json"):

@@ -111,3 +111,16 @@ def test_infer_static_batch_mismatch_is_one_error_line(tmp_path):
                                       "--batch", "2"])
     assert result.exit_code == 1
     assert "static batch of 1" in result.output and "Traceback" not in result.output
+
+
+def test_infer_keeps_images_of_the_same_name_apart(tmp_path):
+    model = write_tiny_detector(tmp_path / "m.onnx", BOXES, SCORES, CLASSES, LABELS)
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.new("RGB", (50, 40), (10, 10, 10)).save(images / "a.png")
+    Image.new("RGB", (80, 30), (240, 240, 240)).save(images / "a.jpg")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["infer", str(model), "--images", str(images), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    sizes = {json.loads((out / f"a_{ext}.json").read_text())["width"] for ext in ("png", "jpg")}
+    assert sizes == {50, 80}
