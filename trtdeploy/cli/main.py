@@ -6,14 +6,25 @@ from __future__ import annotations
 import typer
 
 from trtdeploy import __version__
-from trtdeploy.cli import build_engine, calib, create_onnx, ds_config, verify
+from trtdeploy.cli import (
+    benchmark,
+    build_engine,
+    calib,
+    compare,
+    create_onnx,
+    ds_config,
+    ds_run,
+    evaluate,
+    infer,
+    verify,
+)
 from trtdeploy.cli.common import run_app
 
 app = typer.Typer(
     name="trtdeploy",
     help="Trained detectors (TF2 Object Detection API, AutoML EfficientDet, TAO) to TensorRT "
     "engines and DeepStream configs.\n\n"
-    "Pipeline: create-onnx -> build-engine -> gen-ds-config. Run 'trtdeploy COMMAND --help' "
+    "Pipeline: create-onnx -> verify/infer/evaluate/compare/benchmark -> build-engine -> gen-ds-config -> ds-run. Run 'trtdeploy COMMAND --help' "
     "for examples.",
     no_args_is_help=True,
     add_completion=False,
@@ -35,7 +46,8 @@ def _root(
     pass
 
 
-for module in (create_onnx, verify, build_engine, calib, ds_config):
+# In pipeline order: what --help lists.
+for module in (create_onnx, verify, infer, evaluate, compare, benchmark, build_engine, calib, ds_config, ds_run):
     module.register(app)
 
 
