@@ -28,6 +28,10 @@ def export(ws: Workspace) -> None:
     (ws.root / "export" / "pipeline.config").write_bytes((BUNDLED_MODEL / "pipeline.config").read_bytes())
 
 
+def link_saved_model(ws: Workspace) -> None:
+    (ws.root / "sm_link").symlink_to(ws.root / "export" / "saved_model", target_is_directory=True)
+
+
 def with_export(*more: Setup) -> Setup:
     return chain(export, *more)
 
@@ -53,6 +57,8 @@ ROWS = [
         setup=with_export(write("{ws}/m.deploy.json", "item { id: 1 name: 'cat' }\n"))),
     row("output-inside-the-saved-model", CO + " -o " + SM + "/m.onnx", 2, "inside the input saved model folder",
         absent=[SM + "/m.onnx"]),
+    row("output-inside-the-saved-model-via-a-symlink", CO + " -o {ws}/sm_link/m.onnx", 2,
+        "inside the input saved model folder", absent=[SM + "/m.onnx"], setup=with_export(link_saved_model)),
     row("output-is-saved-model-pb", CO + " -o " + SM + "/saved_model.pb --force", 2, "is inside the input",
         unchanged=[SM + "/saved_model.pb"]),
     row("debug-dir-inside-the-saved-model", CO + " -o " + OUT + " --debug-dir " + SM + "/debug", 2,

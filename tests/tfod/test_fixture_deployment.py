@@ -76,6 +76,11 @@ def test_deepstream_config_from_a_converted_fixture(name, tfod_cache, tmp_path, 
     gen_ds_config(card, ds_path, tmp_path / "deepstream", DsOptions(name="ssd"))
     problems = check_ds_config(tmp_path / "deepstream" / "config_infer_primary_ssd.txt")
     assert [p for p in problems if p.level == "error"] == []
+    # --output-layout deepstream is the default variant, sdk-tfssd: the SDK library's
+    # NvDsInferParseCustomTfSSD (deepstream-sources 6.3 nvdsinfer_custombboxparser.cpp l. 214)
+    assert card.output.ds_parser == "sdk-tfssd"
+    config = (tmp_path / "deepstream" / "config_infer_primary_ssd.txt").read_text()
+    assert "parse-bbox-func-name=NvDsInferParseCustomTfSSD" in config.splitlines()
     labels = (tmp_path / "deepstream" / "ssd_labels.txt").read_text()
     assert labels == "person\nbicycle\ncar\ntraffic light\ndog\n"
 
