@@ -67,7 +67,7 @@ class TfodRunner(CardRunner):
         self.saved_model = Path(saved_model)
         self.name = self.saved_model.name if self.saved_model.name != "saved_model" else self.saved_model.parent.name
         self._label_map = label_map
-        self._card: DeployCard | None = None
+        self._saved_card: DeployCard | None = None
         try:
             self._model = tf.saved_model.load(str(saved_model))
         except (OSError, ValueError) as exc:
@@ -75,11 +75,12 @@ class TfodRunner(CardRunner):
         self._fn = self._model.signatures["serving_default"]
         self._input = next(iter(self._fn.structured_input_signature[1]))
 
-    @property  # type: ignore[override]
+    @property
     def card(self) -> DeployCard:
-        if self._card is None:
-            self._card = saved_model_card(self.saved_model, self._label_map)
-        return self._card
+        # made on first use: verify runs a saved model on ready pixels without needing it
+        if self._saved_card is None:
+            self._saved_card = saved_model_card(self.saved_model, self._label_map)
+        return self._saved_card
 
     @property
     def static_batch(self) -> int | None:

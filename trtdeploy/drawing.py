@@ -95,7 +95,7 @@ def draw_detections(
         cls = int(classes[i])
         name = labels[cls] if 0 <= cls < len(labels) else f"class {cls}"
         text = f"{name} {float(scores[i]):.2f}"
-        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        left, top, right, bottom = (int(round(v)) for v in draw.textbbox((0, 0), text, font=font))
         tw, th = right - left + 4, bottom - top + 4
         tx, ty = _place_tag(rects[i], tw, th, line, (w, h), taken)
         taken.append((tx, ty, tx + tw, ty + th))

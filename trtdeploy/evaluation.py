@@ -127,8 +127,8 @@ def coco_results(image_id: int, boxes: np.ndarray, scores: np.ndarray, classes: 
 def coco_map(coco_set: CocoSet, results: list[dict[str, Any]]) -> dict[str, float]:
     """The 12 COCOeval bbox numbers over the evaluated images (pycocotools, output silenced)."""
     try:
-        from pycocotools.coco import COCO
-        from pycocotools.cocoeval import COCOeval
+        from pycocotools.coco import COCO  # type: ignore[import-untyped]
+        from pycocotools.cocoeval import COCOeval  # type: ignore[import-untyped]
     except ImportError as exc:
         raise MissingDependencyError("evaluate needs pycocotools: pip install 'trtdeploy[eval]'") from exc
     with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress; the library stays quiet

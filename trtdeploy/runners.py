@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -64,8 +65,10 @@ class Frame:
 
 
 class Runner(Protocol):
-    card: DeployCard
     name: str
+
+    @property
+    def card(self) -> DeployCard: ...
 
     def prepare(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, list[Frame]]: ...
 
@@ -123,9 +126,13 @@ def to_input_tensor(images: np.ndarray, card: DeployCard) -> np.ndarray:
 class CardRunner:
     """What every runner shares: preprocessing from the card and the contract's reader."""
 
-    card: DeployCard
+    _card: DeployCard
     name: str = "model"
     backend: str = ""
+
+    @property
+    def card(self) -> DeployCard:
+        return self._card
 
     def prepare(self, images: Sequence[Image.Image]) -> tuple[np.ndarray, list[Frame]]:
         spec = getattr(self, "_spec", None)
@@ -175,14 +182,12 @@ class OnnxRuntimeRunner(CardRunner):
     def __init__(self, onnx_path: Path, card: DeployCard) -> None:
         from trtdeploy.nms import make_session
 
-        self.card = card
+        self._card = card
         self.name = Path(onnx_path).name
         self.session = make_session(Path(onnx_path))
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
-        import onnxruntime
-
-        self.backend = f"onnxruntime {onnxruntime.__version__} ({', '.join(self.session.get_providers())})"
+        self.backend = f"onnxruntime {version('onnxruntime')} ({', '.join(self.session.get_providers())})"
 
     def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         static = self.static_batch

@@ -72,7 +72,7 @@ class TensorRtRunner(CardRunner):
         verdict = check_usable(sidecar, current_machine(), engine_path)
         if not verdict.usable:
             raise InputError(f"engine {engine_path.name} is not usable here: {'; '.join(verdict.reasons)}")
-        self.card = engine_card(engine_path, sidecar.deploy_card, sidecar.onnx_path)
+        self._card = engine_card(engine_path, sidecar.deploy_card, sidecar.onnx_path)
         self.name = engine_path.name
         backend = select_backend(sidecar.backend)
         self.backend = f"{backend.name} {sidecar.backend_version} (GPU)"
