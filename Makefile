@@ -48,6 +48,11 @@ demo: $(STAMP)
 	$(BIN)/trtdeploy infer $(DEMO_OUT)/trained.onnx --images $(DEMO_OUT)/trained_val -o $(DEMO_OUT)/infer \
 	    --threshold 0.5 --force
 	$(BIN)/python examples/make_readme_picture.py --onnx $(DEMO_OUT)/trained.onnx -o $(DEMO_OUT)/infer_example.png --force
+	# 5. A CPU dry run of gst-nvinfer on the DeepStream config of step 3: the bundled model's detections
+	# as DeepStream would attach them, drawn into $(DEMO_OUT)/ds-run/ (<image>_ds.png, <image>.json)
+	# and matched against TensorFlow (exit 1 below 99%).
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/trtdeploy ds-run $(DEMO_OUT)/deepstream/config_infer_primary_ds.txt --num 4 \
+	    -o $(DEMO_OUT)/ds-run --compare-saved-model $(DEMO_MODEL)/saved_model --force
 
 test: $(STAMP)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q

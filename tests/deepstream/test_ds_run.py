@@ -241,7 +241,7 @@ def test_cli_writes_json_and_picture_and_refuses_overwrite(tmp_path: Path) -> No
     data = json.loads((out / "red.json").read_text())
     assert data["width"] == 8 and data["objects"][0]["label"] == "red thing"
     assert data["objects"][0]["left"] == 2.0 and data["objects"][0]["width"] == 4.0
-    drawn = np.asarray(Image.open(out / "red_ds.jpg"))
+    drawn = np.asarray(Image.open(out / "red_ds.png"))
     assert drawn.shape == (8, 8, 3)
     again = CliRunner().invoke(cli(), args)
     assert again.exit_code == 1 and "--force" in again.output
@@ -357,7 +357,7 @@ def test_cli_compare_saved_model_on_the_bundled_model(tmp_path: Path, bundled_co
     result = CliRunner().invoke(cli(), ["ds-run", str(config), "--num", "3", "-o", str(tmp_path / "run"),
                                         "--compare-saved-model", str(BUNDLED_MODEL / "saved_model")])
     assert result.exit_code == 0, result.output
-    assert "matched:" in result.output and len(list((tmp_path / "run").glob("*_ds.jpg"))) == 3
+    assert "matched:" in result.output and len(list((tmp_path / "run").glob("*_ds.png"))) == 3
 
 
 @pytest.mark.tf

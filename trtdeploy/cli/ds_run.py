@@ -11,6 +11,9 @@ from rich.table import Table
 
 from trtdeploy.cli.common import QuietOpt, VerboseOpt, console, progress, setup_logging, user_errors
 from trtdeploy.errors import UsageError, VerificationError
+from trtdeploy.log import get_logger
+
+log = get_logger("cli.ds_run")
 
 
 def ds_run(
@@ -18,7 +21,7 @@ def ds_run(
     images: Path = typer.Option(None, "--images", "-i",
                                 help="An image file or a folder of images (default: bundled sample photos)."),
     out: Path = typer.Option(None, "--output", "-o",
-                             help="Folder for <image>.json and <image>_ds.jpg (default: only print the summary)."),
+                             help="Folder for <image>.json and <image>_ds.png (default: only print the summary)."),
     compare_saved_model: Path = typer.Option(
         None, "--compare-saved-model",
         help="A TFOD saved_model/ folder: run it on the same pixels and require >= 99% of its detections above "
@@ -72,7 +75,7 @@ def ds_run(
             inputs = [images / name for name, _ in photos] if images is not None and images.is_dir() else (
                 [images] if images is not None else [])
             check_outputs(out, photos, force, inputs)
-        console.print(f"[bold]{config.name}[/]: {setup.describe()}", highlight=False)
+        log.info("%s: %s", config.name, setup.describe())
         runner = DryRun(setup)
         results = []
         with progress() as bar:

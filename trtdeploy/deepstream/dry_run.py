@@ -480,7 +480,7 @@ def draw(image: Image.Image, result: FrameResult, setup: NvInferSetup) -> Image.
 
 def output_paths(out_dir: Path, name: str) -> tuple[Path, Path]:
     stem = Path(name).stem
-    return out_dir / f"{stem}.json", out_dir / f"{stem}_ds.jpg"
+    return out_dir / f"{stem}.json", out_dir / f"{stem}_ds.png"
 
 
 def check_outputs(out_dir: Path, images: Sequence[tuple[str, Image.Image]], force: bool,
@@ -509,7 +509,7 @@ def write_result(out_dir: Path, image: Image.Image, result: FrameResult, setup: 
     json_path, jpg_path = output_paths(out_dir, result.name)
     write_text_atomic(json_path, json.dumps(result.to_json(setup), indent=2) + "\n")
     with atomic_path(jpg_path) as tmp:
-        draw(image, result, setup).save(tmp, format="JPEG", quality=90)
+        draw(image, result, setup).save(tmp, format="PNG")
 
 
 # --- against TensorFlow -------------------------------------------------------------------------
