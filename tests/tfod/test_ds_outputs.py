@@ -205,3 +205,32 @@ def test_help_states_the_box_order_the_graph_has():
     # the printed help shows the same text
     text = CliRunner().invoke(app, ["create-onnx", "--help"]).output
     assert "y1,x1,y2,x2" in text and "pixel x1,y1" not in " ".join(text.split())
+
+
+# --- cards written before variants existed ---------------------------------------------------------
+
+
+def test_old_deepstream_card_loads_as_sdk_efficientdet(tmp_path):
+    """A card from before --ds-parser (no ds_parser/count_dtype keys, layout deepstream) is what
+    --output-layout deepstream made then: int32 count, pixel y1,x1,y2,x2, float32 classes."""
+    import json
+
+    from trtdeploy.deploy_card import DeployCard
+
+    old = {
+        "schema": "trtdeploy.deploy_card", "schema_version": 1,
+        "input": {"name": "input_tensor", "shape": [1, 300, 300, 3], "layout": "NHWC", "dtype": "float32"},
+        "preprocess": {"color_order": "RGB", "scale": 1.0, "offsets": [0.0, 0.0, 0.0]},
+        "output": {"nms": "efficient", "layout": "deepstream", "names": list(TFOD), "num_classes": 2,
+                   "box_format": "y1x1y2x2", "box_units": "pixels", "class_id_base": 0, "class_dtype": "float32",
+                   "max_detections": 100},
+        "labels": ["cat", "dog"],
+        "provenance": {"source_files": {"/abs/path/saved_model/saved_model.pb": "ab" * 32}},
+    }
+    path = tmp_path / "old.deploy.json"
+    path.write_text(json.dumps(old))
+    card = DeployCard.load(path)
+    assert card.output.ds_parser == "sdk-efficientdet" and card.output.count_dtype == "int32"
+    tfod = dict(old, output=dict(old["output"], layout="tfod", box_units="normalized", class_dtype="int32"))
+    path.write_text(json.dumps(tfod))
+    assert DeployCard.load(path).output.ds_parser == ""
