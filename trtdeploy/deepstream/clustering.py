@@ -24,7 +24,9 @@ From the DeepStream sources (community mirror hiennguyen9874/deepstream-sources,
   width/height are NOT reduced), then filter-out-class-ids, detected-min-w/h (``<`` drops),
   detected-max-w/h (when > 0, ``>`` drops) and, without crop-objects-to-roi-boundary, a box whose
   top is above roi-top-offset or whose bottom goes past ``frame height - roi-bottom-offset`` is
-  DROPPED (not clipped).
+  DROPPED (not clipped). The frame is the input surface (gstnvinfer.cpp l.1546); ratios are
+  gdouble, offsets and roi_left/top guint (gstnvinfer_impl.h l.57-68), so e.g. a box touching the
+  bottom of an 872-row frame can come out 0.00006 px past it in float32 and be dropped.
 """
 
 from __future__ import annotations
