@@ -84,7 +84,7 @@ def iou(a: NvObject, b: NvObject) -> float:
     """nvinfer's computeIoU (float, no +1 on widths, 0 when the union is 0)."""
     f = np.float32
 
-    def overlap(a_min: float, a_max: float, b_min: float, b_max: float) -> np.float32:
+    def overlap(a_min: np.float32, a_max: np.float32, b_min: np.float32, b_max: np.float32) -> np.float32:
         if a_min > b_min:
             a_min, b_min = b_min, a_min
             a_max, b_max = b_max, a_max
