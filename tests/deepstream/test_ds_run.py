@@ -156,6 +156,8 @@ def test_refusals(tmp_path: Path) -> None:
         ("network-type=3", UnsupportedModelError, "instance segmentation"),
         ("onnx-file=../missing.onnx", InputError, "does not exist"),
         ("parse-bbox-func-name=NvDsInferParseMyOwn", UnsupportedModelError, "--ds-parser"),
+        ("offsets=1,2,3", InputError, "list of numbers"),  # GKeyFile lists are ';'-separated
+        ("net-scale-factor=abc", InputError, "not a number"),
     ):
         with pytest.raises(error, match=text):
             NvInferSetup.from_config(write_config(tmp_path, extra))

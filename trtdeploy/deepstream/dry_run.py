@@ -134,9 +134,14 @@ def _bool(props: dict[str, str], key: str, where: str) -> bool:
     raise InputError(f"{where}: {key}={raw!r} is not a boolean (1/0/true/false)")
 
 
-def _list(props: dict[str, str], key: str) -> list[str]:
+def _list(props: dict[str, str], key: str, kind: type, where: str) -> list[Any]:
+    """A GKeyFile list: ';'-separated, a trailing ';' allowed (the YAML form is the same string)."""
     raw = props.get(key, "")
-    return [v.strip() for v in raw.replace(",", ";").split(";") if v.strip()]
+    try:
+        return [kind(v.strip()) for v in raw.split(";") if v.strip()]
+    except ValueError:
+        what = "integers" if kind is int else "numbers"
+        raise InputError(f"{where}: {key}={raw!r} is not a ';'-separated list of {what} (nvinfer fails to parse it)") from None
 
 
 def read_labels(path: Path) -> list[str]:
@@ -243,8 +248,8 @@ class NvInferSetup:
         labels: list[str] = []
         if props.get("labelfile-path"):
             labels = read_labels(loaded.resolve(props["labelfile-path"]))
-        offsets = tuple(float(v) for v in _list(props, "offsets"))
-        dims = [int(v) for v in _list(props, "infer-dims")]
+        offsets = tuple(_list(props, "offsets", float, where))
+        dims = _list(props, "infer-dims", int, where)
         if dims and len(dims) != 3:
             raise InputError(f"{where}: infer-dims must be C;H;W, got {props['infer-dims']!r}")
         parse_func = props.get("parse-bbox-func-name") or None
@@ -284,7 +289,7 @@ class NvInferSetup:
             variant=chosen,
             class_params=_class_params(loaded.sections, num_classes, where),
             infer_dims=(dims[0], dims[1], dims[2]) if dims and all(dims) else None,
-            filter_out_class_ids=[int(v) for v in _list(props, "filter-out-class-ids")],
+            filter_out_class_ids=_list(props, "filter-out-class-ids", int, where),
             crop_objects_to_roi_boundary=_bool(props, "crop-objects-to-roi-boundary", where),
         )
 
@@ -348,6 +353,11 @@ class DryRun:
         if len(self.input_shape) != 4:
             raise UnsupportedModelError(
                 f"{setup.onnx_path.name}: input {inp.name} has shape {inp.shape}; nvinfer needs an image input [B,C,H,W] or [B,H,W,C]"
+            )
+        if inp.type != "tensor(float)":
+            # nvinfer's conversion kernels write float (nvdsinfer_conversion.cu l.19-120)
+            raise UnsupportedModelError(
+                f"{setup.onnx_path.name}: input {inp.name} is {inp.type}; nvinfer fills the input tensor with float32"
             )
         self.batch = self.input_shape[0] if self.input_shape[0] > 0 else 1
         self.output_names = [o.name for o in self.session.get_outputs()]
