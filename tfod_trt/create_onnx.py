@@ -21,13 +21,14 @@ import numpy as np
 import onnx
 
 from tfod_trt.passes import CORE_PASSES, HEAD_PASSES
+from tfod_trt.passes.class_scores import first_class_column
 from tfod_trt.pipeline_config import (
     SSD_FEATURE_EXTRACTORS,
     TfodConfig,
     read_label_map,
     read_pipeline_config,
 )
-from tfod_trt.tf_graph import FAMILY
+from tfod_trt.tf_graph import FAMILY, FrozenModel
 from tfod_trt.tf_graph import convert_core as convert_tf_core
 from trtdeploy import __version__
 from trtdeploy.deploy_card import (
@@ -229,8 +230,14 @@ def convert_core(prepared: Prepared) -> Core:
     """TensorFlow -> ONNX for the kept part of the network, then decode boxes and pick scores."""
     opts, config = prepared.options, prepared.config
     batch = None if opts.dynamic_batch else opts.batch
+
+    def check(frozen: FrozenModel) -> None:
+        if frozen.score_columns is not None:
+            first_class_column(config.num_classes, frozen.score_columns)
+
     tf_core = convert_tf_core(
-        Path(opts.saved_model), batch, prepared.height, prepared.width, opts.opset, opts.input_format == "nchw"
+        Path(opts.saved_model), batch, prepared.height, prepared.width, opts.opset, opts.input_format == "nchw",
+        check=check,
     )
     facts: dict[str, Any] = {
         "batch": batch,

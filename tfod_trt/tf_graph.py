@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ class FrozenModel:
     scores: str
     locations: str
     resized_images: str  # output of the resize loop, replaced by our input
+    score_columns: int | None = None  # last dim of the signature's raw_detection_scores, if static
 
 
 @dataclass
@@ -109,7 +111,14 @@ def load_frozen(saved_model: Path) -> FrozenModel:
     scores = _node_by_suffix(graph_def, SCORES)
     locations = _node_by_suffix(graph_def, LOCATIONS)
     resized = _find_resize_output(graph_def, encodings, input_tensor.split(":")[0])
-    return FrozenModel(graph_def, input_tensor, encodings, scores, locations, resized)
+    return FrozenModel(graph_def, input_tensor, encodings, scores, locations, resized, _score_columns(signature))
+
+
+def _score_columns(signature: Any) -> int | None:
+    """Score columns (classes, + 1 with a background) from the signature, without running TF."""
+    raw = signature.outputs.get("raw_detection_scores")
+    dims = raw.tensor_shape.dim if raw is not None and not raw.tensor_shape.unknown_rank else []
+    return int(dims[-1].size) if dims and dims[-1].size > 0 else None
 
 
 def _plain_session_config() -> Any:
@@ -314,11 +323,17 @@ def cut_graph(
     return sub
 
 
-def convert_core(saved_model: Path, batch: int | None, height: int, width: int, opset: int, nchw: bool) -> CoreGraph:
-    """Freeze, cut and convert with tf2onnx; the ONNX outputs encodings and scores."""
+def convert_core(
+    saved_model: Path, batch: int | None, height: int, width: int, opset: int, nchw: bool,
+    check: Callable[[FrozenModel], None] | None = None,
+) -> CoreGraph:
+    """Freeze, cut and convert with tf2onnx; the ONNX outputs encodings and scores. ``check``
+    sees the frozen model before the conversion (refuse a mismatch before paying for it)."""
     tf = require("tensorflow")
     tf2onnx = require("tf2onnx")
     frozen = load_frozen(saved_model)
+    if check is not None:
+        check(frozen)
     with Probe(frozen, height, width) as probe, ThreadPoolExecutor(max_workers=1) as pool:
         scale, offset = probe.normalisation()
         sub = cut_graph(frozen, batch, height, width, scale, offset)

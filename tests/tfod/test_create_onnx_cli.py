@@ -101,8 +101,15 @@ def test_unsupported_opset(tmp_path, opset):
 
 
 @pytest.mark.slow
-@pytest.mark.tf  # the class-count mismatch shows once TensorFlow has converted the network
-def test_pipeline_config_that_does_not_match_the_saved_model(tmp_path):
+@pytest.mark.tf  # the class-count mismatch shows once TensorFlow has loaded the saved model
+def test_pipeline_config_that_does_not_match_the_saved_model(tmp_path, monkeypatch):
+    """Refused from the saved model's signature (raw_detection_scores [.., 6]), before tf2onnx runs."""
+    import tfod_trt.tf_graph
+
+    def no_conversion(*args, **kwargs):
+        raise AssertionError("tf2onnx ran before the class-count check")
+
+    monkeypatch.setattr(tfod_trt.tf_graph, "_tf2onnx", no_conversion)
     # The 5-class saved model with a 90-class model's pipeline.config.
     other = fixtures_root() / "ssd_mobilenet_v2_320x320_coco17_tpu-8"  # optional: a fallback follows
     config = tmp_path / "pipeline.config"

@@ -11,23 +11,29 @@ from trtdeploy.graph_passes import PassContext, add_node, const
 SCORES = "scores"
 
 
+def first_class_column(num_classes: int, columns: int) -> int:
+    """Where the classes start among the model's score columns: 1 after a background column,
+    0 without one; InputError when pipeline.config's num_classes fits neither."""
+    if columns == num_classes + 1:
+        return 1
+    if columns == num_classes:
+        return 0
+    raise InputError(
+        f"pipeline.config says num_classes={num_classes} but the saved model predicts {columns} score "
+        "columns; use the pipeline.config the model was exported with"
+    )
+
+
 def select_class_scores(graph: gs.Graph, ctx: PassContext) -> None:
     raw = next((t for t in graph.outputs if t.name == "raw_box_scores"), None)
     if raw is None:
         raise GraphError(f"{ctx.family}: select_class_scores expects a graph output 'raw_box_scores'")
     num_classes = ctx.facts["num_classes"]
     columns = ctx.facts["num_score_columns"]
-    if columns == num_classes + 1:
-        first = 1
-        ctx.facts["background"] = "column 0 of the class predictions (background) dropped"
-    elif columns == num_classes:
-        first = 0
-        ctx.facts["background"] = "none (the model predicts no background column)"
-    else:
-        raise InputError(
-            f"pipeline.config says num_classes={num_classes} but the saved model predicts {columns} score "
-            "columns; use the pipeline.config the model was exported with"
-        )
+    first = first_class_column(num_classes, columns)
+    ctx.facts["background"] = (
+        "column 0 of the class predictions (background) dropped" if first else "none (the model predicts no background column)"
+    )
     (scores,) = add_node(
         graph,
         "Slice",
