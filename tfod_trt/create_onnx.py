@@ -63,8 +63,8 @@ class CreateOnnxOptions:
     output: Path
     pipeline_config: Path | None = None
     label_map: Path | None = None
-    nms: str | None = "efficient"  # None: the head the output needs (batched for batchednms, else efficient)
-    output_layout: str | None = "tfod"  # None: tfod, or deepstream when ds_parser is given
+    nms: str | None = None  # None: the head the output needs (batched for batchednms, else efficient)
+    output_layout: str | None = None  # None: tfod, or deepstream when ds_parser is given
     ds_parser: str | None = None  # a DeepStream parser variant (trtdeploy.deploy_card.DS_OUTPUTS)
     batch: int = 1
     dynamic_batch: bool = False
