@@ -10,6 +10,7 @@ TensorFlow and a converted ONNX see the same pixels.
 from __future__ import annotations
 
 from collections.abc import Sequence
+import os
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +62,7 @@ class TfodRunner(CardRunner):
     """The saved model's serving signature, one image at a time (the export's batch may be 1)."""
 
     def __init__(self, saved_model: Path, label_map: Path | None = None) -> None:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
         tf = require("tensorflow")
         self._tf = tf
         self.backend = f"tensorflow {tf.__version__}"

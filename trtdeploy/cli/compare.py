@@ -79,7 +79,7 @@ def compare(
         for run, pair in zip(runs[1:], pairs, strict=True):
             s = pair.stats
             row = [run.name, str(s.candidate), f"{s.matched_fraction:.2%}", str(s.candidate - s.matched),
-                   f"{s.max_score_diff:.4f}", f"{s.max_box_diff:.4f}", str(len(pair.disagreeing_images))]
+                   _small(s.max_score_diff), _small(s.max_box_diff), str(len(pair.disagreeing_images))]
             if with_map:
                 row += [f"{pair.map_candidate:.4f}", f"{pair.map_delta:+.4f}"]
             table.add_row(*row)
@@ -101,6 +101,11 @@ def compare(
             + (f"; {len(pictures)} side-by-side pictures in {output}/" if output is not None else ""),
             highlight=False, soft_wrap=True,
         )
+
+
+def _small(value: float) -> str:
+    """A difference readably: 4 decimals, or 2 significant digits below 0.001 (float noise)."""
+    return f"{value:.4f}" if value >= 1e-3 or value == 0 else f"{value:.1e}"
 
 
 def register(app: typer.Typer) -> None:
