@@ -9,8 +9,8 @@ TensorFlow and a converted ONNX see the same pixels.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
