@@ -97,3 +97,13 @@ def test_nvinferserver_config_is_recognised_and_not_checked(tmp_path: Path) -> N
     result = CliRunner().invoke(app, ["check-ds-config", str(config)])
     assert result.exit_code == 2, result.output
     assert "nvinferserver" in result.output and "no errors" not in result.output
+
+
+def test_whitespace_only_label_line_is_a_label_for_nvinfer(tmp_path: Path) -> None:
+    """Only EMPTY lines are skipped (line.empty(), nvdsinfer_context_impl.cpp 6.3 line 486): a line
+    of spaces is a class, so 'cat / spaces / dog' is 3 labels for num-detected-classes=2."""
+    config = _config(tmp_path, "")
+    (tmp_path / "labels.txt").write_text("cat\n   \ndog\n")
+    errors = _errors(config)
+    assert any("holding only whitespace" in e for e in errors), errors
+    assert any("num-detected-classes=2 but the labels file has 3" in e for e in errors), errors

@@ -382,11 +382,17 @@ def read_label_lines(path: Path) -> tuple[list[str], list[str]]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    blanks = [i + 1 for i, line in enumerate(lines) if not line.strip()]
+    blanks = [i + 1 for i, line in enumerate(lines) if line in ("", "\r")]
     if blanks:
         problems.append(
             f"labels file {path} has blank line(s) {blanks}; nvinfer skips them, which shifts the class ids "
             "after them: remove them"
+        )
+    spaces = [i + 1 for i, line in enumerate(lines) if line not in ("", "\r") and not line.strip()]
+    if spaces:
+        problems.append(
+            f"labels file {path} has line(s) {spaces} holding only whitespace; nvinfer makes each a label "
+            "(only empty lines are skipped): remove them"
         )
     trailing = [
         i + 1 for i, line in enumerate(lines) if line.strip() and line.rstrip("\r") != line.rstrip("\r").rstrip()
@@ -396,4 +402,5 @@ def read_label_lines(path: Path) -> tuple[list[str], list[str]]:
             f"labels file {path} has trailing whitespace on line(s) {trailing}; nvinfer keeps it in the label "
             "text: remove it"
         )
-    return [line for line in lines if line.strip()], problems
+    # the labels nvinfer ends up with ("\r" of CRLF files aside, reported above)
+    return [line for line in lines if line not in ("", "\r")], problems
