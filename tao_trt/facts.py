@@ -87,9 +87,9 @@ def _aug_dims(spec: SpecMessage) -> tuple[int, int, int]:
     if aug is None or aug.get("output_width") is None:
         raise InputError("the spec has no augmentation_config output_width/output_height")
     return (
-        int(aug.get("output_channel", 3)),
-        int(aug.get("output_height")),
-        int(aug.get("output_width")),
+        _int(aug, "output_channel", 3),
+        _int(aug, "output_height"),
+        _int(aug, "output_width"),
     )
 
 
@@ -98,14 +98,65 @@ def _nms(spec: SpecMessage) -> tuple[float, float, int]:
     if nms is None:
         return 0.3, 0.5, 200
     return (
-        float(nms.get("confidence_threshold", 0.3)),
-        float(nms.get("clustering_iou_threshold", 0.5)),
-        int(nms.get("top_k", 200)),
+        _float(nms, "confidence_threshold", 0.3),
+        _float(nms, "clustering_iou_threshold", 0.5),
+        _int(nms, "top_k", 200),
     )
 
 
 def _numbers(text: str) -> list[float]:
     return [float(v) for v in re.findall(r"-?\d+(?:\.\d*)?", str(text))]
+
+
+_REQUIRED = object()
+
+
+def _value(node: Any, key: str, default: Any) -> Any:
+    value = node.get(key, None) if isinstance(node, (SpecMessage, dict)) else None
+    if value is None:
+        if default is _REQUIRED:
+            raise InputError(f"the spec has no {key}")
+        return default
+    return value
+
+
+def _int(node: Any, key: str, default: Any = _REQUIRED) -> int:
+    """An integer field of a spec block (protobuf text or YAML); one-line InputError otherwise."""
+    value = _value(node, key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InputError(f"spec field {key} is {value!r}, not an integer")
+    try:
+        number = float(value)
+        if number != int(number):
+            raise ValueError
+        return int(number)
+    except (ValueError, OverflowError):
+        raise InputError(f"spec field {key} is {value!r}, not an integer") from None
+
+
+def _float(node: Any, key: str, default: Any = _REQUIRED) -> float:
+    value = _value(node, key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InputError(f"spec field {key} is {value!r}, not a number")
+    try:
+        return float(value)
+    except ValueError:
+        raise InputError(f"spec field {key} is {value!r}, not a number") from None
+
+
+def _dims(text: Any, count: int, key: str) -> tuple[int, ...]:
+    """The first ``count`` integers of a "H,W"-style spec string."""
+    numbers = _numbers(text) if isinstance(text, (str, int, float)) else []
+    if len(numbers) < count or any(n != int(n) or n <= 0 for n in numbers[:count]):
+        raise InputError(f"spec field {key} is {text!r}; expected {count} positive integers like '512,512'")
+    return tuple(int(n) for n in numbers[:count])
+
+
+def _mapping(spec: dict[str, Any], key: str) -> dict[str, Any]:
+    value = spec.get(key) or {}
+    if not isinstance(value, dict):
+        raise InputError(f"spec section {key!r} must be a mapping, got {value!r}")
+    return value
 
 
 def _read_label_source(path: Path | None, arch: str) -> list[str] | dict[int, str]:
@@ -176,7 +227,9 @@ def _faster_rcnn(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
     gray = str(image.get("image_type", "RGB")).upper().startswith("GRAY")
     order = str(image.get("image_channel_order", "bgr" if not gray else "l")).lower()
     means = {
-        str(m.get("key")).lower(): float(m.get("value")) for m in image.all("image_channel_mean")
+        str(m.get("key")).lower(): _float(m, "value")
+        for m in image.all("image_channel_mean")
+        if isinstance(m, SpecMessage)
     }
     offsets = (
         [means.get(ch, 0.0) for ch in order]
@@ -185,13 +238,13 @@ def _faster_rcnn(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
     )
     infer = message_at(spec, "inference_config")
     return TaoFacts(
-        "faster_rcnn", 1 if gray else 3, int(size.get("height")), int(size.get("width")),
-        "GRAY" if gray else order.upper(), float(image.get("image_scaling_factor", 1.0)), offsets,
+        "faster_rcnn", 1 if gray else 3, _int(size, "height"), _int(size, "width"),
+        "GRAY" if gray else order.upper(), _float(image, "image_scaling_factor", 1.0), offsets,
         _sorted_targets(spec, "dataset_config") + ["background"],
         ["nms_out", "nms_out_1"], "nms_trt", "nms_trt",
-        score_threshold=float(infer.get("bbox_visualize_threshold", 0.6)) if infer else 0.6,
-        iou_threshold=float(infer.get("classifier_nms_overlap_threshold", 0.3)) if infer else 0.3,
-        top_k=int(infer.get("classifier_nms_max_boxes", 100)) if infer else 100,
+        score_threshold=_float(infer, "bbox_visualize_threshold", 0.6) if infer else 0.6,
+        iou_threshold=_float(infer, "classifier_nms_overlap_threshold", 0.3) if infer else 0.3,
+        top_k=_int(infer, "classifier_nms_max_boxes", 100) if infer else 100,
     )  # fmt: skip
 
 
@@ -199,8 +252,8 @@ def _mask_rcnn(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
     data = message_at(spec, "data_config")
     if data is None or data.get("image_size") is None:
         raise InputError("the spec has no data_config.image_size")
-    h, w = (int(v) for v in _numbers(data.get("image_size"))[:2])
-    num_classes = int(data.get("num_classes", 0))
+    h, w = _dims(data.get("image_size"), 2, "data_config.image_size")
+    num_classes = _int(data, "num_classes", 0)
     names = _read_label_source(labels_file, "mask_rcnn")
     if isinstance(names, dict):
         names = [names.get(i, str(i)) for i in range(1, num_classes)]
@@ -214,8 +267,8 @@ def _mask_rcnn(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
         "mask_rcnn", 3, h, w, "RGB", 0.017507, [123.675, 116.28, 103.53], ["BG"] + list(names),
         ["generate_detections", "mask_fcn_logits/BiasAdd"], "other", "other",
         network_type="instance_segmentation", box_format="y1x1y2x2", box_units="pixels",
-        iou_threshold=float(head.get("test_nms", 0.5)) if head else 0.5,
-        top_k=int(head.get("test_detections_per_image", 100)) if head else 100, cluster_mode=4,
+        iou_threshold=_float(head, "test_nms", 0.5) if head else 0.5,
+        top_k=_int(head, "test_detections_per_image", 100) if head else 100, cluster_mode=4,
         parse_func="NvDsInferParseCustomMrcnnTLTV2",
     )  # fmt: skip
 
@@ -224,16 +277,18 @@ def _detectnet_v2(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
     pre = message_at(spec, "augmentation_config", "preprocessing")
     if pre is None:
         raise InputError("the spec has no augmentation_config.preprocessing")
-    c = int(pre.get("output_image_channel", 3))
+    c = _int(pre, "output_image_channel", 3)
     cost = message_at(spec, "cost_function_config")
-    names = [str(t.get("name")) for t in cost.all("target_classes")] if cost else []
+    names = [str(t.get("name")) for t in cost.all("target_classes") if isinstance(t, SpecMessage)] if cost else []
     if not names:
         post = message_at(spec, "postprocessing_config")
-        names = [str(t.get("key")) for t in post.all("target_class_config")] if post else []
+        names = [
+            str(t.get("key")) for t in post.all("target_class_config") if isinstance(t, SpecMessage)
+        ] if post else []
     if not names:
         raise InputError("the spec names no target classes (cost_function_config.target_classes)")
     return TaoFacts(
-        "detectnet_v2", c, int(pre.get("output_image_height")), int(pre.get("output_image_width")),
+        "detectnet_v2", c, _int(pre, "output_image_height"), _int(pre, "output_image_width"),
         "RGB" if c == 3 else "GRAY", 1.0 / 255.0, [0.0] * c, names,
         ["output_bbox/BiasAdd:0", "output_cov/Sigmoid:0"], "other", "none", cluster_mode=2, parse_func="",
         score_threshold=0.2,
@@ -244,11 +299,13 @@ def _unet(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
     model = message_at(spec, "model_config")
     if model is None:
         raise InputError("the spec has no model_config")
-    c = int(model.get("model_input_channels", 3))
+    c = _int(model, "model_input_channels", 3)
     classes = message_at(spec, "dataset_config", "data_class_config")
     by_id: dict[int, str] = {}
     for target in classes.all("target_classes") if classes else []:
-        label_id = int(target.get("label_id", 0))
+        if not isinstance(target, SpecMessage):
+            continue
+        label_id = _int(target, "label_id", 0)
         # Several dataset names can map to one id; the one whose mapping_class is itself names it.
         if label_id not in by_id or target.get("name") == target.get("mapping_class"):
             by_id[label_id] = str(target.get("mapping_class") or target.get("name"))
@@ -256,7 +313,7 @@ def _unet(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
         raise InputError("the spec has no dataset_config.data_class_config.target_classes")
     labels = [by_id[i] for i in sorted(by_id)]
     return TaoFacts(
-        "unet", c, int(model.get("model_input_height")), int(model.get("model_input_width")),
+        "unet", c, _int(model, "model_input_height"), _int(model, "model_input_width"),
         "BGR" if c == 3 else "GRAY", 1.0 / 127.5, [127.5] * c, labels, ["argmax_1"], "other", "other",
         network_type="segmentation", extra={"segmentation-threshold": 0.0, "segmentation-output-order": 1},
     )  # fmt: skip
@@ -266,8 +323,7 @@ def _classification(
     spec: SpecMessage, labels_file: Path | None, arch: str = "classification"
 ) -> TaoFacts:
     model = message_at(spec, "model_config")
-    dims = _numbers(model.get("input_image_size", "3,224,224")) if model else [3, 224, 224]
-    c, h, w = (int(v) for v in dims[:3])
+    c, h, w = _dims(model.get("input_image_size", "3,224,224") if model else "3,224,224", 3, "input_image_size")
     names = _read_label_source(labels_file, arch)
     lines = [";".join(names.values())] if isinstance(names, dict) else list(names)
     if arch == "classification" and len(lines) > 1 and all(";" not in n for n in lines):
@@ -284,18 +340,18 @@ def _efficientdet(spec: SpecMessage | dict[str, Any], labels_file: Path | None) 
         data = message_at(spec, "dataset_config")
         if data is None:
             raise InputError("the spec has no dataset_config")
-        h, w = (int(v) for v in _numbers(data.get("image_size", "512,512"))[:2])
-        num_classes = int(data.get("num_classes", 91))
+        h, w = _dims(data.get("image_size", "512,512"), 2, "dataset_config.image_size")
+        num_classes = _int(data, "num_classes", 91)
         ev = message_at(spec, "eval_config")
-        score = float(ev.get("min_score_thresh", 0.4)) if ev else 0.4
-        top_k = int(ev.get("max_detections_per_image", 100)) if ev else 100
+        score = _float(ev, "min_score_thresh", 0.4) if ev else 0.4
+        top_k = _int(ev, "max_detections_per_image", 100) if ev else 100
     else:  # TF2 YAML
-        model = spec.get("model") or {}
-        h, w = int(model.get("input_height", 512)), int(model.get("input_width", 512))
-        num_classes = int((spec.get("dataset") or {}).get("num_classes", 91))
-        ev = spec.get("evaluate") or {}
-        score, top_k = 0.4, int(ev.get("max_detections_per_image", 100))
-        if labels_file is None and ev.get("label_map") and Path(ev["label_map"]).is_file():
+        model = _mapping(spec, "model")
+        h, w = _int(model, "input_height", 512), _int(model, "input_width", 512)
+        num_classes = _int(_mapping(spec, "dataset"), "num_classes", 91)
+        ev = _mapping(spec, "evaluate")
+        score, top_k = 0.4, _int(ev, "max_detections_per_image", 100)
+        if labels_file is None and isinstance(ev.get("label_map"), str) and Path(ev["label_map"]).is_file():
             labels_file = Path(ev["label_map"])
     names = _read_label_source(labels_file, "efficientdet")
     # Class ids are label-map ids 1..num_classes-1; the model's class k is id k+1. Ids the map

@@ -63,32 +63,35 @@ def read_pipeline_config(path: Path) -> TfodConfig:
             f"{path}: SSD feature extractor {extractor!r} is not supported; supported: "
             f"{', '.join(SSD_FEATURE_EXTRACTORS)}"
         )
-    height, width, resizer = _input_size(ssd, path)
-    coder = ssd.path("box_coder.faster_rcnn_box_coder")
-    if not isinstance(coder, Message):
-        raise UnsupportedModelError(f"{path}: only faster_rcnn_box_coder is supported for SSD box decoding")
-    scales = tuple(float(coder.get(k, d)) for k, d in (("y_scale", 10.0), ("x_scale", 10.0), ("height_scale", 5.0), ("width_scale", 5.0)))
-    post = ssd.msg("post_processing") or Message()
-    nms = post.msg("batch_non_max_suppression") or Message()
-    num_classes = int(ssd.get("num_classes", 0))
-    if num_classes < 1:
-        raise InputError(f"{path}: num_classes must be >= 1, found {num_classes}")
-    return TfodConfig(
-        path=path,
-        feature_extractor=extractor,
-        num_classes=num_classes,
-        height=height,
-        width=width,
-        resizer=resizer,
-        box_coder_scales=scales,  # type: ignore[arg-type]
-        score_converter=str(post.get("score_converter", "IDENTITY")),
-        logit_scale=float(post.get("logit_scale", 1.0)),
-        add_background_class=bool(ssd.get("add_background_class", True)),
-        score_threshold=float(nms.get("score_threshold", 0.0)),
-        iou_threshold=float(nms.get("iou_threshold", 0.6)),
-        max_detections_per_class=int(nms.get("max_detections_per_class", 100)),
-        max_total_detections=int(nms.get("max_total_detections", 100)),
-    )
+    try:  # a field of the wrong type (a block or word where a number belongs) is the file's fault
+        height, width, resizer = _input_size(ssd, path)
+        coder = ssd.path("box_coder.faster_rcnn_box_coder")
+        if not isinstance(coder, Message):
+            raise UnsupportedModelError(f"{path}: only faster_rcnn_box_coder is supported for SSD box decoding")
+        scales = tuple(float(coder.get(k, d)) for k, d in (("y_scale", 10.0), ("x_scale", 10.0), ("height_scale", 5.0), ("width_scale", 5.0)))
+        post = ssd.msg("post_processing") or Message()
+        nms = post.msg("batch_non_max_suppression") or Message()
+        num_classes = int(ssd.get("num_classes", 0))
+        if num_classes < 1:
+            raise InputError(f"{path}: num_classes must be >= 1, found {num_classes}")
+        return TfodConfig(
+            path=path,
+            feature_extractor=extractor,
+            num_classes=num_classes,
+            height=height,
+            width=width,
+            resizer=resizer,
+            box_coder_scales=scales,  # type: ignore[arg-type]
+            score_converter=str(post.get("score_converter", "IDENTITY")),
+            logit_scale=float(post.get("logit_scale", 1.0)),
+            add_background_class=bool(ssd.get("add_background_class", True)),
+            score_threshold=float(nms.get("score_threshold", 0.0)),
+            iou_threshold=float(nms.get("iou_threshold", 0.6)),
+            max_detections_per_class=int(nms.get("max_detections_per_class", 100)),
+            max_total_detections=int(nms.get("max_total_detections", 100)),
+        )
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InputError(f"{path}: a model.ssd field has a value of the wrong type ({exc})") from exc
 
 
 def _input_size(ssd: Message, path: Path) -> tuple[int, int, str]:

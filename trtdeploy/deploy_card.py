@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from trtdeploy.errors import InputError
 from trtdeploy.files import read_json_object, write_text_atomic
@@ -240,7 +240,7 @@ class DeployCard:
                 input=_build(InputSpec, data["input"]),
                 preprocess=_build(Preprocess, data["preprocess"]),
                 output=_build(OutputSpec, data["output"]),
-                labels=list(data["labels"]),
+                labels=_strings(data["labels"]),
                 background=data.get("background", "none"),
                 nms=_build(NmsParams, data.get("nms", {})),
                 provenance=_build(Provenance, data.get("provenance", {})),
@@ -274,6 +274,12 @@ class DeployCard:
             raise InputError(f"{source}: {len(self.preprocess.offsets)} offsets for {self.input.channels} channels")
 
 
+def _strings(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise TypeError(f"labels must be a list of strings, got {value!r}")
+    return list(value)
+
+
 def card_path_for(onnx_path: Path) -> Path:
     """``model.onnx`` -> ``model.deploy.json``."""
     onnx_path = Path(onnx_path)
@@ -281,8 +287,30 @@ def card_path_for(onnx_path: Path) -> Path:
 
 
 def _build(cls: type, data: dict[str, Any]) -> Any:
+    if not isinstance(data, dict):
+        raise TypeError(f"{cls.__name__} must be a JSON object, got {data!r}")
     known = {f.name for f in fields(cls)}
     unknown = set(data) - known
     if unknown:
         raise TypeError(f"unknown keys {sorted(unknown)} in {cls.__name__}")
+    hints = get_type_hints(cls)
+    for name, value in data.items():
+        if not _has_type(value, hints[name]):
+            raise TypeError(f"{cls.__name__}.{name} is {value!r}, expected {hints[name]}")
     return cls(**data)
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Does a JSON value fit a field annotation (str, int, float, bool, list[...], dict[...], Literal)?"""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Literal:
+        return value in args
+    if origin is list:
+        return isinstance(value, list) and all(_has_type(v, args[0]) for v in value)
+    if origin is dict:
+        return isinstance(value, dict) and all(_has_type(k, args[0]) and _has_type(v, args[1]) for k, v in value.items())
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint) if isinstance(hint, type) else True

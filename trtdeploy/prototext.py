@@ -61,7 +61,8 @@ class Message:
         def plain(v: Any) -> Any:
             return v.to_dict() if isinstance(v, Message) else (str(v) if isinstance(v, Enum) else v)
 
-        return {k: [plain(v) for v in vs] if len(vs) > 1 else plain(vs[0]) for k, vs in self.fields.items()}
+        # one value: the value itself; several or none (an empty list `key: []`): a list
+        return {k: plain(vs[0]) if len(vs) == 1 else [plain(v) for v in vs] for k, vs in self.fields.items()}
 
 
 def parse_text(text: str, source: str = "<text>") -> Message:

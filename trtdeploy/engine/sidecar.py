@@ -8,6 +8,7 @@ valid for the TensorRT version, CUDA version and GPU they were built for).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,11 +84,71 @@ class Sidecar:
                 f"{SCHEMA_VERSION}: rebuild the engine with this version"
             )
         payload = {k: v for k, v in data.items() if k != "schema"}
+        problem = _type_problem(payload)
+        if problem:
+            raise InputError(f"{source} is corrupt: {problem}; rebuild the engine or restore its sidecar")
         try:
             payload["tensors"] = [TensorInfo(**t) for t in payload["tensors"]]
             return cls(**payload)
         except (KeyError, TypeError) as exc:
             raise InputError(f"{source} is missing or has a malformed field: {exc}") from exc
+
+
+_STR, _INT, _NUM, _BOOL = (str,), (int,), (int, float), (bool,)
+# What each field must hold; a sidecar is written by us, so anything else is damage.
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # name -> (types, None allowed)
+    **{name: (_STR, False) for name in (
+        "backend", "backend_version", "backend_label", "device", "io_source", "onnx_path", "onnx_sha256",
+        "built_onnx_sha256", "engine_file", "engine_sha256", "built_at", "tool_version",
+    )},
+    "strongly_typed": (_BOOL, False),
+    "cuda_version": (_STR, True),
+    "gpu": ((dict,), True),
+    "target_compute_capabilities": ((list,), False),
+    "precision": ((dict,), False),
+    "profiles": ((list,), False),
+    "tensors": ((list,), False),
+    "engine_bytes": (_INT, False),
+    "build_seconds": (_NUM, False),
+    "options": ((dict,), False),
+    "deploy_card": ((dict,), True),
+    "schema_version": (_INT, False),
+}  # fmt: skip
+
+
+def _is(value: Any, types: tuple[type, ...]) -> bool:
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
+
+
+def _type_problem(payload: dict[str, Any]) -> str | None:
+    """The first field whose value has the wrong type or form, as a phrase (None: all fine)."""
+    for name, (types, nullable) in _FIELD_TYPES.items():
+        if name not in payload:
+            continue  # a missing field is reported by the constructor
+        value = payload[name]
+        if not (_is(value, types) or (nullable and value is None)):
+            return f"field {name!r} is {value!r}"
+    if not re.fullmatch(r"(gpu|dla)\d{1,3}", str(payload.get("device", "gpu0"))):
+        return f"field 'device' is {payload.get('device')!r}, expected gpu<i> or dla<i>"
+    if not all(isinstance(t, str) for t in payload.get("target_compute_capabilities", [])):
+        return "field 'target_compute_capabilities' must list strings"
+    for name in ("onnx_path", "engine_file"):
+        if "\x00" in str(payload.get(name, "")):
+            return f"field {name!r} contains a NUL character"
+    gpu = payload.get("gpu")
+    if isinstance(gpu, dict) and not all(isinstance(gpu.get(k, ""), str) for k in ("name", "compute_capability")):
+        return f"field 'gpu' is {gpu!r}"
+    for tensor in payload.get("tensors", []):
+        if not (
+            isinstance(tensor, dict)
+            and isinstance(tensor.get("name"), str)
+            and isinstance(tensor.get("dtype"), str)
+            and tensor.get("mode") in ("input", "output")
+            and isinstance(tensor.get("shape"), list)
+            and all(_is(d, _INT) for d in tensor["shape"])
+        ):
+            return f"tensor entry {tensor!r} is not {{name, dtype, shape: [int], mode: input|output}}"
+    return None
 
 
 def load_sidecar(engine_path: Path) -> Sidecar:
@@ -149,7 +210,7 @@ def _gpu_reasons(sidecar: Sidecar, machine: Machine, rebuild: str) -> list[str]:
         targets = sidecar.target_compute_capabilities
         if targets:
             return [f"no NVIDIA GPU here; the engine runs on GPUs with compute capability {', '.join(targets)}"]
-        built_on = sidecar.gpu["name"] if sidecar.gpu else "a GPU"
+        built_on = sidecar.gpu.get("name") or "a GPU" if sidecar.gpu else "a GPU"
         return [f"no NVIDIA GPU here; the engine was built for {built_on}"]
     index = int(sidecar.device[3:] or 0) if sidecar.device.startswith("gpu") else 0
     gpu = next((g for g in machine.gpus if g.index == index), machine.gpus[0])
