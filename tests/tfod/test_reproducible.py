@@ -76,6 +76,20 @@ def test_stable_names_merges_twins_whose_names_vary():
     assert [n.name for n in model.graph.node if n.op_type == "Reshape"] == ["Box/Reshape"]
 
 
+def test_stable_names_keeps_nodes_whose_long_attributes_differ():
+    """numpy's repr elides long arrays: two Constant nodes differing in one of 2000 values must stay two."""
+    values = [np.zeros(2000, np.float32), np.zeros(2000, np.float32)]
+    values[1][1000] = 1.0
+    outs = [gs.Variable(f"out{i}", np.float32, [2000]) for i in range(2)]
+    consts = [gs.Variable(f"c{i}", np.float32, [2000]) for i in range(2)]
+    nodes = [gs.Node("Constant", f"Const{i}", attrs={"value": gs.Constant(f"v{i}", values[i])}, outputs=[consts[i]])
+             for i in range(2)]
+    nodes += [gs.Node("Relu", f"Relu{i}", inputs=[consts[i]], outputs=[outs[i]]) for i in range(2)]
+    graph = gs.Graph(nodes=nodes, inputs=[], outputs=outs, opset=17)
+    stable_names(graph, PassContext(family="test"))
+    assert [n.op for n in graph.nodes].count("Constant") == 2
+
+
 def sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

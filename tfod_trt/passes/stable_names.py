@@ -74,10 +74,7 @@ def canonical_order(graph: gs.Graph) -> list[gs.Node]:
     def input_key(tensor: gs.Tensor) -> tuple[Any, ...]:
         if isinstance(tensor, gs.Constant):
             if id(tensor) not in digests:
-                values = np.asarray(tensor.values)
-                digest = hashlib.sha256(values.tobytes())
-                digest.update(f"{values.dtype}{values.shape}".encode())
-                digests[id(tensor)] = digest.hexdigest()
+                digests[id(tensor)] = _digest(tensor.values)
             return ("c", digests[id(tensor)])
         if id(tensor) in producer:
             node, index = producer[id(tensor)]
@@ -87,7 +84,7 @@ def canonical_order(graph: gs.Graph) -> list[gs.Node]:
         return ("v", _base(tensor.name))
 
     def what(node: gs.Node) -> tuple[Any, ...]:
-        attrs = repr(sorted((k, repr(v)) for k, v in node.attrs.items()))
+        attrs = tuple(sorted((k, _attr_key(v)) for k, v in node.attrs.items()))
         return (node.op, attrs, tuple(input_key(t) for t in node.inputs))
 
     def key(node: gs.Node) -> tuple[Any, ...]:
@@ -123,9 +120,35 @@ def canonical_order(graph: gs.Graph) -> list[gs.Node]:
     return order
 
 
+def _digest(values: Any) -> str:
+    array = np.asarray(values)
+    digest = hashlib.sha256(np.ascontiguousarray(array).tobytes())
+    digest.update(f"{array.dtype}{array.shape}".encode())
+    return digest.hexdigest()
+
+
+def _attr_key(value: Any) -> Any:
+    """An attribute by content: arrays and tensors by digest (numpy's repr elides long arrays,
+    which would make different values look equal), sequences element by element."""
+    if isinstance(value, gs.Constant):
+        return ("tensor", _digest(value.values))
+    if isinstance(value, np.ndarray):
+        return ("array", _digest(value))
+    if isinstance(value, (list, tuple)):
+        return tuple(_attr_key(v) for v in value)
+    if isinstance(value, gs.Graph):
+        return ("graph", _base(value.name or ""))
+    return repr(value)
+
+
 def _mergeable(node: gs.Node, graph_outputs: set[int]) -> bool:
-    """Pure ops only (no random generators), and never a node that produces a graph output."""
-    return "Random" not in node.op and not any(id(t) in graph_outputs for t in node.outputs)
+    """Pure ops only (no random generators), no subgraphs (compared by name only), and never a
+    node that produces a graph output."""
+    return (
+        "Random" not in node.op
+        and not any(isinstance(v, gs.Graph) for v in node.attrs.values())
+        and not any(id(t) in graph_outputs for t in node.outputs)
+    )
 
 
 def _base(name: str) -> str:
