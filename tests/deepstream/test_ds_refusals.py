@@ -180,3 +180,18 @@ def test_the_cards_parser_variant_is_the_default(tmp_path: Path) -> None:
     # the same normalised-box outputs handed to the pixel-box SDK EfficientDetTAO: count is float32
     with pytest.raises(UnsupportedModelError, match="num_detections .*float32.*int32"):
         gen_ds_config(card, model, tmp_path / "b", DsOptions(name="t", ds_parser="sdk-efficientdet"))
+
+
+def test_check_finds_an_engine_of_another_model_and_reads_dtypes_from_its_sidecar(tmp_path: Path) -> None:
+    """Issue 11: a config whose engine came from another model passed check-ds-config."""
+    model = _float_class_model(tmp_path)
+    config = gen_ds_config(_tfod_card("deepstream"), model, tmp_path / "ds", DsOptions(name="ds")).paths[0]
+    engine = tmp_path / "ds.onnx_b1_gpu0_fp16.engine"  # where the config says, and nvinfer saves
+    outputs = [("num_detections", "int32", [-1, 1]), ("detection_boxes", "float32", [-1, 4, 4]),
+               ("detection_scores", "float32", [-1, 4]), ("detection_classes", "float32", [-1, 4])]  # fmt: skip
+    _sidecar(engine, "0" * 64, outputs, 1)
+    errors = [p.message for p in check_ds_config(config) if p.level == "error"]
+    assert any("was not built from onnx-file=../ds.onnx" in e and "sha256" in e for e in errors), errors
+    # the parser check reads the engine's outputs (its sidecar) when the engine is there
+    errors = [p.message for p in check_ds_config(config, ds_parser="tao-efficientdet") if p.level == "error"]
+    assert any("(engine sidecar)" in e and "detection_classes is float32" in e for e in errors), errors

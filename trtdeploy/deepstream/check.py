@@ -13,6 +13,7 @@ from trtdeploy.deepstream.config import (
     read_label_lines,
 )
 from trtdeploy.deepstream.generate import (
+    engine_mismatches,
     judge_parser,
     onnx_io,
     read_calib_cache,
@@ -91,6 +92,16 @@ def check_ds_config(
             sidecar = read_engine_sidecar(loaded.resolve(engine))
         except TrtDeployError as exc:
             problems.append(Problem(WARNING, str(exc)))
+    if sidecar is not None and props.get("onnx-file"):
+        onnx_path = loaded.resolve(props["onnx-file"])
+        try:
+            wrong = engine_mismatches(sidecar, onnx_path, onnx_io(onnx_path))
+        except TrtDeployError:
+            wrong = []  # an unreadable onnx-file is reported with the parser checks
+        problems += [
+            Problem(ERROR, f"model-engine-file={engine} was not built from onnx-file={props['onnx-file']}: {m}")
+            for m in wrong
+        ]
 
     cache: CalibrationCache | None = None
     cache_problem: str | None = None

@@ -176,7 +176,7 @@ def sidecar_io(sidecar: dict[str, Any]) -> tuple[list[Tensor], list[Tensor]] | N
     return io["input"], io["output"]
 
 
-def _engine_mismatches(
+def engine_mismatches(
     sidecar: dict[str, Any], model_path: Path, model_io: tuple[list[Tensor], list[Tensor]] | None
 ) -> list[str]:
     """Why an engine was not built from this model (issue 11: an --engine of another model)."""
@@ -523,7 +523,7 @@ def gen_ds_config(
     sidecar = read_engine_sidecar(engine) if engine is not None else None
     model_io = onnx_io(model_path)
     if sidecar is not None:
-        wrong = _engine_mismatches(sidecar, model_path, model_io)
+        wrong = engine_mismatches(sidecar, model_path, model_io)
         if wrong:
             raise InputError(f"--engine {engine} does not belong to {Path(model_path).name}: " + "; ".join(wrong))
     static = _static_batch(card, model_io)
