@@ -54,3 +54,33 @@ def test_engine_detections_match_onnx_runtime(tmp_path):
     np.testing.assert_array_equal(dets.classes, ref.classes)
     np.testing.assert_allclose(dets.boxes, ref.boxes, atol=1e-6)
     np.testing.assert_allclose(dets.scores, ref.scores, atol=1e-6)
+
+
+@pytest.mark.rtx
+def test_an_engine_this_machine_cannot_run_is_refused_in_one_line(tmp_path):
+    """A TensorRT-RTX engine built here (CPU, ahead of time) is refused by infer with the
+    sidecar's reason, before anything tries to deserialize it."""
+    from typer.testing import CliRunner
+
+    from tests.inference.tiny_model import write_tiny_detector
+    from trtdeploy.cli.main import app
+    from trtdeploy.engine.machine import current_machine, load_module
+
+    if load_module("tensorrt_rtx") is None:
+        pytest.skip("tensorrt_rtx not installed (pip install 'trtdeploy[rtx]')")
+    if current_machine().gpus:
+        pytest.skip("this machine has a GPU: the engine may well be usable here")
+    onnx_path = write_tiny_detector(tmp_path / "m.onnx", [[0.1, 0.2, 0.5, 0.6]], [0.8], [1], ["a", "b"])
+    engine = tmp_path / "m.engine"
+    built = CliRunner().invoke(app, ["build-engine", str(onnx_path), "-p", "fp32", "--backend", "tensorrt_rtx",
+                                     "-o", str(engine)])
+    assert built.exit_code == 0, built.output
+    (tmp_path / "img").mkdir()
+    from PIL import Image
+
+    Image.new("RGB", (30, 20)).save(tmp_path / "img" / "a.png")
+    result = CliRunner().invoke(app, ["infer", str(engine), "--images", str(tmp_path / "img"), "-o",
+                                      str(tmp_path / "out")])
+    assert result.exit_code == 1
+    assert "not usable here" in result.output and "no NVIDIA GPU" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out" / "a.png").exists()
