@@ -81,6 +81,8 @@ ROWS = [
     Row("ds-check-nvinferserver", C, 2, "nvinferserver", setup=write("config_infer.txt", TRITON)),
     Row("ds-check-engine-not-where-nvinfer-saves", C, 1, "rebuilt at every start",
         setup=_config_replace("model-engine-file=", "model-engine-file=engines/")),
+    Row("ds-check-engine-of-another-model", C, 1, "was not built from onnx-file",
+        setup=_then(_config_plus(), edit_json("{engine}.json", _other_model))),
     Row("ds-check-deepstream-unknown", f"{C} --deepstream 7.7", 2, "--deepstream 7.7", setup=_config_plus()),
     Row("ds-check-key-of-later-release", f"{C} --deepstream 6.3", 1, "from DeepStream 9.0 on",
         setup=_config_plus("strongly-typed=1\n")),
