@@ -63,7 +63,7 @@ class TensorRtRunner(CardRunner):
     """A serialized engine + sidecar, run through Polygraphy's TrtRunner on the GPU."""
 
     def __init__(self, engine_path: Path) -> None:
-        from trtdeploy.engine.backend import select_backend
+        from trtdeploy.engine.backend import LogRouter, make_trt_logger, select_backend
         from trtdeploy.engine.machine import current_machine
         from trtdeploy.engine.sidecar import check_usable, load_sidecar
 
@@ -78,10 +78,13 @@ class TensorRtRunner(CardRunner):
         self.backend = f"{backend.name} {sidecar.backend_version} (GPU)"
         trt: Any = backend.module
         poly_trt = _polygraphy_trt(backend.name)
-        runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        router = LogRouter()  # TensorRT's log goes through ours; its errors end up in our message
+        self._logger = make_trt_logger(backend, router)  # kept alive as long as the runtime
+        runtime = trt.Runtime(self._logger)
         engine: tensorrt.ICudaEngine | None = runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if engine is None:
-            raise InputError(f"TensorRT could not deserialize {engine_path.name}; rebuild it with build-engine")
+            detail = f": {router.errors[-1]}" if router.errors else ""
+            raise InputError(f"TensorRT could not deserialize {engine_path.name}{detail}; rebuild it with build-engine")
         self._engine = engine
         self.input_name = next(
             engine.get_tensor_name(i) for i in range(engine.num_io_tensors)
