@@ -124,3 +124,21 @@ def test_infer_keeps_images_of_the_same_name_apart(tmp_path):
     assert result.exit_code == 0, result.output
     sizes = {json.loads((out / f"a_{ext}.json").read_text())["width"] for ext in ("png", "jpg")}
     assert sizes == {50, 80}
+
+
+def test_a_static_batch_pads_the_last_batch_and_drops_the_padding(tmp_path):
+    model = write_tiny_detector(tmp_path / "m.onnx", BOXES, SCORES, CLASSES, LABELS, batch=2)
+    images = tmp_path / "images"
+    images.mkdir()
+    for i, size in enumerate(((50, 40), (80, 30), (64, 64))):
+        Image.new("RGB", size, (30 * i, 40, 50)).save(images / f"im{i}.png")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["infer", str(model), "--images", str(images), "-o", str(out), "-t", "0.5"])
+    assert result.exit_code == 0, result.output
+    rows = (out / "detections.tsv").read_text().splitlines()[1:]
+    assert len(rows) == 6  # 3 images x 2 detections, none from the padding image
+    for i, (w, h) in enumerate(((50, 40), (80, 30), (64, 64))):
+        document = json.loads((out / f"im{i}.json").read_text())
+        assert (document["width"], document["height"]) == (w, h)
+        # stretch: x1 of the first box is 0.10 * the image's own width
+        assert document["detections"][0]["box"][0] == pytest.approx(0.10 * w, abs=0.01)
