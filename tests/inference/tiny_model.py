@@ -54,7 +54,7 @@ def write_tiny_detector(
     ]
     inits = [numpy_helper.from_array(v, k) for k, v in consts.items()]
     inits += [numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
-              numpy_helper.from_array(np.array([batch, 1], np.int64), "shape1")]
+              numpy_helper.from_array(np.array([1, 1], np.int64), "shape1")]
     graph = helper.make_graph(
         nodes, "tiny_detector",
         [helper.make_tensor_value_info("input_tensor", TensorProto.FLOAT, [batch, h, w, 3])],
