@@ -120,3 +120,32 @@ def test_percentile() -> None:
         percentile_amax(hist, 0.0)
     with pytest.raises(CalibrationError, match="must be one of"):
         CalibrationMethod.parse("kl")
+
+
+
+def test_saturated_tensor_keeps_its_clamp_bound_where_kl_alone_clips_it() -> None:
+    # a ReLU bulk and 0.02% of the values clamped at exactly 40 (an upstream Clip's bound)
+    values = np.concatenate([np.maximum(RNG.normal(0.0, 1.0, 200_000), 0.0), np.full(40, 40.0)])
+    hist = AbsHistogram()
+    hist.add(values[::2])
+    hist.add(values[1::2])  # counted over batches
+    assert hist.at_max == 40
+    assert (entropy_bin(hist.counts) + 0.5) * hist.bin_width < 10.0  # the KL search alone clips the clamp
+    assert amax_from(hist, CalibrationMethod.ENTROPY) == 40.0
+
+
+def test_unsaturated_tensor_keeps_the_kl_choice() -> None:
+    # the same bulk with 40 distinct outliers: one value at the maximum, the KL choice stands
+    relu = _histogram(DISTRIBUTIONS["relu_with_outliers"])
+    assert relu.at_max == 1
+    assert amax_from(relu, CalibrationMethod.ENTROPY) == (entropy_bin(relu.counts) + 0.5) * relu.bin_width
+
+
+def test_at_max_restarts_when_a_larger_value_arrives() -> None:
+    hist = AbsHistogram()
+    hist.add(np.array([1.0, 1.0, -1.0, 0.5]))
+    assert (hist.max, hist.at_max) == (1.0, 3)
+    hist.add(np.array([2.0, 0.1]))
+    assert (hist.max, hist.at_max) == (2.0, 1)
+    hist.add(np.array([-2.0, 2.0]))
+    assert hist.at_max == 3

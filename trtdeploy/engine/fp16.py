@@ -196,8 +196,15 @@ def convert_to_fp16(model: onnx.ModelProto, keep_nodes: Iterable[str] = ()) -> t
     del graph.value_info[:]
     _toposort(graph)
     try:
-        onnx.checker.check_model(model)
-        model = onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+        # The checker knows no TensorRT plugin op (an EfficientNMS_TRT head): check the graph
+        # without them and what follows them, which holds every node this conversion changed.
+        from calibration.ort_calibrate import runnable_part
+
+        checked, removed = runnable_part(model)
+        onnx.checker.check_model(checked)
+        inferred = onnx.shape_inference.infer_shapes(checked, check_type=True, strict_mode=True)
+        if not removed:
+            model = inferred
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         raise GraphError(
             f"FP16 conversion produced an invalid graph ({exc}); keep the failing node float32 "
