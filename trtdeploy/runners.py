@@ -193,7 +193,11 @@ class OnnxRuntimeRunner(CardRunner):
         static = self.static_batch
         if static is not None and batch.shape[0] != static:
             raise InputError(f"the ONNX has a static batch of {static}; got {batch.shape[0]} images")
-        outputs = self.session.run(None, {self.input_name: batch})
+        try:
+            outputs = self.session.run(None, {self.input_name: batch})
+        except Exception as exc:  # noqa: BLE001 - ONNX Runtime's pybind errors share no base class we can name
+            message = " ".join(str(exc).split())
+            raise InputError(f"ONNX Runtime could not run {self.name}: {message[:300]}") from exc
         return dict(zip(self.output_names, outputs, strict=True))
 
     def run(self, images: np.ndarray) -> dict[str, np.ndarray]:
