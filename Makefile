@@ -38,7 +38,12 @@ demo: $(STAMP)
 	    --score-threshold 0.3 --force
 	$(BIN)/trtdeploy gen-ds-config $(DEMO_OUT)/ds.onnx -o $(DEMO_OUT)/deepstream --force
 	$(BIN)/trtdeploy check-ds-config $(DEMO_OUT)/deepstream/config_infer_primary_ds.txt
-	# 4. The trained shapes model (shared test data) converted, then infer on three of its validation
+	# 4. A CPU dry run of gst-nvinfer on the DeepStream config of step 3: the bundled model's detections
+	# as DeepStream would attach them, drawn into $(DEMO_OUT)/ds-run/ (<image>_ds.png, <image>.json)
+	# and matched against TensorFlow (exit 1 below 99%).
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/trtdeploy ds-run $(DEMO_OUT)/deepstream/config_infer_primary_ds.txt --num 4 \
+	    -o $(DEMO_OUT)/ds-run --compare-saved-model $(DEMO_MODEL)/saved_model --force
+	# 5. The trained shapes model (shared test data) converted, then infer on three of its validation
 	# images (boxes drawn into $(DEMO_OUT)/infer/) and the README's picture of them.
 	T=$${TRTDEPLOY_TEST_DATA:-../shared}/fixtures/ssd_mobilenet_v2_035_shapes_256; \
 	test -d $$T || { echo "trained model $$T not found: set TRTDEPLOY_TEST_DATA"; exit 1; }; \
@@ -48,11 +53,6 @@ demo: $(STAMP)
 	$(BIN)/trtdeploy infer $(DEMO_OUT)/trained.onnx --images $(DEMO_OUT)/trained_val -o $(DEMO_OUT)/infer \
 	    --threshold 0.5 --force
 	$(BIN)/python examples/make_readme_picture.py --onnx $(DEMO_OUT)/trained.onnx -o $(DEMO_OUT)/infer_example.png --force
-	# 5. A CPU dry run of gst-nvinfer on the DeepStream config of step 3: the bundled model's detections
-	# as DeepStream would attach them, drawn into $(DEMO_OUT)/ds-run/ (<image>_ds.png, <image>.json)
-	# and matched against TensorFlow (exit 1 below 99%).
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/trtdeploy ds-run $(DEMO_OUT)/deepstream/config_infer_primary_ds.txt --num 4 \
-	    -o $(DEMO_OUT)/ds-run --compare-saved-model $(DEMO_MODEL)/saved_model --force
 
 # Shared test data: ../shared (or TRTDEPLOY_TEST_DATA); missing data skips, or fails with
 # TRTDEPLOY_REQUIRE_DATA=1 (.ci/run). --durations=10 lists the slowest tests.
