@@ -3,7 +3,12 @@ performance summary (min / max / mean / median / percentiles, queries and images
 
 The input is real pixels (the bundled sample photos, preprocessed by the model's deploy card),
 not zeros or noise: the NMS stage's work depends on how many boxes pass its score threshold.
-Percentiles are NumPy's (linear interpolation between the two nearest timings).
+
+Statistics as trtexec computes them (NVIDIA/TensorRT samples/common/sampleReporting.cpp,
+commit 052281f: ``findPercentile`` l. 43-56, ``findMedian`` l. 61-75, ``printEpilog``): on the
+timings sorted ascending, percentile p is element ``max(n - 1 - int((1 - p/100) * n), 0)`` (no
+interpolation); the median is the middle element, or the mean of the two middle ones; throughput
+is queries divided by the host wall time of the timed run.
 """
 
 from __future__ import annotations
@@ -45,11 +50,21 @@ class BenchmarkResult:
         )
 
 
+def percentile(sorted_ms: np.ndarray, p: float) -> float:
+    """trtexec's percentile of ascending timings (see the module docstring)."""
+    n = len(sorted_ms)
+    # in float32 as trtexec's C++ (`float percentile`): 1 - 90/100 is 0.100000024 there, not 0.0999...
+    exclude = int((np.float32(1) - np.float32(p) / np.float32(100)) * np.float32(n))
+    return float(sorted_ms[max(n - 1 - exclude, 0)])
+
+
 def latency_stats(seconds: list[float]) -> dict[str, float]:
-    ms = np.asarray(seconds, np.float64) * 1000.0
+    ms = np.sort(np.asarray(seconds, np.float64) * 1000.0)
+    n = len(ms)
+    median = float(ms[n // 2]) if n % 2 else float((ms[n // 2 - 1] + ms[n // 2]) / 2)
     return {
-        "min": float(ms.min()), "max": float(ms.max()), "mean": float(ms.mean()),
-        **{f"p{q}": float(np.percentile(ms, q)) for q in (50, 90, 95, 99)},
+        "min": float(ms[0]), "max": float(ms[-1]), "mean": float(ms.mean()), "p50": median,
+        **{f"p{q}": percentile(ms, q) for q in (90, 95, 99)},
     }
 
 

@@ -107,3 +107,17 @@ def test_benchmark_prints_the_summary(tmp_path):
     assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
     refused = CliRunner().invoke(app, ["benchmark", str(model), "--cuda-graph"])
     assert refused.exit_code == 2 and "TensorRT engines only" in refused.output
+
+
+def test_latency_statistics_follow_trtexec():
+    from trtdeploy.benchmarking import latency_stats
+
+    # 10 timings 1..10 ms, shuffled. trtexec (NVIDIA/TensorRT samples/common/sampleReporting.cpp,
+    # findPercentile): element n-1-int((1-p/100)*n) of the sorted list, in C++ float arithmetic:
+    # p90 -> (1 - 0.9f) * 10 = 1.00000024 -> index 8 -> 9 ms; p99 -> int(0.1) = 0 -> index 9 -> 10 ms;
+    # findMedian of an even count: (5 + 6) / 2
+    stats = latency_stats([t / 1000 for t in (7, 3, 10, 1, 5, 9, 2, 8, 6, 4)])
+    assert stats["min"] == pytest.approx(1) and stats["max"] == pytest.approx(10)
+    assert stats["p50"] == pytest.approx(5.5) and stats["mean"] == pytest.approx(5.5)
+    assert stats["p90"] == pytest.approx(9) and stats["p99"] == pytest.approx(10)
+    assert latency_stats([0.002, 0.001, 0.003])["p50"] == pytest.approx(2)
