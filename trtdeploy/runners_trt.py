@@ -3,7 +3,13 @@
 Polygraphy is NVIDIA's own test harness, released with and run against every TensorRT
 version: its runner handles the 10/11 name-based I/O API (``set_input_shape``,
 ``set_tensor_address``, ``execute_async_v3``), data-dependent output shapes (the NMS layer)
-through an output allocator, and device buffers. Binding code of our own could not be run on
+through an output allocator, and device buffers. Read in polygraphy 0.53.6 (the version in
+this project's venv): backend/trt/runner.py ``TrtRunner.__init__`` (l. 179: engine or context,
+optimization profile, allocation strategy), ``activate_impl`` (l. 231; its ``self.stream`` is a
+``cuda.Stream``, l. 264), ``infer_impl(feed_dict, copy_outputs_to_host=True)`` (l. 600; inputs
+already on the device are not copied, outputs stay on it with ``copy_outputs_to_host=False``),
+``execute_async_v3`` on its stream (l. 507); cuda/cuda.py ``wrapper().handle`` is the ctypes
+handle of libcudart (l. 123-170); config.py l. 61 reads ``POLYGRAPHY_USE_TENSORRT_RTX``. Binding code of our own could not be run on
 this CPU-only machine; Polygraphy's is exercised by NVIDIA. For TensorRT-RTX engines Polygraphy
 is switched to ``tensorrt_rtx`` with ``POLYGRAPHY_USE_TENSORRT_RTX=1`` before its first import.
 
@@ -33,7 +39,7 @@ from trtdeploy.runners import CardRunner
 if TYPE_CHECKING:
     import tensorrt
 
-# cudaStreamCaptureModeThreadLocal (cuda_runtime_api.h enum cudaStreamCaptureMode)
+# enum cudaStreamCaptureMode of the CUDA runtime API (driver_types.h): Global 0, ThreadLocal 1, Relaxed 2
 CAPTURE_MODE_THREAD_LOCAL = 1
 
 
@@ -143,8 +149,9 @@ class TensorRtRunner(CardRunner):
         cuda.wrapper().check(lib.cudaStreamBeginCapture(ptr, ctypes.c_int(CAPTURE_MODE_THREAD_LOCAL)))
         context.execute_async_v3(stream.ptr)
         cuda.wrapper().check(lib.cudaStreamEndCapture(ptr, ctypes.byref(graph)))
-        # CUDA >= 12: cudaGraphInstantiate(cudaGraphExec_t*, cudaGraph_t, unsigned long long flags)
-        cuda.wrapper().check(lib.cudaGraphInstantiate(ctypes.byref(graph_exec), graph, ctypes.c_ulonglong(0)))
+        # cudaGraphInstantiate's signature changed in CUDA 12 (5 arguments before); the WithFlags
+        # form (cudaGraphExec_t*, cudaGraph_t, unsigned long long) is the same in 11.4+ and 12.x
+        cuda.wrapper().check(lib.cudaGraphInstantiateWithFlags(ctypes.byref(graph_exec), graph, ctypes.c_ulonglong(0)))
         host = np.ascontiguousarray(batch)
 
         def step() -> None:
