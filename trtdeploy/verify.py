@@ -91,6 +91,8 @@ def check_saved_model_provenance(card: DeployCard, saved_model: Path) -> int:
         actual = sha256_file(path) if path.is_file() else None
         if actual != digest:
             found = "is missing" if actual is None else f"has sha256 {actual[:12]}"
+            if actual is None and (folder / "saved_model" / rel).is_file():
+                found += f" (did you mean {folder / 'saved_model'}?)"
             raise InputError(
                 f"the ONNX was not made from {folder}: its deploy card records {rel} with sha256 {digest[:12]}, "
                 f"but {path} {found}; pass the saved model the ONNX was converted from"
