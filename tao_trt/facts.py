@@ -16,6 +16,7 @@ from typing import Any
 
 from tao_trt.spec import SpecMessage, message_at
 from trtdeploy.errors import InputError, UnsupportedModelError
+from trtdeploy.files import parse_yaml_text, read_text
 
 ARCHITECTURES = (
     "ssd",
@@ -167,13 +168,13 @@ def _read_label_source(path: Path | None, arch: str) -> list[str] | dict[int, st
     path = Path(path)
     if not path.is_file():
         raise InputError(f"labels file {path} not found")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path, "labels file")
     if path.suffix.lower() in (".yaml", ".yml"):
-        import yaml
-
-        data = yaml.safe_load(text)
+        data = parse_yaml_text(text, str(path))
         if not isinstance(data, dict):
             raise InputError(f"label map {path} must map class ids to names")
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in data):
+            raise InputError(f"label map {path} must map integer class ids to names")
         return {int(k): str(v) for k, v in data.items()}
     return [line.strip() for line in text.splitlines() if line.strip()]
 

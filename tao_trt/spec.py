@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from trtdeploy.errors import InputError
-from trtdeploy.files import read_text
+from trtdeploy.files import parse_yaml_text, read_text
 from trtdeploy.prototext import Message, parse_text
 
 SpecMessage = Message
@@ -26,15 +26,7 @@ def parse_proto_text(text: str, source: str = "spec") -> Message:
 
 
 def parse_yaml(text: str, source: str = "spec") -> dict[str, Any]:
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise InputError(f"{source}{where}: invalid YAML: {problem}") from exc
+    data = parse_yaml_text(text, source)
     if not isinstance(data, dict):
         raise InputError(f"{source}: a YAML spec must be a mapping at the top level")
     return data

@@ -142,3 +142,20 @@ def read_json_object(path: Path, what: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise InputError(f"{what} {path} is corrupt (not a JSON object)")
     return data
+
+
+def parse_yaml_text(text: str, source: str) -> Any:
+    """``yaml.safe_load`` with every failure as one InputError line naming ``source`` and, where
+    PyYAML knows it, line:column. PyYAML raises ValueError, not YAMLError, for some scalars it
+    takes for numbers (``0x_``, ``0b_``)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise InputError(f"{source}{where}: invalid YAML: {problem}") from exc
+    except (ValueError, OverflowError, RecursionError) as exc:
+        raise InputError(f"{source}: invalid YAML: a value PyYAML cannot read ({exc})") from exc

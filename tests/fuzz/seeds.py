@@ -76,7 +76,8 @@ TAO_YAML_SPEC = """dataset:
   image_size: "512,512"
 evaluate:
   min_score_thresh: 0.4
-  max_detections_per_image: 100
+  max_detections_per_image: 0x64
+  label_map: {1: car, 2: person}
 model:
   name: efficientdet-d0
 """
@@ -112,6 +113,8 @@ NVINFER_YAML = """property:
   network-mode: 2
   num-detected-classes: 4
   output-blob-names: num_detections;detection_boxes
+  gie-unique-id: 0x1
+  operate-on-class-ids: [0, 1, 2]
 class-attrs-all:
   pre-cluster-threshold: 0.2
   topk: 20

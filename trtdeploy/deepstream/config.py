@@ -322,6 +322,8 @@ def _read_yaml(text: str, path: Path) -> tuple[dict[str, dict[str, str]], list[s
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
         raise InputError(f"config {path}{where} is not valid YAML") from exc
+    except (ValueError, OverflowError, RecursionError) as exc:  # PyYAML's int('') on `0x_`
+        raise InputError(f"config {path} is not valid YAML: a value PyYAML cannot read ({exc})") from exc
     if not isinstance(data, dict):
         raise InputError(f"config {path} is not a YAML mapping")
     sections: dict[str, dict[str, str]] = {}
