@@ -144,14 +144,14 @@ def _check_outputs(onnx_path: Path, options: BuildOptions, engine_path: Path) ->
     """The engine, its sidecar and the caches it writes are never one of the inputs."""
     card = card_path_for(onnx_path)
     inputs = [onnx_path, card, *options.plugin_libs]
-    for path in (engine_path, sidecar_path(engine_path)):
-        check_output(path, options.force, inputs=[*inputs, options.calib_cache, options.timing_cache])
+    for written in (engine_path, sidecar_path(engine_path)):
+        check_output(written, options.force, inputs=[*inputs, options.calib_cache, options.timing_cache])
     check_same_outputs([engine_path, sidecar_path(engine_path), options.timing_cache, options.calib_cache])
-    for flag, path in (("--timing-cache", options.timing_cache), ("--calib-cache", options.calib_cache)):
-        if path is not None:
-            check_not_input(Path(path), inputs, what=flag)
-            if Path(path).is_dir():
-                raise UsageError(f"{flag} {path} is a folder; give a file name")
+    for flag, cache in (("--timing-cache", options.timing_cache), ("--calib-cache", options.calib_cache)):
+        if cache is not None:
+            check_not_input(Path(cache), inputs, what=flag)
+            if Path(cache).is_dir():
+                raise UsageError(f"{flag} {cache} is a folder; give a file name")
 
 
 def _check_calib_cache(prep: _Prepared, options: BuildOptions) -> None:
