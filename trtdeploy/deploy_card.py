@@ -9,7 +9,7 @@ Conventions (schema version 1):
 * Preprocessing is DeepStream's formula on 0-255 pixels in ``color_order``:
   ``tensor = scale * (pixel - offsets[c])``. A model that normalises inside the graph
   (TFOD) has ``scale = 1`` and zero offsets.
-* ``output.layout`` names the output contract; see ``OUTPUT_LAYOUTS``.
+* ``output.layout`` (+ ``output.ds_parser``) stores the output contract (trtdeploy.contracts).
 * Class ids are indices into ``labels`` (``class_id_base`` says where they start); the
   background rule applied to ``labels`` is recorded in ``background``.
 """
@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from trtdeploy import contracts
 from trtdeploy.errors import InputError
 from trtdeploy.files import read_json_object, write_text_atomic
 
@@ -33,96 +34,19 @@ ResizeMode = Literal["stretch", "letterbox"]
 PadCorner = Literal["center", "top_left"]
 NmsKind = Literal["efficient", "batched", "onnx", "none", "nms_trt", "other"]
 
-# Output layouts and what their tensors are (in order):
-#   tfod:       num_detections i32 [B,1], detection_boxes f32 [B,K,4] normalised y1,x1,y2,x2,
-#               detection_scores f32 [B,K], detection_classes i32 [B,K] (0-based into labels)
-#   deepstream: the same four names in the same order, shaped for the DeepStream bbox parser
-#               variant named in ``ds_parser`` (trtdeploy.nms.heads.DS_OUTPUTS): ``count_dtype``,
-#               ``box_format``, ``box_units`` and ``class_dtype`` say exactly what each tensor holds.
-#               A card without ``ds_parser`` (written before variants existed) is sdk-efficientdet:
-#               int32 count, PIXEL y1,x1,y2,x2 boxes, float32 classes.
-#   batched:    BatchedNMS_TRT: num_detections i32 [B,1], nmsed_boxes [B,K,4], nmsed_scores
-#               [B,K], nmsed_classes f32 [B,K] (boxes x1,y1,x2,y2 when ds_parser is batchednms)
-#   raw:        no NMS: boxes f32 [B,A,4] and scores f32 [B,A,C] (DeepStream clusters them)
-OUTPUT_LAYOUTS = ("tfod", "deepstream", "batched", "raw", "nms_trt", "other")
+# Output contracts (which tensors, dtypes, box order and units, readers, producing heads and
+# DeepStream readers) are registered objects in trtdeploy.contracts; a card stores one as
+# ``output.layout`` (+ ``output.ds_parser``) and ``OutputSpec.contract`` maps them back. The
+# names below are views of that registry for the modules that import them from here.
+OUTPUT_LAYOUTS = contracts.layouts()
 BOX_FORMATS = ("y1x1y2x2", "x1y1x2y2", "cxcywh")
 BOX_UNITS = ("normalized", "pixels")
-# The DeepStream parser variant of a 'deepstream' card that names none (trtdeploy.nms.heads).
-LEGACY_DS_PARSER = "sdk-efficientdet"
-
-
-TFOD_NAMES = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
-BATCHED_NAMES = ("num_detections", "nmsed_boxes", "nmsed_scores", "nmsed_classes")
-
-
-@dataclass(frozen=True)
-class DsOutputs:
-    """The outputs create-onnx emits for one DeepStream parser variant.
-
-    Keys of ``DS_OUTPUTS`` are the variant keys of ``trtdeploy.deepstream.parsers``; every fact
-    is what the parser's C source does with the buffers nvinfer hands it (cited per entry).
-    Class ids are 0-based into the deploy card's labels in every variant, which is the index
-    each of these parsers uses for the label line and the per-class threshold.
-    """
-
-    layout: str  # deploy-card output layout
-    kinds: tuple[str, ...]  # NMS heads that can produce it
-    names: tuple[str, ...]  # in output order
-    count_dtype: str
-    box_format: str
-    box_units: str
-    class_dtype: str
-    found_by: str  # "name" or "position"
-
-    def describe(self) -> str:
-        """One line for --help and error messages."""
-        units = "pixel" if self.box_units == "pixels" else "normalised"
-        order = ",".join(self.box_format[i : i + 2] for i in range(0, 8, 2))
-        return (
-            f"{', '.join(self.names)} (by {self.found_by}); count {self.count_dtype}, {units} {order} boxes, "
-            f"{self.class_dtype} classes"
-        )
-
-
-DS_OUTPUTS: dict[str, DsOutputs] = {
-    # DeepStream SDK nvdsinfer_custombboxparser.cpp, NvDsInferParseCustomTfSSD
-    # (hiennguyen9874/deepstream-sources branch 6.3, lines 214-278; same code in 5.0-6.2): finds
-    # the layers BY NAME and only if their dataType is FLOAT (l. 221), num_detections optional and
-    # read as float (l. 240), classes read as float and used directly as the label index (l. 249-253),
-    # boxes normalised y1,x1,y2,x2 scaled by the network size (l. 254-260).
-    "sdk-tfssd": DsOutputs(
-        "deepstream", ("efficient", "onnx"), TFOD_NAMES, "float32", "y1x1y2x2", "normalized", "float32", "name"
-    ),
-    # Same file, NvDsInferParseCustomEfficientDetTAO (branch 6.3, lines 607-672; 6.1 l. 530, 6.2 l. 598):
-    # exactly 4 outputs BY POSITION (l. 613), count int32 (l. 620), classes float (l. 627),
-    # left = box[1], top = box[0] in PIXELS (l. 658-661), asserts the largest box value >= 2 (l. 640).
-    "sdk-efficientdet": DsOutputs(
-        "deepstream", ("efficient", "onnx"), TFOD_NAMES, "int32", "y1x1y2x2", "pixels", "float32", "position"
-    ),
-    # NVIDIA-AI-IOT/deepstream_tao_apps post_processor/nvdsinfer_custombboxparser_tao.cpp,
-    # NvDsInferParseCustomEfficientDetTAO (master lines 469-531, same since release/tao4.0_ds6.3ga
-    # l. 334): exactly 4 outputs (l. 473) found BY NAME (l. 486-497), count int32, classes int32
-    # (l. 495), `break` at a class >= num-detected-classes (l. 507), pixel y1,x1,y2,x2 (l. 517-520).
-    "tao-efficientdet": DsOutputs(
-        "deepstream", ("efficient", "onnx"), TFOD_NAMES, "int32", "y1x1y2x2", "pixels", "int32", "name"
-    ),
-    # deepstream_tao_apps release/tao3.0_ds6.2ga (and tao3.0_ds6.1.1ga), same file,
-    # NvDsInferParseCustomEfficientDetTAO l. 325-396: by position with float classes (l. 344), as the SDK's.
-    "tao-efficientdet-6.2": DsOutputs(
-        "deepstream", ("efficient", "onnx"), TFOD_NAMES, "int32", "y1x1y2x2", "pixels", "float32", "position"
-    ),
-    # deepstream_tao_apps release/tao4.0_ds6.2ga, l. 334-381: by position but int32 classes (l. 349).
-    "tao-efficientdet-6.2-tao4": DsOutputs(
-        "deepstream", ("efficient", "onnx"), TFOD_NAMES, "int32", "y1x1y2x2", "pixels", "int32", "position"
-    ),
-    # DeepStream SDK nvdsinfer_custombboxparser.cpp, NvDsInferParseCustomBatchedNMSTLT (branch 6.3,
-    # lines 467-530; 6.0 l. 384): exactly 4 outputs BY POSITION (l. 473), count int32, boxes, scores
-    # and classes float (l. 484-487), boxes normalised x1,y1,x2,y2: left = box[0] * width,
-    # top = box[1] * height (l. 518-523).
-    "batchednms": DsOutputs(
-        "batched", ("batched",), BATCHED_NAMES, "int32", "x1y1x2y2", "normalized", "float32", "position"
-    ),
-}
+LEGACY_DS_PARSER = contracts.LEGACY_DS_PARSER
+TFOD_NAMES = contracts.TFOD_NAMES
+BATCHED_NAMES = contracts.BATCHED_NAMES
+DsOutputs = contracts.OutputContract
+# DeepStream parser variant key -> the contract create-onnx shapes for it.
+DS_OUTPUTS: dict[str, contracts.OutputContract] = contracts.ds_contracts()
 
 
 def default_ds_parser() -> str:
@@ -180,7 +104,7 @@ class NmsParams:
 @dataclass
 class OutputSpec:
     nms: NmsKind
-    layout: str  # one of OUTPUT_LAYOUTS
+    layout: str  # the stored form of the output contract (trtdeploy.contracts); see ``contract``
     names: list[str]
     num_classes: int
     box_format: str = "y1x1y2x2"
@@ -190,6 +114,11 @@ class OutputSpec:
     max_detections: int = 100
     count_dtype: str = "int32"  # dtype of the detection count tensor (NMS layouts)
     ds_parser: str = ""  # DeepStream parser variant the outputs are shaped for ("" = none named)
+
+    @property
+    def contract(self) -> contracts.OutputContract:
+        """The registered output contract these fields store (InputError when none does)."""
+        return contracts.contract_for_output(self.layout, self.ds_parser)
 
 
 @dataclass
@@ -262,8 +191,10 @@ class DeployCard:
         """Internal consistency; raises InputError naming the field."""
         if self.input.layout not in ("NHWC", "NCHW") or len(self.input.shape) != 4:
             raise InputError(f"{source}: input must be a 4-D NHWC or NCHW tensor, got {self.input}")
-        if self.output.layout not in OUTPUT_LAYOUTS:
-            raise InputError(f"{source}: unknown output layout {self.output.layout!r}")
+        try:
+            self.output.contract  # noqa: B018 - the layout must store a registered contract
+        except InputError as exc:
+            raise InputError(f"{source}: {exc}") from exc
         if self.output.box_format not in BOX_FORMATS or self.output.box_units not in BOX_UNITS:
             raise InputError(f"{source}: unknown box format/units {self.output.box_format}/{self.output.box_units}")
         if self.output.num_classes != len(self.labels):

@@ -10,21 +10,26 @@
   EfficientNMS outputs (TensorRT builds it with its NMS layer; ONNX Runtime runs it natively).
 * ``none``: no NMS; decoded boxes and scores become the outputs (DeepStream clusters them).
 
-Output names and tensors per layout (B = batch, K = ``params.max_detections``, A anchors,
-C classes):
+Output contracts (trtdeploy.contracts; B = batch, K = ``params.max_detections``, A boxes,
+C classes), chosen by ``layout`` (+ ``ds_parser``) and the boxes' shape:
 
 * ``tfod`` (efficient, onnx): ``num_detections`` int32 [B,1], ``detection_boxes`` float32
   [B,K,4] normalised y1,x1,y2,x2, ``detection_scores`` float32 [B,K], ``detection_classes``
   int32 [B,K], 0-based; rows past num_detections are zero.
 * ``deepstream`` (efficient, onnx): the four tensors one DeepStream bbox parser variant reads
-  (``ds_parser``, a key of ``DS_OUTPUTS``): names, order, count dtype, box order and units and
-  class dtype exactly as that parser's source reads them (see ``DS_OUTPUTS``). Without a
-  variant: ``sdk-efficientdet`` (what this layout always was).
+  (``ds_parser``, a key of ``contracts.ds_contracts()``): names, order, count dtype, box order
+  and units and class dtype exactly as that parser's source reads them. Without a variant:
+  ``sdk-efficientdet`` (what this layout always was).
 * ``batched`` (batched): ``num_detections`` int32 [B,1], ``nmsed_boxes`` float32 [B,K,4]
   normalised y1,x1,y2,x2 clipped to [0,1], ``nmsed_scores`` float32 [B,K], ``nmsed_classes``
   float32 [B,K]; padding rows have class -1. With ``ds_parser="batchednms"`` the boxes are
   x1,y1,x2,y2 (the order NvDsInferParseCustomBatchedNMSTLT reads).
-* ``raw`` (none): ``boxes`` float32 [B,A,4], ``scores`` float32 [B,A,C].
+* ``raw`` (none): ``boxes`` float32 [B,A,4], ``scores`` float32 [B,A,C]; with per-class boxes
+  the ``raw-per-class`` contract: ``boxes`` [B,A,C,4].
+
+Boxes may be shared by all classes [B,A,4] or one per class [B,A,C,4] (two-stage detectors):
+efficient, batched and none take both; the onnx head (ONNX NonMaxSuppression takes boxes
+[B,A,4] shared by every class) takes shared boxes only.
 
 Every node and intermediate tensor this module adds is named ``nms/...``.
 """
@@ -37,15 +42,9 @@ import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
-from trtdeploy.deploy_card import (
-    BATCHED_NAMES,
-    DS_OUTPUTS,
-    LEGACY_DS_PARSER,
-    TFOD_NAMES,
-    DsOutputs,
-    NmsParams,
-    OutputSpec,
-)
+from trtdeploy import contracts
+from trtdeploy.contracts import BATCHED_NAMES, LEGACY_DS_PARSER, TFOD_NAMES, OutputContract
+from trtdeploy.deploy_card import NmsParams, OutputSpec
 from trtdeploy.errors import GraphError, UsageError
 from trtdeploy.graph_passes import add_node, const
 from trtdeploy.nms.onnx_head import add_onnx_nms
@@ -53,28 +52,21 @@ from trtdeploy.nms.reference import BATCHED_NMS_MAX_TOP_K
 
 NMS_KINDS = ("efficient", "batched", "onnx", "none")
 
-# Which output layouts each kind can produce; the first is the default.
+# Which output layouts each kind can produce (from the contract registry); the first is the
+# default. Per-class boxes pick their own contract, so they are not a choice here.
 KIND_LAYOUTS: dict[str, tuple[str, ...]] = {
-    "efficient": ("tfod", "deepstream"),
-    "onnx": ("tfod", "deepstream"),
-    "batched": ("batched",),
-    "none": ("raw",),
+    kind: tuple(dict.fromkeys(c.layout for c in contracts.for_head(kind) if not c.per_class_boxes))
+    for kind in NMS_KINDS
 }
 
-RAW_NAMES = ("boxes", "scores")
-
-# layout -> (output names, box units, class dtype); boxes are y1,x1,y2,x2 in every layout.
-# The raw layout has no class tensor: the class is the argmax of the float scores.
-_CONTRACTS = {
-    "tfod": (TFOD_NAMES, "normalized", "int32"),
-    "batched": (BATCHED_NAMES, "normalized", "float32"),
-    "raw": (RAW_NAMES, "normalized", "float32"),
-}
+RAW_NAMES = contracts.RAW_NAMES
+# The heads that take per-class boxes [B,A,C,4] (see the module docstring).
+PER_CLASS_KINDS = ("efficient", "batched", "none")
 
 
 def ds_variants_for(kind: str) -> list[str]:
     """The DeepStream parser variants an NMS head can produce outputs for."""
-    return [key for key, out in DS_OUTPUTS.items() if kind in out.kinds]
+    return contracts.ds_variants_for(kind)
 
 
 def add_nms_head(
@@ -89,14 +81,57 @@ def add_nms_head(
 ) -> OutputSpec:
     """Append an NMS head of ``kind`` to ``graph`` and make its outputs the graph outputs.
 
-    ``boxes``: float32 [B,A,4] decoded, normalised y1,x1,y2,x2 in [0,1]; ``scores``: float32
-    [B,A,C] activated, background removed. B may be dynamic; A and C must be static.
-    ``layout`` must be one of ``KIND_LAYOUTS[kind]``; ``input_hw`` (network input height,
-    width) scales boxes to pixels for the ``deepstream`` layout. ``ds_parser`` (a key of
-    ``DS_OUTPUTS``) shapes the outputs for that DeepStream parser; it must match ``kind`` and
-    ``layout``. Returns the OutputSpec of the new outputs. Raises UsageError for bad options and
-    GraphError for bad tensors.
+    ``boxes``: float32 [B,A,4] (or per class [B,A,C,4]) decoded, normalised y1,x1,y2,x2 in
+    [0,1]; ``scores``: float32 [B,A,C] activated, background removed. B may be dynamic; A and
+    C must be static. ``layout`` must be one of ``KIND_LAYOUTS[kind]``; ``input_hw`` (network
+    input height, width) scales boxes to pixels for the ``deepstream`` layout. ``ds_parser``
+    (a DeepStream parser variant key) shapes the outputs for that parser; it must match
+    ``kind`` and ``layout``. Returns the OutputSpec of the new outputs. Raises UsageError for
+    bad options and GraphError for bad tensors.
     """
+    out = _choose_contract(kind, layout, ds_parser)
+    batch, num_anchors, num_classes, per_class = _check_inputs(boxes, scores)
+    if per_class and kind not in PER_CLASS_KINDS:
+        raise UsageError(
+            f"the {kind} NMS head takes boxes shared by all classes [B,A,4] (ONNX NonMaxSuppression has no "
+            f"per-class boxes), got {boxes.name!r} {boxes.shape}; use --nms {' or '.join(PER_CLASS_KINDS[:2])}"
+        )
+    if per_class and kind == "none":
+        out = contracts.contract("raw-per-class")
+    _check_params(params, kind)
+    if out.layout == "deepstream":
+        _check_input_hw(input_hw)
+
+    if kind == "none":
+        shapes = out.shapes(batch, params.max_detections, num_anchors, num_classes)
+        graph.outputs = [
+            _identity(graph, boxes, RAW_NAMES[0], np.float32, shapes[0]),
+            _identity(graph, scores, RAW_NAMES[1], np.float32, shapes[1]),
+        ]
+    elif kind == "batched":
+        if out.box_format == "x1y1x2y2":
+            # The plugin's IoU and clipping are the same in either order; the parser is not.
+            boxes = _swap_xy(graph, boxes, "nms/boxes_x1y1x2y2")
+        graph.outputs = _batched_head(graph, boxes, scores, params, batch, num_anchors, num_classes)
+    else:
+        graph.outputs = _nms_then_shape(graph, boxes, scores, kind, params, out, input_hw,
+                                        (batch, num_anchors, num_classes))
+    return OutputSpec(
+        nms=kind,  # type: ignore[arg-type]
+        layout=out.layout,
+        names=list(out.names),
+        num_classes=num_classes,
+        box_format=out.box_format,
+        box_units=out.box_units,
+        class_dtype=out.class_dtype,
+        max_detections=params.max_detections,
+        count_dtype=out.count_dtype,
+        ds_parser=out.ds_parser,
+    )
+
+
+def _choose_contract(kind: str, layout: str, ds_parser: str | None) -> OutputContract:
+    """The registered contract for (kind, layout, ds_parser); UsageError for a bad combination."""
     if kind not in NMS_KINDS:
         raise UsageError(f"unknown NMS kind {kind!r}; choose one of {', '.join(NMS_KINDS)}")
     if layout not in KIND_LAYOUTS[kind]:
@@ -105,84 +140,59 @@ def add_nms_head(
         )
     if layout == "deepstream" and ds_parser is None:
         ds_parser = LEGACY_DS_PARSER
-    ds = _check_ds_parser(ds_parser, kind, layout)
-    batch, num_anchors, num_classes = _check_inputs(boxes, scores)
-    _check_params(params, kind)
-    if layout == "deepstream":
-        _check_input_hw(input_hw)
-
-    if kind == "none":
-        graph.outputs = [
-            _identity(graph, boxes, RAW_NAMES[0], np.float32, [batch, num_anchors, 4]),
-            _identity(graph, scores, RAW_NAMES[1], np.float32, [batch, num_anchors, num_classes]),
-        ]
-    elif kind == "batched":
-        if ds is not None and ds.box_format == "x1y1x2y2":
-            # The plugin's IoU and clipping are the same in either order; the parser is not.
-            boxes = _swap_xy(graph, boxes, "nms/boxes_x1y1x2y2")
-        graph.outputs = _batched_head(graph, boxes, scores, params, batch, num_anchors, num_classes)
-    else:
-        # For the deepstream layout the NMS outputs are intermediate tensors named nms/...
-        nms_names = TFOD_NAMES if layout == "tfod" else tuple(f"nms/{name}" for name in TFOD_NAMES)
-        for name in nms_names + (ds.names if ds is not None else ()):
-            _refuse_taken_name(graph, name)
-        if kind == "efficient":
-            outputs = _efficient_head(graph, boxes, scores, params, batch, nms_names)
-        else:
-            outputs = add_onnx_nms(
-                graph, boxes, scores, params, batch, num_anchors, num_classes, nms_names
-            )
-        if ds is not None:
-            outputs = _to_deepstream(graph, outputs, input_hw, batch, params.max_detections, ds)
-        graph.outputs = outputs
-
-    if ds is not None:
-        names, box_format, box_units, class_dtype, count_dtype = (
-            ds.names, ds.box_format, ds.box_units, ds.class_dtype, ds.count_dtype
-        )
-    else:
-        names, box_units, class_dtype = _CONTRACTS[layout]
-        box_format, count_dtype = "y1x1y2x2", "int32"
-    return OutputSpec(
-        nms=kind,  # type: ignore[arg-type]
-        layout=layout,
-        names=list(names),
-        num_classes=num_classes,
-        box_format=box_format,
-        box_units=box_units,
-        class_dtype=class_dtype,
-        max_detections=params.max_detections,
-        count_dtype=count_dtype,
-        ds_parser=ds_parser or "",
-    )
-
-
-def _check_ds_parser(ds_parser: str | None, kind: str, layout: str) -> DsOutputs | None:
     if ds_parser is None:
-        return None
-    ds = DS_OUTPUTS.get(ds_parser)
-    if ds is None:
-        raise UsageError(f"unknown DeepStream parser variant {ds_parser!r}; choose one of {', '.join(DS_OUTPUTS)}")
-    if kind not in ds.kinds or layout != ds.layout:
+        return contracts.contract_for_output(layout)
+    shaped = contracts.ds_contracts().get(ds_parser)
+    if shaped is None:
+        known = ", ".join(contracts.ds_contracts())
+        raise UsageError(f"unknown DeepStream parser variant {ds_parser!r}; choose one of {known}")
+    if kind not in shaped.heads or layout != shaped.layout:
         raise UsageError(
-            f"DeepStream parser variant {ds_parser} needs --nms {' or '.join(ds.kinds)}; "
+            f"DeepStream parser variant {ds_parser} needs --nms {' or '.join(shaped.heads)}; "
             f"--nms {kind} can feed {', '.join(ds_variants_for(kind)) or 'no DeepStream parser'}"
         )
-    return ds
+    return shaped
 
 
-def _check_inputs(boxes: gs.Variable, scores: gs.Variable) -> tuple[Any, int, int]:
-    """Validate shapes; return (batch dim for output shapes, A, C)."""
-    for tensor, what in ((boxes, "boxes [B,A,4]"), (scores, "scores [B,A,C]")):
-        if tensor.shape is None or len(tensor.shape) != 3:
+def _nms_then_shape(
+    graph: gs.Graph,
+    boxes: gs.Variable,
+    scores: gs.Variable,
+    kind: str,
+    params: NmsParams,
+    out: OutputContract,
+    input_hw: tuple[int, int],
+    dims: tuple[Any, int, int],
+) -> list[gs.Variable]:
+    """The EfficientNMS-shaped heads (efficient, onnx), reshaped for a DeepStream parser."""
+    batch, num_anchors, num_classes = dims
+    # For a DeepStream contract the NMS outputs are intermediate tensors named nms/...
+    nms_names = TFOD_NAMES if not out.ds_parser else tuple(f"nms/{name}" for name in TFOD_NAMES)
+    for name in nms_names + (out.names if out.ds_parser else ()):
+        _refuse_taken_name(graph, name)
+    if kind == "efficient":
+        outputs = _efficient_head(graph, boxes, scores, params, batch, nms_names)
+    else:
+        outputs = add_onnx_nms(graph, boxes, scores, params, batch, num_anchors, num_classes, nms_names)
+    if out.ds_parser:
+        outputs = _to_deepstream(graph, outputs, input_hw, batch, params.max_detections, out)
+    return outputs
+
+
+def _check_inputs(boxes: gs.Variable, scores: gs.Variable) -> tuple[Any, int, int, bool]:
+    """Validate shapes; return (batch dim for output shapes, A, C, per-class boxes)."""
+    per_class = boxes.shape is not None and len(boxes.shape) == 4
+    for tensor, what, rank in ((boxes, "boxes [B,A,4] or [B,A,C,4]", 4 if per_class else 3),
+                               (scores, "scores [B,A,C]", 3)):
+        if tensor.shape is None or len(tensor.shape) != rank:
             raise GraphError(
-                f"NMS head: {what} input {tensor.name!r} must be 3-D, got shape {tensor.shape}"
+                f"NMS head: {what} input {tensor.name!r} must be {rank}-D, got shape {tensor.shape}"
             )
         if tensor.dtype is not None and np.dtype(tensor.dtype) != np.float32:
             raise GraphError(
                 f"NMS head: {what} input {tensor.name!r} must be float32, got {tensor.dtype}"
             )
-    num_anchors, last = boxes.shape[1], boxes.shape[2]
+    num_anchors, last = boxes.shape[1], boxes.shape[-1]
     num_classes = scores.shape[2]
     if last != 4:
         raise GraphError(
@@ -198,10 +208,14 @@ def _check_inputs(boxes: gs.Variable, scores: gs.Variable) -> tuple[Any, int, in
         raise GraphError(
             f"NMS head: boxes {boxes.shape} and scores {scores.shape} disagree on the number of boxes"
         )
+    if per_class and boxes.shape[2] != num_classes:
+        raise GraphError(
+            f"NMS head: per-class boxes {boxes.shape} must have one box per class of scores {scores.shape}"
+        )
     batch = boxes.shape[0]
     if not (isinstance(batch, str) or (isinstance(batch, int) and batch > 0)):
         batch = "batch"
-    return batch, num_anchors, num_classes
+    return batch, num_anchors, num_classes, per_class
 
 
 def _check_params(params: NmsParams, kind: str) -> None:
@@ -317,11 +331,13 @@ def _batched_head(
         )
     for name in BATCHED_NAMES:
         _refuse_taken_name(graph, name)
-    boxes4 = _unsqueeze(graph, boxes, axis=2, name="nms/boxes_per_class")
+    # Shared boxes become [B,A,1,4] (shareLocation 1); per-class boxes [B,A,C,4] go in as they are.
+    share = len(boxes.shape) == 3
+    boxes4 = _unsqueeze(graph, boxes, axis=2, name="nms/boxes_per_class") if share else boxes
     outputs = _detection_outputs(BATCHED_NAMES, batch, params.max_detections, np.float32)
     attrs = {
         "plugin_version": "1",
-        "shareLocation": 1,
+        "shareLocation": int(share),
         "backgroundLabelId": -1,
         "numClasses": int(num_classes),
         "topK": int(top_k),
@@ -357,7 +373,8 @@ def _unsqueeze(graph: gs.Graph, tensor: gs.Tensor, axis: int, name: str) -> gs.V
 def _swap_xy(graph: gs.Graph, boxes: gs.Variable, name: str) -> gs.Variable:
     """[..., 4] y1,x1,y2,x2 <-> x1,y1,x2,y2 (the same permutation both ways)."""
     order = const(f"{name}/order", np.array([1, 0, 3, 2], np.int64))
-    (out,) = add_node(graph, "Gather", [boxes, order], name, dtypes=[np.float32], attrs={"axis": 2})
+    axis = len(boxes.shape) - 1 if boxes.shape is not None else 2
+    (out,) = add_node(graph, "Gather", [boxes, order], name, dtypes=[np.float32], attrs={"axis": axis})
     out.shape = list(boxes.shape) if boxes.shape is not None else None
     return out
 
@@ -372,10 +389,10 @@ def _to_deepstream(
     input_hw: tuple[int, int],
     batch: Any,
     k: int,
-    ds: DsOutputs,
+    ds: OutputContract,
 ) -> list[gs.Variable]:
     """Turn the tfod tensors (int32 count, normalised y1,x1,y2,x2, int32 classes) into exactly
-    what one DeepStream parser variant reads (see ``DS_OUTPUTS`` for the source of each fact).
+    what one DeepStream parser variant reads (trtdeploy.contracts cites the source of each fact).
 
     Parsers read the buffers as raw memory, so a dtype is never left to chance: the count and
     class tensors are cast (or passed through) to the variant's dtype.
