@@ -1,49 +1,30 @@
-"""create-onnx for TF2 Object Detection API SSD models.
+"""create-onnx for TF2 Object Detection API models, whose family comes from the registry.
 
 Stages (each a plain function, so tests and notebooks can reuse a converted core):
-``prepare`` checks inputs and reads pipeline.config / label map (no TensorFlow),
-``convert_core`` cuts and converts the network and decodes boxes (TensorFlow + tf2onnx),
+``prepare`` checks inputs, finds the model family (``trtdeploy.families``: today TFOD SSD,
+``tfod_trt.families.ssd``) and reads pipeline.config / label map (no TensorFlow),
+``convert_core`` converts the network and runs the family's core passes (TensorFlow + tf2onnx),
 ``attach_head`` appends the NMS head and makes the deploy card, ``create_onnx`` does all
 three and writes ``model.onnx`` + ``model.deploy.json``.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import onnx
 
-from tfod_trt.passes import CORE_PASSES, HEAD_PASSES
-from tfod_trt.passes.class_scores import first_class_column
-from tfod_trt.pipeline_config import (
-    SSD_FEATURE_EXTRACTORS,
-    TfodConfig,
-    read_label_map,
-    read_pipeline_config,
-)
-from tfod_trt.tf_graph import FAMILY, FrozenModel
-from tfod_trt.tf_graph import convert_core as convert_tf_core
-from trtdeploy import __version__
-from trtdeploy.deploy_card import (
-    DS_OUTPUTS,
-    DeployCard,
-    InputSpec,
-    NmsParams,
-    Preprocess,
-    Provenance,
-    card_path_for,
-    default_ds_parser,
-)
+from tfod_trt.families.ssd import source_hashes  # noqa: F401 - re-exported (its home was here)
+from tfod_trt.pipeline_config import TfodConfig, read_label_map
+from trtdeploy import families
+from trtdeploy.deploy_card import DS_OUTPUTS, DeployCard, NmsParams, card_path_for, default_ds_parser
 from trtdeploy.errors import InputError, UsageError
-from trtdeploy.files import atomic_path, check_output, sha256_file
-from trtdeploy.graph_passes import PassContext, run_passes
+from trtdeploy.families import Core, Family, ModelSource
+from trtdeploy.files import check_output
 from trtdeploy.log import get_logger
 from trtdeploy.nms import KIND_LAYOUTS, NMS_KINDS
 from trtdeploy.nms.heads import ds_variants_for
@@ -89,14 +70,11 @@ class Prepared:
     nms: str = "efficient"
     output_layout: str = "tfod"
     ds_parser: str | None = None
+    family: Family | None = None  # from the registry (None: TFOD SSD)
 
-
-@dataclass
-class Core:
-    """The converted network up to decoded boxes [B,A,4] and class scores [B,A,C]."""
-
-    model: onnx.ModelProto
-    facts: dict[str, Any] = field(default_factory=dict)
+    @property
+    def model_family(self) -> Family:
+        return self.family or families.get("tfod_ssd")
 
 
 @dataclass
@@ -139,17 +117,9 @@ def resolve_output(nms: str | None, output_layout: str | None, ds_parser: str | 
     return head, layout, None
 
 
-def prepare(options: CreateOnnxOptions) -> Prepared:
-    """Validate every option and input and read the model's facts; fast and TensorFlow-free.
-
-    Everything that can be checked before the conversion is checked here, so a bad option
-    never costs a conversion."""
-    saved_model = Path(options.saved_model)
-    if not saved_model.exists():
-        raise InputError(f"saved model folder {saved_model} not found")
-    if not saved_model.is_dir() or not any((saved_model / f).is_file() for f in ("saved_model.pb", "saved_model.pbtxt")):
-        hint = " (did you mean its saved_model/ subfolder?)" if (saved_model / "saved_model").is_dir() else ""
-        raise InputError(f"{saved_model} is not a TensorFlow saved model: no saved_model.pb{hint}")
+def check_options(options: CreateOnnxOptions) -> tuple[str, str, str | None]:
+    """Refuse options out of range or contradicting each other; returns the resolved
+    (NMS head, output layout, DeepStream parser variant)."""
     nms, layout, ds_parser = resolve_output(options.nms, options.output_layout, options.ds_parser)
     if options.input_format not in ("nhwc", "nchw"):
         raise UsageError(f"--input-format {options.input_format!r} must be nhwc or nchw")
@@ -170,6 +140,22 @@ def prepare(options: CreateOnnxOptions) -> Prepared:
             raise UsageError(f"{name} must be in [0, 1], got {value}")
     if options.max_detections is not None and options.max_detections < 1:
         raise UsageError(f"--max-detections must be >= 1, got {options.max_detections}")
+    return nms, layout, ds_parser
+
+
+def prepare(options: CreateOnnxOptions) -> Prepared:
+    """Validate every option and input, find the model family and read the model's facts;
+    fast and TensorFlow-free.
+
+    Everything that can be checked before the conversion is checked here, so a bad option
+    never costs a conversion."""
+    saved_model = Path(options.saved_model)
+    if not saved_model.exists():
+        raise InputError(f"saved model folder {saved_model} not found")
+    if not saved_model.is_dir() or not any((saved_model / f).is_file() for f in ("saved_model.pb", "saved_model.pbtxt")):
+        hint = " (did you mean its saved_model/ subfolder?)" if (saved_model / "saved_model").is_dir() else ""
+        raise InputError(f"{saved_model} is not a TensorFlow saved model: no saved_model.pb{hint}")
+    nms, layout, ds_parser = check_options(options)
     config_path = Path(options.pipeline_config) if options.pipeline_config else saved_model.parent / "pipeline.config"
     if not config_path.is_file():
         raise InputError(f"pipeline.config not found at {config_path}; pass --pipeline-config")
@@ -184,7 +170,9 @@ def prepare(options: CreateOnnxOptions) -> Prepared:
     if options.debug_dir:
         outputs.append(Path(options.debug_dir))
     _refuse_outputs_inside(outputs, saved_model)
-    config = read_pipeline_config(config_path)
+    source = ModelSource(saved_model, config_path)
+    family = families.find_family(source)
+    config = family.read_config(source)
     labels = (
         read_label_map(label_map, config.num_classes)
         if label_map
@@ -193,6 +181,13 @@ def prepare(options: CreateOnnxOptions) -> Prepared:
     height, width = options.input_size or (config.height, config.width)
     if height < 32 or width < 32:
         raise UsageError(f"input size {height}x{width} is too small")
+    params = _nms_params(options, config, nms)
+    return Prepared(options, config, labels, height, width, params, nms, layout, ds_parser, family)
+
+
+def _nms_params(options: CreateOnnxOptions, config: TfodConfig, nms: str) -> NmsParams:
+    """NMS parameters: the options over pipeline.config's post_processing, checked."""
+    config_path = config.path
     params = NmsParams(
         score_threshold=config.score_threshold if options.score_threshold is None else options.score_threshold,
         iou_threshold=config.iou_threshold if options.iou_threshold is None else options.iou_threshold,
@@ -213,7 +208,7 @@ def prepare(options: CreateOnnxOptions) -> Prepared:
             f"max detections is {params.max_detections}; lower --max-detections"
         )
     params.max_detections_per_class = min(params.max_detections_per_class, params.max_detections) or params.max_detections
-    return Prepared(options, config, labels, height, width, params, nms, layout, ds_parser)
+    return params
 
 
 def _refuse_outputs_inside(outputs: list[Path], folder: Path) -> None:
@@ -227,32 +222,10 @@ def _refuse_outputs_inside(outputs: list[Path], folder: Path) -> None:
 
 
 def convert_core(prepared: Prepared) -> Core:
-    """TensorFlow -> ONNX for the kept part of the network, then decode boxes and pick scores."""
-    opts, config = prepared.options, prepared.config
-    batch = None if opts.dynamic_batch else opts.batch
-
-    def check(frozen: FrozenModel) -> None:
-        if frozen.score_columns is not None:
-            first_class_column(config.num_classes, frozen.score_columns)
-
-    tf_core = convert_tf_core(
-        Path(opts.saved_model), batch, prepared.height, prepared.width, opts.opset, opts.input_format == "nchw",
-        check=check,
-    )
-    facts: dict[str, Any] = {
-        "batch": batch,
-        "anchors": tf_core.facts.anchors,
-        "norm_scale": tf_core.facts.norm_scale,
-        "norm_offset": tf_core.facts.norm_offset,
-        "box_coder_scales": config.box_coder_scales,
-        "num_classes": config.num_classes,
-        "num_score_columns": tf_core.facts.num_score_columns,
-        "versions": tf_core.versions,
-    }
-    ctx = PassContext(family=f"{FAMILY} ({SSD_FEATURE_EXTRACTORS[config.feature_extractor]})", facts=facts,
-                      debug_dir=Path(opts.debug_dir) if opts.debug_dir else None, stage="1-core")
-    model = run_passes(tf_core.model, CORE_PASSES, ctx)
-    return Core(model=model, facts=ctx.facts)
+    """The family's conversion (TensorFlow -> ONNX for the kept part of the network), then its
+    core passes (decode boxes, pick scores)."""
+    opts = prepared.options
+    return families.core_graph(prepared.model_family, prepared, Path(opts.debug_dir) if opts.debug_dir else None)
 
 
 def attach_head(
@@ -262,47 +235,19 @@ def attach_head(
     """Append the NMS head to a converted core; returns the final model and its deploy card.
     Without ``nms``, ``output_layout`` and ``ds_parser``: the ones ``prepare`` resolved."""
     opts = prepared.options
-    facts = dict(core.facts)
     if nms is None and output_layout is None and ds_parser is None:
         nms, layout, ds_parser = prepared.nms, prepared.output_layout, prepared.ds_parser
     else:
         nms, layout, ds_parser = resolve_output(nms, output_layout, ds_parser)
-    facts.update(nms=nms, nms_params=prepared.nms_params, output_layout=layout, ds_parser=ds_parser,
-                 input_hw=(prepared.height, prepared.width))
-    ctx = PassContext(family=FAMILY, facts=facts, debug_dir=Path(opts.debug_dir) if opts.debug_dir else None,
-                      stage="2-head")
-    model = run_passes(copy.deepcopy(core.model), HEAD_PASSES, ctx)
-    batch = -1 if facts["batch"] is None else facts["batch"]
-    h, w = prepared.height, prepared.width
-    nhwc = opts.input_format == "nhwc"
-    resize_letterbox = prepared.config.resizer == "keep_aspect_ratio_resizer"
-    card = DeployCard(
-        input=InputSpec(
-            name=model.graph.input[0].name,
-            shape=[batch, h, w, 3] if nhwc else [batch, 3, h, w],
-            layout="NHWC" if nhwc else "NCHW",
-        ),
-        # The network normalises inside the graph: it takes RGB pixels 0-255 as float.
-        preprocess=Preprocess(
-            color_order="RGB",
-            scale=1.0,
-            offsets=[0.0, 0.0, 0.0],
-            # keep_aspect_ratio_resizer pads the bottom/right with zero pixels.
-            resize="letterbox" if resize_letterbox else "stretch",
-            pad_corner="top_left",
-        ),
-        output=facts["output_spec"],
-        labels=list(prepared.labels),
-        background=facts["background"],
-        nms=prepared.nms_params,
-        provenance=_provenance(prepared, facts["versions"]),
-    )
-    card.validate("generated deploy card")
-    return model, card
+    head_facts: dict[str, Any] = dict(nms=nms, nms_params=prepared.nms_params, output_layout=layout,
+                                      ds_parser=ds_parser, input_hw=(prepared.height, prepared.width))
+    return families.with_head(prepared.model_family, core, prepared, head_facts,
+                              Path(opts.debug_dir) if opts.debug_dir else None)
 
 
 def create_onnx(options: CreateOnnxOptions) -> CreateOnnxResult:
-    """Convert a TFOD SSD saved model to ONNX with an NMS head and write its deploy card."""
+    """Convert a TFOD saved model (of a registered family) to ONNX with an NMS head and write
+    its deploy card."""
     start = time.perf_counter()
     prepared = prepare(options)
     if prepared.nms_params.score_threshold < LOW_SCORE_THRESHOLD and prepared.nms in ("efficient", "batched"):
@@ -312,53 +257,11 @@ def create_onnx(options: CreateOnnxOptions) -> CreateOnnxResult:
         )
     output = Path(options.output)
     card_path = card_path_for(output)
-    # The temporary files come first: an output we cannot write fails now, not after the conversion.
-    with contextlib.ExitStack() as stack:
-        tmp_onnx, tmp_card = _claim(stack, output), _claim(stack, card_path)
+    # The outputs are claimed first: an output we cannot write fails now, not after the conversion.
+    with families.claimed_outputs(output) as (tmp_onnx, tmp_card):
         core = convert_core(prepared)
         model, card = attach_head(core, prepared)
-        onnx.save(model, str(tmp_onnx))
-        card.onnx_sha256 = sha256_file(tmp_onnx)
-        tmp_card.write_text(card.to_json(), encoding="utf-8")
+        families.fill_outputs(tmp_onnx, tmp_card, model, card)
     seconds = time.perf_counter() - start
     log.info("wrote %s (%.1f MB) and %s in %.1f s", output, output.stat().st_size / 1e6, card_path.name, seconds)
     return CreateOnnxResult(output, card_path, card, seconds)
-
-
-def _claim(stack: contextlib.ExitStack, path: Path) -> Path:
-    """atomic_path entered on ``stack``; a folder we cannot create a file in is one clear line."""
-    try:
-        return stack.enter_context(atomic_path(path))
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from exc
-
-
-def source_hashes(saved_model: Path, pipeline_config: Path, label_map: Path | None) -> dict[str, str]:
-    """sha256 of every input file, keyed by its role, never by a path: ``saved_model/<file>``
-    for each file of the saved model folder (graph and weights), ``pipeline.config`` and
-    ``label_map``. The keys are the same wherever the inputs and outputs live, so the card is
-    reproducible; ``verify --saved-model DIR`` can recompute the ``saved_model/`` entries from DIR."""
-    saved_model = Path(saved_model)
-    files = {
-        "saved_model/" + path.relative_to(saved_model).as_posix(): sha256_file(path)
-        for path in sorted(saved_model.rglob("*"))
-        if path.is_file()
-    }
-    files["pipeline.config"] = sha256_file(Path(pipeline_config))
-    if label_map is not None:
-        files["label_map"] = sha256_file(Path(label_map))
-    return files
-
-
-def _provenance(prepared: Prepared, versions: dict[str, str]) -> Provenance:
-    opts = prepared.options
-    return Provenance(
-        framework="tensorflow",
-        model_family="tfod_ssd",
-        architecture=prepared.config.feature_extractor,
-        source_files=source_hashes(
-            Path(opts.saved_model), prepared.config.path, Path(opts.label_map) if opts.label_map else None
-        ),
-        versions={**versions, "onnx": onnx.__version__, "numpy": np.__version__},
-        created_by=f"trtdeploy {__version__} create-onnx",
-    )
