@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
+from typer.testing import CliRunner
 
 from tests.engine.test_engine_mypy import REPO, _mypy, stubs  # noqa: F401 - stubs is a fixture
+from tests.inference.tiny_model import write_tiny_detector
+from trtdeploy.cli.main import app
+from trtdeploy.engine.machine import current_machine, load_module
+from trtdeploy.runners import open_runner
 
 
 def test_tensorrt_runner_type_checks(stubs, tmp_path):  # noqa: F811
@@ -22,29 +28,27 @@ def test_tensorrt_runner_type_checks(stubs, tmp_path):  # noqa: F811
     assert errors[0].startswith(str(bad)) and 'has no attribute "get_tensor_mod"' in errors[0]
 
 
+def _tiny_engine(tmp_path, backend: str):
+    """The tiny detector and an FP32 engine of it built by ``backend``."""
+    onnx_path = write_tiny_detector(tmp_path / "m.onnx", [[0.1, 0.2, 0.5, 0.6]], [0.8], [1], ["a", "b"])
+    engine = tmp_path / "m.engine"
+    built = CliRunner().invoke(app, ["build-engine", str(onnx_path), "-p", "fp32", "--backend", backend,
+                                     "-o", str(engine)])
+    assert built.exit_code == 0, built.output
+    return onnx_path, engine
+
+
 @pytest.mark.trt
 @pytest.mark.gpu
 def test_engine_detections_match_onnx_runtime(tmp_path):
     """Where TensorRT 10/11 and a GPU are: an FP32 engine of the tiny detector gives exactly the
     detections ONNX Runtime gives, through the same protocol (prepare/infer/read)."""
-    from PIL import Image
-    from typer.testing import CliRunner
-
-    from tests.inference.tiny_model import write_tiny_detector
-    from trtdeploy.cli.main import app
-    from trtdeploy.engine.machine import current_machine, load_module
-    from trtdeploy.runners import open_runner
-
     # not importorskip: tensorrt-stubs leave an importable empty `tensorrt` namespace package
     if load_module("tensorrt") is None:
         pytest.skip("needs the full TensorRT 10/11 module (not installable here)")
     if not current_machine().gpus:
         pytest.skip("no NVIDIA GPU: a TensorRT engine cannot be built or run here")
-    onnx_path = write_tiny_detector(tmp_path / "m.onnx", [[0.1, 0.2, 0.5, 0.6]], [0.8], [1], ["a", "b"])
-    engine = tmp_path / "m.engine"
-    result = CliRunner().invoke(app, ["build-engine", str(onnx_path), "-p", "fp32", "--backend", "tensorrt",
-                                      "-o", str(engine)])
-    assert result.exit_code == 0, result.output
+    onnx_path, engine = _tiny_engine(tmp_path, "tensorrt")
     images = [Image.new("RGB", (90, 70), (200, 30, 30))]
     expected = open_runner(onnx_path)
     got = open_runner(engine)
@@ -60,24 +64,12 @@ def test_engine_detections_match_onnx_runtime(tmp_path):
 def test_an_engine_this_machine_cannot_run_is_refused_in_one_line(tmp_path):
     """A TensorRT-RTX engine built here (CPU, ahead of time) is refused by infer with the
     sidecar's reason, before anything tries to deserialize it."""
-    from typer.testing import CliRunner
-
-    from tests.inference.tiny_model import write_tiny_detector
-    from trtdeploy.cli.main import app
-    from trtdeploy.engine.machine import current_machine, load_module
-
     if load_module("tensorrt_rtx") is None:
         pytest.skip("tensorrt_rtx not installed (pip install 'trtdeploy[rtx]')")
     if current_machine().gpus:
         pytest.skip("this machine has a GPU: the engine may well be usable here")
-    onnx_path = write_tiny_detector(tmp_path / "m.onnx", [[0.1, 0.2, 0.5, 0.6]], [0.8], [1], ["a", "b"])
-    engine = tmp_path / "m.engine"
-    built = CliRunner().invoke(app, ["build-engine", str(onnx_path), "-p", "fp32", "--backend", "tensorrt_rtx",
-                                     "-o", str(engine)])
-    assert built.exit_code == 0, built.output
+    _, engine = _tiny_engine(tmp_path, "tensorrt_rtx")
     (tmp_path / "img").mkdir()
-    from PIL import Image
-
     Image.new("RGB", (30, 20)).save(tmp_path / "img" / "a.png")
     result = CliRunner().invoke(app, ["infer", str(engine), "--images", str(tmp_path / "img"), "-o",
                                       str(tmp_path / "out")])
