@@ -226,6 +226,38 @@ def write_model(model: onnx.ModelProto | bytes, card: DeployCard, output: Path) 
         fill_outputs(tmp_onnx, tmp_card, model, card)
 
 
+@dataclass
+class Created:
+    onnx_path: Path
+    card_path: Path
+    card: DeployCard
+    family: Family
+
+
+def create(
+    source: ModelSource, output: Path, head_facts: dict[str, Any], force: bool = False,
+    debug_dir: Path | None = None,
+) -> Created:
+    """The whole conversion for a family whose request is its config (``read_config``): find
+    the family, convert, run the core and head passes, write ``output`` and its card. Front-ends
+    with options of their own (``tfod_trt.create_onnx``) run the same stages themselves."""
+    from trtdeploy.deploy_card import card_path_for
+    from trtdeploy.files import check_output
+
+    output = Path(output)
+    inputs = [p for p in (source.path, source.config) if p is not None]
+    for out in (output, card_path_for(output)):
+        check_output(out, force, inputs=inputs)
+    family = find_family(source)
+    request = family.read_config(source)
+    with claimed_outputs(output) as (tmp_onnx, tmp_card):
+        core = core_graph(family, request, debug_dir)
+        model, card = with_head(family, core, request, head_facts, debug_dir)
+        fill_outputs(tmp_onnx, tmp_card, model, card)
+    log.info("wrote %s and %s (%s)", output, card_path_for(output).name, family.title)
+    return Created(output, card_path_for(output), card, family)
+
+
 def ds_hints(card: DeployCard, model_path: Path | None = None) -> DsModelHints | None:
     """The DeepStream facts beyond the card that the card's family knows (network type,
     parser, cluster mode, label lines...), or None when its family has none to add."""
