@@ -203,9 +203,6 @@ register(OutputContract(
     box_units="normalized",
     heads=("batched",),
     reader="nms",
-    # TAO's BatchedNMS exports record x1,y1,x2,y2 (what batchednms reads: see ds/batchednms).
-    box_formats=("x1y1x2y2",),
-    ds_readers=("batchednms",),
 ))
 # DeepStream SDK nvdsinfer_custombboxparser.cpp, NvDsInferParseCustomBatchedNMSTLT (branch 6.3,
 # lines 467-530; 6.0 l. 384): exactly 4 outputs BY POSITION (l. 473), count int32, boxes, scores
@@ -315,24 +312,32 @@ def layouts() -> tuple[str, ...]:
     return tuple(dict.fromkeys(c.layout for c in CONTRACTS.values()))
 
 
-def contract_for_output(layout: str, ds_parser: str = "") -> OutputContract:
-    """The contract a deploy card's ``output.layout`` (+ ``output.ds_parser``) stores.
+def contract_for_output(layout: str, ds_parser: str = "", box_format: str = "") -> OutputContract:
+    """The contract a deploy card's ``output.layout`` (+ ``output.ds_parser``, ``box_format``)
+    stores.
 
     A ``deepstream`` card without ``ds_parser`` was written before parser variants existed and
-    is sdk-efficientdet; a ``ds_parser`` on a layout whose contracts take none is ignored, as
-    the card readers always did."""
+    is sdk-efficientdet. A card that names no variant but whose boxes are in the order of the
+    layout's parser-shaped contract is that contract (TAO's BatchedNMS exports: x1,y1,x2,y2,
+    what batchednms reads). A ``ds_parser`` on a layout whose contracts take none is ignored,
+    as the card readers always did."""
     if layout == "deepstream" and not ds_parser:
         ds_parser = LEGACY_DS_PARSER
-    for c in CONTRACTS.values():
-        if c.layout == layout and c.ds_parser == ds_parser:
+    same = [c for c in CONTRACTS.values() if c.layout == layout]
+    if not same:
+        raise InputError(f"unknown output layout {layout!r}; known: {', '.join(layouts())}")
+    if not ds_parser and box_format:
+        fitting = [c for c in same if c.box_format == box_format]
+        if fitting and not any(not c.ds_parser for c in fitting):
+            return fitting[0]
+    for c in same:
+        if c.ds_parser == ds_parser:
             return c
-    for c in CONTRACTS.values():
-        if c.layout == layout and not c.ds_parser:
+    for c in same:
+        if not c.ds_parser:
             return c
-    choices = ", ".join(sorted(c.ds_parser for c in CONTRACTS.values() if c.layout == layout and c.ds_parser))
-    if choices:
-        raise InputError(f"output layout {layout!r} has no parser variant {ds_parser!r}; known: {choices}")
-    raise InputError(f"unknown output layout {layout!r}; known: {', '.join(layouts())}")
+    choices = ", ".join(sorted(c.ds_parser for c in same))
+    raise InputError(f"output layout {layout!r} has no parser variant {ds_parser!r}; known: {choices}")
 
 
 def ds_contracts() -> dict[str, OutputContract]:

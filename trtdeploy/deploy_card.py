@@ -118,7 +118,7 @@ class OutputSpec:
     @property
     def contract(self) -> contracts.OutputContract:
         """The registered output contract these fields store (InputError when none does)."""
-        return contracts.contract_for_output(self.layout, self.ds_parser)
+        return contracts.contract_for_output(self.layout, self.ds_parser, self.box_format)
 
 
 @dataclass
