@@ -3,8 +3,8 @@
 Each box is a band of its class colour ``line`` pixels wide whose outer edge runs exactly
 through the box's rounded pixel corners (x1, y1) and (x2, y2), framed by one dark pixel on each
 side so it stands out on bright and on dark backgrounds. The label ("name 0.87") sits in a
-filled tag of the class colour above the box (inside it when there is no room above), in black
-or white, whichever contrasts more with that colour.
+filled tag of the class colour above the box (below or inside it when there is no room or a more
+confident tag is there), in black or white, whichever contrasts more with that colour.
 """
 
 from __future__ import annotations
@@ -55,12 +55,13 @@ def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> boo
 
 def _place_tag(box: tuple[int, int, int, int], tw: int, th: int, line: int, size: tuple[int, int],
                taken: list[tuple[int, int, int, int]]) -> tuple[int, int]:
-    """Where a tag goes: above the box, else inside its top, else below it; the first spot that
-    fits the image and covers no tag placed before (a more confident one)."""
+    """Where a tag goes: above the box, else below it, else inside its top (which hides part of a
+    small object); the first spot that fits the image and covers no tag placed before (a more
+    confident one)."""
     x1, y1, x2, y2 = box
     w, h = size
     tx = min(max(x1 - 1, 0), max(w - tw, 0))
-    spots = [y1 - th - 1, y1 + line + 1, y2 + 2]
+    spots = [y1 - th - 1, y2 + 2, y1 + line + 1]
     fitting = [ty for ty in spots if 0 <= ty and ty + th <= h] or [max(0, min(y1 + line + 1, h - th))]
     for ty in fitting:
         if not any(_overlaps((tx, ty, tx + tw, ty + th), other) for other in taken):
