@@ -92,3 +92,35 @@ def test_every_card_layout_maps_to_one_contract():
         assert found.key == key
     # written before parser variants existed: --output-layout deepstream made sdk-efficientdet
     assert contracts.contract_for_output("deepstream").key == "ds/sdk-efficientdet"
+
+
+# --- create-onnx asks the matrix before converting -------------------------------------------
+
+
+def _create_onnx(tmp_path, *args):
+    from typer.testing import CliRunner
+
+    from trtdeploy.cli.main import app
+
+    out = tmp_path / "m.onnx"
+    return CliRunner().invoke(app, ["create-onnx", "--saved-model", str(tmp_path / "none"), "-o", str(out), *args]), out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--nms", "batched", "--target", "trt11"], "--nms batched cannot be built for --target trt11"),
+    (["--ds-parser", "batchednms", "--target", "rtx"], "--nms batched cannot be built for --target rtx"),
+    (["--nms", "efficient", "--target", "rtx"], "use --nms none"),
+    (["--target", "rtx"], "--nms efficient cannot be built for --target rtx"),  # the default head
+    (["--nms", "none", "--target", "trt12"], "--target 'trt12' is not one of"),
+])
+def test_create_onnx_refuses_heads_the_target_cannot_build(tmp_path, args, message):
+    result, out = _create_onnx(tmp_path, *args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and message in " ".join(result.output.split())
+    assert not out.exists()
+
+
+def test_create_onnx_with_a_buildable_target_goes_on_to_read_the_model(tmp_path):
+    result, _ = _create_onnx(tmp_path, "--nms", "none", "--target", "rtx")
+    assert result.exit_code == 1 and "not found" in result.output  # refused later, for the missing model

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import typer
 
+from trtdeploy import capabilities, contracts
 from trtdeploy.cli.common import QuietOpt, VerboseOpt, console, setup_logging, user_errors
-from trtdeploy.deploy_card import DS_OUTPUTS, TFOD_NAMES
 from trtdeploy.errors import UsageError
 
 
@@ -21,16 +21,22 @@ def parse_size(text: str | None) -> tuple[int, int] | None:
     return int(parts[0]), int(parts[1])
 
 
-# Help texts from the output contracts themselves, so they cannot drift from what is emitted.
+# Help texts from the registries themselves (contracts, capability matrix), so they cannot
+# drift from what is emitted and refused.
 _DS_PARSER_HELP = (
     "DeepStream bbox parser variant to shape the outputs for (implies --output-layout deepstream): "
-    + "; ".join(f"{key}: {out.describe()}" for key, out in DS_OUTPUTS.items())
+    + "; ".join(f"{key}: {out.describe()}" for key, out in contracts.ds_contracts().items())
     + ". Default with --output-layout deepstream: DEFAULT_DS_PARSER of trtdeploy.deepstream.parsers "
     "(the card records the variant used)."
 )
 _LAYOUT_HELP = (
-    f"tfod: {', '.join(TFOD_NAMES)}; count int32, normalised y1,x1,y2,x2 boxes, int32 classes. "
-    "deepstream: the tensors the --ds-parser variant reads."
+    "Output contract of the efficient/onnx heads: "
+    + "; ".join(
+        f"{c.layout}: {c.describe()}"
+        for c in contracts.for_head("efficient")
+        if not c.ds_parser
+    )
+    + "; deepstream: the tensors the --ds-parser variant reads. The other heads have one contract each."
 )
 
 
@@ -39,9 +45,9 @@ def create_onnx(
     output: Path = typer.Option(..., "--output", "-o", help="The ONNX file to write (deploy card goes next to it)."),
     pipeline_config: Path = typer.Option(None, help="pipeline.config (default: next to the saved model folder)."),
     label_map: Path = typer.Option(None, help="Label map .pbtxt; without it labels are class_1..class_N."),
-    nms: str = typer.Option(None, help="NMS head: efficient (EfficientNMS_TRT, the default), batched "
-                            "(BatchedNMS_TRT, TensorRT <= 10; the default for --ds-parser batchednms), onnx "
-                            "(standard NonMaxSuppression), none (boxes + scores)."),
+    nms: str = typer.Option(None, help=capabilities.nms_help("tfod_ssd")
+                            + " --ds-parser batchednms defaults to batched."),
+    target: str = typer.Option(None, help=capabilities.target_help()),
     output_layout: str = typer.Option(None, help=_LAYOUT_HELP),
     ds_parser: str = typer.Option(None, help=_DS_PARSER_HELP),
     batch: int = typer.Option(None, help="Static batch size (default 1)."),
@@ -72,12 +78,18 @@ def create_onnx(
       trtdeploy create-onnx --saved-model export/saved_model -o ds.onnx --output-layout deepstream
 
       trtdeploy create-onnx --saved-model export/saved_model -o ds.onnx --ds-parser tao-efficientdet
+
+      trtdeploy create-onnx --saved-model export/saved_model -o rtx.onnx --nms none --target rtx
     """
     setup_logging(verbose, quiet)
     with user_errors():
         if batch is not None and dynamic_batch:
             raise UsageError("--batch and --dynamic-batch exclude each other")
-        from tfod_trt.create_onnx import CreateOnnxOptions
+        from tfod_trt.create_onnx import CreateOnnxOptions, resolve_output
+
+        if target is not None:
+            head, _, _ = resolve_output(nms, output_layout, ds_parser)
+            capabilities.check_head(head, target, "tfod_ssd")
         from tfod_trt.create_onnx import create_onnx as run
 
         with console.status("converting (TensorFlow -> ONNX -> surgery)...", spinner="dots"):
