@@ -550,8 +550,15 @@ def tf_reference(tf_detections: Any, result: FrameResult, setup: NvInferSetup, c
     for (y1, x1, y2, x2), score, cls in zip(tf_detections.boxes, tf_detections.scores, tf_detections.classes,
                                             strict=True):
         c = int(cls) + class_id_base
-        left, top = (x1 * g.net_width - g.offset_left) / g.ratio_x, (y1 * g.net_height - g.offset_top) / g.ratio_y
-        width, height = (x2 - x1) * g.net_width / g.ratio_x, (y2 - y1) * g.net_height / g.ratio_y
+        # TFOD clips its boxes to the true image (its clip window), so clip to the frame here:
+        # with letterboxing, TensorFlow's boxes may reach into the padding it was fed.
+        left = min(max((x1 * g.net_width - g.offset_left) / g.ratio_x, 0.0), g.frame_width)
+        top = min(max((y1 * g.net_height - g.offset_top) / g.ratio_y, 0.0), g.frame_height)
+        right = min(max((x2 * g.net_width - g.offset_left) / g.ratio_x, 0.0), g.frame_width)
+        bottom = min(max((y2 * g.net_height - g.offset_top) / g.ratio_y, 0.0), g.frame_height)
+        width, height = right - left, bottom - top
+        if width <= 0 or height <= 0:
+            continue  # entirely in the padding
         p = params[c] if 0 <= c < len(params) else ClassParams()
         if score < p.pre_cluster_threshold + SCORE_MARGIN:
             continue
