@@ -18,23 +18,67 @@ from tao_trt.spec import SpecMessage, message_at
 from trtdeploy.errors import InputError, UnsupportedModelError
 from trtdeploy.files import parse_yaml_text, read_text
 
-ARCHITECTURES = (
-    "ssd",
-    "dssd",
-    "retinanet",
-    "yolo_v3",
-    "yolo_v4",
-    "yolo_v4_tiny",
-    "faster_rcnn",
-    "mask_rcnn",
-    "detectnet_v2",
-    "unet",
-    "classification",
-    "multitask_classification",
-    "efficientdet",
-)
-
 _CAFFE_BGR = [103.939, 116.779, 123.68]
+
+
+@dataclass(frozen=True)
+class ArchFacts:
+    """What every model of one TAO architecture shares, whatever its spec says: the outputs
+    TAO exports, their deploy-card contract, and how DeepStream reads them."""
+
+    output_names: tuple[str, ...]
+    layout: str  # deploy-card output layout
+    nms: str  # deploy-card NMS kind
+    network_type: str = "detector"
+    cluster_mode: int | None = None
+    parse_func: str | None = None  # "" = nvinfer's built-in parser; None: the layout's parser
+    extra: tuple[tuple[str, Any], ...] = ()  # more nvinfer keys, e.g. segmentation-threshold
+    background: str = "none"  # the background rule the labels follow
+
+
+_NMS_TRT = ArchFacts(("NMS", "NMS_1"), "nms_trt", "nms_trt", background="first")
+_YOLO = ArchFacts(("BatchedNMS", "BatchedNMS_1", "BatchedNMS_2", "BatchedNMS_3"), "batched", "batched")
+_CLASSIFIER = ArchFacts(
+    ("predictions/Softmax",), "other", "other", network_type="classifier", extra=(("classifier-threshold", 0.5),)
+)
+ARCH_FACTS: dict[str, ArchFacts] = {
+    "ssd": _NMS_TRT,
+    "dssd": _NMS_TRT,
+    "retinanet": _NMS_TRT,
+    "yolo_v3": _YOLO,
+    "yolo_v4": _YOLO,
+    "yolo_v4_tiny": _YOLO,
+    "faster_rcnn": ArchFacts(("nms_out", "nms_out_1"), "nms_trt", "nms_trt", background="last"),
+    "mask_rcnn": ArchFacts(
+        ("generate_detections", "mask_fcn_logits/BiasAdd"), "other", "other", network_type="instance_segmentation",
+        cluster_mode=4, parse_func="NvDsInferParseCustomMrcnnTLTV2", background="first (BG)",
+    ),  # fmt: skip
+    "detectnet_v2": ArchFacts(
+        ("output_bbox/BiasAdd:0", "output_cov/Sigmoid:0"), "other", "none", cluster_mode=2, parse_func=""
+    ),
+    "unet": ArchFacts(
+        ("argmax_1",), "other", "other", network_type="segmentation",
+        extra=(("segmentation-threshold", 0.0), ("segmentation-output-order", 1)),
+    ),  # fmt: skip
+    "classification": _CLASSIFIER,
+    "multitask_classification": _CLASSIFIER,
+    "efficientdet": ArchFacts(
+        ("num_detections", "detection_boxes", "detection_scores", "detection_classes"), "deepstream", "efficient"
+    ),
+}
+
+
+ARCHITECTURES = tuple(ARCH_FACTS)
+
+
+def _shared(arch: str) -> dict[str, Any]:
+    """ARCH_FACTS[arch] as TaoFacts keyword arguments."""
+    shared = ARCH_FACTS[arch]
+    return dict(
+        output_names=list(shared.output_names), layout=shared.layout, nms=shared.nms,
+        network_type=shared.network_type, cluster_mode=shared.cluster_mode, parse_func=shared.parse_func,
+        extra=dict(shared.extra),
+    )  # fmt: skip
 
 
 @dataclass
@@ -199,8 +243,7 @@ def _ssd_like(spec: SpecMessage, arch: str) -> TaoFacts:
     score, iou, top_k = _nms(spec)
     return TaoFacts(
         arch, c, h, w, "BGR" if c == 3 else "GRAY", 1.0, _CAFFE_BGR if c == 3 else [0.0],
-        ["background"] + _sorted_targets(spec, "dataset_config"),
-        ["NMS", "NMS_1"], "nms_trt", "nms_trt",
+        ["background"] + _sorted_targets(spec, "dataset_config"), **_shared(arch),
         score_threshold=score, iou_threshold=iou, top_k=top_k,
     )  # fmt: skip
 
@@ -210,8 +253,7 @@ def _yolo(spec: SpecMessage, arch: str) -> TaoFacts:
     score, iou, top_k = _nms(spec)
     return TaoFacts(
         arch, c, h, w, "BGR" if c == 3 else "GRAY", 1.0, _CAFFE_BGR if c == 3 else [0.0],
-        _sorted_targets(spec, "dataset_config"),
-        ["BatchedNMS", "BatchedNMS_1", "BatchedNMS_2", "BatchedNMS_3"], "batched", "batched",
+        _sorted_targets(spec, "dataset_config"), **_shared(arch),
         resize="letterbox", score_threshold=score, iou_threshold=iou, top_k=top_k,
     )  # fmt: skip
 
@@ -241,8 +283,7 @@ def _faster_rcnn(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
     return TaoFacts(
         "faster_rcnn", 1 if gray else 3, _int(size, "height"), _int(size, "width"),
         "GRAY" if gray else order.upper(), _float(image, "image_scaling_factor", 1.0), offsets,
-        _sorted_targets(spec, "dataset_config") + ["background"],
-        ["nms_out", "nms_out_1"], "nms_trt", "nms_trt",
+        _sorted_targets(spec, "dataset_config") + ["background"], **_shared("faster_rcnn"),
         score_threshold=_float(infer, "bbox_visualize_threshold", 0.6) if infer else 0.6,
         iou_threshold=_float(infer, "classifier_nms_overlap_threshold", 0.3) if infer else 0.3,
         top_k=_int(infer, "classifier_nms_max_boxes", 100) if infer else 100,
@@ -266,11 +307,9 @@ def _mask_rcnn(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
     head = message_at(spec, "maskrcnn_config")
     return TaoFacts(
         "mask_rcnn", 3, h, w, "RGB", 0.017507, [123.675, 116.28, 103.53], ["BG"] + list(names),
-        ["generate_detections", "mask_fcn_logits/BiasAdd"], "other", "other",
-        network_type="instance_segmentation", box_format="y1x1y2x2", box_units="pixels",
+        **_shared("mask_rcnn"), box_format="y1x1y2x2", box_units="pixels",
         iou_threshold=_float(head, "test_nms", 0.5) if head else 0.5,
-        top_k=_int(head, "test_detections_per_image", 100) if head else 100, cluster_mode=4,
-        parse_func="NvDsInferParseCustomMrcnnTLTV2",
+        top_k=_int(head, "test_detections_per_image", 100) if head else 100,
     )  # fmt: skip
 
 
@@ -291,8 +330,7 @@ def _detectnet_v2(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
     return TaoFacts(
         "detectnet_v2", c, _int(pre, "output_image_height"), _int(pre, "output_image_width"),
         "RGB" if c == 3 else "GRAY", 1.0 / 255.0, [0.0] * c, names,
-        ["output_bbox/BiasAdd:0", "output_cov/Sigmoid:0"], "other", "none", cluster_mode=2, parse_func="",
-        score_threshold=0.2,
+        **_shared("detectnet_v2"), score_threshold=0.2,
     )  # fmt: skip
 
 
@@ -315,8 +353,7 @@ def _unet(spec: SpecMessage, labels_file: Path | None) -> TaoFacts:
     labels = [by_id[i] for i in sorted(by_id)]
     return TaoFacts(
         "unet", c, _int(model, "model_input_height"), _int(model, "model_input_width"),
-        "BGR" if c == 3 else "GRAY", 1.0 / 127.5, [127.5] * c, labels, ["argmax_1"], "other", "other",
-        network_type="segmentation", extra={"segmentation-threshold": 0.0, "segmentation-output-order": 1},
+        "BGR" if c == 3 else "GRAY", 1.0 / 127.5, [127.5] * c, labels, **_shared("unet"),
     )  # fmt: skip
 
 
@@ -331,8 +368,7 @@ def _classification(
         lines = [";".join(lines)]  # one class per line given: DeepStream wants one line per output
     return TaoFacts(
         arch, c, h, w, "BGR" if c == 3 else "GRAY", 1.0, _CAFFE_BGR if c == 3 else [0.0], lines,
-        ["predictions/Softmax"], "other", "other", network_type="classifier",
-        extra={"classifier-threshold": 0.5},
+        **_shared(arch),
     )  # fmt: skip
 
 
@@ -367,8 +403,7 @@ def _efficientdet(spec: SpecMessage | dict[str, Any], labels_file: Path | None) 
         )
     return TaoFacts(
         "efficientdet", 3, h, w, "RGB", 1.0, [0.0, 0.0, 0.0], labels,
-        ["num_detections", "detection_boxes", "detection_scores", "detection_classes"],
-        "deepstream", "efficient", input_layout="NHWC", resize="letterbox",
+        **_shared("efficientdet"), input_layout="NHWC", resize="letterbox",
         box_format="y1x1y2x2", box_units="pixels", class_dtype="int32", score_threshold=score, top_k=top_k,
     )  # fmt: skip
 
