@@ -20,6 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from calibration.errors import CalibrationError
+from trtdeploy.files import read_text
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -65,10 +66,12 @@ def list_images(
 
 def _list_file_paths(list_file: Path) -> list[Path]:
     paths = []
-    for number, line in enumerate(list_file.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(read_text(list_file, "image list").splitlines(), 1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue
+        if "\x00" in entry:
+            raise CalibrationError(f"{list_file} line {number}: {entry!r} is not a file name (NUL character)")
         path = Path(entry) if Path(entry).is_absolute() else list_file.parent / entry
         if not path.is_file():
             raise CalibrationError(
@@ -92,6 +95,9 @@ def _coco_paths(json_path: Path, root: Path) -> list[Path]:
         raise CalibrationError(f"{json_path} is not a COCO annotation file (no images[].file_name)") from exc
     if not names:
         raise CalibrationError(f"COCO file {json_path} lists no images")
+    bad = [n for n in names if not isinstance(n, str) or not n.strip() or "\x00" in n]
+    if bad:
+        raise CalibrationError(f"{json_path}: images[].file_name {bad[0]!r} is not a file name")
     paths = [root / name for name in names]
     missing = [p for p in paths if not p.is_file()]
     if missing:

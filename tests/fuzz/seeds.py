@@ -128,3 +128,14 @@ CACHES = [
 ]
 
 ETLT = [b"\x05\x00\x00\x00Input\x8f\x11encrypted", b"\x00\x00\x00\x00payload", b"\x03\x00\x00\x00ab"]
+
+IMAGE_LIST = "img0.jpg\n# a comment\nsub/img1.png\n\n/abs/path/img2.jpeg\nimg3.JPG\n"
+
+COCO = {
+    "images": [{"id": 1, "file_name": "img0.jpg", "width": 48, "height": 40},
+               {"id": 2, "file_name": "img1.jpg"}],
+    "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 2, 3, 4]}],
+    "categories": [{"id": 1, "name": "cat"}],
+}  # fmt: skip
+
+TENSORFILE = b"\x89HDF\r\n\x1a\n" + bytes(range(64)) * 4

@@ -21,6 +21,10 @@ INI_CHARS = "[]=;#\n\r\t -.0123456789abcdefgilmnoprstuxy:\"'\\/"
 YAML_CHARS = ":-#\n\t '\"{}[],&*!|>%@`?0123456789abcdefgilmnoprstuy."
 
 
+# protobuf's text unescaping warns on escapes like "\," in the fuzzed text: not a finding
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
 @pytest.fixture(scope="module")
 def scratch_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fuzz")
@@ -216,3 +220,40 @@ def test_etlt_header(blobs: list[bytes], scratch_dir: Path) -> None:
     scratch = Scratch(scratch_dir, "m.etlt")
     for data in blobs:
         only_our_errors(lambda d: read_etlt_header(scratch.data(d)).is_uff, data)
+
+
+@pytest.fixture(scope="module")
+def image_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.bad_inputs.workspace import write_images
+
+    return write_images(tmp_path_factory.mktemp("fuzz_images"), 2)
+
+
+@FUZZ
+@given(texts=inputs(text_maker([seeds.IMAGE_LIST], "img0123.jpgnpe/#\n \t")))
+def test_image_list_file(texts: list[str], image_dir: Path) -> None:
+    from calibration.images import list_images
+
+    scratch = Scratch(image_dir, "list.txt")
+    for text in texts:
+        only_our_errors(lambda t: list_images(scratch.text(t), num=None), text)
+
+
+@FUZZ
+@given(documents=inputs(json_maker([seeds.COCO])))
+def test_coco_json(documents: list[object], image_dir: Path) -> None:
+    from calibration.images import list_images
+
+    scratch = Scratch(image_dir, "instances.json")
+    for data in documents:
+        only_our_errors(lambda d: list_images(scratch.text(json.dumps(d)), num=None, image_root=image_dir), data)
+
+
+@FUZZ
+@given(blobs=inputs(bytes_maker([seeds.TENSORFILE], max_size=96)))
+def test_tensorfile_header(blobs: list[bytes], scratch_dir: Path) -> None:
+    from calibration.tensorfile import is_tensorfile, tensorfile_info
+
+    scratch = Scratch(scratch_dir, "calib.tensorfile")
+    for data in blobs:
+        only_our_errors(lambda d: is_tensorfile(scratch.data(d)) and tensorfile_info(scratch.path), data)
