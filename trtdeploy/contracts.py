@@ -289,7 +289,6 @@ register(OutputContract(
     box_units="normalized",
     heads=(),
     reader="",
-    ds_readers=("mrcnn",),
     box_formats=("y1x1y2x2", "x1y1x2y2", "cxcywh"),
 ))
 

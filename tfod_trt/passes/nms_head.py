@@ -14,6 +14,7 @@ import onnx_graphsurgeon as gs
 from trtdeploy.errors import GraphError
 from trtdeploy.graph_passes import PassContext, add_node, const
 from trtdeploy.nms import add_nms_head
+from trtdeploy.nms.heads import SELF_CLIPPING_HEADS
 
 
 def nms_head(graph: gs.Graph, ctx: PassContext) -> None:
@@ -31,7 +32,9 @@ def nms_head(graph: gs.Graph, ctx: PassContext) -> None:
         ds_parser=ctx.facts.get("ds_parser"),
     )
     ctx.facts["output_spec"] = spec
-    if spec.layout in ("tfod", "deepstream"):
+    # The EfficientNMS-shaped heads leave their boxes unclipped; batched clips itself (clipBoxes),
+    # and a contract without NMS leaves clipping to whoever clusters the boxes.
+    if spec.contract.has_nms and spec.nms not in SELF_CLIPPING_HEADS:
         _clip_output(graph, spec.names[1], clip_upper(spec.box_format, spec.box_units, ctx.facts["input_hw"]))
 
 

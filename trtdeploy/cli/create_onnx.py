@@ -30,13 +30,9 @@ _DS_PARSER_HELP = (
     "(the card records the variant used)."
 )
 _LAYOUT_HELP = (
-    "Output contract of the efficient/onnx heads: "
-    + "; ".join(
-        f"{c.layout}: {c.describe()}"
-        for c in contracts.for_head("efficient")
-        if not c.ds_parser
-    )
-    + "; deepstream: the tensors the --ds-parser variant reads. The other heads have one contract each."
+    "; ".join(f"{c.layout}: {c.describe()}" for c in contracts.for_head("efficient") if not c.ds_parser)
+    + "; deepstream: the tensors the --ds-parser variant reads (the efficient and onnx heads; the "
+    "other heads have one output contract each)."
 )
 
 

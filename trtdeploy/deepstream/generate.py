@@ -17,7 +17,8 @@ from typing import Any
 
 from calibration.cache import CalibrationCache, read_cache
 from calibration.errors import CalibrationError
-from trtdeploy import __version__
+from trtdeploy import __version__, contracts
+from trtdeploy.contracts import OutputContract
 from trtdeploy.deepstream.config import (
     COLOR_FORMATS,
     INPUT_ORDERS,
@@ -30,13 +31,11 @@ from trtdeploy.deepstream.config import (
 )
 from trtdeploy.deepstream.parsers import (
     DEFAULT_CUSTOM_LIB,
-    PARSER_FOR_LAYOUT,
     PARSERS,
     VARIANTS,
     ParserVariant,
     contract_problems,
     misreads,
-    parser_for_deepstream_layout,
     variant,
 )
 from trtdeploy.deepstream.validate import (
@@ -239,7 +238,8 @@ def _rel(path: Path, out_dir: Path) -> str:
 
 
 def _choose_parser(card: DeployCard, hints: DsModelHints, options: DsOptions) -> str | None:
-    layout = card.output.layout
+    """The parse-bbox function: the named variant's or function, else the first DeepStream
+    parser variant the card's output contract (trtdeploy.contracts) says reads it."""
     if options.ds_parser:
         chosen_variant = variant(options.ds_parser)
         return None if chosen_variant.custom_lib_path is None else chosen_variant.func
@@ -248,35 +248,42 @@ def _choose_parser(card: DeployCard, hints: DsModelHints, options: DsOptions) ->
         return chosen
     if hints.builtin_parser:
         return None
-    if layout in PARSER_FOR_LAYOUT:
-        return PARSER_FOR_LAYOUT[layout]
-    if layout == "deepstream":
-        name = parser_for_deepstream_layout(card.output.box_format, card.output.class_dtype)
-        if name is None:
-            raise UnsupportedModelError(
-                f"no stock DeepStream parser reads {card.output.box_format} {card.output.box_units} boxes with "
-                f"{card.output.class_dtype} classes (NvDsInferParseCustomEfficientDetTAO wants pixel y1x1y2x2 + "
-                "float32, NvDsInferParseCustomEfficientNMS pixel x1y1x2y2 + int32); re-export or pass --parse-func"
-            )
-        return name
-    if layout == "tfod":
-        raise UnsupportedModelError(
-            "the model has the 'tfod' output layout (normalised y1,x1,y2,x2 boxes, int32 classes), which no "
-            "DeepStream parser reads (NvDsInferParseCustomEfficientDetTAO needs pixel boxes and float classes); "
-            "re-run create-onnx with --output-layout deepstream"
+    contract = card.output.contract
+    if contract.ds_readers and contract.accepts_box_format(card.output.box_format):
+        return VARIANTS[contract.ds_readers[0]].func
+    if hints.network_type != "detector" and not contract.has_nms and contract.reader != "raw":
+        return None  # classifiers and segmentation: nvinfer's own output handling
+    raise UnsupportedModelError(_no_parser_reason(card, contract))
+
+
+def _no_parser_reason(card: DeployCard, contract: OutputContract) -> str:
+    """Why no stock parser reads the card's outputs, and what to do instead."""
+    out = card.output
+    if contract.ds_parser:
+        readers = [c for c in contracts.CONTRACTS.values() if c.layout == contract.layout and c.ds_readers]
+        wants = ", ".join(
+            f"{VARIANTS[c.ds_readers[0]].func} ({c.ds_parser}) {c.box_units} {c.box_format} + {c.class_dtype}"
+            for c in readers
         )
-    if layout == "raw":
-        raise UnsupportedModelError(
-            "the model has no NMS ('raw' boxes [B,A,4] + scores [B,A,C]); DeepStream ships no parser for that "
+        return (
+            f"no stock DeepStream parser reads {out.box_format} {out.box_units} boxes with {out.class_dtype} "
+            f"classes ({wants}); re-export with --ds-parser or pass --parse-func"
+        )
+    if contract.has_nms:
+        return (
+            f"the model has the {contract.key!r} output contract ({contract.describe()}), which no "
+            "DeepStream parser reads as it is (NvDsInferParseCustomTfSSD needs float32 tensors, "
+            "NvDsInferParseCustomEfficientDetTAO pixel boxes, NvDsInferParseCustomBatchedNMSTLT x1,y1,x2,y2 boxes); "
+            "re-run create-onnx with --output-layout deepstream or --ds-parser VARIANT"
+        )
+    if contract.reader == "raw":
+        return (
+            f"the model has no NMS ({contract.summary}); DeepStream ships no parser for that "
             "(NvDsInferParseCustomTfSSD needs TF's detection_* outputs after NMS): pass --parse-func and "
             "--custom-lib of your own parser that emits one object per anchor (nvinfer then clusters them with "
             "cluster-mode=2), or re-run create-onnx with --nms efficient --output-layout deepstream"
         )
-    if hints.network_type == "detector":
-        raise UnsupportedModelError(
-            f"no parser known for output layout {layout!r}; pass --parse-func and --custom-lib"
-        )
-    return None
+    return f"no parser known for output layout {out.layout!r}; pass --parse-func and --custom-lib"
 
 
 def build_config(
@@ -425,7 +432,7 @@ def build_config(
         if contract and contract.instance_mask:
             cfg.set("output-instance-mask", 1)
     if net_type in (NETWORK_TYPES["detector"], NETWORK_TYPES["instance_segmentation"]):
-        nms_inside = card.output.nms not in ("none",) and card.output.layout != "raw"
+        nms_inside = card.output.nms != "none" and card.output.contract.reader != "raw"
         cluster = hints.cluster_mode if hints.cluster_mode is not None else (4 if nms_inside else 2)
         cfg.set("cluster-mode", cluster)
     for key, value in hints.extra.items():

@@ -62,6 +62,8 @@ KIND_LAYOUTS: dict[str, tuple[str, ...]] = {
 RAW_NAMES = contracts.RAW_NAMES
 # The heads that take per-class boxes [B,A,C,4] (see the module docstring).
 PER_CLASS_KINDS = ("efficient", "batched", "none")
+# The heads whose box outputs are already clipped to [0, 1] (BatchedNMS: clipBoxes 1).
+SELF_CLIPPING_HEADS = ("batched",)
 
 
 def ds_variants_for(kind: str) -> list[str]:
