@@ -34,6 +34,9 @@ class ArchFacts:
     parse_func: str | None = None  # "" = nvinfer's built-in parser; None: the layout's parser
     extra: tuple[tuple[str, Any], ...] = ()  # more nvinfer keys, e.g. segmentation-threshold
     background: str = "none"  # the background rule the labels follow
+    # The DeepStream parser variant (trtdeploy.deploy_card.DS_OUTPUTS) a 'deepstream' layout is
+    # shaped for; recorded in the card, else a loaded card counts as the legacy sdk-efficientdet.
+    ds_parser: str = ""
 
 
 _NMS_TRT = ArchFacts(("NMS", "NMS_1"), "nms_trt", "nms_trt", background="first")
@@ -63,7 +66,9 @@ ARCH_FACTS: dict[str, ArchFacts] = {
     "classification": _CLASSIFIER,
     "multitask_classification": _CLASSIFIER,
     "efficientdet": ArchFacts(
-        ("num_detections", "detection_boxes", "detection_scores", "detection_classes"), "deepstream", "efficient"
+        ("num_detections", "detection_boxes", "detection_scores", "detection_classes"), "deepstream", "efficient",
+        # int32 classes found by name: deepstream_tao_apps' parser (>= tao4.0_ds6.3ga, cited in DS_OUTPUTS)
+        ds_parser="tao-efficientdet",
     ),
 }
 

@@ -53,16 +53,22 @@ def _onnx_io(path: Path) -> tuple[str, list[int], list[str]] | None:
     return inputs[0].name, dims, [o.name for o in model.graph.output]
 
 
-def hints_from_facts(facts: TaoFacts) -> DsModelHints:
-    """The DeepStream facts beyond the deploy card for a TAO architecture."""
+def arch_hints(arch: str, label_lines: list[str] | None = None) -> DsModelHints:
+    """The DeepStream facts beyond the deploy card that every model of a TAO architecture
+    shares (tao_trt.facts.ARCH_FACTS), with a classifier's label lines."""
+    shared = ARCH_FACTS[arch]
     return DsModelHints(
-        network_type=facts.network_type,
-        cluster_mode=facts.cluster_mode,
-        parse_func=facts.parse_func or None,
-        builtin_parser=facts.parse_func == "",
-        label_lines=facts.labels if facts.network_type == "classifier" else None,
-        extra=dict(facts.extra),
+        network_type=shared.network_type,
+        cluster_mode=shared.cluster_mode,
+        parse_func=shared.parse_func or None,
+        builtin_parser=shared.parse_func == "",
+        label_lines=label_lines if shared.network_type == "classifier" else None,
+        extra=dict(shared.extra),
     )
+
+
+def hints_from_facts(facts: TaoFacts) -> DsModelHints:
+    return arch_hints(facts.arch, facts.labels)
 
 
 def check_onnx(facts: TaoFacts, onnx_path: Path) -> tuple[str, int, list[str]]:
@@ -117,6 +123,7 @@ def tao_card(
             box_units=facts.box_units,
             class_dtype=facts.class_dtype,
             max_detections=facts.top_k,
+            ds_parser=ARCH_FACTS[facts.arch].ds_parser,
         ),
         labels=labels,
         background=ARCH_FACTS[facts.arch].background,

@@ -42,12 +42,13 @@ BUILTIN_PROVIDERS = ("tfod_trt.families", "tao_trt.families")
 @dataclass
 class ModelSource:
     """What the user pointed at: the model (a saved model folder, an ONNX file, ...), its
-    config file (pipeline.config, a TAO spec) and, for front-ends that cannot tell the
-    architecture from the files (TAO), the architecture the user named."""
+    config file (pipeline.config, a TAO spec), for front-ends that cannot tell the
+    architecture from the files (TAO) the architecture the user named, and a labels file."""
 
     path: Path
     config: Path | None = None
     arch: str | None = None
+    labels: Path | None = None  # a labels file / label map, for families whose config has no names
 
 
 @dataclass
@@ -245,7 +246,7 @@ def create(
     from trtdeploy.files import check_output
 
     output = Path(output)
-    inputs = [p for p in (source.path, source.config) if p is not None]
+    inputs = [p for p in (source.path, source.config, source.labels) if p is not None]
     for out in (output, card_path_for(output)):
         check_output(out, force, inputs=inputs)
     family = find_family(source)

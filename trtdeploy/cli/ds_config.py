@@ -133,6 +133,9 @@ def gen_ds_config(
                 if card.suffix == ".onnx"
                 else card_file.with_name(card_file.name.replace(".deploy.json", ".onnx"))
             )
+            from trtdeploy.families import ds_hints
+
+            hints = ds_hints(deploy_card, model_path)  # what the card's family knows beyond the card
         class_ids = (
             [int(v) for v in operate_on_class_ids.replace(",", ";").split(";") if v]
             if operate_on_class_ids

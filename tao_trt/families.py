@@ -1,0 +1,116 @@
+"""TAO architectures as ``trtdeploy.families`` families (registered on import; no TensorRT).
+
+A TAO export is already the final graph (TAO 5 writes ``.onnx`` with its NMS plugin head), so
+a TAO family converts nothing and has no passes: what it adds is the deploy card the spec's
+facts make (``tao_trt.facts``: labels rule, preprocessing, outputs) and the DeepStream facts
+beyond the card (``ds_hints``), found again from the card's ``provenance.model_family``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tao_trt.facts import ARCH_FACTS, TaoFacts, facts_from_spec
+from tao_trt.importer import arch_hints, check_onnx, tao_card
+from tao_trt.spec import load_spec
+from trtdeploy import __version__
+from trtdeploy.families import Core, ModelSource, register
+from trtdeploy.files import sha256_file
+
+if TYPE_CHECKING:
+    import onnx
+
+    from trtdeploy.deepstream.generate import DsModelHints
+    from trtdeploy.deploy_card import DeployCard
+
+
+@dataclass
+class TaoRequest:
+    source: ModelSource
+    facts: TaoFacts
+
+
+class TaoFamily:
+    framework = "tao"
+
+    def __init__(self, arch: str) -> None:
+        self.arch = arch
+        self.key = f"tao_{arch}"
+        self.title = f"TAO {arch}"
+        shared = ARCH_FACTS[arch]
+        self.heads = (shared.nms,)
+        self.layouts = (shared.layout,)
+
+    def claims(self, source: ModelSource) -> bool:
+        return source.arch == self.arch
+
+    def recognise(self, source: ModelSource) -> str | None:
+        path = Path(source.path)
+        if source.config is None:
+            return f"{self.title}: needs the spec the model was trained with"
+        if path.suffix.lower() == ".etlt":
+            return (
+                f"{self.title}: {path} is an encrypted .etlt; import-tao takes the TAO 5 .onnx export "
+                "(gen-ds-config --tao-spec ... --etlt reads .etlt models)"
+            )
+        if path.suffix.lower() != ".onnx":
+            return f"{self.title}: {path} is not an .onnx file (found suffix {path.suffix or 'none'!r})"
+        return None
+
+    def read_config(self, source: ModelSource) -> TaoRequest:
+        return TaoRequest(source, facts_from_spec(load_spec(Path(source.config)), self.arch, source.labels))  # type: ignore[arg-type]
+
+    def convert_core(self, request: TaoRequest) -> Core:
+        import onnx
+
+        return Core(model=onnx.load(str(request.source.path)), title=self.title)
+
+    def core_passes(self, request: TaoRequest) -> Sequence[tuple[str, Any]]:
+        return []  # the export is final
+
+    def head_passes(self, request: TaoRequest) -> Sequence[tuple[str, Any]]:
+        return []  # TAO exports carry their NMS head (ARCH_FACTS[arch].nms)
+
+    def deploy_card(self, request: TaoRequest, model: onnx.ModelProto | None, facts: dict[str, Any]) -> DeployCard:
+        """The card of the TAO ONNX (``model`` is not needed: the I/O is read from the file)."""
+        source = request.source
+        input_name, batch, outputs = check_onnx(request.facts, Path(source.path))
+        # Keyed by role, not by path, so the card is the same wherever the files live.
+        files = {"spec": Path(source.config), "onnx": Path(source.path), "labels": source.labels}  # type: ignore[arg-type]
+        hashes = {role: sha256_file(Path(path)) for role, path in files.items() if path is not None}
+        return tao_card(request.facts, input_name, batch, outputs, hashes, f"trtdeploy {__version__} import-tao")
+
+    def ds_hints(self, card: DeployCard, model_path: Path | None = None) -> DsModelHints:
+        return arch_hints(self.arch, _label_lines(card, model_path))
+
+
+def _label_lines(card: DeployCard, model_path: Path | None) -> list[str]:
+    """A classifier's labels file: one ';'-joined line per output. The card holds the labels
+    flat; the outputs' class counts (from the ONNX, when readable) split them per output."""
+    sizes = _output_classes(model_path) if model_path is not None else None
+    if not sizes or sum(sizes) != len(card.labels):
+        return [";".join(card.labels)]
+    lines, start = [], 0
+    for size in sizes:
+        lines.append(";".join(card.labels[start : start + size]))
+        start += size
+    return lines
+
+
+def _output_classes(model_path: Path) -> list[int] | None:
+    try:
+        import onnx
+
+        graph = onnx.load(str(model_path), load_external_data=False).graph
+    except Exception:  # noqa: BLE001 - an unreadable model just means "one line"
+        return None
+    dims = [list(o.type.tensor_type.shape.dim) for o in graph.output]
+    if not all(d and d[-1].HasField("dim_value") for d in dims):
+        return None
+    return [int(d[-1].dim_value) for d in dims]
+
+
+FAMILIES = {arch: register(TaoFamily(arch)) for arch in ARCH_FACTS}
