@@ -53,10 +53,12 @@ _FALLBACK_FAMILIES: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...
 
 @dataclass(frozen=True)
 class Support:
-    ok: bool
+    ok: bool | None  # None: unknown (the family declares no plugin list for its own graph)
     why: str = ""  # the reason when not ok
 
     def cell(self) -> str:
+        if self.ok is None:
+            return f"unknown: {self.why}"
         return "yes" if self.ok else f"no: {self.why}"
 
 
@@ -66,7 +68,9 @@ class FamilyInfo:
     title: str
     heads: tuple[str, ...]
     layouts: tuple[str, ...]
-    plugin_ops: tuple[str, ...] = ()  # plugins the family's own graph needs, whatever the head
+    plugin_ops: tuple[str, ...] | None = None  # plugins the family's own graph needs (None: not declared)
+    contracts: tuple[str, ...] = ()  # contract keys it emits (empty: every contract of its layouts)
+    own_head: bool = False  # its exports carry their own head (TAO) instead of one of trtdeploy.nms's
 
 
 @dataclass(frozen=True)
@@ -94,17 +98,43 @@ def target_label(target: str) -> str:
     return target_capabilities(target).label
 
 
-def head_support(head: str, target: str, plugin_ops: Iterable[str] = ()) -> Support:
+def head_support(head: str, target: str, plugin_ops: Iterable[str] | None = (), own_head: bool = False) -> Support:
     """Can ``target`` build a graph ending in ``head`` (plus the family's ``plugin_ops``)?"""
     caps = target_capabilities(target)
     if head == "onnx" and not caps.nms_layer:
         # engine/capabilities.py: TensorRT-RTX parses NonMaxSuppression but finds no runner for it.
         return Support(False, f"{caps.label} cannot build the NMS layer")
     needed = [HEAD_PLUGIN_OPS[head]] if head in HEAD_PLUGIN_OPS else []
-    missing = [op for op in [*needed, *plugin_ops] if caps.unavailable_plugin(op)]
+    missing = [op for op in [*needed, *(plugin_ops or ())] if caps.unavailable_plugin(op)]
     if missing:
         return Support(False, f"{caps.label} ships no {', '.join(missing)} plugin")
+    if plugin_ops is None and own_head and head not in HEAD_PLUGIN_OPS and head != "none":
+        return Support(None, "the family lists no plugins")
     return Support(True)
+
+
+def _tao_contracts(family: object) -> tuple[str, ...]:
+    """Bridge until TAO families declare ``contracts``: the one contract of a TAO architecture,
+    from its shared facts (tao_trt.facts: layout, DeepStream variant; TAO boxes are x1,y1,x2,y2)."""
+    try:
+        from tao_trt.facts import ARCH_FACTS
+    except ImportError:
+        return ()
+    facts = ARCH_FACTS.get(getattr(family, "arch", ""))
+    if facts is None:
+        return ()
+    ds_parser = getattr(facts, "ds_parser", "")
+    return (contracts.contract_for_output(facts.layout, ds_parser, "" if ds_parser else "x1y1x2y2").key,)
+
+
+def _info(family: object) -> FamilyInfo:
+    own = bool(getattr(family, "own_head", getattr(family, "framework", "") == "tao"))
+    declared = tuple(getattr(family, "contracts", ()) or (_tao_contracts(family) if own else ()))
+    plugins = getattr(family, "plugin_ops", None)
+    return FamilyInfo(
+        family.key, family.title, tuple(family.heads), tuple(family.layouts),  # type: ignore[attr-defined]
+        tuple(plugins) if plugins is not None else (None if own else ()), declared, own,
+    )
 
 
 def families() -> list[FamilyInfo]:
@@ -117,22 +147,21 @@ def families() -> list[FamilyInfo]:
         registered = registry.registered()
     if not registered:
         return [FamilyInfo(*row) for row in _FALLBACK_FAMILIES]
-    return [
-        FamilyInfo(f.key, f.title, tuple(f.heads), tuple(f.layouts), tuple(getattr(f, "plugin_ops", ())))
-        for f in registered.values()
-    ]
+    return [_info(f) for f in registered.values()]
 
 
 def rows_for(family: FamilyInfo) -> list[Row]:
     """One row per (head, contract) the family can emit, in registry order."""
     rows = []
-    for contract in contracts.CONTRACTS.values():
-        if contract.layout not in family.layouts:
-            continue
-        heads = [h for h in family.heads if h in contract.heads] if contract.heads else [OWN_HEAD]
+    if family.contracts:
+        emitted = [contracts.contract(key) for key in family.contracts]
+    else:
+        emitted = [c for c in contracts.CONTRACTS.values() if c.layout in family.layouts]
+    for contract in emitted:
+        heads = family.heads if family.own_head else [h for h in family.heads if h in contract.heads]
         for head in heads:
-            backends = tuple((t, head_support(head, t, family.plugin_ops)) for t in TARGETS)
-            rows.append(Row(family, head, contract, backends))
+            backends = tuple((t, head_support(head, t, family.plugin_ops, family.own_head)) for t in TARGETS)
+            rows.append(Row(family, f"{head} ({OWN_HEAD})" if family.own_head else head, contract, backends))
     return rows
 
 
@@ -153,8 +182,8 @@ def check_head(head: str, target: str | None, family: str = "tfod_ssd") -> None:
     if target is None:
         return
     info = family_info(family)
-    support = head_support(head, target, info.plugin_ops)
-    if support.ok:
+    support = head_support(head, target, info.plugin_ops, info.own_head)
+    if support.ok is not False:
         return
     others = [h for h in info.heads if h != head and head_support(h, target, info.plugin_ops).ok]
     hint = f"use --nms {' or '.join(others)}" if others else f"no {info.title} head builds there"
@@ -190,7 +219,7 @@ def support_table() -> str:
     header = ["family", "`--nms`", "output contract", *[target_label(t) for t in TARGETS], "DeepStream parser"]
     lines = [_md_row(header), _md_row(["---"] * len(header))]
     for row in matrix():
-        head = f"`{row.head}`" if row.head != OWN_HEAD else row.head
+        head = f"`{row.head.split()[0]}`" + (f" ({OWN_HEAD})" if row.family.own_head else "")
         parsers = ", ".join(f"`{p}`" for p in row.ds_parsers) or "-"
         lines.append(_md_row([
             row.family.title, head, f"`{row.contract.key}`: {row.contract.describe()}",

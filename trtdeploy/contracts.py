@@ -92,6 +92,8 @@ class OutputContract:
 
     def describe(self) -> str:
         """One line: tensors, dtypes, box order and units (for --help and error messages)."""
+        if not self.tensors:
+            return self.summary
         if not self.box_format:
             return f"{', '.join(self.names)}: {self.summary}"
         units = "pixel" if self.box_units == "pixels" else "normalised"
