@@ -13,7 +13,15 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tests.deepstream.ds_helpers import SPECS, need_reference, set_field, set_target_classes, tiny_onnx
+from tests.deepstream.ds_helpers import (
+    NVINFER,
+    SPECS,
+    need_reference,
+    reference_properties,
+    set_field,
+    set_target_classes,
+    tiny_onnx,
+)
 from tests.deepstream.test_tao_reference_configs import (
     BATCHED_NMS,
     EFFICIENT_NMS,
@@ -156,3 +164,54 @@ def test_refusals_are_one_line(tmp_path: Path) -> None:
     assert missing.exit_code == 1 and "not found" in missing.output
     for result in (unknown, refused, missing):
         assert [line for line in result.output.splitlines() if line.startswith("error:")] != []
+
+
+def _buildable_ssd_onnx(path: Path) -> Path:
+    """The TAO SSD outputs (NMS f32 [1,1,K,7], NMS_1 i32 [1,1,1,1]) computed from the input, so
+    TensorRT has a network to build (the real model ends in the NMS_TRT plugin)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    k = NMS_TRT[0][2][2]
+    nodes = [
+        helper.make_node("ReduceMean", ["Input"], ["mean"], axes=[1, 2, 3], keepdims=1),
+        helper.make_node("Mul", ["mean", "rows"], ["NMS"]),
+        helper.make_node("Cast", ["mean"], ["NMS_1"], to=TensorProto.INT32),
+    ]
+    graph = helper.make_graph(
+        nodes, "tao_ssd_stand_in", [helper.make_tensor_value_info("Input", TensorProto.FLOAT, [1, 3, 544, 960])],
+        [helper.make_tensor_value_info("NMS", TensorProto.FLOAT, [1, 1, k, 7]),
+         helper.make_tensor_value_info("NMS_1", TensorProto.INT32, [1, 1, 1, 1])],
+        [numpy_helper.from_array(np.ones((1, 1, k, 7), np.float32), "rows")],
+    )  # fmt: skip
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+@pytest.mark.rtx
+def test_build_engine_reads_the_import_tao_card(tmp_path: Path) -> None:
+    need_reference()
+    from trtdeploy.engine import BuildOptions, build_engine, load_sidecar
+
+    text, _, _ = _ssd_like(tmp_path, "ssd", SSD_LIKE[0][1])
+    spec = tmp_path / "spec.txt"
+    spec.write_text(text)
+    model = _buildable_ssd_onnx(tmp_path / "export.onnx")
+    out = tmp_path / "models" / "ssd.onnx"
+    _cli("import-tao", spec, "--arch", "ssd", "--onnx", model, "-o", out)
+    card = DeployCard.load(out.with_name("ssd.deploy.json"))
+    result = build_engine(out, BuildOptions(backend="tensorrt_rtx", precision="fp32"))
+    sidecar = load_sidecar(result.engine_path)
+    assert sidecar.deploy_card == card.to_dict()  # build-engine read the card import-tao wrote
+    assert [(t.name, t.dtype) for t in sidecar.tensors if t.mode == "output"] == [("NMS", "float32"),
+                                                                                 ("NMS_1", "int32")]
+    # and gen-ds-config takes card + engine: the engine's name, precision and the TAO parser
+    _cli("gen-ds-config", out.with_name("ssd.deploy.json"), "--engine", result.engine_path, "-o", tmp_path / "ds")
+    from trtdeploy.deepstream import read_config
+
+    props = read_config(tmp_path / "ds" / "config_infer_primary_ssd.txt").properties
+    assert props["network-mode"] == "0" and props["parse-bbox-func-name"] == "NvDsInferParseCustomNMSTLT"
+    assert props["model-engine-file"].endswith(result.engine_path.name)
+    ref = reference_properties(NVINFER / SSD_LIKE[0][2])  # deepstream_tao_apps' own SSD config
+    assert props["offsets"] == ref["offsets"] and props["model-color-format"] == ref["model-color-format"]
