@@ -53,6 +53,11 @@ ROWS = [
     Row("calib-card-missing", f"{CAL} -o {OUT}", 1, "deploy card", absent=[OUT], setup=remove("{card}")),
     Row("calib-card-wrong-schema", f"{CAL} -o {OUT}", 1, "not a trtdeploy deploy card", absent=[OUT],
         setup=edit_json("{card}", lambda d: d.update(schema="something.else"))),
+    Row("calib-card-of-another-onnx", f"{CAL} -o {OUT}", 1, "written for another ONNX", absent=[OUT],
+        setup=edit_json("{card}", lambda d: d.update(onnx_sha256="0" * 64))),
+    Row("tensorfile-card-of-another-onnx", "calib tensorfile {images} --onnx {onnx} -o {ws}/t.h5", 1,
+        "written for another ONNX", absent=["{ws}/t.h5"],
+        setup=edit_json("{card}", lambda d: d.update(onnx_sha256="f" * 64))),
     # retarget: a header only for real TensorRT releases; never over its input
     Row("retarget-unreleased-version", "calib retarget {cache} --trt-version 99.99.99 -o {ws}/new.cache", 2,
         "99.99.99", absent=["{ws}/new.cache"], unchanged=["{cache}"]),

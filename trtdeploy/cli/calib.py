@@ -40,12 +40,20 @@ def _card_path(onnx: Path | None, card: Path | None) -> Path:
     return Path(path)
 
 
-def _spec_from_card(path: Path):  # type: ignore[no-untyped-def]
-    """The PreprocessSpec of a deploy card."""
+def _spec_from_card(path: Path, onnx: Path | None = None):  # type: ignore[no-untyped-def]
+    """The PreprocessSpec of a deploy card; with ``onnx``, the card must be the one written for it
+    (its recorded hash): another model's card gives scales for the wrong preprocessing."""
     from calibration import PreprocessSpec
     from trtdeploy.deploy_card import DeployCard
+    from trtdeploy.files import sha256_file
 
-    return PreprocessSpec.from_card_dict(DeployCard.load(path).to_dict())
+    card = DeployCard.load(path)
+    if onnx is not None and card.onnx_sha256 and Path(onnx).is_file() and sha256_file(onnx) != card.onnx_sha256:
+        raise InputError(
+            f"deploy card {path} was written for another ONNX (sha256 {card.onnx_sha256[:12]}..., {onnx} has "
+            f"{sha256_file(onnx)[:12]}...); pass the card of this model with --card, or re-run create-onnx"
+        )
+    return PreprocessSpec.from_card_dict(card.to_dict())
 
 
 def _image_inputs(images: Path, image_root: Path | None, paths: object) -> list[Path | None]:
@@ -212,7 +220,7 @@ def tensorfile_command(
         card_path = _card_path(onnx, card)
         paths = list_images(images, num=num, seed=seed, shuffle=shuffle, image_root=image_root)
         check_output(output, force, inputs=[onnx, card_path, *_image_inputs(images, image_root, paths)])
-        spec = _spec_from_card(card_path)
+        spec = _spec_from_card(card_path, onnx)
         count = write_tensorfile(output, ImageBatcher(paths, spec, batch, drop_last=True))
         typer.echo(f"{output}: {count} batches of {list(spec.shape(batch))} from {len(paths)} images")
 
@@ -310,7 +318,7 @@ def calibrate_command(
         for path in outputs:
             if path is not None:
                 check_output(path, force, inputs=inputs)
-        spec = _spec_from_card(card_path)
+        spec = _spec_from_card(card_path, onnx)
         result = calibrate_onnx(
             onnx,
             source,
