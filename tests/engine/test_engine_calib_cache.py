@@ -156,3 +156,29 @@ def test_rtx_trusted_cache_without_sidecar_builds_a_qdq_engine(tmp_path, caplog)
         )
     assert result.sidecar.precision["int8_source"] == "qdq_from_calibration"
     assert "UNVERIFIED" in caplog.text
+
+
+def test_calibrating_with_the_card_of_another_onnx_is_refused(tmp_path):
+    """The card's recorded ONNX hash must be this ONNX's: calibration preprocesses by the card."""
+    from trtdeploy.deploy_card import DeployCard, card_path_for
+
+    onnx_path = _model(tmp_path)
+    card = DeployCard.load(card_path_for(onnx_path))
+    card.onnx_sha256 = "0" * 64
+    card.save(card_path_for(onnx_path))
+    images = tmp_path / "imgs"
+    images.mkdir()
+    with pytest.raises(InputError, match="was written for another ONNX"):
+        prepare(onnx_path, BuildOptions(precision="int8", calib_images=images), TRT10)
+
+
+def test_a_stale_card_is_a_warning_for_float_builds(tmp_path, caplog):
+    from trtdeploy.deploy_card import DeployCard, card_path_for
+
+    onnx_path = _model(tmp_path)
+    card = DeployCard.load(card_path_for(onnx_path))
+    card.onnx_sha256 = "0" * 64
+    card.save(card_path_for(onnx_path))
+    with caplog.at_level(logging.WARNING, logger="trtdeploy"):
+        prepare(onnx_path, BuildOptions(precision="fp16"), TRT10)
+    assert "was written for another ONNX" in caplog.text

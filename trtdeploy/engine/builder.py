@@ -154,6 +154,21 @@ def _check_outputs(onnx_path: Path, options: BuildOptions, engine_path: Path) ->
                 raise UsageError(f"{flag} {cache} is a folder; give a file name")
 
 
+def _check_card_is_for(onnx_path: Path, card: Any, calibrating: bool) -> None:
+    """The deploy card next to the ONNX must be the one written for it (its recorded hash): INT8
+    calibration would preprocess for another model (refused); otherwise its shapes may be stale."""
+    recorded = getattr(card, "onnx_sha256", "") if card is not None else ""
+    if not recorded or sha256_file(onnx_path) == recorded:
+        return
+    message = (
+        f"deploy card {card_path_for(onnx_path)} was written for another ONNX (sha256 {recorded[:12]}...) "
+        f"than {onnx_path.name}"
+    )
+    if calibrating:
+        raise InputError(f"{message}: calibration would use its preprocessing; re-run create-onnx for this model")
+    log.warning("%s; its input shapes may be stale", message)
+
+
 def _check_calib_cache(prep: _Prepared, options: BuildOptions) -> None:
     """A cache is replayed only when its sidecar says it was made for this model (issue 12 item 7)."""
     # With images (and for the Q/DQ path of TensorRT 11 / RTX) the calibration package reuses a
@@ -206,6 +221,7 @@ def prepare(onnx_path: Path, options: BuildOptions, backend: Backend | None = No
         calib_cache=options.calib_cache is not None,
         layer_precisions=parse_layer_precisions(options.layer_precisions),
     )
+    _check_card_is_for(onnx_path, card, calibrating=plan.int8_source in (INT8_CALIBRATOR, INT8_QDQ_FROM_CALIBRATION))
     replay = plan.int8_source in (INT8_CACHE, INT8_QDQ_FROM_CALIBRATION) and options.calib_images is None
     if replay and options.calib_cache is not None and not Path(options.calib_cache).is_file():
         raise InputError(
