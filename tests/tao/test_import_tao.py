@@ -91,6 +91,22 @@ def _detectnet_v2(tmp_path: Path):
     return text, model, None
 
 
+def _classification(tmp_path: Path):
+    text = (SPECS / "classification_tf1/tao_voc/specs/classification_spec.cfg").read_text()
+    (tmp_path / "classes.txt").write_text("cat\ndog\nhorse\n")
+    model = typed_onnx(tmp_path / "cls.onnx", "input_1", [-1, 3, 224, 224], [("predictions/Softmax", "float32", [1, 3])])
+    return text, model, tmp_path / "classes.txt"
+
+
+def _multitask(tmp_path: Path):
+    """Two tasks: one labels line each, one softmax output each; the card holds the labels flat and
+    the outputs' class counts split them back into lines."""
+    text = (SPECS / "multitask_classification/specs/mclassification_spec.cfg").read_text()
+    (tmp_path / "tasks.txt").write_text("black;blue;red\nbag;shoe\n")
+    outputs = [("base_color/Softmax", "float32", [1, 3]), ("category/Softmax", "float32", [1, 2])]
+    return text, typed_onnx(tmp_path / "mtl.onnx", "input_1", [-1, 3, 80, 60], outputs), tmp_path / "tasks.txt"
+
+
 CASES = {
     **{arch: (lambda tmp, a=arch, s=spec: _ssd_like(tmp, a, s)) for arch, spec, _, _ in SSD_LIKE},
     "faster_rcnn": _faster_rcnn,
@@ -98,6 +114,8 @@ CASES = {
     "unet": _unet,
     "efficientdet": _efficientdet,
     "detectnet_v2": _detectnet_v2,
+    "classification": _classification,
+    "multitask_classification": _multitask,
 }
 
 
