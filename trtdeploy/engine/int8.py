@@ -160,8 +160,12 @@ def make_calibrator(backend: Backend, request: CalibrationRequest) -> tensorrt.I
     return calibrator
 
 
-# The calibrator interface whose cache header each algorithm name is (TensorRT's IInt8*Calibrator
-# classes); a replayed cache is served by the calibrator of its own algorithm.
+# The calibrator interface whose cache header each algorithm name is; a replayed cache is served
+# by the calibrator of its own algorithm. NVIDIA/TensorRT release/10.16 include/NvInfer.h: each
+# IInt8*Calibrator's getAlgorithm() returns one CalibrationAlgoType (enum at line 9799;
+# IInt8EntropyCalibrator 9897 -> kENTROPY_CALIBRATION, IInt8EntropyCalibrator2 9937 ->
+# kENTROPY_CALIBRATION_2, IInt8MinMaxCalibrator 9977 -> kMINMAX_CALIBRATION,
+# IInt8LegacyCalibrator 10016 -> kLEGACY_CALIBRATION); the header names are calibration.ALGORITHMS.
 _CALIBRATOR_CLASS = {
     "EntropyCalibration2": "IInt8EntropyCalibrator2",
     "EntropyCalibration": "IInt8EntropyCalibrator",
