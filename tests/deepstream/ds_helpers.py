@@ -77,3 +77,27 @@ def reference_labels(path: Path) -> list[str]:
         if path.read_bytes().endswith(b"\n")
         else path.read_bytes().decode().replace("\r", "").split("\n")
     )
+
+
+def write_engine_sidecar(
+    engine: Path,
+    tensors: list[tuple[str, str, list[int], str]],
+    precision: str,
+    profiles: list[dict[str, dict[str, list[int]]]],
+    onnx_sha256: str = "",
+    backend_version: str = "10.3.0",
+) -> Path:
+    """A well-formed ``<engine>.json`` (trtdeploy.engine.sidecar's schema) with the given facts:
+    tensors as (name, dtype, shape, mode), the precision plan's label, the profiles."""
+    from trtdeploy.engine.sidecar import Sidecar, TensorInfo
+
+    sidecar = Sidecar(
+        backend="tensorrt", backend_version=backend_version, backend_label="TensorRT 10", strongly_typed=False,
+        cuda_version="12.8", gpu=None, target_compute_capabilities=[], device="gpu0",
+        precision={"label": precision}, profiles=profiles, tensors=[TensorInfo(*t) for t in tensors],
+        io_source="network", onnx_path="", onnx_sha256=onnx_sha256, built_onnx_sha256=onnx_sha256,
+        engine_file=engine.name, engine_sha256="", engine_bytes=0, build_seconds=0.0, built_at="", tool_version="test",
+    )  # fmt: skip
+    path = engine.with_name(engine.name + ".json")
+    sidecar.save(path)
+    return path

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.deepstream.ds_helpers import NVINFER, need_reference
+from tests.deepstream.ds_helpers import NVINFER, need_reference, write_engine_sidecar
 from trtdeploy.cli.main import app
 from trtdeploy.deepstream import DsConfigError, DsOptions, check_ds_config, gen_ds_config, read_config
 from trtdeploy.deepstream.generate import GeneratedConfig
@@ -223,15 +223,10 @@ def test_raw_layout_refused_without_own_parser(tmp_path: Path) -> None:
 
 
 def test_engine_sidecar_and_calibration_header_checked(tmp_path: Path) -> None:
-    import json
-
     model = tmp_path / "ssd.onnx"
     engine = tmp_path / "ssd.onnx_b4_gpu0_int8.engine"
     engine.write_bytes(b"x")
-    (tmp_path / (engine.name + ".json")).write_text(
-        json.dumps({"backend": "tensorrt", "backend_version": "10.3.0", "precision": {"label": "int8"},
-                    "profiles": [{"input_tensor": {"min": [1, 300, 300, 3], "max": [4, 300, 300, 3]}}]})
-    )  # fmt: skip
+    write_engine_sidecar(engine, [], "int8", [{"input_tensor": {"min": [1, 300, 300, 3], "max": [4, 300, 300, 3]}}])
     cache = tmp_path / "cal.bin"
 
     card = _tfod_card("deepstream")

@@ -4,13 +4,13 @@ they write DeepStream's files readable by other users."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from tests.deepstream.ds_helpers import write_engine_sidecar
 from tests.deepstream.test_check_ds_config import _tfod_card, ds_onnx
 from trtdeploy.cli.main import app
 from trtdeploy.deepstream import DsOptions, check_ds_config, gen_ds_config
@@ -86,15 +86,10 @@ def test_name_with_path_parts_is_refused(tmp_path: Path, name: str) -> None:
 
 
 def _sidecar(engine: Path, onnx_sha: str, outputs: list[tuple[str, str, list[int]]], max_batch: int) -> None:
-    tensors = [{"name": "input_tensor", "dtype": "float32", "shape": [-1, 300, 300, 3], "mode": "input"}] + [
-        {"name": n, "dtype": d, "shape": s, "mode": "output"} for n, d, s in outputs
-    ]
+    tensors = [("input_tensor", "float32", [-1, 300, 300, 3], "input")] + [(n, d, s, "output") for n, d, s in outputs]
     engine.write_bytes(b"engine")
-    (engine.parent / (engine.name + ".json")).write_text(json.dumps({
-        "backend": "tensorrt", "backend_version": "10.3.0", "precision": {"label": "fp16"},
-        "profiles": [{"input_tensor": {"min": [1, 300, 300, 3], "max": [max_batch, 300, 300, 3]}}],
-        "tensors": tensors, "onnx_sha256": onnx_sha,
-    }))  # fmt: skip
+    profiles = [{"input_tensor": {"min": [1, 300, 300, 3], "max": [max_batch, 300, 300, 3]}}]
+    write_engine_sidecar(engine, tensors, "fp16", profiles, onnx_sha)
 
 
 def test_engine_of_another_model_is_refused(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from trtdeploy.deepstream.generate import (
 from trtdeploy.deepstream.parsers import variant
 from trtdeploy.deepstream.validate import ERROR, WARNING, ConfigView, Problem, validate
 from trtdeploy.deploy_card import DeployCard, card_path_for
+from trtdeploy.engine.sidecar import Sidecar
 from trtdeploy.errors import TrtDeployError, UsageError
 
 
@@ -139,7 +140,7 @@ def check_ds_config(
 
 
 def _parser_problems(
-    props: dict[str, str], loaded: LoadedConfig, sidecar: dict | None, ds_parser: str | None
+    props: dict[str, str], loaded: LoadedConfig, sidecar: Sidecar | None, ds_parser: str | None
 ) -> list[Problem]:
     """The model's outputs (names, order, dtypes) from the engine sidecar or the ONNX file,
     against what the named parser reads."""

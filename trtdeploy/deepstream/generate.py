@@ -7,7 +7,6 @@ its export needs) come in ``DsModelHints``.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -48,9 +47,10 @@ from trtdeploy.deepstream.validate import (
     validate,
 )
 from trtdeploy.deploy_card import DeployCard
-from trtdeploy.engine.naming import engine_file_name
+from trtdeploy.engine.naming import engine_file_name, sidecar_path
+from trtdeploy.engine.sidecar import Sidecar, TensorInfo
 from trtdeploy.errors import InputError, TrtDeployError, UnsupportedModelError, UsageError
-from trtdeploy.files import atomic_path, check_output, sha256_file
+from trtdeploy.files import atomic_path, check_output, read_json_object, sha256_file
 from trtdeploy.log import get_logger
 
 log = get_logger("deepstream")
@@ -103,15 +103,13 @@ class GeneratedConfig:
     paths: list[Path] = field(default_factory=list)
 
 
-def read_engine_sidecar(engine: Path) -> dict[str, Any] | None:
-    """``<engine>.json`` written by build-engine, read as a plain dict (its schema is young)."""
-    for candidate in (Path(str(engine) + ".json"), Path(engine).with_suffix(".json")):
+def read_engine_sidecar(engine: Path) -> Sidecar | None:
+    """``<engine>.json`` (or ``<engine stem>.json``) written by build-engine, through the typed
+    reader of trtdeploy.engine.sidecar (InputError when it is not a valid sidecar); None when
+    there is none."""
+    for candidate in (sidecar_path(engine), Path(engine).with_suffix(".json")):
         if candidate.is_file():
-            try:
-                data = json.loads(candidate.read_text(encoding="utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-                raise InputError(f"engine sidecar {candidate} is not valid JSON: {exc}") from exc
-            return data if isinstance(data, dict) else None
+            return Sidecar.from_dict(read_json_object(candidate, "engine sidecar"), str(candidate))
     return None
 
 
@@ -162,26 +160,22 @@ def onnx_io(path: Path) -> tuple[list[Tensor], list[Tensor]] | None:
     return describe(model.graph.input), describe(model.graph.output)
 
 
-def sidecar_io(sidecar: dict[str, Any]) -> tuple[list[Tensor], list[Tensor]] | None:
+def sidecar_io(sidecar: Sidecar) -> tuple[list[Tensor], list[Tensor]]:
     """The engine's inputs and outputs as its sidecar records them (build-engine's ``tensors``)."""
-    tensors = sidecar.get("tensors")
-    if not isinstance(tensors, list):
-        return None
-    io: dict[str, list[Tensor]] = {"input": [], "output": []}
-    for t in tensors:
-        if isinstance(t, dict) and t.get("mode") in io and isinstance(t.get("name"), str):
-            shape = t.get("shape") if isinstance(t.get("shape"), list) else []
-            io[t["mode"]].append((t["name"], str(t.get("dtype", "")), tuple(shape)))
-    return io["input"], io["output"]
+
+    def described(tensors: list[TensorInfo]) -> list[Tensor]:
+        return [(t.name, t.dtype, tuple(t.shape)) for t in tensors]
+
+    return described(sidecar.inputs), described(sidecar.outputs)
 
 
 def engine_mismatches(
-    sidecar: dict[str, Any], model_path: Path, model_io: tuple[list[Tensor], list[Tensor]] | None
+    sidecar: Sidecar, model_path: Path, model_io: tuple[list[Tensor], list[Tensor]] | None
 ) -> list[str]:
     """Why an engine was not built from this model (issue 11: an --engine of another model)."""
     problems = []
     model_path = Path(model_path)
-    recorded = {sidecar.get("onnx_sha256"), sidecar.get("built_onnx_sha256")} - {None, ""}
+    recorded = {sidecar.onnx_sha256, sidecar.built_onnx_sha256} - {""}
     if recorded and model_path.suffix.lower() == ".onnx" and model_path.is_file():
         if sha256_file(model_path) not in recorded:
             problems.append(
@@ -189,7 +183,7 @@ def engine_mismatches(
                 f"{sha256_file(model_path)[:12]}...: the engine was built from another model; rebuild it from this one"
             )
     engine_io = sidecar_io(sidecar)
-    if engine_io is None or model_io is None:
+    if model_io is None:
         return problems
     for what, ours, theirs in (("inputs", model_io[0], engine_io[0]), ("outputs", model_io[1], engine_io[1])):
         if [t[0] for t in ours] != [t[0] for t in theirs]:
@@ -293,7 +287,7 @@ def build_config(
     options: DsOptions,
     hints: DsModelHints | None = None,
     engine: Path | None = None,
-    engine_sidecar: dict[str, Any] | None = None,
+    engine_sidecar: Sidecar | None = None,
     calib_cache: Path | None = None,
     outputs: list[Tensor] | None = None,
 ) -> NvInferConfig:

@@ -29,6 +29,7 @@ from trtdeploy.deepstream.config import (
 from trtdeploy.deepstream.parsers import PARSERS, VARIANTS, contract_problems
 from trtdeploy.deploy_card import DeployCard
 from trtdeploy.engine.naming import parse_engine_name
+from trtdeploy.engine.sidecar import Sidecar
 
 ERROR = "error"
 WARNING = "warning"
@@ -57,7 +58,7 @@ class ConfigView:
     label_problems: list[str] = field(default_factory=list)
     base_dir: Path = Path(".")
     card: DeployCard | None = None
-    engine_sidecar: dict[str, Any] | None = None
+    engine_sidecar: Sidecar | None = None  # trtdeploy.engine.sidecar's typed reader
     calib_cache: CalibrationCache | None = None  # int8-calib-file, parsed by the calibration package
     calib_problem: str | None = None  # why int8-calib-file could not be parsed (an error)
     config_path: Path | None = None  # where the config is (or will be) written: paths resolve from it
@@ -93,47 +94,28 @@ def network_type_of(props: dict[str, str]) -> int:
     return NETWORK_TYPES["detector"]
 
 
-def sidecar_precision(sidecar: dict[str, Any]) -> str | None:
-    value = sidecar.get("precision")
-    if isinstance(value, dict):  # build-engine's precision plan: "label" is fp32|fp16|int8
-        value = value.get("label")
-    if isinstance(value, list):  # e.g. ["fp16", "int8"]: the lowest one decides
-        for name in ("int8", "fp16", "fp32"):
-            if name in value:
-                return name
-        return None
-    return str(value).lower() if isinstance(value, str) else None
+def sidecar_precision(sidecar: Sidecar) -> str | None:
+    """fp32 | fp16 | int8: the label of build-engine's precision plan (engine/precision.py)."""
+    label = sidecar.precision.get("label")
+    return label.lower() if isinstance(label, str) else None
 
 
-def sidecar_max_batch(sidecar: dict[str, Any]) -> int | None:
-    """Max batch over the engine's profiles, reading the few shapes the sidecar may use."""
-    best = None
-    for profile in sidecar.get("profiles") or []:
-        if not isinstance(profile, dict):
-            continue
-        candidates = []
-        if isinstance(profile.get("max_batch"), int):
-            candidates.append(profile["max_batch"])
-        shapes = [profile.get("max")] + [
-            v.get("max") for v in profile.values() if isinstance(v, dict)
-        ]
-        for shape in shapes:
-            if isinstance(shape, list) and shape and isinstance(shape[0], int):
-                candidates.append(shape[0])
-        for value in candidates:
-            best = value if best is None else max(best, value)
-    if best is None and isinstance(sidecar.get("max_batch"), int):
-        best = sidecar["max_batch"]
-    return best
+def sidecar_max_batch(sidecar: Sidecar) -> int | None:
+    """Max batch over the engine's optimisation profiles (the first dim of each input's max
+    shape); None for an engine built without profiles."""
+    maxima = [
+        shape["max"][0]
+        for profile in sidecar.profiles
+        for shape in profile.values()
+        if isinstance(shape, dict) and shape.get("max")
+    ]
+    return max(maxima) if maxima else None
 
 
-def sidecar_trt_version(sidecar: dict[str, Any]) -> TrtVersion | None:
-    if sidecar.get("backend") not in (None, "tensorrt"):
+def sidecar_trt_version(sidecar: Sidecar) -> TrtVersion | None:
+    if sidecar.backend != "tensorrt":
         return None  # TensorRT-RTX versions are not TensorRT versions; it has no calibrator
-    text = sidecar.get("trt_version") or sidecar.get("backend_version") or sidecar.get("version")
-    if not isinstance(text, str):
-        return None
-    parts = re.findall(r"\d+", text)
+    parts = re.findall(r"\d+", sidecar.backend_version)
     if len(parts) < 2:
         return None
     nums = [int(p) for p in parts[:3]] + [0] * (3 - len(parts[:3]))
@@ -476,7 +458,7 @@ def _check_against_card(
     assert card is not None
     if (
         num_classes is not None
-        and card.output.layout != "other"
+        and card.output.contract.tensors  # a model's own outputs say nothing of the class count
         and num_classes != card.output.num_classes
     ):
         error(
