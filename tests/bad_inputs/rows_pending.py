@@ -7,13 +7,14 @@ from __future__ import annotations
 import pytest
 
 from tests.bad_inputs.rows import Row
-from tests.bad_inputs.setups import write
+from tests.bad_inputs.setups import chain, write
 
 TAO_SSD_SPEC = (
     'ssd_config { arch: "resnet" nlayers: 18 }\n'
     "augmentation_config { output_width: 32 output_height: 32 output_channel: 3 }\n"
     'dataset_config { target_class_mapping { key: "cat" value: "cat" } }\n'
 )
+EFFICIENTDET_YAML = 'dataset:\n  num_classes: 3\n  image_size: "32,32"\nmodel:\n  input_height: 32\n  input_width: 32\n'
 REPEATED_ID_MAP = "item { id: 1 name: 'person' }\nitem { id: 1 name: 'bicycle' }\nitem { id: 2 name: 'car' }\n"
 
 
@@ -31,6 +32,14 @@ ROWS = [
         "gen-ds-config --tao-spec {ws}/spec.txt --arch ssd --onnx {text} -o {ws}/ds", 1, "not a readable ONNX",
         absent=["{ws}/ds"], unchanged=["{text}"], setup=write("spec.txt", TAO_SSD_SPEC),
         marks=pending("rows_ds.py has no row with a text file as --onnx")),
+    # issue 11 item 1 (inputs are sacred): the labels file gen-ds-config writes is the --labels it
+    # reads; today it is overwritten with --force (deepstream/generate.py checks outputs without inputs)
+    Row("pending-ds-gen-labels-output-is-the-input",
+        "gen-ds-config --tao-spec {ws}/ed.yaml --arch efficientdet --onnx {onnx} --labels {ws}/ds/model_labels.txt "
+        "-o {ws}/ds --force", 2, "is an input", unchanged=["{ws}/ds/model_labels.txt"],
+        absent=["{ws}/ds/config_infer_primary_model.txt"],
+        setup=chain(write("ed.yaml", EFFICIENTDET_YAML), write("ds/model_labels.txt", "cat\ndog\n# kept\n")),
+        marks=pending("gen-ds-config does not pass its inputs to files.check_output(inputs=...)")),
     # issue 11: "a label map with a repeated id silently shifted every label" -- TFOD keeps the
     # first item of a repeated id (label_map_util.convert_label_map_to_categories), so: a warning
     Row("pending-create-onnx-label-map-repeated-id",
