@@ -237,6 +237,20 @@ def test_tensorflow_reference_is_clipped_to_the_frame(tmp_path: Path) -> None:
     assert (ref.left, ref.top, ref.width, ref.height) == (2.0, 2.0, 4.0, 2.0)
 
 
+def test_drawing_a_negative_height_box(tmp_path: Path) -> None:
+    from trtdeploy.deepstream.clustering import NvObject
+    from trtdeploy.deepstream.dry_run import FrameResult, draw
+    from trtdeploy.deepstream.nvinfer_preprocess import scale_geometry
+
+    # crop-objects-to-roi-boundary sets height = frame height - top, negative for a box below the
+    # frame (gstnvinfer_meta_utils.cpp l.108-111); the picture must still be drawn
+    setup = NvInferSetup.from_config(write_config(tmp_path))
+    result = FrameResult("x", 20, 10, [NvObject(0, 2, 8, 5, -4, 0.5)], scale_geometry(20, 10, 4, 4),
+                         np.zeros((4, 4, 3), np.uint8))
+    drawn = np.asarray(draw(Image.new("RGB", (20, 10)), result, setup))
+    assert drawn[4:7, 2].any() and not drawn[4:7, 12].any()  # rows 4-8, columns 2-7: its left edge drawn
+
+
 # --- the CLI ------------------------------------------------------------------------------------
 
 

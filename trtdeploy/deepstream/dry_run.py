@@ -477,8 +477,9 @@ def draw(image: Image.Image, result: FrameResult, setup: NvInferSetup) -> Image.
     line = max(1, round(max(out.size) / 300))
     for o in result.objects:
         colour = palette[o.class_id % len(palette)]
-        box = (o.left, o.top, o.left + o.width, o.top + o.height)
-        pen.rectangle(box, outline=colour, width=line)
+        # sorted corners: with crop-objects-to-roi-boundary nvinfer can return a negative height
+        xs, ys = sorted((o.left, o.left + o.width)), sorted((o.top, o.top + o.height))
+        pen.rectangle((xs[0], ys[0], xs[1], ys[1]), outline=colour, width=line)
         text = f"{setup.label(o.class_id)} {o.confidence:.2f}"
         tl = pen.textbbox((o.left, o.top), text)
         y = o.top - (tl[3] - tl[1]) - 2 if o.top - (tl[3] - tl[1]) - 2 >= 0 else o.top
@@ -516,9 +517,9 @@ def write_result(out_dir: Path, image: Image.Image, result: FrameResult, setup: 
 
     from trtdeploy.files import atomic_path, write_text_atomic
 
-    json_path, jpg_path = output_paths(out_dir, result.name)
+    json_path, png_path = output_paths(out_dir, result.name)
     write_text_atomic(json_path, json.dumps(result.to_json(setup), indent=2) + "\n")
-    with atomic_path(jpg_path) as tmp:
+    with atomic_path(png_path) as tmp:
         draw(image, result, setup).save(tmp, format="PNG")
 
 
