@@ -94,12 +94,44 @@ def add_onnx_nms(
             f"the onnx NMS head uses TopK, which TensorRT limits to K <= {TRT_TOPK_MAX}; got {k_eff}"
         )
     op = _Builder(graph)
+    sel_batch, sel_anchor, sel_class, sel_score = _select(op, boxes, scores, params)
+    dense = _dense_scores(op, scores, (sel_batch, sel_anchor, sel_class, sel_score), num_anchors * num_classes, num_classes)
+    tensors = _top_detections(op, boxes, dense, k_eff, num_classes)
+    if k_eff < k:  # fewer (box, class) pairs than K: zero pad to K like EfficientNMS
+        pad = k - k_eff
+        tensors[1] = op(
+            "Pad", [tensors[1], op.const("pad3", [0, 0, 0, 0, pad, 0], np.int64)], "pad_boxes"
+        )
+        tensors[2] = op(
+            "Pad", [tensors[2], op.const("pad2s", [0, 0, 0, pad], np.int64)], "pad_scores"
+        )
+        tensors[3] = op(
+            "Pad", [tensors[3], op.const("pad2c", [0, 0, 0, pad], np.int64)], "pad_classes"
+        )
 
+    outputs = [
+        gs.Variable(names[0], dtype=np.int32, shape=[batch, 1]),
+        gs.Variable(names[1], dtype=np.float32, shape=[batch, k, 4]),
+        gs.Variable(names[2], dtype=np.float32, shape=[batch, k]),
+        gs.Variable(names[3], dtype=np.int32, shape=[batch, k]),
+    ]
+    for tensor, out in zip(tensors, outputs, strict=True):
+        graph.nodes.append(
+            gs.Node("Identity", name=f"nms/onnx/out/{out.name}", inputs=[tensor], outputs=[out])
+        )
+    return outputs
+
+
+def _select(
+    op: _Builder, boxes: gs.Variable, scores: gs.Variable, params: NmsParams
+) -> tuple[gs.Variable, gs.Variable, gs.Variable, gs.Variable]:
+    """NonMaxSuppression per class (or on the best class): the selected (batch, anchor, class)
+    triples [N] each and their scores [N]."""
     # Both thresholds one float32 step lower: strict ONNX comparisons become inclusive.
     score_thr = np.nextafter(np.float32(params.score_threshold), np.float32(-np.inf))
     iou_thr = np.nextafter(np.float32(params.iou_threshold), np.float32(-np.inf))
     # Class-agnostic NMS runs on one merged class, so a per-class cap would cap everything.
-    per_class = k if params.class_agnostic else params.max_detections_per_class
+    per_class = params.max_detections if params.class_agnostic else params.max_detections_per_class
     nms_args = [
         op.const("max_per_class", [per_class], np.int64),
         op.const("iou_threshold", [iou_thr], np.float32),
@@ -128,8 +160,14 @@ def add_onnx_nms(
         sel_class = op.column(selected, 1, "sel_class")
         sel_anchor = op.column(selected, 2, "sel_anchor")
     sel_score = op("GatherND", [nms_scores, selected], "sel_score")  # [N]
+    return sel_batch, sel_anchor, sel_class, sel_score
 
-    # Dense [B, A*C] scores: -inf except the selected (anchor, class) pairs.
+
+def _dense_scores(
+    op: _Builder, scores: gs.Variable, selected: tuple[gs.Variable, ...], num_pairs: int, num_classes: int
+) -> gs.Variable:
+    """Dense [B, A*C] scores: the fill value except at the selected (anchor, class) pairs."""
+    sel_batch, sel_anchor, sel_class, sel_score = selected
     flat = op(
         "Add",
         [
@@ -159,13 +197,18 @@ def add_onnx_nms(
     )
     dense_shape = op(
         "Concat",
-        [batch_dim, op.const("num_pairs", [num_anchors * num_classes], np.int64)],
+        [batch_dim, op.const("num_pairs", [num_pairs], np.int64)],
         "dense_shape",
         axis=0,
     )
     empty = op("Expand", [op.const("fill", [[_FILL]], np.float32), dense_shape], "dense_empty")
-    dense = op("ScatterND", [empty, scatter_idx, sel_score], "dense_scores")
+    return op("ScatterND", [empty, scatter_idx, sel_score], "dense_scores")
 
+
+def _top_detections(
+    op: _Builder, boxes: gs.Variable, dense: gs.Variable, k_eff: int, num_classes: int
+) -> list[gs.Variable]:
+    """The K' best selected pairs as [count i32, boxes, scores, classes i32], zero past the count."""
     top_scores, top_index = op(
         "TopK",
         [dense, op.const("k", [k_eff], np.int64)],
@@ -207,31 +250,7 @@ def add_onnx_nms(
         keepdims=1,
     )
     det_num = op("Cast", [count], "det_num", to=onnx.TensorProto.INT32)
-
-    tensors = [det_num, det_boxes, det_scores, det_classes]
-    if k_eff < k:  # fewer (box, class) pairs than K: zero pad to K like EfficientNMS
-        pad = k - k_eff
-        tensors[1] = op(
-            "Pad", [tensors[1], op.const("pad3", [0, 0, 0, 0, pad, 0], np.int64)], "pad_boxes"
-        )
-        tensors[2] = op(
-            "Pad", [tensors[2], op.const("pad2s", [0, 0, 0, pad], np.int64)], "pad_scores"
-        )
-        tensors[3] = op(
-            "Pad", [tensors[3], op.const("pad2c", [0, 0, 0, pad], np.int64)], "pad_classes"
-        )
-
-    outputs = [
-        gs.Variable(names[0], dtype=np.int32, shape=[batch, 1]),
-        gs.Variable(names[1], dtype=np.float32, shape=[batch, k, 4]),
-        gs.Variable(names[2], dtype=np.float32, shape=[batch, k]),
-        gs.Variable(names[3], dtype=np.int32, shape=[batch, k]),
-    ]
-    for tensor, out in zip(tensors, outputs, strict=True):
-        graph.nodes.append(
-            gs.Node("Identity", name=f"nms/onnx/out/{out.name}", inputs=[tensor], outputs=[out])
-        )
-    return outputs
+    return [det_num, det_boxes, det_scores, det_classes]
 
 
 def _col(op: _Builder, vector: gs.Tensor, name: str) -> gs.Variable:
