@@ -192,6 +192,7 @@ def _sidecar_seed() -> dict:
 @FUZZ
 @given(documents=inputs(json_maker([_sidecar_seed()])))
 def test_engine_sidecar(documents: list[object], scratch_dir: Path) -> None:
+    from trtdeploy.engine.inspect import EngineReport, report_rows
     from trtdeploy.engine.machine import GpuInfo, Machine
     from trtdeploy.engine.sidecar import check_usable, load_sidecar
 
@@ -204,8 +205,9 @@ def test_engine_sidecar(documents: list[object], scratch_dir: Path) -> None:
 
     def parse(machine: Machine) -> None:
         sidecar = load_sidecar(engine)
-        check_usable(sidecar, machine, engine)
+        verdict = check_usable(sidecar, machine, engine)
         _ = sidecar.inputs, sidecar.outputs, sidecar.to_dict()
+        report_rows(EngineReport(engine, sidecar, verdict, machine))  # what `trtdeploy inspect` prints
 
     for index, data in enumerate(documents):
         sidecar_file.text(json.dumps(data))

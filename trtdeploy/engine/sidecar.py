@@ -136,8 +136,16 @@ def _type_problem(payload: dict[str, Any]) -> str | None:
         if "\x00" in str(payload.get(name, "")):
             return f"field {name!r} contains a NUL character"
     gpu = payload.get("gpu")
-    if isinstance(gpu, dict) and not all(isinstance(gpu.get(k, ""), str) for k in ("name", "compute_capability")):
-        return f"field 'gpu' is {gpu!r}"
+    if isinstance(gpu, dict) and not (
+        all(isinstance(gpu.get(k), str) for k in ("name", "compute_capability")) and _is(gpu.get("index", 0), _INT)
+    ):
+        return f"field 'gpu' is {gpu!r}, expected {{index, name, compute_capability}}"
+    flags = payload.get("precision", {}).get("builder_flags", []) if isinstance(payload.get("precision"), dict) else []
+    if not (isinstance(flags, list) and all(isinstance(f, str) for f in flags)):
+        return f"field 'precision.builder_flags' is {flags!r}"
+    for profile in payload.get("profiles", []):
+        if not _is_profile(profile):
+            return f"profile entry {profile!r} is not {{input: {{min, opt, max: [int]}}}}"
     for tensor in payload.get("tensors", []):
         if not (
             isinstance(tensor, dict)
@@ -149,6 +157,15 @@ def _type_problem(payload: dict[str, Any]) -> str | None:
         ):
             return f"tensor entry {tensor!r} is not {{name, dtype, shape: [int], mode: input|output}}"
     return None
+
+
+def _is_profile(profile: Any) -> bool:
+    return isinstance(profile, dict) and all(
+        isinstance(name, str)
+        and isinstance(rng, dict)
+        and all(isinstance(rng.get(k), list) and all(_is(d, _INT) for d in rng[k]) for k in ("min", "opt", "max"))
+        for name, rng in profile.items()
+    )
 
 
 def load_sidecar(engine_path: Path) -> Sidecar:
