@@ -226,7 +226,7 @@ def test_engine_sidecar_and_calibration_header_checked(tmp_path: Path) -> None:
     model = tmp_path / "ssd.onnx"
     engine = tmp_path / "ssd.onnx_b4_gpu0_int8.engine"
     engine.write_bytes(b"x")
-    write_engine_sidecar(engine, [], "int8", [{"input_tensor": {"min": [1, 300, 300, 3], "max": [4, 300, 300, 3]}}])
+    write_engine_sidecar(engine, [], "int8", [{"input_tensor": {"min": [1, 300, 300, 3], "opt": [4, 300, 300, 3], "max": [4, 300, 300, 3]}}])
     cache = tmp_path / "cal.bin"
 
     card = _tfod_card("deepstream")

@@ -88,7 +88,7 @@ def test_name_with_path_parts_is_refused(tmp_path: Path, name: str) -> None:
 def _sidecar(engine: Path, onnx_sha: str, outputs: list[tuple[str, str, list[int]]], max_batch: int) -> None:
     tensors = [("input_tensor", "float32", [-1, 300, 300, 3], "input")] + [(n, d, s, "output") for n, d, s in outputs]
     engine.write_bytes(b"engine")
-    profiles = [{"input_tensor": {"min": [1, 300, 300, 3], "max": [max_batch, 300, 300, 3]}}]
+    profiles = [{"input_tensor": {"min": [1, 300, 300, 3], "opt": [max_batch, 300, 300, 3], "max": [max_batch, 300, 300, 3]}}]
     write_engine_sidecar(engine, tensors, "fp16", profiles, onnx_sha)
 
 

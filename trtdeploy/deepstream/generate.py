@@ -300,63 +300,9 @@ def build_config(
     out_dir = Path(out_dir)
     cfg = NvInferConfig()
     net_type = NETWORK_TYPES[hints.network_type]
-
-    # Precision and batch: engine facts win; a conflicting option is refused, not fixed.
-    engine_precision = sidecar_precision(engine_sidecar) if engine_sidecar else None
-    mode_name = options.network_mode or engine_precision or ("int8" if calib_cache else "fp16")
-    if mode_name not in NETWORK_MODES:
-        raise UsageError(f"--network-mode {mode_name!r} must be fp32, fp16 or int8")
-    if (
-        options.network_mode
-        and engine_precision in NETWORK_MODES
-        and engine_precision != options.network_mode
-    ):
-        raise UsageError(
-            f"--network-mode {options.network_mode} but the engine was built for {engine_precision}; "
-            "drop --network-mode or pass the matching engine"
-        )
-    max_batch = sidecar_max_batch(engine_sidecar) if engine_sidecar else None
-    batch = (
-        options.batch_size or max_batch or (card.input.shape[0] if card.input.shape[0] > 0 else 1)
-    )
-
-    cfg.set("gpu-id", options.gpu_id)
-    cfg.set("net-scale-factor", float(card.preprocess.scale))
-    if card.input.channels != 1 or any(card.preprocess.offsets):
-        cfg.set("offsets", list(card.preprocess.offsets))
-    cfg.set("model-color-format", COLOR_FORMATS[card.preprocess.color_order])
-    if card.input.layout == "NHWC":
-        cfg.set("network-input-order", INPUT_ORDERS["NHWC"])
-    cfg.set("infer-dims", [card.input.channels, card.input.height, card.input.width])
-    letterbox = card.preprocess.resize == "letterbox"
-    cfg.set("maintain-aspect-ratio", int(letterbox))
-    if letterbox:  # nvinfer pads right/bottom unless symmetric-padding=1 (centre)
-        cfg.set("symmetric-padding", int(card.preprocess.pad_corner == "center"))
-    model_rel = _rel(model_path, out_dir)
-    if hints.tlt_key is not None:
-        cfg.set("tlt-encoded-model", model_rel)
-        cfg.set("tlt-model-key", hints.tlt_key)
-        if hints.uff_input_blob:
-            cfg.set("uff-input-blob-name", hints.uff_input_blob)
-    else:
-        cfg.set("onnx-file", model_rel)
-    if engine is not None:
-        cfg.set("model-engine-file", _rel(engine, out_dir))
-        expected = engine_file_name(Path(model_path).name, batch, mode_name, gpu_id=options.gpu_id)
-        if Path(engine).name != expected:
-            log.warning(
-                "engine %s is not named as nvinfer names engines (%s); it is used while it exists, "
-                "but a rebuilt one is saved under the other name",
-                Path(engine).name,
-                expected,
-            )
-    else:
-        # nvinfer builds the engine on first start and saves it next to the MODEL (see
-        # validate.engine_save_path for the source lines); naming that path here makes the next
-        # start reuse it instead of rebuilding. Filled in below, once every key it depends on is set.
-        cfg.set("model-engine-file", "")
-    if calib_cache is not None:
-        cfg.set("int8-calib-file", _rel(calib_cache, out_dir))
+    mode_name, batch = _mode_and_batch(card, options, engine_sidecar, calib_cache)
+    _set_input(cfg, card, options)
+    _set_model_files(cfg, card, model_path, out_dir, options, hints, engine, calib_cache, batch, mode_name)
     cfg.set("labelfile-path", f"{options.name}_labels.txt" if options.name else "labels.txt")
     cfg.set("batch-size", batch)
     cfg.set("network-mode", NETWORK_MODES[mode_name])
@@ -385,46 +331,148 @@ def build_config(
     ):
         cfg.set("num-detected-classes", len(cfg.labels))
 
+    _set_parser(cfg, card, hints, options, outputs)
+    _set_clustering(cfg, card, hints, net_type)
+    if cfg.properties.get("model-engine-file") == "":
+        save, why = engine_save_path(cfg.properties, out_dir / "config.txt")
+        if save is None:
+            del cfg.properties["model-engine-file"]
+            log.warning("no model-engine-file written: %s", why)
+        else:
+            cfg.set("model-engine-file", _rel(save, out_dir))
+    return cfg
+
+
+def _mode_and_batch(
+    card: DeployCard, options: DsOptions, engine_sidecar: Sidecar | None, calib_cache: Path | None
+) -> tuple[str, int]:
+    """Precision and batch: engine facts win; a conflicting option is refused, not fixed."""
+    engine_precision = sidecar_precision(engine_sidecar) if engine_sidecar else None
+    mode_name = options.network_mode or engine_precision or ("int8" if calib_cache else "fp16")
+    if mode_name not in NETWORK_MODES:
+        raise UsageError(f"--network-mode {mode_name!r} must be fp32, fp16 or int8")
+    if (
+        options.network_mode
+        and engine_precision in NETWORK_MODES
+        and engine_precision != options.network_mode
+    ):
+        raise UsageError(
+            f"--network-mode {options.network_mode} but the engine was built for {engine_precision}; "
+            "drop --network-mode or pass the matching engine"
+        )
+    max_batch = sidecar_max_batch(engine_sidecar) if engine_sidecar else None
+    batch = (
+        options.batch_size or max_batch or (card.input.shape[0] if card.input.shape[0] > 0 else 1)
+    )
+    return mode_name, batch
+
+
+def _set_input(cfg: NvInferConfig, card: DeployCard, options: DsOptions) -> None:
+    """Preprocessing keys: nvinfer's formula, colour, input order and dims, resize."""
+    cfg.set("gpu-id", options.gpu_id)
+    cfg.set("net-scale-factor", float(card.preprocess.scale))
+    if card.input.channels != 1 or any(card.preprocess.offsets):
+        cfg.set("offsets", list(card.preprocess.offsets))
+    cfg.set("model-color-format", COLOR_FORMATS[card.preprocess.color_order])
+    if card.input.layout == "NHWC":
+        cfg.set("network-input-order", INPUT_ORDERS["NHWC"])
+    cfg.set("infer-dims", [card.input.channels, card.input.height, card.input.width])
+    letterbox = card.preprocess.resize == "letterbox"
+    cfg.set("maintain-aspect-ratio", int(letterbox))
+    if letterbox:  # nvinfer pads right/bottom unless symmetric-padding=1 (centre)
+        cfg.set("symmetric-padding", int(card.preprocess.pad_corner == "center"))
+
+
+def _set_model_files(
+    cfg: NvInferConfig,
+    card: DeployCard,
+    model_path: Path,
+    out_dir: Path,
+    options: DsOptions,
+    hints: DsModelHints,
+    engine: Path | None,
+    calib_cache: Path | None,
+    batch: int,
+    mode_name: str,
+) -> None:
+    """The model, engine and calibration cache keys (paths relative to the config)."""
+    model_rel = _rel(model_path, out_dir)
+    if hints.tlt_key is not None:
+        cfg.set("tlt-encoded-model", model_rel)
+        cfg.set("tlt-model-key", hints.tlt_key)
+        if hints.uff_input_blob:
+            cfg.set("uff-input-blob-name", hints.uff_input_blob)
+    else:
+        cfg.set("onnx-file", model_rel)
+    if engine is not None:
+        cfg.set("model-engine-file", _rel(engine, out_dir))
+        expected = engine_file_name(Path(model_path).name, batch, mode_name, gpu_id=options.gpu_id)
+        if Path(engine).name != expected:
+            log.warning(
+                "engine %s is not named as nvinfer names engines (%s); it is used while it exists, "
+                "but a rebuilt one is saved under the other name",
+                Path(engine).name,
+                expected,
+            )
+    else:
+        # nvinfer builds the engine on first start and saves it next to the MODEL (see
+        # validate.engine_save_path for the source lines); naming that path here makes the next
+        # start reuse it instead of rebuilding. Filled in below, once every key it depends on is set.
+        cfg.set("model-engine-file", "")
+    if calib_cache is not None:
+        cfg.set("int8-calib-file", _rel(calib_cache, out_dir))
+
+
+def _set_parser(
+    cfg: NvInferConfig, card: DeployCard, hints: DsModelHints, options: DsOptions, outputs: list[Tensor] | None
+) -> None:
+    """Output names, the parse function and its library (the first variant that reads the
+    outputs right when neither --custom-lib nor --ds-parser names one)."""
     parse_func = _choose_parser(card, hints, options)
     cfg.set("output-blob-names", card.output.names)
-    if parse_func:
-        contract = PARSERS.get(parse_func)
-        problems = contract_problems(
-            parse_func,
-            card.output.layout,
-            card.output.box_format,
-            card.output.box_units,
-            card.output.class_dtype,
+    if not parse_func:
+        return
+    contract = PARSERS.get(parse_func)
+    problems = contract_problems(
+        parse_func,
+        card.output.layout,
+        card.output.box_format,
+        card.output.box_units,
+        card.output.class_dtype,
+    )
+    # with --ds-parser, misreads() on the model's real outputs decides (in gen_ds_config)
+    if problems and not (options.parse_func or hints.parse_func or options.ds_parser):
+        raise UnsupportedModelError("; ".join(problems))
+    key = (
+        "parse-bbox-instance-mask-func-name"
+        if contract and contract.instance_mask
+        else "parse-bbox-func-name"
+    )
+    cfg.set(key, parse_func)
+    lib = options.custom_lib
+    if lib is None and options.ds_parser:
+        lib = variant(options.ds_parser).custom_lib_path
+    cfg.parser_variant = options.ds_parser
+    if lib is None and outputs is not None:
+        fits = [
+            v for v in VARIANTS.values()
+            if v.func == parse_func and v.custom_lib_path and not misreads(v.key, outputs)
+        ]  # fmt: skip
+        lib = fits[0].custom_lib_path if fits else None
+        cfg.parser_variant = fits[0].key if fits else None
+    if lib is not None and not lib.startswith("/"):
+        log.warning(
+            "custom-lib-path=%s is where deepstream_tao_apps' configs find its parser library; "
+            "pass --custom-lib with the path of the libnvds_infercustomparser_tao.so you built",
+            lib,
         )
-        # with --ds-parser, misreads() on the model's real outputs decides (in gen_ds_config)
-        if problems and not (options.parse_func or hints.parse_func or options.ds_parser):
-            raise UnsupportedModelError("; ".join(problems))
-        key = (
-            "parse-bbox-instance-mask-func-name"
-            if contract and contract.instance_mask
-            else "parse-bbox-func-name"
-        )
-        cfg.set(key, parse_func)
-        lib = options.custom_lib
-        if lib is None and options.ds_parser:
-            lib = variant(options.ds_parser).custom_lib_path
-        cfg.parser_variant = options.ds_parser
-        if lib is None and outputs is not None:
-            fits = [
-                v for v in VARIANTS.values()
-                if v.func == parse_func and v.custom_lib_path and not misreads(v.key, outputs)
-            ]  # fmt: skip
-            lib = fits[0].custom_lib_path if fits else None
-            cfg.parser_variant = fits[0].key if fits else None
-        if lib is not None and not lib.startswith("/"):
-            log.warning(
-                "custom-lib-path=%s is where deepstream_tao_apps' configs find its parser library; "
-                "pass --custom-lib with the path of the libnvds_infercustomparser_tao.so you built",
-                lib,
-            )
-        cfg.set("custom-lib-path", lib or DEFAULT_CUSTOM_LIB)
-        if contract and contract.instance_mask:
-            cfg.set("output-instance-mask", 1)
+    cfg.set("custom-lib-path", lib or DEFAULT_CUSTOM_LIB)
+    if contract and contract.instance_mask:
+        cfg.set("output-instance-mask", 1)
+
+
+def _set_clustering(cfg: NvInferConfig, card: DeployCard, hints: DsModelHints, net_type: int) -> None:
+    """cluster-mode (4 when the model ran NMS) and the per-class thresholds from its NMS settings."""
     if net_type in (NETWORK_TYPES["detector"], NETWORK_TYPES["instance_segmentation"]):
         nms_inside = card.output.nms != "none" and card.output.contract.reader != "raw"
         cluster = hints.cluster_mode if hints.cluster_mode is not None else (4 if nms_inside else 2)
@@ -440,14 +488,6 @@ def build_config(
             attrs["topk"] = card.nms.max_detections
         attrs.update(hints.class_attrs)
         cfg.class_attrs = {k: _attr(v) for k, v in attrs.items()}
-    if cfg.properties.get("model-engine-file") == "":
-        save, why = engine_save_path(cfg.properties, out_dir / "config.txt")
-        if save is None:
-            del cfg.properties["model-engine-file"]
-            log.warning("no model-engine-file written: %s", why)
-        else:
-            cfg.set("model-engine-file", _rel(save, out_dir))
-    return cfg
 
 
 def _attr(value: Any) -> str:
