@@ -153,7 +153,10 @@ def test_class_attrs_groups_and_yaml(tmp_path: Path) -> None:
 def test_refusals(tmp_path: Path) -> None:
     for extra, error, text in (
         ("network-type=1", UnsupportedModelError, "detectors"),
-        ("network-type=3", UnsupportedModelError, "instance segmentation"),
+        ("network-type=2", UnsupportedModelError, "instance segmentation"),
+        ("network-type=3", InputError, "parse-bbox-instance-mask-func-name"),
+        ("network-type=3\nparse-bbox-instance-mask-func-name=NvDsInferParseCustomMrcnnTLTV2\ncluster-mode=2",
+         InputError, "only cluster-mode=4"),  # nvdsinfer_context_impl.cpp l.716-720
         ("onnx-file=../missing.onnx", InputError, "does not exist"),
         ("parse-bbox-func-name=NvDsInferParseMyOwn", UnsupportedModelError, "--ds-parser"),
         ("offsets=1,2,3", InputError, "list of numbers"),  # GKeyFile lists are ';'-separated
@@ -249,6 +252,47 @@ def test_drawing_a_negative_height_box(tmp_path: Path) -> None:
                          np.zeros((4, 4, 3), np.uint8))
     drawn = np.asarray(draw(Image.new("RGB", (20, 10)), result, setup))
     assert drawn[4:7, 2].any() and not drawn[4:7, 12].any()  # rows 4-8, columns 2-7: its left edge drawn
+
+
+def tiny_mask_model(path: Path) -> Path:
+    """What NvDsInferParseCustomMrcnnTLTV2 reads (float layers found by name): generate_detections
+    [K,6] rows y1,x1,y2,x2 (network pixels), class, score; mask_fcn_logits/BiasAdd [K,C,h,w]."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    dets = helper.make_tensor("d", TensorProto.FLOAT, [1, 1, 6], [1.0, 1.0, 3.0, 3.0, 0.0, 0.9])
+    masks = helper.make_tensor("m", TensorProto.FLOAT, [1, 1, 1, 2, 2], [0.9, 0.1, 0.1, 0.9])
+    graph = helper.make_graph(
+        [helper.make_node("Constant", [], ["generate_detections"], value=dets),
+         helper.make_node("Constant", [], ["mask_fcn_logits/BiasAdd"], value=masks)],
+        "tiny_mrcnn",
+        [helper.make_tensor_value_info("input_tensor", TensorProto.FLOAT, [1, 4, 4, 3])],
+        [helper.make_tensor_value_info("generate_detections", TensorProto.FLOAT, [1, 1, 6]),
+         helper.make_tensor_value_info("mask_fcn_logits/BiasAdd", TensorProto.FLOAT, [1, 1, 1, 2, 2])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    return path
+
+
+def test_instance_segmentation_boxes_and_masks(tmp_path: Path) -> None:
+    pytest.importorskip("trtdeploy.deepstream.parser_emulation")
+    config = write_config(tmp_path, "network-type=3\nparse-bbox-instance-mask-func-name=NvDsInferParseCustomMrcnnTLTV2\n"
+                          "output-instance-mask=1\nsegmentation-threshold=0.5")
+    tiny_mask_model(tmp_path / "tiny.onnx")  # replaces the detector write_config made
+    setup = NvInferSetup.from_config(config)
+    assert setup.variant == "mrcnn" and setup.segmentation_threshold == 0.5
+    result = DryRun(setup).run_image("x.png", red(8, 8))
+    (obj,) = result.objects
+    assert (obj.left, obj.top, obj.width, obj.height, obj.confidence) == (2.0, 2.0, 4.0, 4.0, pytest.approx(0.9))
+    assert obj.mask is not None and np.allclose(obj.mask, [[0.9, 0.1], [0.1, 0.9]])
+    assert result.to_json(setup)["objects"][0]["mask"] == {"width": 2, "height": 2, "threshold": 0.5}
+    from trtdeploy.deepstream.dry_run import draw
+
+    big = DryRun(setup).run_image("big.png", red(64, 64))  # box 16..48: room for the label above it
+    drawn = np.asarray(draw(red(64, 64), big, setup)).astype(int)
+    # mask values above 0.5 (the box's top-left and bottom-right quarters) are tinted, the others not
+    assert (drawn[24, 24] != (255, 0, 0)).any() and (drawn[40, 40] != (255, 0, 0)).any()
+    assert (drawn[24, 40] == (255, 0, 0)).all() and (drawn[40, 24] == (255, 0, 0)).all()
 
 
 # --- the CLI ------------------------------------------------------------------------------------

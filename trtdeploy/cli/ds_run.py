@@ -17,7 +17,7 @@ log = get_logger("cli.ds_run")
 
 
 def ds_run(
-    config: Path = typer.Argument(..., help="The nvinfer config (.txt or .yml) of a detector (network-type=0)."),
+    config: Path = typer.Argument(..., help="The nvinfer config (.txt or .yml) of a detector (network-type=0) or instance segmentation (3)."),
     images: Path = typer.Option(None, "--images", "-i",
                                 help="An image file or a folder of images (default: bundled sample photos)."),
     out: Path = typer.Option(None, "--output", "-o",
@@ -41,7 +41,8 @@ def ds_run(
     model-color-format, net-scale-factor * (x - offsets) and network-input-order, runs the config's
     onnx-file in ONNX Runtime (NMS plugins through trtdeploy's CPU references), reads the raw output
     buffers with an emulation of the configured parser, clusters (cluster-mode, thresholds, topk,
-    detected-min/max-w/h) and maps the boxes back to the image. Approximate only in the GPU scaler's
+    detected-min/max-w/h) and maps the boxes back to the image (instance masks with
+    output-instance-mask=1 are drawn over their boxes). Approximate only in the GPU scaler's
     sampling (see docs/ds-run.md).
 
     Examples:

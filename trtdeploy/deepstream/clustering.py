@@ -32,7 +32,7 @@ From the DeepStream sources (community mirror hiennguyen9874/deepstream-sources,
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -72,6 +72,8 @@ class NvObject:
     width: float
     height: float
     confidence: float
+    # instance segmentation: the parser's float mask [mask_height, mask_width] (NvDsInferInstanceMaskInfo)
+    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def pre_cluster_filter(objects: Iterable[NvObject], params: Sequence[ClassParams]) -> list[NvObject]:
@@ -186,5 +188,5 @@ def to_frame(
                 height = bottom_limit - top
         elif top < p.roi_top_offset or top + height > bottom_limit:
             continue
-        out.append(NvObject(o.class_id, float(left), float(top), float(width), float(height), o.confidence))
+        out.append(replace(o, left=float(left), top=float(top), width=float(width), height=float(height)))
     return out

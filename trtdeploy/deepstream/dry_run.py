@@ -35,6 +35,7 @@ from trtdeploy.deepstream.clustering import (
     DBSCAN,
     DBSCAN_NMS,
     NMS,
+    NONE,
     ClassParams,
     NvObject,
     cluster,
@@ -211,6 +212,8 @@ class NvInferSetup:
     infer_dims: tuple[int, int, int] | None  # C, H, W
     filter_out_class_ids: list[int] = field(default_factory=list)
     crop_objects_to_roi_boundary: bool = False
+    output_instance_mask: bool = False  # masks are attached only with output-instance-mask=1 (meta_utils l.178)
+    segmentation_threshold: float = 0.0  # the mask threshold handed to nvdsosd (meta_utils l.183)
 
     @classmethod
     def from_config(cls, path: Path, variant: str | None = None) -> NvInferSetup:
@@ -224,13 +227,9 @@ class NvInferSetup:
         network_type = _int(props, "network-type", DETECTOR, where)
         if "network-type" not in props and _bool(props, "is-classifier", where):
             network_type = 1
-        if network_type == INSTANCE_SEGMENTATION:
+        if network_type not in (DETECTOR, INSTANCE_SEGMENTATION):
             raise UnsupportedModelError(
-                f"{where}: network-type=3 (instance segmentation): the dry run does not emulate mask parsers yet"
-            )
-        if network_type != DETECTOR:
-            raise UnsupportedModelError(
-                f"{where}: network-type={network_type}; ds-run handles detectors (network-type=0) only"
+                f"{where}: network-type={network_type}; ds-run handles detectors (0) and instance segmentation (3)"
             )
         onnx_value = props.get("onnx-file")
         if not onnx_value:
@@ -252,7 +251,11 @@ class NvInferSetup:
         dims = _list(props, "infer-dims", int, where)
         if dims and len(dims) != 3:
             raise InputError(f"{where}: infer-dims must be C;H;W, got {props['infer-dims']!r}")
-        parse_func = props.get("parse-bbox-func-name") or None
+        # instance segmentation names its parser with parse-bbox-instance-mask-func-name (property_parser.cpp l.798-803)
+        func_key = "parse-bbox-instance-mask-func-name" if network_type == INSTANCE_SEGMENTATION else "parse-bbox-func-name"
+        parse_func = props.get(func_key) or None
+        if network_type == INSTANCE_SEGMENTATION and not parse_func:
+            raise InputError(f"{where}: network-type=3 needs parse-bbox-instance-mask-func-name (nvinfer has no built-in one)")
         custom_lib = props.get("custom-lib-path") or None
         if parse_func and not custom_lib:
             raise InputError(f"{where}: parse-bbox-func-name={parse_func} without custom-lib-path")
@@ -268,6 +271,9 @@ class NvInferSetup:
         if "cluster-mode" not in props and _bool(props, "enable-dbscan", where):
             cluster_mode = 1
         scaling_filter = _int(props, "scaling-filter", DEFAULT_FILTER, where)
+        if network_type == INSTANCE_SEGMENTATION and cluster_mode != NONE:
+            # nvdsinfer_context_impl.cpp l.716-720: "cluster mode %d not supported with instance segmentation"
+            raise InputError(f"{where}: network-type=3 with cluster-mode={cluster_mode}: nvinfer supports only cluster-mode=4")
         return cls(
             config_path=loaded.path,
             onnx_path=onnx_path,
@@ -291,6 +297,8 @@ class NvInferSetup:
             infer_dims=(dims[0], dims[1], dims[2]) if dims and all(dims) else None,
             filter_out_class_ids=_list(props, "filter-out-class-ids", int, where),
             crop_objects_to_roi_boundary=_bool(props, "crop-objects-to-roi-boundary", where),
+            output_instance_mask=_bool(props, "output-instance-mask", where),
+            segmentation_threshold=_float(props, "segmentation-threshold", 0.0, where),  # memset 0
         )
 
     def label(self, class_id: int) -> str:
@@ -333,6 +341,8 @@ class FrameResult:
                     "top": round(o.top, 3),
                     "width": round(o.width, 3),
                     "height": round(o.height, 3),
+                    **({"mask": {"width": int(o.mask.shape[1]), "height": int(o.mask.shape[0]),
+                                 "threshold": setup.segmentation_threshold}} if o.mask is not None else {}),
                 }
                 for o in self.objects
             ],
@@ -416,8 +426,9 @@ class DryRun:
             s.variant, self.raw_outputs(surface), self.net_width, self.net_height, s.num_classes,
             [p.pre_cluster_threshold for p in s.class_params],
         )
+        keep_masks = s.network_type == INSTANCE_SEGMENTATION and s.output_instance_mask
         return [NvObject(int(o.class_id), float(o.left), float(o.top), float(o.width), float(o.height),
-                         float(o.confidence)) for o in parsed]
+                         float(o.confidence), getattr(o, "mask", None) if keep_masks else None) for o in parsed]
 
     def run_image(self, name: str, image: Image.Image) -> FrameResult:
         s = self.setup
@@ -473,6 +484,9 @@ def draw(image: Image.Image, result: FrameResult, setup: NvInferSetup) -> Image.
     palette = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),
                (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128)]
     out = image.convert("RGB").copy()
+    for o in result.objects:
+        if o.mask is not None:
+            _paint_mask(out, o, setup.segmentation_threshold, palette[o.class_id % len(palette)])
     pen = ImageDraw.Draw(out)
     line = max(1, round(max(out.size) / 300))
     for o in result.objects:
@@ -487,6 +501,24 @@ def draw(image: Image.Image, result: FrameResult, setup: NvInferSetup) -> Image.
         pen.rectangle((tb[0] - 2, tb[1] - 1, tb[2] + 2, tb[3] + 1), fill=colour)
         pen.text((o.left + 2, y), text, fill=(255, 255, 255))
     return out
+
+
+def _paint_mask(image: Image.Image, o: NvObject, threshold: float, colour: tuple[int, int, int]) -> None:
+    """nvdsosd stretches the mask over the box and shows values above the threshold; we blend at 40%."""
+    left, top = int(round(o.left)), int(round(o.top))
+    w, h = int(round(o.width)), int(round(o.height))
+    if w <= 0 or h <= 0 or o.mask is None:
+        return
+    resized = np.asarray(Image.fromarray(o.mask.astype(np.float32)).resize((w, h), Image.Resampling.BILINEAR))
+    pixels = np.asarray(image).copy()
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + h, pixels.shape[0]), min(left + w, pixels.shape[1])
+    if y1 <= y0 or x1 <= x0:
+        return
+    on = resized[y0 - top : y1 - top, x0 - left : x1 - left] > threshold
+    region = pixels[y0:y1, x0:x1]
+    region[on] = (0.6 * region[on] + 0.4 * np.asarray(colour)).astype(np.uint8)
+    image.paste(Image.fromarray(pixels))
 
 
 def output_paths(out_dir: Path, name: str) -> tuple[Path, Path]:
