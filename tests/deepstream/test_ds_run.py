@@ -32,13 +32,13 @@ from trtdeploy.deepstream.dry_run import (
     read_labels,
 )
 from trtdeploy.deepstream.nvinfer_preprocess import COLOR_RGB, DEFAULT_FILTER, ORDER_NCHW
-from trtdeploy.errors import InputError, UnsupportedModelError
+from trtdeploy.errors import InputError, TrtDeployError, UnsupportedModelError
 
 SDK_LIB = "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so"
 TAO_LIB = "../../../post_processor/libnvds_infercustomparser_tao.so"
 
 
-def tiny_detector(path: Path) -> Path:
+def tiny_detector(path: Path, box: tuple[float, ...] = (1.0, 1.0, 3.0, 3.0)) -> Path:
     """A 4x4 NHWC model in the layout NvDsInferParseCustomEfficientDetTAO (SDK) reads by position:
     count int32 = 1, one pixel box y1,x1,y2,x2 = (1,1,3,3), class 0.0 (float32), and a score equal
     to the mean of input channel 0, so the score shows what the preprocessing fed the model."""
@@ -50,7 +50,7 @@ def tiny_detector(path: Path) -> Path:
 
     nodes = [
         const("num_detections", TensorProto.INT32, [1, 1], [1]),
-        const("detection_boxes", TensorProto.FLOAT, [1, 1, 4], [1.0, 1.0, 3.0, 3.0]),
+        const("detection_boxes", TensorProto.FLOAT, [1, 1, 4], list(box)),
         helper.make_node("ReduceMean", ["input_tensor"], ["means"], axes=[1, 2], keepdims=0),
         const("starts", TensorProto.INT64, [1], [0]),
         const("ends", TensorProto.INT64, [1], [1]),
@@ -252,6 +252,15 @@ def test_drawing_a_negative_height_box(tmp_path: Path) -> None:
                          np.zeros((4, 4, 3), np.uint8))
     drawn = np.asarray(draw(Image.new("RGB", (20, 10)), result, setup))
     assert drawn[4:7, 2].any() and not drawn[4:7, 12].any()  # rows 4-8, columns 2-7: its left edge drawn
+
+
+def test_a_parser_failure_names_the_image(tmp_path: Path) -> None:
+    pytest.importorskip("trtdeploy.deepstream.parser_emulation")
+    config = write_config(tmp_path)
+    tiny_detector(tmp_path / "tiny.onnx", box=(0.1, 0.1, 0.3, 0.3))  # normalised boxes
+    # SDK 6.3 NvDsInferParseCustomEfficientDetTAO asserts the largest box value >= 2 (DOMAIN.md §5)
+    with pytest.raises(TrtDeployError, match="on red.png, DeepStream's parser would fail \\(assert\\)"):
+        DryRun(NvInferSetup.from_config(config)).run_image("red.png", red(8, 8))
 
 
 def tiny_mask_model(path: Path) -> Path:

@@ -425,7 +425,7 @@ class DryRun:
         parsed = parse(
             s.variant, self.raw_outputs(surface), self.net_width, self.net_height, s.num_classes,
             [p.pre_cluster_threshold for p in s.class_params],
-        )
+        )  # ParserFailure: where the C parser would return false, assert or crash
         keep_masks = s.network_type == INSTANCE_SEGMENTATION and s.output_instance_mask
         return [NvObject(int(o.class_id), float(o.left), float(o.top), float(o.width), float(o.height),
                          float(o.confidence), getattr(o, "mask", None) if keep_masks else None) for o in parsed]
@@ -436,7 +436,15 @@ class DryRun:
         geometry = scale_geometry(width, height, self.net_width, self.net_height, s.maintain_aspect_ratio,
                                   s.symmetric_padding)
         surface = scale_frame(image, geometry, s.scaling_filter)
-        objects = pre_cluster_filter(self.parse(surface), s.class_params)
+        from trtdeploy.deepstream.parser_emulation import ParserFailure
+
+        try:
+            parsed = self.parse(surface)
+        except ParserFailure as exc:
+            raise ParserFailure(exc.variant_key, exc.kind,
+                                f"on {name}, DeepStream's parser would fail ({exc.kind}): "
+                                f"{str(exc).removeprefix(exc.variant_key + ': ')}") from exc
+        objects = pre_cluster_filter(parsed, s.class_params)
         mode, params = effective_params(s.cluster_mode, s.class_params)
         clustered = cluster(objects, mode, params)
         framed = to_frame(clustered, geometry, params, s.filter_out_class_ids, s.crop_objects_to_roi_boundary)
