@@ -530,6 +530,76 @@ def judge_parser(
     return errors, warnings
 
 
+def _default_ds_parser(card: DeployCard, options: DsOptions, hints: DsModelHints | None) -> None:
+    """Without --ds-parser / --parse-func: the variant the card's outputs were shaped for."""
+    recorded = getattr(card.output, "ds_parser", "") or ""
+    if not options.ds_parser and recorded and not options.parse_func and not (hints and hints.parse_func):
+        if recorded not in VARIANTS:
+            raise InputError(
+                f"the deploy card names DeepStream parser variant {recorded!r}, which this trtdeploy does not know "
+                f"({', '.join(VARIANTS)}); pass --ds-parser"
+            )
+        options.ds_parser = recorded  # the variant create-onnx shaped the outputs for
+    if options.ds_parser:
+        variant(options.ds_parser)  # an unknown key is bad usage, before any work
+
+
+def _engine_and_model_io(
+    model_path: Path, engine: Path | None
+) -> tuple[Sidecar | None, tuple[list[Tensor], list[Tensor]] | None]:
+    """The engine's sidecar (refused when it was not built from the model) and the model's I/O."""
+    if engine is not None and not Path(engine).is_file():
+        raise InputError(f"engine {engine} not found")
+    sidecar = read_engine_sidecar(engine) if engine is not None else None
+    model_io = onnx_io(model_path)
+    if sidecar is not None:
+        wrong = engine_mismatches(sidecar, model_path, model_io)
+        if wrong:
+            raise InputError(f"--engine {engine} does not belong to {Path(model_path).name}: " + "; ".join(wrong))
+    return sidecar, model_io
+
+
+def _check_batch_size(
+    card: DeployCard, model_path: Path, options: DsOptions, model_io: tuple[list[Tensor], list[Tensor]] | None
+) -> None:
+    static = _static_batch(card, model_io)
+    if options.batch_size is not None and options.batch_size < 1:
+        raise UsageError(f"--batch-size {options.batch_size} must be >= 1")
+    if options.batch_size and static is not None and options.batch_size > static:
+        # nvinfer builds a profile for batch-size but the ONNX fixes the batch; the engine it gets
+        # has max batch `static` and checkBackendParams refuses it ("Backend has maxBatchSize %d
+        # whereas %d has been requested"): hiennguyen9874/deepstream-sources 6.3
+        # sources/libs/nvdsinfer/nvdsinfer_context_impl.cpp lines 1709-1713.
+        raise UsageError(
+            f"--batch-size {options.batch_size} but {Path(model_path).name} has a static batch of {static}: "
+            "nvinfer cannot run it at a larger batch; re-export with a dynamic batch or use --batch-size "
+            f"{static}"
+        )
+
+
+def _check_parser_reads(cfg: NvInferConfig, model_path: Path, outputs: list[Tensor] | None, source: str) -> None:
+    """The chosen parser variant(s) must read the model's real outputs (names, dtypes) right."""
+    func = cfg.properties.get("parse-bbox-func-name") or cfg.properties.get("parse-bbox-instance-mask-func-name")
+    if not func:
+        return
+    chosen = (
+        [variant(cfg.parser_variant)]
+        if cfg.parser_variant
+        else variants_for(func, cfg.properties.get("custom-lib-path"))
+    )
+    if outputs is not None:
+        wrong, older = judge_parser(chosen, outputs, source)
+        if wrong:
+            raise UnsupportedModelError(
+                "; ".join(wrong) + ": re-export the model for that parser (create-onnx --ds-parser) or pick "
+                "the parser variant that reads these outputs"
+            )
+        for line in older:
+            log.warning("%s", line)
+    elif chosen:
+        log.warning("%s not found as ONNX and no engine sidecar: output dtypes not checked", model_path)
+
+
 def gen_ds_config(
     card: DeployCard,
     model_path: Path,
@@ -549,37 +619,9 @@ def gen_ds_config(
     check_name(options.name)
     if not options.name:
         options.name = Path(model_path).stem
-    recorded = getattr(card.output, "ds_parser", "") or ""
-    if not options.ds_parser and recorded and not options.parse_func and not (hints and hints.parse_func):
-        if recorded not in VARIANTS:
-            raise InputError(
-                f"the deploy card names DeepStream parser variant {recorded!r}, which this trtdeploy does not know "
-                f"({', '.join(VARIANTS)}); pass --ds-parser"
-            )
-        options.ds_parser = recorded  # the variant create-onnx shaped the outputs for
-    if options.ds_parser:
-        variant(options.ds_parser)  # an unknown key is bad usage, before any work
-    if engine is not None and not Path(engine).is_file():
-        raise InputError(f"engine {engine} not found")
-    sidecar = read_engine_sidecar(engine) if engine is not None else None
-    model_io = onnx_io(model_path)
-    if sidecar is not None:
-        wrong = engine_mismatches(sidecar, model_path, model_io)
-        if wrong:
-            raise InputError(f"--engine {engine} does not belong to {Path(model_path).name}: " + "; ".join(wrong))
-    static = _static_batch(card, model_io)
-    if options.batch_size is not None and options.batch_size < 1:
-        raise UsageError(f"--batch-size {options.batch_size} must be >= 1")
-    if options.batch_size and static is not None and options.batch_size > static:
-        # nvinfer builds a profile for batch-size but the ONNX fixes the batch; the engine it gets
-        # has max batch `static` and checkBackendParams refuses it ("Backend has maxBatchSize %d
-        # whereas %d has been requested"): hiennguyen9874/deepstream-sources 6.3
-        # sources/libs/nvdsinfer/nvdsinfer_context_impl.cpp lines 1709-1713.
-        raise UsageError(
-            f"--batch-size {options.batch_size} but {Path(model_path).name} has a static batch of {static}: "
-            "nvinfer cannot run it at a larger batch; re-export with a dynamic batch or use --batch-size "
-            f"{static}"
-        )
+    _default_ds_parser(card, options, hints)
+    sidecar, model_io = _engine_and_model_io(model_path, engine)
+    _check_batch_size(card, model_path, options, model_io)
     cache, cache_problem = read_calib_cache(calib_cache) if calib_cache is not None else (None, None)
     engine_io = sidecar_io(sidecar) if sidecar is not None else None
     outputs, source = (
@@ -588,24 +630,7 @@ def gen_ds_config(
         else (model_io[1], f"the outputs of {Path(model_path).name}") if model_io else (None, "")
     )
     cfg = build_config(card, model_path, out_dir, options, hints, engine, sidecar, calib_cache, outputs)
-    func = cfg.properties.get("parse-bbox-func-name") or cfg.properties.get("parse-bbox-instance-mask-func-name")
-    if func:
-        chosen = (
-            [variant(cfg.parser_variant)]
-            if cfg.parser_variant
-            else variants_for(func, cfg.properties.get("custom-lib-path"))
-        )
-        if outputs is not None:
-            wrong, older = judge_parser(chosen, outputs, source)
-            if wrong:
-                raise UnsupportedModelError(
-                    "; ".join(wrong) + ": re-export the model for that parser (create-onnx --ds-parser) or pick "
-                    "the parser variant that reads these outputs"
-                )
-            for line in older:
-                log.warning("%s", line)
-        elif chosen:
-            log.warning("%s not found as ONNX and no engine sidecar: output dtypes not checked", model_path)
+    _check_parser_reads(cfg, model_path, outputs, source)
     view = ConfigView(
         properties=cfg.properties,
         class_attrs=cfg.class_attrs,
