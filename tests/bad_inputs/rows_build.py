@@ -75,6 +75,11 @@ ROWS = [
         absent=[ENG], marks=RTX, unchanged=["{cache}"], setup=edit_json("{cache}.json", _other_model)),
     Row("build-calib-cache-missing", f"{B} -o {ENG} -p int8 --calib-cache {{ws}}/none.cache", 1, "does not exist",
         absent=[ENG, "{ws}/none.cache"], marks=RTX),
+    Row("build-calib-cache-of-another-algorithm-rtx", f"{B} -o {ENG} -p int8 --calib-cache {{cache}}", 1,
+        "algorithm changed", absent=[ENG], marks=RTX, unchanged=["{cache}"]),  # a minmax cache, entropy asked
+    Row("build-trusted-cache-builds-and-says-so", f"{B} -o {ENG} -p int8 --calib-cache {{ws}}/bare.cache "
+        "--trust-calib-cache", 0, "UNVERIFIED", marks=RTX, unchanged=["{ws}/bare.cache"],
+        setup=copy("cache", "bare.cache")),
     # inspect
     Row("inspect-engine-missing-sidecar", "inspect {engine}", 1, "sidecar", setup=remove("{engine}.json")),
     Row("inspect-engine-sidecar-corrupt", "inspect {engine}", 1, "sidecar", setup=write("{engine}.json", "{")),
