@@ -42,21 +42,33 @@ class TfodConfig:
     max_total_detections: int
 
 
-def read_pipeline_config(path: Path) -> TfodConfig:
-    path = Path(path)
-    root = parse_file(path, "pipeline.config")
+# The meta-architecture blocks of TFOD's model.proto (a pipeline.config names exactly one).
+META_ARCHITECTURES = {
+    "ssd": "SSD", "faster_rcnn": "Faster R-CNN", "center_net": "CenterNet", "experimental_model": "experimental",
+}  # fmt: skip
+
+
+def read_model_block(path: Path) -> tuple[str | None, Message]:
+    """(meta-architecture key of META_ARCHITECTURES or None, its block) of a pipeline.config:
+    what a TFOD family's recognise step looks at first."""
+    root = parse_file(Path(path), "pipeline.config")
     model = root.msg("model")
     if model is None:
         raise InputError(f"{path} has no 'model {{ ... }}' block; is it a TFOD pipeline.config?")
-    arch = model.which("ssd", "faster_rcnn", "center_net", "experimental_model")
+    arch = model.which(*META_ARCHITECTURES)
+    return arch, (model.msg(arch) if arch else None) or Message()
+
+
+def read_pipeline_config(path: Path) -> TfodConfig:
+    """The facts of an SSD pipeline.config; any other meta-architecture is refused by name."""
+    path = Path(path)
+    arch, ssd = read_model_block(path)
     if arch != "ssd":
-        name = {"faster_rcnn": "Faster R-CNN", "center_net": "CenterNet"}.get(arch or "", arch or "unknown")
+        name = META_ARCHITECTURES.get(arch or "", "unknown")
         raise UnsupportedModelError(
-            f"{path} describes a {name} model; create-onnx supports TFOD SSD models "
+            f"{path} describes a{'n' if name[0].lower() in 'aeiou' else ''} {name} model; create-onnx supports TFOD SSD models "
             f"({', '.join(sorted(set(SSD_FEATURE_EXTRACTORS.values())))})"
         )
-    ssd = model.msg("ssd")
-    assert ssd is not None
     extractor = str(ssd.path("feature_extractor.type", ""))
     if extractor not in SSD_FEATURE_EXTRACTORS:
         raise UnsupportedModelError(

@@ -30,11 +30,27 @@ from trtdeploy.log import get_logger
 
 log = get_logger("tfod")
 
-FAMILY = "TFOD SSD"
-ENCODINGS = "Postprocessor/raw_box_encodings"
-SCORES = "Postprocessor/raw_box_scores"
-LOCATIONS = "Postprocessor/raw_box_locations"
 INPUT_NAME = "input_tensor"
+
+
+@dataclass(frozen=True)
+class CutPoints:
+    """Where a family's TFOD export is cut: the node names (TFOD scopes, matched as suffixes)
+    of the tensors the ONNX keeps and of the decoded boxes the anchor probe reads, and the
+    family error messages name. A meta-architecture other than SSD brings its own."""
+
+    family: str
+    encodings: str  # box deltas [B,A,4]
+    scores: str  # converted class scores [B,A,C or C+1]
+    locations: str  # boxes decoded from the deltas: all-zero deltas give the anchors
+    meta_architecture: str = "SSD"
+
+
+SSD_CUT = CutPoints(
+    "TFOD SSD", "Postprocessor/raw_box_encodings", "Postprocessor/raw_box_scores", "Postprocessor/raw_box_locations"
+)
+FAMILY = SSD_CUT.family
+ENCODINGS, SCORES, LOCATIONS = SSD_CUT.encodings, SSD_CUT.scores, SSD_CUT.locations
 _LOOP_OPS = {"While", "StatelessWhile", "TensorListStack", "TensorArrayGatherV3", "Enter", "Exit"}
 
 
@@ -47,6 +63,7 @@ class FrozenModel:
     locations: str
     resized_images: str  # output of the resize loop, replaced by our input
     score_columns: int | None = None  # last dim of the signature's raw_detection_scores, if static
+    cut: CutPoints = SSD_CUT
 
 
 @dataclass
@@ -58,7 +75,7 @@ class CoreGraph:
     versions: dict[str, str]
 
 
-def load_frozen(saved_model: Path) -> FrozenModel:
+def load_frozen(saved_model: Path, cut: CutPoints = SSD_CUT) -> FrozenModel:
     """Load the saved model's serving signature as one GraphDef with variables as constants.
 
     Graph-mode loading: import the MetaGraph into a session (which restores the variables),
@@ -107,11 +124,9 @@ def load_frozen(saved_model: Path) -> FrozenModel:
         graph_def = ctc.convert_variables_to_constants_from_session_graph(sess, inlined, outputs)
     input_tensor = inputs[0].name
     log.debug("froze %s in %.1f s (%d nodes)", saved_model, time.perf_counter() - start, len(graph_def.node))
-    encodings = _node_by_suffix(graph_def, ENCODINGS)
-    scores = _node_by_suffix(graph_def, SCORES)
-    locations = _node_by_suffix(graph_def, LOCATIONS)
-    resized = _find_resize_output(graph_def, encodings, input_tensor.split(":")[0])
-    return FrozenModel(graph_def, input_tensor, encodings, scores, locations, resized, _score_columns(signature))
+    encodings, scores, locations = (_node_by_suffix(graph_def, name, cut) for name in (cut.encodings, cut.scores, cut.locations))
+    resized = _find_resize_output(graph_def, encodings, input_tensor.split(":")[0], cut.family)
+    return FrozenModel(graph_def, input_tensor, encodings, scores, locations, resized, _score_columns(signature), cut)
 
 
 def _score_columns(signature: Any) -> int | None:
@@ -137,14 +152,14 @@ class UnsupportedInput(InputError):
         super().__init__(f"{saved_model}: {what}")
 
 
-def _node_by_suffix(graph_def: Any, suffix: str) -> str:
+def _node_by_suffix(graph_def: Any, suffix: str, cut: CutPoints) -> str:
     matches = [n.name for n in graph_def.node if n.name == suffix or n.name.endswith("/" + suffix)]
     if len(matches) != 1:
         post = sorted({n.name.split("Postprocessor/")[0] + "Postprocessor" for n in graph_def.node if "Postprocessor/" in n.name})
         found = f"{len(matches)} matches" if matches else f"no such node (Postprocessor scopes: {post[:3] or 'none'})"
         raise GraphError(
-            f"{FAMILY}: expected one node named '*{suffix}' as TFOD's SSD meta-architecture exports it, "
-            f"found {found}; is this an SSD model exported with exporter_main_v2.py?"
+            f"{cut.family}: expected one node named '*{suffix}' as TFOD's {cut.meta_architecture} meta-architecture "
+            f"exports it, found {found}; is this an {cut.meta_architecture} model exported with exporter_main_v2.py?"
         )
     return matches[0]
 
@@ -170,7 +185,7 @@ def _ancestors(graph_def: Any, output: str) -> list[str]:
     return order
 
 
-def _find_resize_output(graph_def: Any, encodings: str, input_node: str) -> str:
+def _find_resize_output(graph_def: Any, encodings: str, input_node: str, family: str) -> str:
     """The tensor that carries the resized batch into the network: the output of the resize
     loop that is an ancestor of the box encodings and carries a rank-3 (H,W,3) element."""
     by_name = {n.name: n for n in graph_def.node}
@@ -183,7 +198,7 @@ def _find_resize_output(graph_def: Any, encodings: str, input_node: str) -> str:
             candidates.append(name)
     if len(candidates) != 1:
         raise GraphError(
-            f"{FAMILY}: expected the preprocessing resize loop (a TensorListStack of images) before the "
+            f"{family}: expected the preprocessing resize loop (a TensorListStack of images) before the "
             f"feature extractor, found {len(candidates)} candidates {candidates[:3]}"
         )
     return candidates[0]
@@ -252,7 +267,7 @@ class Probe:
         if normalised.shape[1:3] != (h, w):
             rh, rw = normalised.shape[1:3]
             raise InputError(
-                f"{FAMILY}: this export resizes every image to {rh}x{rw}, not the requested {h}x{w}; TFOD bakes "
+                f"{self.frozen.cut.family}: this export resizes every image to {rh}x{rw}, not the requested {h}x{w}; TFOD bakes "
                 "the input size and the anchors into the export (set image_resizer in pipeline.config and re-export "
                 "to change it)"
             )
@@ -263,7 +278,7 @@ class Probe:
         err = float(np.abs(predicted - normalised[2]).max())
         if err > 1e-4 * max(1.0, float(np.abs(normalised[2]).max())):
             raise GraphError(
-                f"{FAMILY}: the preprocessing is not a per-channel affine map of the pixels (error {err:.3g}); "
+                f"{self.frozen.cut.family}: the preprocessing is not a per-channel affine map of the pixels (error {err:.3g}); "
                 "this export's preprocessing is not supported"
             )
         return scale.astype(np.float32), offset.astype(np.float32)
@@ -274,7 +289,7 @@ class Probe:
         feed = {self.frozen.input_tensor: np.zeros((1, self.height, self.width, 3), np.float32)}
         encodings, scores = self.session.run([enc_t, scores_t], feed)
         if encodings.ndim != 3 or encodings.shape[-1] != 4:
-            raise GraphError(f"{FAMILY}: box encodings have shape {encodings.shape}, expected [1,A,4]")
+            raise GraphError(f"{self.frozen.cut.family}: box encodings have shape {encodings.shape}, expected [1,A,4]")
         feed[enc_t] = np.zeros_like(encodings)
         anchors = self.session.run(self._tensor(self.frozen.locations), feed)
         return anchors.reshape(-1, 4).astype(np.float32), int(scores.shape[-1])
@@ -317,7 +332,7 @@ def cut_graph(
     original_input = frozen.input_tensor.split(":")[0]
     if left or any(n.name == original_input for n in sub.node if n.name != INPUT_NAME):
         raise GraphError(
-            f"{FAMILY}: after cutting at the resize loop the network still depends on "
+            f"{frozen.cut.family}: after cutting at the resize loop the network still depends on "
             f"{left or original_input}; this export's preprocessing is not the expected TFOD layout"
         )
     return sub
@@ -325,13 +340,13 @@ def cut_graph(
 
 def convert_core(
     saved_model: Path, batch: int | None, height: int, width: int, opset: int, nchw: bool,
-    check: Callable[[FrozenModel], None] | None = None,
+    check: Callable[[FrozenModel], None] | None = None, cut: CutPoints = SSD_CUT,
 ) -> CoreGraph:
     """Freeze, cut and convert with tf2onnx; the ONNX outputs encodings and scores. ``check``
     sees the frozen model before the conversion (refuse a mismatch before paying for it)."""
     tf = require("tensorflow")
     tf2onnx = require("tf2onnx")
-    frozen = load_frozen(saved_model)
+    frozen = load_frozen(saved_model, cut)
     if check is not None:
         check(frozen)
     with Probe(frozen, height, width) as probe, ThreadPoolExecutor(max_workers=1) as pool:
@@ -339,7 +354,8 @@ def convert_core(
         sub = cut_graph(frozen, batch, height, width, scale, offset)
         anchor_run = pool.submit(probe.anchors)
         start = time.perf_counter()
-        model = _tf2onnx(sub, [INPUT_NAME + ":0"], [frozen.encodings + ":0", frozen.scores + ":0"], opset, nchw)
+        model = _tf2onnx(sub, [INPUT_NAME + ":0"], [frozen.encodings + ":0", frozen.scores + ":0"], opset, nchw,
+                         cut.family)
         log.debug("tf2onnx converted the cut graph in %.1f s", time.perf_counter() - start)
         anchors, score_columns = anchor_run.result()
     facts = ModelFacts(anchors, score_columns, scale, offset)
@@ -355,7 +371,9 @@ _TF2ONNX_OPTIMIZERS = (
 )
 
 
-def _tf2onnx(graph_def: Any, inputs: list[str], outputs: list[str], opset: int, nchw: bool) -> Any:
+def _tf2onnx(
+    graph_def: Any, inputs: list[str], outputs: list[str], opset: int, nchw: bool, family: str = FAMILY
+) -> Any:
     """tf2onnx's ``from_graph_def`` minus what costs time and buys nothing on an already frozen
     graph: its second freeze, and a deep copy of the whole ONNX graph before each of its
     optimizers (kept so it can roll back an optimizer that raises; we let the error surface).
@@ -378,7 +396,7 @@ def _tf2onnx(graph_def: Any, inputs: list[str], outputs: list[str], opset: int, 
         except Exception as exc:  # noqa: BLE001 - tf2onnx raises many types; the user needs one line
             first = (str(exc).splitlines() or [""])[0]
             raise GraphError(
-                f"{FAMILY}: tf2onnx {tf2onnx.__version__} could not convert the network at opset {opset}: "
+                f"{family}: tf2onnx {tf2onnx.__version__} could not convert the network at opset {opset}: "
                 f"{type(exc).__name__}: {first}"
             ) from exc
         return onnx_graph.make_model(f"converted by tf2onnx {tf2onnx.__version__}")

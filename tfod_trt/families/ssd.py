@@ -56,7 +56,7 @@ class SsdFamily:
         """TensorFlow -> ONNX for the kept part of the network (tfod_trt.tf_graph)."""
         from tfod_trt.passes.class_scores import first_class_column
         from tfod_trt.pipeline_config import SSD_FEATURE_EXTRACTORS
-        from tfod_trt.tf_graph import FrozenModel
+        from tfod_trt.tf_graph import SSD_CUT, FrozenModel
         from tfod_trt.tf_graph import convert_core as convert_tf_core
 
         opts, config = request.options, request.config
@@ -68,7 +68,7 @@ class SsdFamily:
 
         tf_core = convert_tf_core(
             Path(opts.saved_model), batch, request.height, request.width, opts.opset, opts.input_format == "nchw",
-            check=check,
+            check=check, cut=SSD_CUT,
         )
         facts: dict[str, Any] = {
             "batch": batch,
