@@ -233,3 +233,29 @@ def test_build_engine_reads_the_import_tao_card(tmp_path: Path) -> None:
     assert props["model-engine-file"].endswith(result.engine_path.name)
     ref = reference_properties(NVINFER / SSD_LIKE[0][2])  # deepstream_tao_apps' own SSD config
     assert props["offsets"] == ref["offsets"] and props["model-color-format"] == ref["model-color-format"]
+
+
+def test_calibration_preprocesses_a_tao_card_as_deepstream_does(tmp_path: Path) -> None:
+    """calibration reads the import-tao card: BGR pixels minus the means, the net-scale-factor
+    and offsets of deepstream_tao_apps' own SSD config (nvinfer: y = scale * (x - offset[c]))."""
+    need_reference()
+    import numpy as np
+    from PIL import Image
+
+    from calibration.preprocess import PreprocessSpec
+
+    text, model, _ = _ssd_like(tmp_path, "ssd", SSD_LIKE[0][1])
+    spec = tmp_path / "spec.txt"
+    spec.write_text(text)
+    _cli("import-tao", spec, "--arch", "ssd", "--onnx", model)
+    card = DeployCard.load(model.with_name(model.stem + ".deploy.json"))
+    pre = PreprocessSpec.from_card_dict(card.to_dict())
+    rgb = (10, 20, 30)
+    tensor = pre.tensor(Image.new("RGB", (960, 544), rgb))
+    ref = reference_properties(NVINFER / SSD_LIKE[0][2])
+    offsets = [float(v) for v in ref["offsets"].split(";")]
+    bgr = rgb[::-1]  # model-color-format=1 in the reference: BGR
+    assert ref["model-color-format"] == "1"
+    expected = [float(ref["net-scale-factor"]) * (bgr[c] - offsets[c]) for c in range(3)]
+    assert tensor.shape == (3, 544, 960)
+    np.testing.assert_allclose(tensor[:, 0, 0], expected, rtol=1e-6)
