@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ from trtdeploy.deepstream.parsers import PARSERS, VARIANTS, contract_problems
 from trtdeploy.deploy_card import DeployCard
 from trtdeploy.engine.naming import parse_engine_name
 from trtdeploy.engine.sidecar import Sidecar
+
+Report = Callable[[str], None]  # adds one problem message
 
 ERROR = "error"
 WARNING = "warning"
@@ -139,7 +142,29 @@ def validate(view: ConfigView) -> list[Problem]:
             f"network-type={props.get('network-type')} is not one of {sorted(NETWORK_TYPES.values())}"
         )
 
-    # Model source.
+    _check_model_source(view, props, error, warn)
+    mode = _int(props.get("network-mode", "0"))
+    if mode not in MODE_NAMES:
+        error(f"network-mode={props.get('network-mode')} must be 0 (FP32), 1 (INT8) or 2 (FP16)")
+    batch = _int(props.get("batch-size", "1"))
+    if batch is None or batch < 1:
+        error(f"batch-size={props.get('batch-size')} must be a positive integer")
+
+    color, offsets = _check_input(props, error, warn)
+    num_classes = _check_classes(view, props, net_type, error)
+    _check_parser(view, props, net_type, error, warn)
+    if view.card is not None:
+        _check_against_card(view, props, num_classes, offsets, color, error)
+
+    # Engine: where nvinfer saves it, batch, precision; calibration cache; relative paths.
+    _check_engine_path(view, error, warn)
+    _check_paths(view, warn)
+    _check_engine(view, props, mode, batch, error, warn)
+    return out
+
+
+def _check_model_source(view: ConfigView, props: dict[str, str], error: Report, warn: Report) -> None:
+    """A model file, its key, well-formed and known keys."""
     has_model = any(
         k in props
         for k in ("onnx-file", "tlt-encoded-model", "model-engine-file", "uff-file", "model-file")
@@ -159,14 +184,10 @@ def validate(view: ConfigView) -> list[Problem]:
     for msg in view.duplicates:
         error(msg)
 
-    mode = _int(props.get("network-mode", "0"))
-    if mode not in MODE_NAMES:
-        error(f"network-mode={props.get('network-mode')} must be 0 (FP32), 1 (INT8) or 2 (FP16)")
-    batch = _int(props.get("batch-size", "1"))
-    if batch is None or batch < 1:
-        error(f"batch-size={props.get('batch-size')} must be a positive integer")
 
-    # Input dims, colour and offsets.
+
+def _check_input(props: dict[str, str], error: Report, warn: Report) -> tuple[int | None, list[float] | None]:
+    """Input dims, colour and offsets; returns (model-color-format, offsets)."""
     dims = props.get("infer-dims")
     channels = None
     if dims is not None:
@@ -202,7 +223,11 @@ def validate(view: ConfigView) -> list[Problem]:
         except ValueError:
             error(f"net-scale-factor={scale} is not a number")
 
-    # Classes and labels.
+    return color, offsets
+
+
+def _check_classes(view: ConfigView, props: dict[str, str], net_type: int, error: Report) -> int | None:
+    """Classes and labels; returns num-detected-classes."""
     num_classes = _int(props.get("num-detected-classes"))
     if net_type in (0, 3) and num_classes is None:
         error("num-detected-classes is missing: set it to the number of classes the model outputs")
@@ -222,7 +247,11 @@ def validate(view: ConfigView) -> list[Problem]:
                 "they must match (background included where the model outputs it)"
             )
 
-    # Parser and output contract.
+    return num_classes
+
+
+def _check_parser(view: ConfigView, props: dict[str, str], net_type: int, error: Report, warn: Report) -> None:
+    """The parse function, its library and the output contract it reads."""
     func = props.get("parse-bbox-func-name")
     mask_func = props.get("parse-bbox-instance-mask-func-name")
     if net_type == NETWORK_TYPES["instance_segmentation"]:
@@ -282,14 +311,6 @@ def validate(view: ConfigView) -> list[Problem]:
                 out_spec.class_dtype,
             ):
                 error(msg)
-    if view.card is not None:
-        _check_against_card(view, props, num_classes, offsets, color, error)
-
-    # Engine: where nvinfer saves it, batch, precision; calibration cache; relative paths.
-    _check_engine_path(view, error, warn)
-    _check_paths(view, warn)
-    _check_engine(view, props, mode, batch, error, warn)
-    return out
 
 
 def _units_problems(shaped_for: Any, out_spec: Any) -> list[str]:
