@@ -100,6 +100,20 @@ class TrtVersion:
         )
 
     @classmethod
+    def cache_reader(cls, text: str, allow_unknown: bool = False) -> TrtVersion:
+        """A TensorRT release that reads calibration caches: TensorRT 11 has no calibrator API
+        (NVIDIA/TensorRT release/11.0 include/NvInfer.h declares no IInt8Calibrator; release/10.16
+        does), so a cache header for 11 or later is one no TensorRT reads."""
+        version = cls.release(text, allow_unknown)
+        if version.major >= 11:
+            raise CalibrationUsageError(
+                f"TensorRT {version} reads no calibration cache (TensorRT 11 builds INT8 from Q/DQ nodes "
+                "only): write a Q/DQ ONNX (calib calibrate --qdq-onnx), or give the TensorRT 10 release "
+                "the cache is for (e.g. 10.16)"
+            )
+        return version
+
+    @classmethod
     def from_header_number(cls, number: int) -> tuple[TrtVersion, bool]:
         """Decode a header number; the flag is True when a TensorRT >= 10 version is written
         with the <= 8 formula (as some TAO tools do)."""

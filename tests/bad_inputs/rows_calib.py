@@ -61,6 +61,9 @@ ROWS = [
     # retarget: a header only for real TensorRT releases; never over its input
     Row("retarget-unreleased-version", "calib retarget {cache} --trt-version 99.99.99 -o {ws}/new.cache", 2,
         "99.99.99", absent=["{ws}/new.cache"], unchanged=["{cache}"]),
+    Row("retarget-tensorrt-11", "calib retarget {cache} --trt-version 11.0 -o {ws}/new.cache", 2,
+        "reads no calibration cache", absent=["{ws}/new.cache"]),
+    Row("calib-trt-version-11", f"{CAL} -o {OUT} --trt-version 11.1", 2, "--qdq-onnx", absent=[OUT]),
     Row("retarget-banana", "calib retarget {cache} --trt-version banana -o {ws}/new.cache", 2, "banana",
         absent=["{ws}/new.cache"]),
     Row("retarget-in-place-force", "calib retarget {cache} --trt-version 10.3 --force", 2, "--output",

@@ -131,7 +131,7 @@ def retarget_command(
         from calibration import RETARGET_WARNING, TrtVersion, read_cache, retarget_cache
         from trtdeploy.files import check_output
 
-        version = TrtVersion.release(trt_version, allow_unknown_trt)
+        version = TrtVersion.cache_reader(trt_version, allow_unknown_trt)
         check_output(output, force, inputs=[cache])
         old = read_cache(cache)
         new = retarget_cache(old, version)
@@ -303,7 +303,7 @@ def calibrate_command(
         if percentile is not None and calib_method is not CalibrationMethod.PERCENTILE:
             raise UsageError(f"--percentile is only used with --calib-method percentile (not {calib_method.value})")
         check_range("--percentile", percentile, above=0, maximum=100)
-        version = TrtVersion.release(trt_version, allow_unknown_trt)
+        version = TrtVersion.cache_reader(trt_version, allow_unknown_trt)
 
         cache_path = output or onnx.with_suffix(".cache")
         outputs = [cache_path, sidecar_path(cache_path), qdq_onnx]
