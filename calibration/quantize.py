@@ -94,8 +94,12 @@ def quantize_onnx(
 
 
 def _modelopt_qdq(onnx_in: str | Path, onnx_out: str | Path, cache: CalibrationCache, exclude: Iterable[str]) -> None:
-    """ModelOpt's quantizer fed with our cache (its ``calibration_cache_path``). Not exercised in
-    our CI (ModelOpt is not installed there)."""
+    """ModelOpt's quantizer fed with our cache (its ``calibration_cache_path``): its Q/DQ placement
+    with our ranges, everything it does not quantize kept float32 like our own insertion. Not in
+    our CI: ModelOpt needs numpy 2 and torch, so it cannot share a venv with TensorFlow 2.15; run
+    with nvidia-modelopt 0.47 in its own venv (docs/int8.md). ModelOpt still runs the graph in ONNX
+    Runtime (on random data, then puts the cache's scales in), so the ONNX must have no TensorRT
+    plugin node: use the ``--nms none`` conversion."""
     import importlib
     import tempfile
 
@@ -111,6 +115,7 @@ def _modelopt_qdq(onnx_in: str | Path, onnx_out: str | Path, cache: CalibrationC
             quantize_mode="int8",
             calibration_cache_path=str(cache_file),
             op_types_to_quantize=list(QUANTIZED_OPS),
+            high_precision_dtype="fp32",  # its default converts the rest of the graph to float16
             nodes_to_exclude=list(exclude) or None,
             output_path=str(onnx_out),
         )
