@@ -35,6 +35,7 @@ class TaoRequest:
 
 class TaoFamily:
     framework = "tao"
+    own_head = True  # the export carries its head (trtdeploy.capabilities reads this)
 
     def __init__(self, arch: str) -> None:
         self.arch = arch

@@ -172,6 +172,7 @@ def prepare(options: CreateOnnxOptions) -> Prepared:
     _refuse_outputs_inside(outputs, saved_model)
     source = ModelSource(saved_model, config_path)
     family = families.find_family(source)
+    families.check_head(family, nms)
     config = family.read_config(source)
     labels = (
         read_label_map(label_map, config.num_classes)

@@ -155,6 +155,12 @@ def find_family(source: ModelSource) -> Family:
     raise UnsupportedModelError(" | ".join(refusals))
 
 
+def check_head(family: Family, nms: str | None) -> None:
+    """Refuse an NMS head the family does not declare (before any conversion work)."""
+    if nms is not None and nms not in family.heads:
+        raise UsageError(f"{family.title} models end in --nms {' or '.join(family.heads)}, not --nms {nms}")
+
+
 def _context(title: str, facts: dict[str, Any], debug_dir: Path | None, stage: str) -> Any:
     from trtdeploy.graph_passes import PassContext
 
@@ -178,6 +184,7 @@ def with_head(
     to a copy of ``core`` and make the validated deploy card."""
     from trtdeploy.graph_passes import run_passes
 
+    check_head(family, head_facts.get("nms"))
     facts = {**core.facts, **head_facts}
     ctx = _context(family.title, facts, debug_dir, "2-head")
     model = run_passes(copy.deepcopy(core.model), family.head_passes(request), ctx)
@@ -250,6 +257,7 @@ def create(
     for out in (output, card_path_for(output)):
         check_output(out, force, inputs=inputs)
     family = find_family(source)
+    check_head(family, head_facts.get("nms"))
     request = family.read_config(source)
     with claimed_outputs(output) as (tmp_onnx, tmp_card):
         core = core_graph(family, request, debug_dir)

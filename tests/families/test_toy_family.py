@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from trtdeploy import families
 from trtdeploy.deploy_card import DeployCard, InputSpec, NmsParams, Preprocess
-from trtdeploy.errors import UnsupportedModelError
+from trtdeploy.errors import UnsupportedModelError, UsageError
 
 H = W = 32
 ANCHORS, CLASSES = 8, 2
@@ -128,6 +128,13 @@ def test_toy_family_is_found_and_converted(tmp_path, toy_family):
     expected = 1 / (1 + np.exp(-(pooled @ np.array(weights["class_weights"]))))
     np.testing.assert_allclose(scores.reshape(1, -1), expected, rtol=1e-5)
     assert boxes.shape == (1, ANCHORS, 4)
+
+
+def test_a_head_the_family_does_not_declare_is_refused_before_any_work(tmp_path, toy_family):
+    source = families.ModelSource(_toy_export(tmp_path))
+    with pytest.raises(UsageError, match="end in --nms none, not --nms efficient"):
+        families.create(source, tmp_path / "toy.onnx", {"nms": "efficient"})
+    assert list(tmp_path.iterdir()) == [source.path]
 
 
 def test_a_toy_of_another_kind_is_refused_naming_what_was_found(tmp_path, toy_family):
