@@ -50,6 +50,33 @@ def check_ds_config(
     loaded = read_config(Path(path))
     props = loaded.properties
     problems: list[Problem] = []
+    labels, label_problems = _read_labels(loaded, problems)
+    card = _read_card(loaded, problems)
+    sidecar = _read_sidecar(loaded, problems)
+    cache, cache_problem = _read_cache(loaded, problems)
+    problems += _parser_problems(props, loaded, sidecar, ds_parser)
+    view = ConfigView(
+        properties=props,
+        class_attrs=loaded.class_attrs,
+        labels=labels,
+        label_problems=label_problems,
+        base_dir=loaded.path.parent,
+        card=card,
+        engine_sidecar=sidecar,
+        calib_cache=cache,
+        calib_problem=cache_problem,
+        config_path=loaded.path,
+        other_sections={k: v for k, v in loaded.sections.items() if k != "property"},
+        duplicates=loaded.duplicates,
+        yaml=loaded.yaml,
+        deepstream=deepstream,
+    )
+    return problems + validate(view)
+
+
+def _read_labels(loaded: LoadedConfig, problems: list[Problem]) -> tuple[list[str] | None, list[str]]:
+    """The labels file's lines and problems (an error when nvinfer could not open it)."""
+    props = loaded.properties
     labels = None
     label_problems: list[str] = []
     if "labelfile-path" in props:
@@ -76,6 +103,12 @@ def check_ds_config(
                     "nvinfer fails to start if it is missing there too; label checks skipped",
                 )
             )
+    return labels, label_problems
+
+
+def _read_card(loaded: LoadedConfig, problems: list[Problem]) -> DeployCard | None:
+    """The deploy card next to onnx-file, when there is one."""
+    props = loaded.properties
     card = None
     model = props.get("onnx-file")
     if model:
@@ -85,7 +118,12 @@ def check_ds_config(
                 card = DeployCard.load(card_path)
             except TrtDeployError as exc:
                 problems.append(Problem(WARNING, f"deploy card {card_path} unreadable: {exc}"))
+    return card
 
+
+def _read_sidecar(loaded: LoadedConfig, problems: list[Problem]) -> Sidecar | None:
+    """The sidecar of model-engine-file (typed), and whether the engine was built from onnx-file."""
+    props = loaded.properties
     sidecar = None
     engine = props.get("model-engine-file")
     if engine and loaded.resolve(engine).is_file():
@@ -103,7 +141,12 @@ def check_ds_config(
             Problem(ERROR, f"model-engine-file={engine} was not built from onnx-file={props['onnx-file']}: {m}")
             for m in wrong
         ]
+    return sidecar
 
+
+def _read_cache(loaded: LoadedConfig, problems: list[Problem]) -> tuple[CalibrationCache | None, str | None]:
+    """int8-calib-file parsed by the calibration package (ours: a TRT- header), or why not."""
+    props = loaded.properties
     cache: CalibrationCache | None = None
     cache_problem: str | None = None
     calib = props.get("int8-calib-file")
@@ -118,25 +161,7 @@ def check_ds_config(
             problems.append(
                 Problem(WARNING, f"int8-calib-file {calib_path} not found; cache checks skipped")
             )
-
-    problems += _parser_problems(props, loaded, sidecar, ds_parser)
-    view = ConfigView(
-        properties=props,
-        class_attrs=loaded.class_attrs,
-        labels=labels,
-        label_problems=label_problems,
-        base_dir=loaded.path.parent,
-        card=card,
-        engine_sidecar=sidecar,
-        calib_cache=cache,
-        calib_problem=cache_problem,
-        config_path=loaded.path,
-        other_sections={k: v for k, v in loaded.sections.items() if k != "property"},
-        duplicates=loaded.duplicates,
-        yaml=loaded.yaml,
-        deepstream=deepstream,
-    )
-    return problems + validate(view)
+    return cache, cache_problem
 
 
 def _parser_problems(
