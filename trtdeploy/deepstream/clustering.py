@@ -19,7 +19,8 @@ From the DeepStream sources (community mirror hiennguyen9874/deepstream-sources,
 * cluster-mode 0 (OpenCV groupRectangles): the SDK builds libnvds_infer without OpenCV
   (sources/libs/nvdsinfer/Makefile l.16 ``WITH_OPENCV?=0``), and then nvdsinfer_context_impl.cpp
   l.1021-1030 switches a detector to NMS with topk 20 and nms-iou-threshold 0.5 for every class.
-* gstnvinfer_meta_utils.cpp ``attach_metadata_detector`` l.53-118: boxes are mapped back with
+* gstnvinfer_meta_utils.cpp ``attach_metadata_detector`` l.53-118 (6.3; 6.2 clamps top/left only with
+  crop-objects-to-roi-boundary, 6.0/6.1 have no such key): boxes are mapped back with
   ``(left - offset_left) / ratio_x`` (float arithmetic, ratios double), top/left clamped at 0 (the
   width/height are NOT reduced), then filter-out-class-ids, detected-min-w/h (``<`` drops),
   detected-max-w/h (when > 0, ``>`` drops) and, without crop-objects-to-roi-boundary, a box whose
