@@ -196,64 +196,42 @@ register(_ds("tao-efficientdet", "int32", "pixels", "int32", "name"))
 register(_ds("tao-efficientdet-6.2", "int32", "pixels", "float32", "position"))
 # deepstream_tao_apps release/tao4.0_ds6.2ga, l. 334-381: by position but int32 classes (l. 349).
 register(_ds("tao-efficientdet-6.2-tao4", "int32", "pixels", "int32", "position"))
-register(OutputContract(
-    key="batched",
-    layout="batched",
-    summary="BatchedNMS_TRT outputs (float32 classes)",
-    tensors=_nms_tensors(BATCHED_NAMES, "int32", "float32"),
-    box_format="y1x1y2x2",
-    box_units="normalized",
-    heads=("batched",),
-    reader="nms",
-))
+def _batched(key: str, box_format: str, summary: str, ds_parser: str = "") -> OutputContract:
+    """BatchedNMS_TRT's outputs (float32 classes) in one box order."""
+    return OutputContract(
+        key=key, layout="batched", summary=summary, tensors=_nms_tensors(BATCHED_NAMES, "int32", "float32"),
+        box_format=box_format, box_units="normalized", heads=("batched",), reader="nms", ds_parser=ds_parser,
+        ds_readers=(ds_parser,) if ds_parser else (), found_by="position" if ds_parser else "name",
+    )
+
+
+def _raw(key: str, layout: str, summary: str, box_dims: tuple[str | int, ...]) -> OutputContract:
+    """No NMS: decoded boxes and activated class scores [B,A,C], normalised y1,x1,y2,x2."""
+    return OutputContract(
+        key=key, layout=layout, summary=summary,
+        tensors=(
+            TensorSpec("boxes", RAW_NAMES[0], "float32", box_dims),
+            TensorSpec("scores", RAW_NAMES[1], "float32", ("B", "A", "C")),
+        ),
+        box_format="y1x1y2x2", box_units="normalized", heads=("none",), reader="raw",
+    )
+
+
+register(_batched("batched", "y1x1y2x2", "BatchedNMS_TRT outputs (float32 classes)"))
 # DeepStream SDK nvdsinfer_custombboxparser.cpp, NvDsInferParseCustomBatchedNMSTLT (branch 6.3,
 # lines 467-530; 6.0 l. 384): exactly 4 outputs BY POSITION (l. 473), count int32, boxes, scores
 # and classes float (l. 484-487), boxes normalised x1,y1,x2,y2: left = box[0] * width,
 # top = box[1] * height (l. 518-523).
-register(OutputContract(
-    key="ds/batchednms",
-    layout="batched",
-    summary="shaped for the DeepStream parser variant batchednms",
-    tensors=_nms_tensors(BATCHED_NAMES, "int32", "float32"),
-    box_format="x1y1x2y2",
-    box_units="normalized",
-    heads=("batched",),
-    reader="nms",
-    ds_parser="batchednms",
-    ds_readers=("batchednms",),
-    found_by="position",
-))
-register(OutputContract(
-    key="raw",
-    layout="raw",
-    summary="no NMS: decoded boxes [B,A,4] and class scores [B,A,C] (DeepStream clusters them)",
-    tensors=(
-        TensorSpec("boxes", RAW_NAMES[0], "float32", ("B", "A", 4)),
-        TensorSpec("scores", RAW_NAMES[1], "float32", ("B", "A", "C")),
-    ),
-    box_format="y1x1y2x2",
-    box_units="normalized",
-    heads=("none",),
-    reader="raw",
-))
+register(_batched("ds/batchednms", "x1y1x2y2", "shaped for the DeepStream parser variant batchednms", "batchednms"))
+register(_raw("raw", "raw", "no NMS: decoded boxes [B,A,4] and class scores [B,A,C] (DeepStream clusters them)",
+              ("B", "A", 4)))
 # Two-stage detectors (Faster R-CNN's second stage) regress one box per class: boxes [B,A,C,4].
 # EfficientNMS_TRT takes them as is (NVIDIA/TensorRT main, plugin/efficientNMSPlugin/
 # efficientNMSPlugin.cpp l. 324-334: boxes 3-D, or 4-D with dim 2 == numClasses or 1), as does
 # BatchedNMSDynamic_TRT with shareLocation 0 (release/10.13, plugin/batchedNMSPlugin/
 # batchedNMSPlugin.cpp l. 394-397: dim 2 == shareLocation ? 1 : numClasses).
-register(OutputContract(
-    key="raw-per-class",
-    layout="raw_per_class",
-    summary="no NMS: per-class boxes [B,A,C,4] and class scores [B,A,C]",
-    tensors=(
-        TensorSpec("boxes", RAW_NAMES[0], "float32", ("B", "A", "C", 4)),
-        TensorSpec("scores", RAW_NAMES[1], "float32", ("B", "A", "C")),
-    ),
-    box_format="y1x1y2x2",
-    box_units="normalized",
-    heads=("none",),
-    reader="raw",
-))
+register(_raw("raw-per-class", "raw_per_class", "no NMS: per-class boxes [B,A,C,4] and class scores [B,A,C]",
+              ("B", "A", "C", 4)))
 register(OutputContract(
     key="tfod-masks",
     layout="tfod_masks",
