@@ -42,8 +42,8 @@ class TaoFamily:
         self.key = f"tao_{arch}"
         self.title = f"TAO {arch}"
         shared = ARCH_FACTS[arch]
-        self.heads = (shared.nms,)
-        self.layouts = (shared.layout,)
+        self.heads: tuple[str, ...] = (shared.nms,)
+        self.layouts: tuple[str, ...] = (shared.layout,)
 
     def claims(self, source: ModelSource) -> bool:
         return source.arch == self.arch

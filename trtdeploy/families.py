@@ -89,8 +89,9 @@ class Family(Protocol):
     def head_passes(self, request: Any) -> Sequence[tuple[str, GraphPass]]:
         """Passes that append the output head to the core."""
 
-    def deploy_card(self, request: Any, model: onnx.ModelProto, facts: dict[str, Any]) -> DeployCard:
-        """The deploy card of the final ``model`` (facts: everything the passes found)."""
+    def deploy_card(self, request: Any, model: onnx.ModelProto | None, facts: dict[str, Any]) -> DeployCard:
+        """The deploy card of the final ``model`` (facts: everything the passes found); a family
+        whose export is final (TAO) reads the model file instead and takes None."""
 
 
 _REGISTRY: dict[str, Family] = {}

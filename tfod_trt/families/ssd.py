@@ -29,8 +29,8 @@ class SsdFamily:
     key = "tfod_ssd"
     title = "TFOD SSD"
     framework = "tensorflow"
-    heads = ("efficient", "batched", "onnx", "none")  # trtdeploy.nms.NMS_KINDS
-    layouts = ("tfod", "deepstream", "batched", "raw")
+    heads: tuple[str, ...] = ("efficient", "batched", "onnx", "none")  # trtdeploy.nms.NMS_KINDS
+    layouts: tuple[str, ...] = ("tfod", "deepstream", "batched", "raw")
 
     def claims(self, source: ModelSource) -> bool:
         path = Path(source.path)
@@ -93,14 +93,16 @@ class SsdFamily:
 
         return HEAD_PASSES
 
-    def deploy_card(self, request: Prepared, model: onnx.ModelProto, facts: dict[str, Any]) -> DeployCard:
+    def deploy_card(self, request: Prepared, model: onnx.ModelProto | None, facts: dict[str, Any]) -> DeployCard:
+        from tfod_trt.tf_graph import INPUT_NAME
+
         opts = request.options
         batch = -1 if facts["batch"] is None else facts["batch"]
         h, w = request.height, request.width
         nhwc = opts.input_format == "nhwc"
         return DeployCard(
             input=InputSpec(
-                name=model.graph.input[0].name,
+                name=model.graph.input[0].name if model is not None else INPUT_NAME,
                 shape=[batch, h, w, 3] if nhwc else [batch, 3, h, w],
                 layout="NHWC" if nhwc else "NCHW",
             ),
