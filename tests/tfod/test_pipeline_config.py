@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import DEMO_MODEL
 from tests.data import fixture_dir
-from tfod_trt.pipeline_config import read_label_map, read_pipeline_config
+from tfod_trt.pipeline_config import read_label_map, read_model_block, read_pipeline_config
 from trtdeploy.errors import InputError, UnsupportedModelError
 
 
@@ -28,6 +28,30 @@ def test_efficientdet_config_letterbox_no_background():
     assert config.resizer == "keep_aspect_ratio_resizer"
     assert (config.height, config.width, config.num_classes) == (512, 512, 90)
     assert config.add_background_class is False
+
+
+@pytest.mark.parametrize(
+    ("text", "arch", "refusal"),
+    [
+        ("model { faster_rcnn { num_classes: 3 } }", "faster_rcnn", "describes a Faster R-CNN model"),
+        ("model { center_net { num_classes: 3 } }", "center_net", "describes a CenterNet model"),
+        ("model { experimental_model { name: 'x' } }", "experimental_model", "describes an experimental model"),
+        ("model { }", None, "describes an unknown model"),
+    ],
+)
+def test_meta_architecture_is_read_before_the_ssd_reader_refuses_it(tmp_path: Path, text, arch, refusal):
+    path = tmp_path / "pipeline.config"
+    path.write_text(text)
+    found, block = read_model_block(path)
+    assert found == arch
+    assert block.get("num_classes", None) == (3 if arch in ("faster_rcnn", "center_net") else None)
+    with pytest.raises(UnsupportedModelError, match=refusal):
+        read_pipeline_config(path)
+
+
+def test_demo_model_block_is_ssd():
+    arch, block = read_model_block(DEMO_MODEL / "pipeline.config")
+    assert arch == "ssd" and block.path("feature_extractor.type") == "ssd_mobilenet_v2_keras"
 
 
 def test_label_map_order_and_gaps(tmp_path: Path):
