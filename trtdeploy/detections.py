@@ -29,9 +29,29 @@ class Detections:
 
 
 def from_nms_outputs(outputs: list[np.ndarray], card: DeployCard) -> list[Detections]:
-    """Split a batch of NMS-layout outputs (count, boxes, scores, classes) into Detections."""
-    if card.output.layout not in ("tfod", "deepstream", "batched"):
-        raise InputError(f"output layout {card.output.layout!r} has no NMS outputs to read")
+    """Split a batch of NMS outputs (count, boxes, scores, classes: an output contract whose
+    reader is "nms", trtdeploy.contracts) into Detections."""
+    if not card.output.contract.has_nms:
+        raise InputError(
+            f"output layout {card.output.layout!r} ({card.output.contract.summary}) has no NMS outputs to read"
+        )
+    return _split(outputs, card)
+
+
+def from_raw_outputs(outputs: list[np.ndarray], card: DeployCard) -> list[Detections]:
+    """Boxes [B,A,4] or per class [B,A,C,4] and scores [B,A,C] without NMS -> Detections, through
+    the EfficientNMS reference with the card's NMS parameters, as a deployment that clusters
+    outside the engine would. The raw boxes are unclipped: clipped after NMS, as TFOD does."""
+    from trtdeploy.nms.reference import efficient_nms
+
+    nms = card.nms
+    ordered = list(efficient_nms(outputs[0], outputs[1], score_threshold=nms.score_threshold,
+                                 iou_threshold=nms.iou_threshold, max_output_boxes=nms.max_detections))
+    ordered[1] = np.clip(ordered[1], 0.0, 1.0)
+    return _split(ordered, card)
+
+
+def _split(outputs: list[np.ndarray], card: DeployCard) -> list[Detections]:
     count, boxes, scores, classes = outputs[:4]
     result = []
     for b in range(boxes.shape[0]):

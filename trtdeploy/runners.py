@@ -20,7 +20,7 @@ with its deploy card, or an ``.engine`` with its sidecar.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 import numpy as np
 
 from trtdeploy.deploy_card import DeployCard, card_path_for
-from trtdeploy.detections import Detections, from_nms_outputs
+from trtdeploy.detections import Detections
 from trtdeploy.errors import InputError
 
 if TYPE_CHECKING:
@@ -162,17 +162,7 @@ def read_contract(outputs: dict[str, np.ndarray], card: DeployCard) -> list[Dete
     if missing:
         raise InputError(f"the model's outputs lack {missing} that the deploy card names; got {sorted(outputs)}")
     ordered = [outputs[name] for name in card.output.names]
-    if card.output.layout == "raw":
-        # No NMS in the graph: apply the EfficientNMS reference with the card's parameters,
-        # as a deployment that clusters outside the engine would.
-        from trtdeploy.nms.reference import efficient_nms
-
-        nms = card.nms
-        ordered = list(efficient_nms(ordered[0], ordered[1], score_threshold=nms.score_threshold,
-                                     iou_threshold=nms.iou_threshold, max_output_boxes=nms.max_detections))
-        ordered[1] = np.clip(ordered[1], 0.0, 1.0)  # raw boxes are unclipped (clip after NMS)
-        return from_nms_outputs(ordered, replace(card, output=replace(card.output, layout="tfod")))
-    return from_nms_outputs(ordered, card)
+    return card.output.contract.read(ordered, card)  # the output contract's reader (trtdeploy.contracts)
 
 
 class OnnxRuntimeRunner(CardRunner):
