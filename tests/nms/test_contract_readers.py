@@ -1,0 +1,61 @@
+"""Output contracts read back to Detections (trtdeploy.contracts readers), against the slow oracle."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.nms.slow_nms import slow_efficient_nms
+from tests.nms.test_per_class_boxes import flattened, inputs
+from trtdeploy.deploy_card import DeployCard, InputSpec, NmsParams, OutputSpec, Preprocess
+from trtdeploy.errors import InputError
+from trtdeploy.runners import read_contract
+
+
+def card(layout: str, names: list[str], num_classes: int = 3, **output) -> DeployCard:
+    return DeployCard(
+        input=InputSpec("x", [2, 300, 400, 3]),
+        preprocess=Preprocess(),
+        output=OutputSpec(nms="none", layout=layout, names=names, num_classes=num_classes, **output),
+        labels=[f"c{i}" for i in range(num_classes)],
+        nms=NmsParams(score_threshold=0.4, iou_threshold=0.45, max_detections=10),
+    )
+
+
+@pytest.mark.parametrize("layout", ["raw", "raw_per_class"])
+def test_raw_contracts_are_read_through_nms_with_the_cards_parameters(layout):
+    boxes, scores = inputs(6, batch=2, anchors=20)
+    if layout == "raw":
+        boxes = boxes[:, :, 0]  # shared boxes [B,A,4]
+        expected = slow_efficient_nms(boxes, scores, 0.4, 0.45, 10)
+    else:
+        expected = slow_efficient_nms(*flattened(boxes, scores), 0.4, 0.45, 10)
+    dets = read_contract({"boxes": boxes, "scores": scores}, card(layout, ["boxes", "scores"]))
+    num, out_boxes, out_scores, out_classes = expected
+    for b, d in enumerate(dets):
+        n = int(num[b, 0])
+        assert len(d) == n > 0
+        np.testing.assert_array_equal(d.boxes, np.clip(out_boxes[b, :n], 0, 1))
+        np.testing.assert_array_equal(d.scores, out_scores[b, :n])
+        np.testing.assert_array_equal(d.classes, out_classes[b, :n])
+
+
+def test_pixel_x1y1x2y2_nms_outputs_come_back_normalised_y1x1y2x2():
+    names = ["num_detections", "nmsed_boxes", "nmsed_scores", "nmsed_classes"]
+    c = card("batched", names, box_format="x1y1x2y2", class_dtype="float32")
+    outputs = {
+        "num_detections": np.array([[1]], np.int32),
+        "nmsed_boxes": np.array([[[0.1, 0.2, 0.5, 0.6]]], np.float32),  # x1,y1,x2,y2
+        "nmsed_scores": np.array([[0.9]], np.float32),
+        "nmsed_classes": np.array([[2.0]], np.float32),
+    }
+    (d,) = read_contract(outputs, c)
+    np.testing.assert_allclose(d.boxes, [[0.2, 0.1, 0.6, 0.5]])
+    assert d.classes.tolist() == [2]
+    assert c.output.contract.key == "ds/batchednms"  # what NvDsInferParseCustomBatchedNMSTLT reads
+
+
+def test_a_contract_without_a_reader_says_so():
+    c = card("nms_trt", ["NMS", "NMS_1"])
+    with pytest.raises(InputError, match="'nms_trt'.*has no reader"):
+        read_contract({"NMS": np.zeros((1, 1, 10, 7), np.float32), "NMS_1": np.zeros((1, 1, 1, 1), np.float32)}, c)
