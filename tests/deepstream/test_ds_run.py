@@ -32,6 +32,7 @@ from trtdeploy.deepstream.dry_run import (
     read_labels,
 )
 from trtdeploy.deepstream.nvinfer_preprocess import COLOR_RGB, DEFAULT_FILTER, ORDER_NCHW
+from trtdeploy.deploy_card import DS_OUTPUTS
 from trtdeploy.errors import InputError, TrtDeployError, UnsupportedModelError
 
 SDK_LIB = "/opt/nvidia/deepstream/deepstream/lib/libnvds_infercustomparser.so"
@@ -356,8 +357,8 @@ def test_cli_usage_and_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 # --- generated configs against TensorFlow (slow) --------------------------------------------------
 
-# The DeepStream layouts create-onnx offers (--ds-parser).
-OFFERED = ("sdk-tfssd", "sdk-efficientdet", "tao-efficientdet", "batchednms")
+# The DeepStream layouts create-onnx offers (--ds-parser): every one must give TensorFlow's detections.
+OFFERED = tuple(DS_OUTPUTS)
 
 
 def gen_ds_config(onnx_path: Path) -> Path:
