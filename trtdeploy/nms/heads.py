@@ -43,7 +43,7 @@ import onnx
 import onnx_graphsurgeon as gs
 
 from trtdeploy import contracts
-from trtdeploy.contracts import BATCHED_NAMES, LEGACY_DS_PARSER, TFOD_NAMES, OutputContract
+from trtdeploy.contracts import BATCHED_NAMES, TFOD_NAMES, OutputContract
 from trtdeploy.deploy_card import NmsParams, OutputSpec
 from trtdeploy.errors import GraphError, UsageError
 from trtdeploy.graph_passes import add_node, const
@@ -86,7 +86,7 @@ def add_nms_head(
     ``boxes``: float32 [B,A,4] (or per class [B,A,C,4]) decoded, normalised y1,x1,y2,x2 in
     [0,1]; ``scores``: float32 [B,A,C] activated, background removed. B may be dynamic; A and
     C must be static. ``layout`` must be one of ``KIND_LAYOUTS[kind]``; ``input_hw`` (network
-    input height, width) scales boxes to pixels for the ``deepstream`` layout. ``ds_parser``
+    input height, width) scales boxes to pixels for the pixel-box DeepStream contracts. ``ds_parser``
     (a DeepStream parser variant key) shapes the outputs for that parser; it must match
     ``kind`` and ``layout``. Returns the OutputSpec of the new outputs. Raises UsageError for
     bad options and GraphError for bad tensors.
@@ -101,7 +101,7 @@ def add_nms_head(
     if per_class and kind == "none":
         out = contracts.contract("raw-per-class")
     _check_params(params, kind)
-    if out.layout == "deepstream":
+    if out.box_units == "pixels":
         _check_input_hw(input_hw)
 
     if kind == "none":
@@ -140,9 +140,7 @@ def _choose_contract(kind: str, layout: str, ds_parser: str | None) -> OutputCon
         raise UsageError(
             f"NMS kind {kind!r} cannot produce output layout {layout!r}; it supports {', '.join(KIND_LAYOUTS[kind])}"
         )
-    if layout == "deepstream" and ds_parser is None:
-        ds_parser = LEGACY_DS_PARSER
-    if ds_parser is None:
+    if ds_parser is None:  # a deepstream layout without a variant is the legacy one (contracts)
         return contracts.contract_for_output(layout)
     shaped = contracts.ds_contracts().get(ds_parser)
     if shaped is None:
