@@ -272,12 +272,17 @@ def _no_parser_reason(card: DeployCard, contract: OutputContract) -> str:
         )
     if contract.reader == "raw":
         return (
-            f"the model has no NMS ({contract.summary}); DeepStream ships no parser for that "
+            f"the model has no NMS ({_tensors_text(contract)}); DeepStream ships no parser for that "
             "(NvDsInferParseCustomTfSSD needs TF's detection_* outputs after NMS): pass --parse-func and "
             "--custom-lib of your own parser that emits one object per anchor (nvinfer then clusters them with "
             "cluster-mode=2), or re-run create-onnx with --nms efficient --output-layout deepstream"
         )
     return f"no parser known for output layout {out.layout!r}; pass --parse-func and --custom-lib"
+
+
+def _tensors_text(contract: OutputContract) -> str:
+    """'boxes [B,A,4] + scores [B,A,C]'."""
+    return " + ".join(f"{t.name} [{','.join(str(d) for d in t.dims)}]" for t in contract.tensors)
 
 
 def build_config(
