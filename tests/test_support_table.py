@@ -110,7 +110,7 @@ def _create_onnx(tmp_path, *args):
     (["--nms", "batched", "--target", "trt11"], "--nms batched cannot be built for --target trt11"),
     (["--ds-parser", "batchednms", "--target", "rtx"], "--nms batched cannot be built for --target rtx"),
     (["--nms", "efficient", "--target", "rtx"], "use --nms none"),
-    (["--target", "rtx"], "--nms efficient cannot be built for --target rtx"),  # the default head
+    (["--output-layout", "deepstream", "--target", "rtx"], "--nms efficient cannot be built for --target rtx"),
     (["--nms", "none", "--target", "trt12"], "--target 'trt12' is not one of"),
 ])
 def test_create_onnx_refuses_heads_the_target_cannot_build(tmp_path, args, message):
@@ -121,6 +121,13 @@ def test_create_onnx_refuses_heads_the_target_cannot_build(tmp_path, args, messa
     assert not out.exists()
 
 
-def test_create_onnx_with_a_buildable_target_goes_on_to_read_the_model(tmp_path):
-    result, _ = _create_onnx(tmp_path, "--nms", "none", "--target", "rtx")
+@pytest.mark.parametrize("args", [["--nms", "none", "--target", "rtx"], ["--target", "rtx"], ["--target", "trt11"]])
+def test_create_onnx_with_a_buildable_target_goes_on_to_read_the_model(tmp_path, args):
+    result, _ = _create_onnx(tmp_path, *args)
     assert result.exit_code == 1 and "not found" in result.output  # refused later, for the missing model
+
+
+def test_the_default_head_is_the_first_the_target_builds():
+    assert capabilities.default_head(None) == "efficient"
+    assert capabilities.default_head("trt11") == "efficient"  # EfficientNMS_TRT is still shipped in 11
+    assert capabilities.default_head("rtx") == "none"  # RTX: no plugins, no NMS layer

@@ -176,6 +176,18 @@ def family_info(key: str) -> FamilyInfo:
     raise UsageError(f"unknown model family {key!r}")
 
 
+def default_head(target: str | None, family: str = "tfod_ssd") -> str:
+    """The family's first head (its default) that ``target`` builds; the plain default without
+    a target."""
+    info = family_info(family)
+    if target is None:
+        return info.heads[0]
+    for head in info.heads:
+        if head_support(head, target, info.plugin_ops, info.own_head).ok:
+            return head
+    raise UsageError(f"no {info.title} head builds for --target {target}")
+
+
 def check_head(head: str, target: str | None, family: str = "tfod_ssd") -> None:
     """Refuse, before any conversion, an NMS head the target backend cannot build; the message
     names the heads of the family that it can."""
@@ -206,7 +218,8 @@ def nms_help(family: str = "tfod_ssd") -> str:
 def target_help() -> str:
     return (
         "The backend the ONNX is for: " + ", ".join(f"{t} ({target_label(t)})" for t in TARGETS)
-        + "; an NMS head it cannot build is refused before converting."
+        + "; an NMS head it cannot build is refused before converting, and without --nms, "
+        "--output-layout or --ds-parser the default head is the first that builds there."
     )
 
 

@@ -75,7 +75,7 @@ def create_onnx(
 
       trtdeploy create-onnx --saved-model export/saved_model -o ds.onnx --ds-parser tao-efficientdet
 
-      trtdeploy create-onnx --saved-model export/saved_model -o rtx.onnx --nms none --target rtx
+      trtdeploy create-onnx --saved-model export/saved_model -o rtx.onnx --target rtx
     """
     setup_logging(verbose, quiet)
     with user_errors():
@@ -84,6 +84,8 @@ def create_onnx(
         from tfod_trt.create_onnx import CreateOnnxOptions, resolve_output
 
         if target is not None:
+            if nms is None and output_layout is None and ds_parser is None:
+                nms = capabilities.default_head(target, "tfod_ssd")  # the default head that builds there
             head, _, _ = resolve_output(nms, output_layout, ds_parser)
             capabilities.check_head(head, target, "tfod_ssd")
         from tfod_trt.create_onnx import create_onnx as run
