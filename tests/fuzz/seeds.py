@@ -106,18 +106,13 @@ pre-cluster-threshold=0.5
 
 NVINFER_YAML = """property:
   gpu-id: 0
-  net-scale-factor: 0.0039215697906911373
   onnx-file: model.onnx
-  labelfile-path: labels.txt
-  batch-size: 1
-  network-mode: 2
   num-detected-classes: 4
   output-blob-names: num_detections;detection_boxes
   gie-unique-id: 0x1
-  operate-on-class-ids: [0, 1, 2]
+  operate-on-class-ids: [0, 1]
 class-attrs-all:
   pre-cluster-threshold: 0.2
-  topk: 20
 """
 
 LABEL_FILES = [b"car\nbicycle\nperson\nroadsign\n", b"\xef\xbb\xbfcar \r\nbicycle\r\n\r\n", b"a;b;c\n"]
