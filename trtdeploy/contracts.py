@@ -243,8 +243,9 @@ register(OutputContract(
     reader="nms",
 ))
 # NMS_TRT (NVIDIA/TensorRT release/10.13, plugin/nmsPlugin/nmsPlugin.cpp): outputs [N,1,keepTopK,7]
-# and [N,1,1,1] (l. 142-153, 188-200); the keep count is DECLARED float32 though it holds int32
-# bits ("use kFLOAT instead as they have same sizeof(type)", l. 440-453).
+# and [N,1,1,1] (l. 142-153, 188-200); the keep count is DECLARED float32 ("use kFLOAT instead as
+# they have same sizeof(type)", l. 440-453) but written as int32 (plugin/common/kernels/
+# gatherTopDetections.cu l. 52: int* keepCount), which is how NvDsInferParseCustomNMSTLT reads it.
 register(OutputContract(
     key="nms_trt",
     layout="nms_trt",

@@ -59,3 +59,30 @@ def test_a_contract_without_a_reader_says_so():
     c = card("nms_trt", ["NMS", "NMS_1"])
     with pytest.raises(InputError, match="'nms_trt'.*has no reader"):
         read_contract({"NMS": np.zeros((1, 1, 10, 7), np.float32), "NMS_1": np.zeros((1, 1, 1, 1), np.float32)}, c)
+
+
+def test_every_contract_reads_as_its_deepstream_readers_read():
+    """Each contract's DeepStream readers (parsers.VARIANTS, facts read in the parsers' C source)
+    read its tensors without a misread, in the contract's box order and units."""
+    from trtdeploy import contracts
+    from trtdeploy.deepstream.parsers import VARIANTS, misreads
+
+    checked = 0
+    for contract in contracts.CONTRACTS.values():
+        shapes = contract.shapes(1, 100, 1000, 3)
+        outputs = [(t.name, t.dtype, tuple(s)) for t, s in zip(contract.tensors, shapes, strict=True)]
+        for key in contract.ds_readers:
+            parser = VARIANTS[key]
+            checked += 1
+            problems = misreads(key, outputs)
+            if contract.key == "nms_trt":
+                # NMS_TRT declares its keep count float32 but writes int32 bits (NVIDIA/TensorRT
+                # release/10.13 plugin/nmsPlugin/nmsPlugin.cpp l. 440-453, plugin/common/kernels/
+                # gatherTopDetections.cu l. 52): the int32 read is right, misreads() flags the
+                # declared dtype. Nothing else may differ.
+                assert [p for p in problems if "NMS_1" not in p] == [], (contract.key, key)
+                continue
+            assert problems == [], (contract.key, key)
+            if contract.has_nms:
+                assert (parser.box_order, parser.box_units) == (contract.box_format, contract.box_units), key
+    assert checked >= 8
