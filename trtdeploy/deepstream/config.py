@@ -365,9 +365,11 @@ def read_label_lines(path: Path) -> tuple[list[str], list[str]]:
     """Label lines as nvinfer reads them, and format problems.
 
     nvinfer's InferPostprocessor::parseLabelsFile (hiennguyen9874/deepstream-sources 6.3,
-    sources/libs/nvdsinfer/nvdsinfer_context_impl.cpp lines 472-503) reads lines with
-    std::getline(..., '\\n'), skips only EMPTY lines and keeps every other byte: a '\\r', a
-    UTF-8 byte-order mark or trailing spaces become part of the label text.
+    sources/libs/nvdsinfer/nvdsinfer_context_impl.cpp lines 472-503; NVIDIA/DeepStream branch
+    DeepStream-9.0, src/utils/nvdsinfer/nvdsinfer_context_impl.cpp lines 546-582, the same code)
+    reads lines with std::getline(..., '\\n'), skips only EMPTY lines (``line.empty()``) and keeps
+    every other byte: a '\\r', a UTF-8 byte-order mark or trailing spaces become part of the label
+    text, and a line holding only '\\r' (a blank line of a CRLF file) is a label.
     """
     raw = path.read_bytes()
     problems = []
@@ -384,13 +386,13 @@ def read_label_lines(path: Path) -> tuple[list[str], list[str]]:
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
-    blanks = [i + 1 for i, line in enumerate(lines) if line in ("", "\r")]
+    blanks = [i + 1 for i, line in enumerate(lines) if line == ""]
     if blanks:
         problems.append(
             f"labels file {path} has blank line(s) {blanks}; nvinfer skips them, which shifts the class ids "
             "after them: remove them"
         )
-    spaces = [i + 1 for i, line in enumerate(lines) if line not in ("", "\r") and not line.strip()]
+    spaces = [i + 1 for i, line in enumerate(lines) if line != "" and not line.strip()]
     if spaces:
         problems.append(
             f"labels file {path} has line(s) {spaces} holding only whitespace; nvinfer makes each a label "
@@ -404,5 +406,5 @@ def read_label_lines(path: Path) -> tuple[list[str], list[str]]:
             f"labels file {path} has trailing whitespace on line(s) {trailing}; nvinfer keeps it in the label "
             "text: remove it"
         )
-    # the labels nvinfer ends up with ("\r" of CRLF files aside, reported above)
-    return [line for line in lines if line not in ("", "\r")], problems
+    # the labels nvinfer ends up with, '\r' included
+    return [line for line in lines if line != ""], problems

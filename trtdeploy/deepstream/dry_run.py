@@ -146,11 +146,14 @@ def _list(props: dict[str, str], key: str, kind: type, where: str) -> list[Any]:
 
 
 def read_labels(path: Path) -> list[str]:
-    """Detector labels as nvinfer reads them (first ';' field of each non-empty line)."""
+    """Detector labels as nvinfer reads them: the first ';' field of each non-empty line
+    (config.read_label_lines; a line of only '\\r' or spaces is a label)."""
+    from trtdeploy.deepstream.config import read_label_lines
+
     if not path.is_file():
         raise InputError(f"labelfile-path {path} not found (nvinfer fails: 'Could not open labels file')")
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    return [line.split(";")[0] for line in text.split("\n") if line != ""]
+    lines, _ = read_label_lines(path)
+    return [line.split(";")[0] for line in lines]
 
 
 def _class_params(sections: dict[str, dict[str, str]], num_classes: int, where: str) -> list[ClassParams]:
