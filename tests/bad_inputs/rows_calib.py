@@ -58,6 +58,10 @@ ROWS = [
     Row("tensorfile-card-of-another-onnx", "calib tensorfile {images} --onnx {onnx} -o {ws}/t.h5", 1,
         "written for another ONNX", absent=["{ws}/t.h5"],
         setup=edit_json("{card}", lambda d: d.update(onnx_sha256="f" * 64))),
+    Row("calib-card-of-another-input", f"{CAL} -o {OUT}", 1, "describes input 'images'", absent=[OUT],
+        setup=edit_json("{card}", lambda d: d["input"].update(name="images"))),
+    Row("calib-card-of-another-size", f"{CAL} -o {OUT}", 1, "shape [1, 64, 64, 3]", absent=[OUT],
+        setup=edit_json("{card}", lambda d: d["input"].update(shape=[1, 64, 64, 3]))),
     # retarget: a header only for real TensorRT releases; never over its input
     Row("retarget-unreleased-version", "calib retarget {cache} --trt-version 99.99.99 -o {ws}/new.cache", 2,
         "99.99.99", absent=["{ws}/new.cache"], unchanged=["{cache}"]),

@@ -53,7 +53,35 @@ def _spec_from_card(path: Path, onnx: Path | None = None):  # type: ignore[no-un
             f"deploy card {path} was written for another ONNX (sha256 {card.onnx_sha256[:12]}..., {onnx} has "
             f"{sha256_file(onnx)[:12]}...); pass the card of this model with --card, or re-run create-onnx"
         )
+    if onnx is not None:
+        _check_card_input(path, card.input.name, card.input.shape, Path(onnx))
     return PreprocessSpec.from_card_dict(card.to_dict())
+
+
+def _check_card_input(card_path: Path, name: str, shape: list[int], onnx: Path) -> None:
+    """The card's input must be the ONNX's (name, and every dimension both fix): a card of
+    another model preprocesses for the wrong input."""
+    import onnx as onnx_lib
+
+    if not onnx.is_file():
+        raise InputError(f"ONNX model {onnx} not found")
+    try:
+        model = onnx_lib.load(str(onnx), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and friends for a file that is not ONNX
+        raise InputError(f"{onnx} is not a readable ONNX model: {exc}") from exc
+    inits = {i.name for i in model.graph.initializer}
+    inputs = {i.name: i for i in model.graph.input if i.name not in inits}
+    if name not in inputs:
+        raise InputError(
+            f"deploy card {card_path} describes input {name!r} but {onnx} has {sorted(inputs)}; "
+            "the card is not this model's: pass the right --card or re-run create-onnx"
+        )
+    dims = [d.dim_value if d.HasField("dim_value") else -1 for d in inputs[name].type.tensor_type.shape.dim]
+    if len(dims) != len(shape) or any(a > 0 and b > 0 and a != b for a, b in zip(dims, shape, strict=False)):
+        raise InputError(
+            f"deploy card {card_path} gives input {name!r} shape {shape} but {onnx} has {dims}; "
+            "the card is not this model's: pass the right --card or re-run create-onnx"
+        )
 
 
 def _image_inputs(images: Path, image_root: Path | None, paths: object) -> list[Path | None]:
