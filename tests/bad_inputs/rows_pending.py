@@ -25,8 +25,10 @@ def pending(reason: str) -> tuple:
 ROWS = [
     # issue 11: "10 internal error exits (e.g. ... --operate-on-class-ids a;b ...)" (gen-ds-config)
     Row("pending-ds-gen-operate-on-class-ids-not-numbers",
-        "gen-ds-config {onnx} --secondary --operate-on-class-ids a;b -o {ws}/ds", 2, "--operate-on-class-ids",
-        absent=["{ws}/ds"], marks=pending("rows_ds.py has no --operate-on-class-ids row; today an internal error")),
+        "gen-ds-config --tao-spec {ws}/ed.yaml --arch efficientdet --onnx {onnx} --labels {ds_labels} --secondary "
+        "--operate-on-class-ids a;b -o {ws}/ds", 2, "--operate-on-class-ids", absent=["{ws}/ds"],
+        setup=write("ed.yaml", EFFICIENTDET_YAML),
+        marks=pending("rows_ds.py has no --operate-on-class-ids row; today an internal error")),
     # issue 11: "a text file as --onnx" (gen-ds-config's TAO --onnx)
     Row("pending-ds-gen-tao-onnx-is-text",
         "gen-ds-config --tao-spec {ws}/spec.txt --arch ssd --onnx {text} -o {ws}/ds", 1, "not a readable ONNX",
