@@ -1,5 +1,7 @@
-"""INT8 calibration data and scales. Depends on nothing else of ours; imports no TensorRT,
-ONNX or ONNX Runtime at import time (they load inside the functions that need them).
+"""INT8 calibration data and scales. Of ours it depends only on trtdeploy's leaf modules
+(trtdeploy.errors: CalibrationError is in the one error family; trtdeploy.files: atomic writes,
+file modes); imports no TensorRT, ONNX or ONNX Runtime at import time (they load inside the
+functions that need them).
 
 Images -> batches:      list_images, PreprocessSpec, ImageBatcher, BatchSource
 CPU calibration:        CalibrationMethod, calibrate_onnx, save_result, quantize_onnx,
