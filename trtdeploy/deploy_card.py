@@ -9,13 +9,15 @@ Conventions (schema version 1):
 * Preprocessing is DeepStream's formula on 0-255 pixels in ``color_order``:
   ``tensor = scale * (pixel - offsets[c])``. A model that normalises inside the graph
   (TFOD) has ``scale = 1`` and zero offsets.
-* ``output.layout`` (+ ``output.ds_parser``) stores the output contract (trtdeploy.contracts).
+* ``output.contract`` names the output contract (trtdeploy.contracts); ``output.layout``
+  (+ ``output.ds_parser``) is its older stored form, still written and mapped when alone.
 * Class ids are indices into ``labels`` (``class_id_base`` says where they start); the
   background rule applied to ``labels`` is recorded in ``background``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -114,10 +116,19 @@ class OutputSpec:
     max_detections: int = 100
     count_dtype: str = "int32"  # dtype of the detection count tensor (NMS layouts)
     ds_parser: str = ""  # DeepStream parser variant the outputs are shaped for ("" = none named)
+    # Key of trtdeploy.contracts.CONTRACTS. Cards written before it existed have only ``layout``
+    # (+ ``ds_parser``, ``box_format``), which ``output_contract`` maps to the contract; a card
+    # is saved with both, so older readers keep reading ``layout``.
+    contract: str = ""
 
     @property
-    def contract(self) -> contracts.OutputContract:
-        """The registered output contract these fields store (InputError when none does)."""
+    def output_contract(self) -> contracts.OutputContract:
+        """The registered output contract of these outputs (InputError when none is)."""
+        if self.contract:
+            found = contracts.CONTRACTS.get(self.contract)
+            if found is None:
+                raise InputError(f"unknown output contract {self.contract!r}; known: {', '.join(contracts.CONTRACTS)}")
+            return found
         return contracts.contract_for_output(self.layout, self.ds_parser, self.box_format)
 
 
@@ -145,6 +156,8 @@ class DeployCard:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        with contextlib.suppress(InputError):  # an invalid card is reported by validate(), not here
+            data["output"]["contract"] = self.output.output_contract.key
         data["schema"] = SCHEMA
         return data
 
@@ -191,10 +204,18 @@ class DeployCard:
         """Internal consistency; raises InputError naming the field."""
         if self.input.layout not in ("NHWC", "NCHW") or len(self.input.shape) != 4:
             raise InputError(f"{source}: input must be a 4-D NHWC or NCHW tensor, got {self.input}")
+        out = self.output
         try:
-            self.output.contract  # noqa: B018 - the layout must store a registered contract
+            stored = contracts.contract_for_output(out.layout, out.ds_parser, out.box_format)
+            named = out.output_contract
         except InputError as exc:
             raise InputError(f"{source}: {exc}") from exc
+        if named is not stored:
+            raise InputError(
+                f"{source}: output contract {named.key!r} is stored as layout {named.layout!r}"
+                + (f" with ds_parser {named.ds_parser!r}" if named.ds_parser else "")
+                + f", but the card says layout {out.layout!r}" + (f" with ds_parser {out.ds_parser!r}" if out.ds_parser else "")
+            )
         if self.output.box_format not in BOX_FORMATS or self.output.box_units not in BOX_UNITS:
             raise InputError(f"{source}: unknown box format/units {self.output.box_format}/{self.output.box_units}")
         if self.output.num_classes != len(self.labels):

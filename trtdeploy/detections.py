@@ -31,9 +31,9 @@ class Detections:
 def from_nms_outputs(outputs: list[np.ndarray], card: DeployCard) -> list[Detections]:
     """Split a batch of NMS outputs (count, boxes, scores, classes: an output contract whose
     reader is "nms", trtdeploy.contracts) into Detections."""
-    if not card.output.contract.has_nms:
+    if not card.output.output_contract.has_nms:
         raise InputError(
-            f"output layout {card.output.layout!r} ({card.output.contract.summary}) has no NMS outputs to read"
+            f"output layout {card.output.layout!r} ({card.output.output_contract.summary}) has no NMS outputs to read"
         )
     return _split(outputs, card)
 

@@ -162,7 +162,7 @@ def read_contract(outputs: dict[str, np.ndarray], card: DeployCard) -> list[Dete
     if missing:
         raise InputError(f"the model's outputs lack {missing} that the deploy card names; got {sorted(outputs)}")
     ordered = [outputs[name] for name in card.output.names]
-    return card.output.contract.read(ordered, card)  # the output contract's reader (trtdeploy.contracts)
+    return card.output.output_contract.read(ordered, card)  # the output contract's reader (trtdeploy.contracts)
 
 
 class OnnxRuntimeRunner(CardRunner):

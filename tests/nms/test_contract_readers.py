@@ -52,7 +52,7 @@ def test_pixel_x1y1x2y2_nms_outputs_come_back_normalised_y1x1y2x2():
     (d,) = read_contract(outputs, c)
     np.testing.assert_allclose(d.boxes, [[0.2, 0.1, 0.6, 0.5]])
     assert d.classes.tolist() == [2]
-    assert c.output.contract.key == "ds/batchednms"  # what NvDsInferParseCustomBatchedNMSTLT reads
+    assert c.output.output_contract.key == "ds/batchednms"  # what NvDsInferParseCustomBatchedNMSTLT reads
 
 
 def test_a_contract_without_a_reader_says_so():

@@ -34,7 +34,7 @@ def nms_head(graph: gs.Graph, ctx: PassContext) -> None:
     ctx.facts["output_spec"] = spec
     # The EfficientNMS-shaped heads leave their boxes unclipped; batched clips itself (clipBoxes),
     # and a contract without NMS leaves clipping to whoever clusters the boxes.
-    if spec.contract.has_nms and spec.nms not in SELF_CLIPPING_HEADS:
+    if spec.output_contract.has_nms and spec.nms not in SELF_CLIPPING_HEADS:
         _clip_output(graph, spec.names[1], clip_upper(spec.box_format, spec.box_units, ctx.facts["input_hw"]))
 
 

@@ -117,7 +117,7 @@ def create_onnx(
         console.print(
             f"[green]wrote[/] {result.onnx_path} and {result.card_path.name}: input {card.input.name} "
             f"{card.input.shape} ({card.input.layout}), {card.output.num_classes} classes, nms={card.output.nms}, "
-            f"output contract {card.output.contract.key}{parser}, {result.seconds:.1f} s"
+            f"output contract {card.output.output_contract.key}{parser}, {result.seconds:.1f} s"
         )
 
 

@@ -242,7 +242,7 @@ def _choose_parser(card: DeployCard, hints: DsModelHints, options: DsOptions) ->
         return chosen
     if hints.builtin_parser:
         return None
-    contract = card.output.contract
+    contract = card.output.output_contract
     if contract.ds_readers and contract.accepts_box_format(card.output.box_format):
         return VARIANTS[contract.ds_readers[0]].func
     if hints.network_type != "detector" and not contract.has_nms and contract.reader != "raw":
@@ -479,7 +479,7 @@ def _set_parser(
 def _set_clustering(cfg: NvInferConfig, card: DeployCard, hints: DsModelHints, net_type: int) -> None:
     """cluster-mode (4 when the model ran NMS) and the per-class thresholds from its NMS settings."""
     if net_type in (NETWORK_TYPES["detector"], NETWORK_TYPES["instance_segmentation"]):
-        nms_inside = card.output.nms != "none" and card.output.contract.reader != "raw"
+        nms_inside = card.output.nms != "none" and card.output.output_contract.reader != "raw"
         cluster = hints.cluster_mode if hints.cluster_mode is not None else (4 if nms_inside else 2)
         cfg.set("cluster-mode", cluster)
     for key, value in hints.extra.items():

@@ -479,7 +479,7 @@ def _check_against_card(
     assert card is not None
     if (
         num_classes is not None
-        and card.output.contract.tensors  # a model's own outputs say nothing of the class count
+        and card.output.output_contract.tensors  # a model's own outputs say nothing of the class count
         and num_classes != card.output.num_classes
     ):
         error(

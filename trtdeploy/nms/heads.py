@@ -129,6 +129,7 @@ def add_nms_head(
         max_detections=params.max_detections,
         count_dtype=out.count_dtype,
         ds_parser=out.ds_parser,
+        contract=out.key,
     )
 
 
