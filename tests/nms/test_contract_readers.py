@@ -86,3 +86,25 @@ def test_every_contract_reads_as_its_deepstream_readers_read():
             if contract.has_nms:
                 assert (parser.box_order, parser.box_units) == (contract.box_format, contract.box_units), key
     assert checked >= 8
+
+
+def test_cards_store_the_contract_and_old_cards_map_their_layout(tmp_path):
+    import json
+
+    c = card("batched", ["num_detections", "nmsed_boxes", "nmsed_scores", "nmsed_classes"], box_format="x1y1x2y2")
+    path = tmp_path / "m.deploy.json"
+    c.save(path)
+    data = json.loads(path.read_text())
+    assert data["output"]["contract"] == "ds/batchednms" and data["output"]["layout"] == "batched"
+    assert DeployCard.load(path).output.output_contract.key == "ds/batchednms"
+    del data["output"]["contract"]  # a card written before contracts were stored
+    path.write_text(json.dumps(data))
+    assert DeployCard.load(path).output.output_contract.key == "ds/batchednms"
+    data["output"]["contract"] = "tfod"  # disagrees with the stored layout
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="output contract 'tfod' is stored as layout 'tfod'.*says layout 'batched'"):
+        DeployCard.load(path)
+    data["output"]["contract"] = "banana"
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="unknown output contract 'banana'"):
+        DeployCard.load(path)
