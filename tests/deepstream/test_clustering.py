@@ -112,3 +112,33 @@ def test_to_frame_undoes_symmetric_padding_and_filters_classes() -> None:
     assert out.left == pytest.approx(30 / ratio) and out.top == pytest.approx(45 / ratio)
     assert out.width == pytest.approx(60 / ratio) and out.height == pytest.approx(90 / ratio)
     assert to_frame([obj], g, params, filter_out_class_ids=[1]) == []
+
+
+def test_to_frame_per_deepstream_release() -> None:
+    # hiennguyen9874/deepstream-sources gstnvinfer_meta_utils.cpp: 6.1 l.60-82 (no clamp, no crop
+    # key), 6.2 l.97-117 (clamp only when cropping), 6.3 l.85-117; NVIDIA/DeepStream DeepStream-9.0
+    # l.108-140 (= 6.3). Frame 600x400 from a 300x200 network: ratios 0.5.
+    g = scale_geometry(600, 400, 300, 200)
+    params = [ClassParams()]
+    above = NvObject(0, 10, -5, 20, 20, 0.9)  # top -10 in the frame
+    left_out = NvObject(0, -5, 10, 20, 20, 0.9)  # left -10 in the frame
+    below = NvObject(0, 10, 150, 20, 60, 0.9)  # top 300, bottom 420 > 400
+
+    def boxes(objs: list[NvObject], release: str, crop: bool = False) -> list[tuple[float, ...]]:
+        return [(o.left, o.top, o.width, o.height)
+                for o in to_frame(objs, g, params, crop_objects_to_roi_boundary=crop, release=release)]
+
+    # 6.1: the negative top fails the roi-top-offset rule (0), a negative left is kept as it is,
+    # and crop-objects-to-roi-boundary is not read: the box past the bottom is dropped all the same
+    assert boxes([above, left_out, below], "6.1", crop=True) == [(-10.0, 20.0, 40.0, 40.0)]
+    # 6.2 without the key: the same as 6.1
+    assert boxes([above, left_out, below], "6.2") == [(-10.0, 20.0, 40.0, 40.0)]
+    # 6.2 with it: top/left clamped to 0 (sizes kept), the bottom cut at 400 (height 400 - 300)
+    cropped = [(20.0, 0.0, 40.0, 40.0), (0.0, 20.0, 40.0, 40.0), (20.0, 300.0, 40.0, 100.0)]
+    assert boxes([above, left_out, below], "6.2", crop=True) == cropped
+    # 6.3 and 9.0 clamp top/left always: without the key only the box past the bottom goes
+    for release in ("6.3", "9.0"):
+        assert boxes([above, left_out, below], release) == cropped[:2]
+        assert boxes([above, left_out, below], release, crop=True) == cropped
+    with pytest.raises(UnsupportedModelError, match="DeepStream 7.1"):
+        to_frame([above], g, params, release="7.1")

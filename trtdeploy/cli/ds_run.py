@@ -30,6 +30,11 @@ def ds_run(
     ds_parser: str = typer.Option(None, "--ds-parser",
                                   help="Parser variant to emulate instead of the one the config's "
                                   "parse-bbox-func-name + custom-lib-path name (e.g. tao-efficientdet)."),
+    deepstream: str = typer.Option(
+        "9.0", "--deepstream",
+        help="The DeepStream release whose gst-nvinfer is emulated: 6.0, 6.0.1, 6.1, 6.1.1, 6.2, 6.3 or 9.0 "
+        "(they differ in how boxes past the frame are mapped back; 7.x/8.0 have no public source, 6.3 and "
+        "9.0 agree)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing outputs."),
     verbose: int = VerboseOpt,
     quiet: bool = QuietOpt,
@@ -52,6 +57,8 @@ def ds_run(
       trtdeploy ds-run deepstream/config_infer_primary_ds.yml --images photos/ --num 16 -o ds-run/ --force
 
       trtdeploy ds-run deepstream/config_infer_primary_ds.txt --compare-saved-model export/saved_model
+
+      trtdeploy ds-run deepstream/config_infer_primary_ds.txt --deepstream 6.1 -o ds-run-6.1/
     """
     setup_logging(verbose, quiet)
     with user_errors():
@@ -70,7 +77,7 @@ def ds_run(
 
         if num is not None and num < 1:
             raise UsageError(f"--num must be >= 1, got {num}")
-        setup = NvInferSetup.from_config(config, ds_parser)
+        setup = NvInferSetup.from_config(config, ds_parser, deepstream)
         photos = load_images(images, num)
         if out is not None:
             inputs = [images / name for name, _ in photos] if images is not None and images.is_dir() else (
@@ -95,7 +102,8 @@ def ds_run(
                                                        on_image=lambda: bar.advance(tf_task))
         total = sum(len(r.objects) for r in results)
         where = f" -> {out}" if out is not None else ""
-        typer.echo(f"ds-run: {total} object(s) on {len(results)} image(s) ({setup.variant}){where}")
+        typer.echo(f"ds-run: {total} object(s) on {len(results)} image(s) ({setup.variant}, DeepStream "
+                   f"{setup.deepstream}){where}")
         if comparisons is None:
             return
         table = Table(title=f"dry run vs TensorFlow (same class, IoU >= {IOU_MATCH})")

@@ -1,13 +1,18 @@
 """What nvinfer does with a detector parser's objects: thresholds, clustering, mapping to the frame.
 
-From the DeepStream sources (community mirror hiennguyen9874/deepstream-sources, branch 6.3):
+From the DeepStream sources: the community mirror hiennguyen9874/deepstream-sources, branch 6.3
+(line numbers below), and NVIDIA's own NVIDIA/DeepStream, branch DeepStream-9.0 ("9.0 l." below),
+where every rule here is the same code (compared token by token):
 
 * per-class parameters and their defaults: gstnvinfer_property_parser.h l.20-27
-  (pre-cluster-threshold 0.2, post-cluster-threshold 0.0, nms-iou-threshold 0.3, topk -1);
+  (pre-cluster-threshold 0.2, post-cluster-threshold 0.0, nms-iou-threshold 0.3, topk -1; 9.0
+  l.26-33);
   ``[class-attrs-all]`` is applied to every class, then ``[class-attrs-<id>]`` groups override
-  (gstnvinfer_property_parser.cpp l.1171-1249); detected-min/max-w/h and roi offsets default to 0
-  (l.1180).
-* nvdsinfer_context_impl_output_parsing.cpp (``DetectPostprocessor``):
+  (gstnvinfer_property_parser.cpp l.1171-1249; 9.0 l.1349-1433); detected-min/max-w/h and roi
+  offsets default to 0 (l.1180; 9.0 l.1357).
+* nvdsinfer_context_impl_output_parsing.cpp (``DetectPostprocessor``; 9.0: preClusteringThreshold
+  l.185-195, filterTopKOutputs l.201-211, nonMaximumSuppression l.214-265, NMS l.268-331, DBSCAN
+  l.394-455, hybrid l.461-489, unclustered l.495-530, fillDetectionOutput l.717-796):
   ``preClusteringThreshold`` l.155-169 drops class ids >= num-detected-classes and confidences
   below the class's pre-cluster-threshold; ``clusterAndFillDetectionOutputNMS`` l.236-297 runs a
   per-class greedy NMS (stable sort by confidence, keep while IoU <= nms-iou-threshold, IoU on
@@ -17,17 +22,25 @@ From the DeepStream sources (community mirror hiennguyen9874/deepstream-sources,
   when minBoxes > 0, otherwise it only filters confidence < post-cluster-threshold and topk; the
   hybrid mode (l.419-445) is DBSCAN then NMS. Objects come out grouped by class id, ascending.
 * cluster-mode 0 (OpenCV groupRectangles): the SDK builds libnvds_infer without OpenCV
-  (sources/libs/nvdsinfer/Makefile l.16 ``WITH_OPENCV?=0``), and then nvdsinfer_context_impl.cpp
-  l.1021-1030 switches a detector to NMS with topk 20 and nms-iou-threshold 0.5 for every class.
-* gstnvinfer_meta_utils.cpp ``attach_metadata_detector`` l.53-118 (6.3; 6.2 clamps top/left only with
-  crop-objects-to-roi-boundary, 6.0/6.1 have no such key): boxes are mapped back with
+  (sources/libs/nvdsinfer/Makefile l.16 ``WITH_OPENCV?=0``; 9.0 src/utils/nvdsinfer/Makefile l.23),
+  and then nvdsinfer_context_impl.cpp l.1021-1030 (9.0 l.1257-1267) switches a detector to NMS with
+  topk 20 and nms-iou-threshold 0.5 for every class.
+* gstnvinfer_meta_utils.cpp ``attach_metadata_detector`` l.53-118 (6.3; 9.0 l.74-140, the same for
+  full frames: 9.0 only adds a rotation angle and changes the nvdspreprocess ROI clipping, which the
+  dry run does not model): boxes are mapped back with
   ``(left - offset_left) / ratio_x`` (float arithmetic, ratios double), top/left clamped at 0 (the
   width/height are NOT reduced), then filter-out-class-ids, detected-min-w/h (``<`` drops),
   detected-max-w/h (when > 0, ``>`` drops) and, without crop-objects-to-roi-boundary, a box whose
   top is above roi-top-offset or whose bottom goes past ``frame height - roi-bottom-offset`` is
-  DROPPED (not clipped). The frame is the input surface (gstnvinfer.cpp l.1546); ratios are
-  gdouble, offsets and roi_left/top guint (gstnvinfer_impl.h l.57-68), so e.g. a box touching the
+  DROPPED (not clipped). The frame is the input surface (gstnvinfer.cpp l.1546; 9.0 l.1794); ratios
+  are gdouble, offsets and roi_left/top guint (gstnvinfer_impl.h l.57-68; 9.0 l.60-71), so e.g. a box touching the
   bottom of an 872-row frame can come out 0.00006 px past it in float32 and be dropped.
+* Earlier releases map back differently (``MAPPING``, chosen with ``release``): 6.2 clamps top/left
+  at 0 only inside the crop-objects-to-roi-boundary branch (6.2 gstnvinfer_meta_utils.cpp l.97-101),
+  so without the key a box with a negative top is dropped by the roi-top-offset rule and a negative
+  left is kept; 6.0, 6.0.1, 6.1 and 6.1.1 have no such key (first read in 6.2,
+  gstnvinfer_property_parser.cpp l.475; 6.1 only warns "Unknown or legacy key", l.476) and never
+  clamp (6.1 gstnvinfer_meta_utils.cpp l.60-82). 7.x and 8.0: no public source; 6.3 and 9.0 agree.
 """
 
 from __future__ import annotations
@@ -40,7 +53,29 @@ import numpy as np
 from trtdeploy.deepstream.nvinfer_preprocess import ScaleGeometry
 from trtdeploy.errors import UnsupportedModelError
 
-GROUP_RECTANGLES, DBSCAN, NMS, DBSCAN_NMS, NONE = range(5)  # nvdsinfer_context.h l.222-228
+GROUP_RECTANGLES, DBSCAN, NMS, DBSCAN_NMS, NONE = range(5)  # nvdsinfer_context.h l.222-228 (9.0 l.237-241)
+
+
+@dataclass(frozen=True)
+class FrameMapping:
+    """How one release's attach_metadata_detector treats boxes reaching past the frame."""
+
+    clamp_top_left: bool  # top/left set to 0 before the filters (6.3, 9.0)
+    reads_crop_key: bool  # crop-objects-to-roi-boundary exists (6.2 on)
+
+
+# DeepStream releases whose gst-nvinfer source was read, and their mapping back to the frame
+# (module docstring). 6.2 clamps top/left too, but only when it crops.
+MAPPING = {
+    "6.0": FrameMapping(False, False),
+    "6.0.1": FrameMapping(False, False),
+    "6.1": FrameMapping(False, False),
+    "6.1.1": FrameMapping(False, False),
+    "6.2": FrameMapping(False, True),
+    "6.3": FrameMapping(True, True),
+    "9.0": FrameMapping(True, True),
+}
+DEFAULT_RELEASE = "9.0"
 CLUSTER_MODE_NAMES = {GROUP_RECTANGLES: "group rectangles", DBSCAN: "DBSCAN", NMS: "NMS",
                       DBSCAN_NMS: "DBSCAN + NMS", NONE: "none"}
 
@@ -158,9 +193,15 @@ def to_frame(
     params: Sequence[ClassParams],
     filter_out_class_ids: Iterable[int] = (),
     crop_objects_to_roi_boundary: bool = False,
+    release: str = DEFAULT_RELEASE,
 ) -> list[NvObject]:
     """Map network-pixel boxes to the frame and apply the detection filters, in float32 as
-    attach_metadata_detector does (NvDsInferObject's fields are float, the ratios double)."""
+    attach_metadata_detector does (NvDsInferObject's fields are float, the ratios double), the
+    way DeepStream ``release`` does it (a key of MAPPING)."""
+    if release not in MAPPING:
+        raise UnsupportedModelError(f"DeepStream {release}: the dry run knows {', '.join(MAPPING)}")
+    rules = MAPPING[release]
+    crop = crop_objects_to_roi_boundary and rules.reads_crop_key
     f = np.float32
     g = geometry
     skip = set(filter_out_class_ids)
@@ -172,8 +213,8 @@ def to_frame(
         top = f(float(f(o.top) - f(g.offset_top)) / g.ratio_y)
         width = f(float(f(o.width)) / g.ratio_x)
         height = f(float(f(o.height)) / g.ratio_y)
-        top = max(top, f(0))
-        left = max(left, f(0))
+        if rules.clamp_top_left:
+            top, left = max(top, f(0)), max(left, f(0))
         if o.class_id in skip:
             continue
         if width < p.detected_min_w or height < p.detected_min_h:
@@ -181,7 +222,8 @@ def to_frame(
         if (p.detected_max_w > 0 and width > p.detected_max_w) or (p.detected_max_h > 0 and height > p.detected_max_h):
             continue
         bottom_limit = f(g.frame_height - p.roi_bottom_offset)
-        if crop_objects_to_roi_boundary:
+        if crop:
+            top, left = max(top, f(0)), max(left, f(0))  # 6.2 clamps here only; a no-op later
             top = max(top, f(p.roi_top_offset))
             if left + width >= frame_w:
                 width = frame_w - left

@@ -34,6 +34,8 @@ from PIL import Image
 from trtdeploy.deepstream.clustering import (
     DBSCAN,
     DBSCAN_NMS,
+    DEFAULT_RELEASE,
+    MAPPING,
     NMS,
     NONE,
     ClassParams,
@@ -53,7 +55,7 @@ from trtdeploy.deepstream.nvinfer_preprocess import (
     scale_geometry,
     to_network_tensor,
 )
-from trtdeploy.errors import InputError, UnsupportedModelError
+from trtdeploy.errors import InputError, UnsupportedModelError, UsageError
 from trtdeploy.log import get_logger
 
 log = get_logger("deepstream.dry_run")
@@ -217,16 +219,25 @@ class NvInferSetup:
     crop_objects_to_roi_boundary: bool = False
     output_instance_mask: bool = False  # masks are attached only with output-instance-mask=1 (meta_utils l.178)
     segmentation_threshold: float = 0.0  # the mask threshold handed to nvdsosd (meta_utils l.183)
+    deepstream: str = DEFAULT_RELEASE  # the release whose mapping back to the frame is emulated
 
     @classmethod
-    def from_config(cls, path: Path, variant: str | None = None) -> NvInferSetup:
+    def from_config(cls, path: Path, variant: str | None = None, deepstream: str | None = None) -> NvInferSetup:
         loaded = read_config(Path(path))
-        return cls.from_loaded(loaded, variant)
+        return cls.from_loaded(loaded, variant, deepstream)
 
     @classmethod
-    def from_loaded(cls, loaded: LoadedConfig, variant: str | None = None) -> NvInferSetup:
+    def from_loaded(cls, loaded: LoadedConfig, variant: str | None = None,
+                    deepstream: str | None = None) -> NvInferSetup:
         props = loaded.properties
         where = str(loaded.path)
+        release = deepstream or DEFAULT_RELEASE
+        if release not in MAPPING:
+            raise UsageError(f"--deepstream {release}: the dry run emulates DeepStream {', '.join(MAPPING)} "
+                             "(7.x/8.0 have no public source; 6.3 and 9.0 agree, use 9.0)")
+        if loaded.yaml and release in ("6.0", "6.0.1"):
+            # gst-nvinfer reads .yml/.yaml configs from 6.1 on (6.1 gstnvinfer.cpp l.458-460, 9.0 l.513-516)
+            raise InputError(f"{where}: DeepStream {release} reads no YAML config (from 6.1 on); use the .txt form")
         network_type = _int(props, "network-type", DETECTOR, where)
         if "network-type" not in props and _bool(props, "is-classifier", where):
             network_type = 1
@@ -302,6 +313,7 @@ class NvInferSetup:
             crop_objects_to_roi_boundary=_bool(props, "crop-objects-to-roi-boundary", where),
             output_instance_mask=_bool(props, "output-instance-mask", where),
             segmentation_threshold=_float(props, "segmentation-threshold", 0.0, where),  # memset 0
+            deepstream=release,
         )
 
     def label(self, class_id: int) -> str:
@@ -316,6 +328,7 @@ class NvInferSetup:
             f"parser {self.parse_func or 'built-in'} -> {self.variant}, cluster-mode {self.cluster_mode}"
             + (f" (runs as {mode})" if mode != self.cluster_mode else "")
             + f", {resize}, scaling {FILTER_NAMES.get(self.scaling_filter, self.scaling_filter)}"
+            + f", mapped back as DeepStream {self.deepstream}"
         )
 
 
@@ -450,7 +463,8 @@ class DryRun:
         objects = pre_cluster_filter(parsed, s.class_params)
         mode, params = effective_params(s.cluster_mode, s.class_params)
         clustered = cluster(objects, mode, params)
-        framed = to_frame(clustered, geometry, params, s.filter_out_class_ids, s.crop_objects_to_roi_boundary)
+        framed = to_frame(clustered, geometry, params, s.filter_out_class_ids, s.crop_objects_to_roi_boundary,
+                          s.deepstream)
         return FrameResult(name, width, height, framed, geometry, surface)
 
     def run(self, images: Sequence[tuple[str, Image.Image]],

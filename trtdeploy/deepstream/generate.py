@@ -337,6 +337,14 @@ def build_config(
         cfg.set("num-detected-classes", len(cfg.labels))
 
     _set_parser(cfg, card, hints, options, outputs)
+    if net_type in (NETWORK_TYPES["detector"], NETWORK_TYPES["instance_segmentation"]) and not options.secondary:
+        # Without this key nvinfer DROPS a box whose bottom passes the frame (letterbox padding,
+        # or float32 rounding at the last row) where TFOD clips boxes to the image; with it the box
+        # is cut at the frame: NVIDIA/DeepStream branch DeepStream-9.0,
+        # src/gst-plugins/gst-nvinfer/gstnvinfer_meta_utils.cpp l.128-140 (hiennguyen9874/
+        # deepstream-sources 6.2 and 6.3 gstnvinfer_meta_utils.cpp l.97-117 / l.103-117). Read from
+        # 6.2 on (property_parser.cpp 6.3 l.475, 9.0 l.523); 6.0/6.1 only warn "Unknown or legacy key".
+        cfg.set("crop-objects-to-roi-boundary", 1)
     _set_clustering(cfg, card, hints, net_type)
     if cfg.properties.get("model-engine-file") == "":
         save, why = engine_save_path(cfg.properties, out_dir / "config.txt")
