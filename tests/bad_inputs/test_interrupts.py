@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 import typer
 
-from tests.bad_inputs.workspace import write_images
 from trtdeploy.cli.common import user_errors
 
 
@@ -48,17 +47,23 @@ def test_interrupt_releases_what_the_interrupted_frames_hold() -> None:
 
 @pytest.mark.slow
 def test_ctrl_c_during_calibration_exits_130_without_files(tmp_path: Path) -> None:
+    from PIL import Image
+
     from tests.calibration.calib_helpers import conv_net
     from tests.engine.conftest import write_card
 
     model = conv_net(tmp_path / "net.onnx", size=96)
     write_card(model, name="x", shape=(-1, 3, 96, 96))
-    images = write_images(tmp_path / "imgs", 300)
+    images = tmp_path / "imgs"
+    images.mkdir()
+    tile = Image.frombytes("RGB", (32, 32), bytes(range(256)) * 12)
+    for index in range(3000):  # far more work than the 4 s before Ctrl-C, on any machine
+        tile.save(images / f"{index:04d}.jpg", quality=80)
     out = tmp_path / "out"
     out.mkdir()
     command = [
         sys.executable, "-m", "trtdeploy.cli.main", "calib", "calibrate", str(model), "-i", str(images),
-        "-o", str(out / "n.cache"), "--qdq-onnx", str(out / "q.onnx"), "--calib-num", "300", "-b", "2",
+        "-o", str(out / "n.cache"), "--qdq-onnx", str(out / "q.onnx"), "--calib-num", "3000", "-b", "2",
     ]  # fmt: skip
     process = subprocess.Popen(
         command,
