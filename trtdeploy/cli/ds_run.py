@@ -47,8 +47,9 @@ def ds_run(
     onnx-file in ONNX Runtime (NMS plugins through trtdeploy's CPU references), reads the raw output
     buffers with an emulation of the configured parser, clusters (cluster-mode, thresholds, topk,
     detected-min/max-w/h) and maps the boxes back to the image (instance masks with
-    output-instance-mask=1 are drawn over their boxes). Approximate only in the GPU scaler's
-    sampling (see docs/ds-run.md).
+    output-instance-mask=1 are drawn over their boxes). Every rule is DeepStream 9.0's (NVIDIA/DeepStream
+    sources; 6.3's is the same code); --deepstream 6.0-6.2 maps boxes back as those releases did.
+    Approximate only in the GPU scaler's sampling (see docs/ds-run.md).
 
     Examples:
 

@@ -32,7 +32,7 @@ where every rule here is the same code (compared token by token):
   width/height are NOT reduced), then filter-out-class-ids, detected-min-w/h (``<`` drops),
   detected-max-w/h (when > 0, ``>`` drops) and, without crop-objects-to-roi-boundary, a box whose
   top is above roi-top-offset or whose bottom goes past ``frame height - roi-bottom-offset`` is
-  DROPPED (not clipped). The frame is the input surface (gstnvinfer.cpp l.1546; 9.0 l.1794); ratios
+  DROPPED (not clipped). The frame is the input surface (gstnvinfer.cpp l.1546; 9.0 l.1796); ratios
   are gdouble, offsets and roi_left/top guint (gstnvinfer_impl.h l.57-68; 9.0 l.60-71), so e.g. a box touching the
   bottom of an 872-row frame can come out 0.00006 px past it in float32 and be dropped.
 * Earlier releases map back differently (``MAPPING``, chosen with ``release``): 6.2 clamps top/left

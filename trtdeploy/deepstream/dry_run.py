@@ -6,19 +6,27 @@ plugin nodes through trtdeploy's CPU references), hands each image's raw output 
 parser emulation (``parser_emulation.parse``), clusters and filters like nvinfer
 (``clustering``) and maps the boxes back to the image.
 
-Sources (community mirror hiennguyen9874/deepstream-sources, branch 6.3):
+Sources: the community mirror hiennguyen9874/deepstream-sources, branch 6.3, and NVIDIA's own
+NVIDIA/DeepStream, branch DeepStream-9.0 (src/gst-plugins/gst-nvinfer, src/utils/nvdsinfer), where
+each rule below is the same code (compared token by token; "9.0 l." gives its lines). Only the
+mapping back to the frame differs between releases, in 6.0-6.2 (clustering.MAPPING, ``--deepstream``).
 
 * gstnvinfer_property_parser.cpp: relative paths resolve against the config's folder, a missing
-  file keeps the unresolved path (``get_absolute_file_path`` l.30-78; labelfile-path l.548-558,
-  custom-lib-path l.781-791, onnx-file l.1005-1015); the YAML form reads the same keys
-  (gstnvinfer_yaml_parser.cpp l.418-660).
-* nvdsinfer_context_impl.cpp l.983-996: the network size is infer-dims (C;H;W) when all three are
-  set, else the engine input's dims read as C,H,W whatever network-input-order says; l.961-979:
-  output layers are handed to the parser in engine binding order (for an ONNX: its output
-  order); l.580-591: each frame's buffer is the batch buffer at ``frame * numElements * size``.
-* nvdsinfer_context_impl.cpp l.472-504 ``parseLabelsFile``: one label per line, empty lines
-  skipped (a line of spaces is a label), fields split on ';' (a detector uses the first).
-* network-type 0 detector, 3 instance segmentation (gstnvinfer_property_parser.cpp l.710-728).
+  file keeps the unresolved path (``get_absolute_file_path`` l.30-78, 9.0 l.43-92; labelfile-path
+  l.548-558, 9.0 l.597-606; custom-lib-path l.781-791, 9.0 l.895-904; onnx-file l.1005-1015, 9.0
+  l.1127-1136); the YAML form reads the same keys (gstnvinfer_yaml_parser.cpp l.418-660, 9.0
+  l.440-950), from 6.1 on (6.1 gstnvinfer.cpp l.458-460; 9.0 l.513-516).
+* nvdsinfer_context_impl.cpp l.983-996 (9.0 l.1204-1222): the network size is infer-dims (C;H;W)
+  when all three are set, else the engine input's dims read as C,H,W whatever network-input-order
+  says; l.961-979 (9.0 l.1179-1200): output layers are handed to the parser in engine binding order
+  (for an ONNX: its output order); l.580-591 (9.0 l.684-700): each frame's buffer is the batch
+  buffer at ``frame * numElements * size``.
+* nvdsinfer_context_impl.cpp l.472-504 ``parseLabelsFile`` (9.0 l.546-582): one label per line, only
+  empty lines skipped (a line of spaces or of a lone '\\r' is a label), fields split on ';' (a
+  detector uses the first).
+* network-type 0 detector, 3 instance segmentation (gstnvinfer_property_parser.cpp l.710-728, 9.0
+  l.821-838); instance segmentation takes only cluster-mode 4 (nvdsinfer_context_impl.cpp l.716-720,
+  9.0 l.887-891) and its parser from parse-bbox-instance-mask-func-name (9.0 property_parser l.914).
 """
 
 from __future__ import annotations
@@ -76,7 +84,7 @@ def parser_candidates(parse_func: str | None, custom_lib: str | None) -> list[st
     from trtdeploy.deepstream.parsers import VARIANTS, variants_for_func
 
     if not parse_func:
-        return [BUILTIN_VARIANT]  # nvinfer's own DetectNet_v2 decoding (output_parsing.cpp l.33-149)
+        return [BUILTIN_VARIANT]  # nvinfer's own DetectNet_v2 decoding (output_parsing.cpp l.33-149; 9.0 l.41-183)
     same_func = variants_for_func(parse_func)
     if not same_func:
         known = sorted({v.func for v in VARIANTS.values() if v.custom_lib_path})
@@ -163,7 +171,7 @@ def _class_params(sections: dict[str, dict[str, str]], num_classes: int, where: 
         values: dict[str, Any] = {}
         for key, name, kind in (
             ("pre-cluster-threshold", "pre_cluster_threshold", float),
-            ("threshold", "pre_cluster_threshold", float),  # deprecated alias (property_parser.cpp l.97-108)
+            ("threshold", "pre_cluster_threshold", float),  # deprecated alias (property_parser.cpp l.97-108; 9.0 l.111-122)
             ("post-cluster-threshold", "post_cluster_threshold", float),
             ("nms-iou-threshold", "nms_iou_threshold", float),
             ("topk", "topk", int),
@@ -190,7 +198,7 @@ def _class_params(sections: dict[str, dict[str, str]], num_classes: int, where: 
             raise InputError(f"{where}: group [{name}] is neither class-attrs-all nor class-attrs-<class id>")
         c = int(suffix)
         if c >= num_classes:
-            # property_parser.cpp l.1232-1238
+            # property_parser.cpp l.1232-1238 (9.0 l.1413-1418)
             raise InputError(f"{where}: [{name}] but num-detected-classes={num_classes} (nvinfer refuses it)")
         params[c] = parse(group, base)
     return params
@@ -255,7 +263,7 @@ class NvInferSetup:
         onnx_path = loaded.resolve(onnx_value)
         if not onnx_path.is_file():
             raise InputError(f"{where}: onnx-file={onnx_value} resolves to {onnx_path}, which does not exist")
-        num_classes = _int(props, "num-detected-classes", 0, where)  # 0 after ResetInitParams' memset
+        num_classes = _int(props, "num-detected-classes", 0, where)  # 0 after ResetInitParams' memset (9.0 l.2430)
         if num_classes <= 0:
             raise InputError(f"{where}: num-detected-classes is missing or 0: nvinfer then keeps no detections")
         labels: list[str] = []
@@ -286,7 +294,8 @@ class NvInferSetup:
             cluster_mode = 1
         scaling_filter = _int(props, "scaling-filter", DEFAULT_FILTER, where)
         if network_type == INSTANCE_SEGMENTATION and cluster_mode != NONE:
-            # nvdsinfer_context_impl.cpp l.716-720: "cluster mode %d not supported with instance segmentation"
+            # nvdsinfer_context_impl.cpp l.716-720 (9.0 l.887-891): "cluster mode %d not supported with
+            # instance segmentation"
             raise InputError(f"{where}: network-type=3 with cluster-mode={cluster_mode}: nvinfer supports only cluster-mode=4")
         return cls(
             config_path=loaded.path,
@@ -381,7 +390,7 @@ class DryRun:
                 f"{setup.onnx_path.name}: input {inp.name} has shape {inp.shape}; nvinfer needs an image input [B,C,H,W] or [B,H,W,C]"
             )
         if inp.type != "tensor(float)":
-            # nvinfer's conversion kernels write float (nvdsinfer_conversion.cu l.19-120)
+            # nvinfer's conversion kernels write float (nvdsinfer_conversion.cu l.19-120; 9.0 l.24-292)
             raise UnsupportedModelError(
                 f"{setup.onnx_path.name}: input {inp.name} is {inp.type}; nvinfer fills the input tensor with float32"
             )
@@ -393,7 +402,7 @@ class DryRun:
     def _network_dims(self) -> tuple[int, int, int]:
         if self.setup.infer_dims:
             return self.setup.infer_dims
-        c, h, w = self.input_shape[1:]  # read as C,H,W whatever the layout (context_impl.cpp l.992-995)
+        c, h, w = self.input_shape[1:]  # read as C,H,W whatever the layout (context_impl.cpp l.992-995; 9.0 l.1217-1222)
         if min(c, h, w) <= 0:
             raise InputError(
                 f"{self.setup.onnx_path.name} has dynamic input dims {self.input_shape}; set infer-dims=C;H;W in the config"
@@ -503,7 +512,7 @@ def load_images(source: Path | None, num: int | None) -> list[tuple[str, Image.I
 
 def draw(image: Image.Image, result: FrameResult, setup: NvInferSetup) -> Image.Image:
     """The image with nvinfer's boxes and labels (nvinfer's default border colour is red,
-    property_parser.cpp l.1183; we colour by class so neighbours stay apart)."""
+    property_parser.cpp l.1183, 9.0 l.1360; we colour by class so neighbours stay apart)."""
     from PIL import ImageDraw
 
     palette = [(230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180), (70, 240, 240),

@@ -1,24 +1,30 @@
 """gst-nvinfer's preprocessing of a full frame, on the CPU: scale, pad, normalise, lay out.
 
-Every step follows the DeepStream sources (community mirror hiennguyen9874/deepstream-sources,
-branch 6.3; the same code in 6.0-6.3):
+Every step follows the DeepStream sources: the community mirror hiennguyen9874/deepstream-sources,
+branch 6.3 (the same code in 6.0-6.3), and NVIDIA's NVIDIA/DeepStream, branch DeepStream-9.0, whose
+src/gst-plugins/gst-nvinfer and src/utils/nvdsinfer hold the same code for every step below
+(compared token by token; "9.0 l." gives its lines):
 
-* gstnvinfer.cpp ``get_converted_buffer`` (lines 1117-1273): the frame is cropped to an EVEN
-  width and height (``GST_ROUND_DOWN_2``, l.1131-1132); with maintain-aspect-ratio the scaled
-  size is ``hdest = net_w * src_h / src_w`` (truncated to an integer) when it fits, else
-  ``wdest = net_h * src_w / src_h`` (l.1141-1152); the rest of the network-size surface is set
-  to 0 (black) with ``cudaMemset2DAsync`` — at the right/bottom, or split in two around the
-  image with symmetric-padding, the left/top share being ``(net - dest) / 2`` in integers
-  (l.1169-1242); the scale ratios kept for mapping boxes back are ``dest / src`` (l.1250-1251).
+* gstnvinfer.cpp ``get_converted_buffer`` (lines 1117-1273; 9.0 l.1362-1515): the frame is
+  cropped to an EVEN width and height (``GST_ROUND_DOWN_2``, l.1131-1132; 9.0 l.1370-1371); with
+  maintain-aspect-ratio the scaled size is ``hdest = net_w * src_h / src_w`` (truncated to an
+  integer) when it fits, else ``wdest = net_h * src_w / src_h`` (l.1141-1152; 9.0 l.1380-1391); the
+  rest of the network-size surface is set to 0 (black) with ``cudaMemset2DAsync`` — at the
+  right/bottom, or split in two around the image with symmetric-padding, the left/top share being
+  ``(net - dest) / 2`` in integers (l.1169-1242; 9.0 l.1408-1487); the scale ratios kept for
+  mapping boxes back are ``dest / src`` (l.1250-1251; 9.0 l.1495-1496). A full frame is scaled
+  whole (9.0 l.1768-1772).
 * The scaled surface holds 8-bit pixels (RGB/RGBA/GRAY8). nvdsinfer_conversion.cu then writes
-  ``y = scale * (x - mean[c])`` as float (``NvDsInferConvert_C*To{P,L}3*Float`` kernels, l.19-120):
-  P3 = planar (network-input-order 0, NCHW), L3 = interleaved (1, NHWC); the ``R`` kernels read
-  the channels reversed (BGR models). nvdsinfer_context_impl.cpp l.298-426 picks the kernel from
-  model-color-format and network-input-order; l.222-248 builds the mean buffer from ``offsets``
-  and refuses a count that differs from the channel count.
-* Scaling filter: nvinfer defaults to ``NvBufSurfTransformInter_Default`` (gstnvinfer.cpp l.414),
-  which nvbufsurftransform.h (l.88-89) documents as "GPU-Nearest, VIC-Nearest"; ``scaling-filter``
-  selects another (gstnvinfer_property_parser.cpp l.455-474).
+  ``y = scale * (x - mean[c])`` as float (``NvDsInferConvert_C*To{P,L}3*Float`` kernels, l.19-120;
+  9.0 l.24-292): P3 = planar (network-input-order 0, NCHW), L3 = interleaved (1, NHWC); the ``R``
+  kernels read the channels reversed (BGR models). nvdsinfer_context_impl.cpp l.298-426 (9.0
+  l.352-486) picks the kernel from model-color-format and network-input-order; l.222-248 (9.0
+  l.262-294) builds the mean buffer from ``offsets`` and refuses a count that differs from the
+  channel count.
+* Scaling filter: nvinfer defaults to ``NvBufSurfTransformInter_Default`` (gstnvinfer.cpp l.414;
+  9.0 l.440), which nvbufsurftransform.h (l.88-89; 9.0 includes/nvbufsurftransform.h l.104-105)
+  documents as "GPU-Nearest, VIC-Nearest"; ``scaling-filter`` selects another
+  (gstnvinfer_property_parser.cpp l.455-474; 9.0 l.503-520).
 
 Where this is approximate: NvBufSurfTransform is closed source, so its exact sampling grid and
 rounding are unknown. We scale with Pillow (nearest / bilinear / bicubic / box / Lanczos), which
@@ -35,7 +41,7 @@ from PIL import Image
 
 from trtdeploy.errors import InputError, UnsupportedModelError
 
-# scaling-filter values (nvbufsurftransform.h l.76-89) -> the Pillow filter that comes closest.
+# scaling-filter values (nvbufsurftransform.h l.76-89; 9.0 l.92-106) -> the Pillow filter that comes closest.
 NEAREST, BILINEAR, ALGO1, ALGO2, ALGO3, ALGO4, DEFAULT_FILTER = range(7)
 _PIL_FILTERS = {
     NEAREST: Image.Resampling.NEAREST,
@@ -51,9 +57,9 @@ FILTER_NAMES = {
     ALGO4: "nearest (GPU ignores Algo4)", DEFAULT_FILTER: "nearest (default)",
 }
 
-# model-color-format (gstnvinfer_property_parser.cpp l.729-748)
+# model-color-format (gstnvinfer_property_parser.cpp l.729-748; 9.0 l.840-860)
 COLOR_RGB, COLOR_BGR, COLOR_GRAY = 0, 1, 2
-# network-input-order (gstnvinfer_property_parser.cpp l.941-958)
+# network-input-order (gstnvinfer_property_parser.cpp l.941-958; 9.0 l.1062-1079)
 ORDER_NCHW, ORDER_NHWC = 0, 1
 
 
@@ -83,7 +89,7 @@ def scale_geometry(
     maintain_aspect_ratio: bool = False,
     symmetric_padding: bool = False,
 ) -> ScaleGeometry:
-    """nvinfer's scaling arithmetic for a full frame (gstnvinfer.cpp l.1129-1251)."""
+    """nvinfer's scaling arithmetic for a full frame (gstnvinfer.cpp l.1129-1251; 9.0 l.1368-1496)."""
     src_w = frame_width - frame_width % 2  # GST_ROUND_DOWN_2
     src_h = frame_height - frame_height % 2
     if src_w < 2 or src_h < 2:
@@ -132,8 +138,9 @@ class Normalization:
     """The [property] keys of the tensor conversion, with nvinfer's defaults.
 
     net-scale-factor defaults to 1.0 (nvdsinfer_context_impl.cpp NvDsInferContext_ResetInitParams,
-    l.1980); model-color-format to RGB (gstnvinfer_property_parser.cpp l.532); network-input-order to
-    NCHW (nvdsinfer_context_impl.cpp l.1978); no offsets means no mean subtraction.
+    l.1980; 9.0 l.2437); model-color-format to RGB (gstnvinfer_property_parser.cpp l.532; 9.0 l.580);
+    network-input-order to NCHW (nvdsinfer_context_impl.cpp l.1978; 9.0 l.2435); no offsets means no
+    mean subtraction.
     """
 
     scale: float = 1.0
@@ -158,7 +165,8 @@ def to_network_tensor(surface: np.ndarray, norm: Normalization) -> np.ndarray:
     x = pixels.astype(np.float32)
     if norm.offsets:
         if len(norm.offsets) != channels:
-            # nvdsinfer_context_impl.cpp l.225-230: "Number of offsets(%d) not equal to number of input channels"
+            # nvdsinfer_context_impl.cpp l.225-230 (9.0 l.267-273): "Number of offsets(%d) not equal to number
+            # of input channels"
             raise InputError(
                 f"offsets has {len(norm.offsets)} value(s) but the model takes {channels} channel(s); "
                 "nvinfer refuses this config"
