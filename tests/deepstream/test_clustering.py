@@ -5,6 +5,9 @@ sources/libs/nvdsinfer/nvdsinfer_context_impl_output_parsing.cpp (preClusteringT
 l.155-169, filterTopKOutputs l.175-187, nonMaximumSuppression l.189-233, NMS clustering
 l.236-297, unclustered l.451-482), nvdsinfer_context_impl.cpp l.1021-1030 (cluster-mode 0 without
 OpenCV) and sources/gst-plugins/gst-nvinfer/gstnvinfer_meta_utils.cpp l.53-118 (mapping, filters).
+NVIDIA/DeepStream branch DeepStream-9.0 has the same code (output_parsing.cpp l.185-530,
+nvdsinfer_context_impl.cpp l.1257-1267, gstnvinfer_meta_utils.cpp l.74-140); 6.0-6.2 map back
+differently (test_to_frame_per_deepstream_release).
 """
 
 from __future__ import annotations

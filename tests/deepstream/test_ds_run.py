@@ -4,7 +4,8 @@ and (slow, TensorFlow) the generated DeepStream configs against the saved models
 Facts from hiennguyen9874/deepstream-sources branch 6.3, cited where used:
 gstnvinfer_property_parser.{h,cpp} (defaults, relative paths), nvdsinfer_context_impl.cpp
 (labels, network size, NvDsInferContext_ResetInitParams), gstnvinfer.cpp (scaling),
-gstnvinfer_meta_utils.cpp (mapping back, bottom-edge rule).
+gstnvinfer_meta_utils.cpp (mapping back, bottom-edge rule); NVIDIA/DeepStream branch DeepStream-9.0
+holds the same code for each (9.0 lines in trtdeploy/deepstream/*.py and docs/ds-run.md).
 """
 
 from __future__ import annotations

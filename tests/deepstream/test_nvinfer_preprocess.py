@@ -3,7 +3,9 @@
 Expectations come from the DeepStream sources (hiennguyen9874/deepstream-sources, branch 6.3):
 gstnvinfer.cpp get_converted_buffer l.1129-1251 (even crop, aspect-ratio arithmetic, black
 padding, ratios) and nvdsinfer_conversion.cu l.19-120 (y = scale * (x - mean[c]), planar vs
-interleaved, reversed channels for BGR).
+interleaved, reversed channels for BGR). NVIDIA/DeepStream branch DeepStream-9.0 has the same code:
+src/gst-plugins/gst-nvinfer/gstnvinfer.cpp l.1368-1496 and src/utils/nvdsinfer/nvdsinfer_conversion.cu
+l.24-292.
 """
 
 from __future__ import annotations
