@@ -254,6 +254,21 @@ def test_mapping_back_per_deepstream_release(tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "--deepstream 8.0" in bad.output
 
 
+def test_cli_warns_of_boxes_cut_to_a_negative_height(tmp_path: Path) -> None:
+    pytest.importorskip("trtdeploy.deepstream.parser_emulation")
+    config = write_config(tmp_path, "maintain-aspect-ratio=1\ncrop-objects-to-roi-boundary=1")
+    # 8x4 frame, ratio 0.5, image in network rows 0-1: a box from row 2.5 lies entirely in the
+    # padding; top (2.5 - 0) / 0.5 = 5, and the cut sets height = 4 - 5 = -1 (gstnvinfer_meta_utils.cpp
+    # 9.0 l.133-134; 6.3 l.107-109)
+    tiny_detector(tmp_path / "tiny.onnx", box=(2.5, 1.0, 3.5, 3.0))
+    (obj,) = run_one(config, red(8, 4))
+    assert (obj.top, obj.height) == (5.0, -1.0)
+    red(8, 4).save(tmp_path / "red.png")
+    result = CliRunner().invoke(cli(), ["ds-run", str(config), "-i", str(tmp_path / "red.png")])
+    assert result.exit_code == 0, result.output
+    assert "1 object(s) with a width or height <= 0" in result.output
+
+
 def test_gen_ds_config_cuts_boxes_at_the_frame(tmp_path: Path) -> None:
     from tests.deepstream.test_check_ds_config import _tfod_card, ds_onnx
     from trtdeploy.deepstream import DsOptions, gen_ds_config, read_config

@@ -105,6 +105,13 @@ def ds_run(
         where = f" -> {out}" if out is not None else ""
         typer.echo(f"ds-run: {total} object(s) on {len(results)} image(s) ({setup.variant}, DeepStream "
                    f"{setup.deepstream}){where}")
+        degenerate = sum(1 for r in results for o in r.objects if o.width <= 0 or o.height <= 0)
+        if degenerate:
+            # crop-objects-to-roi-boundary sets height = frame height - top even when top is below
+            # the frame (NVIDIA/DeepStream DeepStream-9.0 gstnvinfer_meta_utils.cpp l.128-134)
+            console.print(f"[yellow]warning:[/] {degenerate} object(s) with a width or height <= 0: boxes lying "
+                          "entirely outside the frame (in the letterbox padding), cut to a negative size by "
+                          "crop-objects-to-roi-boundary=1 as nvinfer does; drop them downstream", highlight=False)
         if comparisons is None:
             return
         table = Table(title=f"dry run vs TensorFlow (same class, IoU >= {IOU_MATCH})")
