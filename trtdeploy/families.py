@@ -95,7 +95,7 @@ class Family(Protocol):
 
 
 _REGISTRY: dict[str, Family] = {}
-_loaded_builtins = False
+_loaded: set[str] = set()  # providers imported so far
 
 
 def register(family: Family, replace: bool = False) -> Family:
@@ -113,47 +113,71 @@ def unregister(key: str) -> None:
     _REGISTRY.pop(key, None)
 
 
-def _load_builtins() -> None:
-    global _loaded_builtins
-    if _loaded_builtins:
+def _load(provider: str) -> None:
+    if provider in _loaded:
         return
-    _loaded_builtins = True
-    for module in BUILTIN_PROVIDERS:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:  # a front-end not installed: its families are absent, not an error
-            log.debug("model families of %s not available: %s", module, exc)
+    _loaded.add(provider)
+    try:
+        importlib.import_module(provider)
+    except ImportError as exc:  # a front-end not installed: its families are absent, not an error
+        log.debug("model families of %s not available: %s", provider, exc)
+
+
+def _stages() -> Iterator[dict[str, Family]]:
+    """The registry as it is, then after each built-in provider is loaded in turn: lookups stop
+    at the first stage that answers, so converting a TFOD model never imports the TAO front-end
+    (a conversion's imports are part of what makes its bytes reproducible)."""
+    yield _REGISTRY
+    for provider in BUILTIN_PROVIDERS:
+        if provider not in _loaded:
+            _load(provider)
+            yield _REGISTRY
 
 
 def registered() -> dict[str, Family]:
     """Every registered family by key (built-ins included)."""
-    _load_builtins()
+    for _ in _stages():
+        pass
     return dict(_REGISTRY)
 
 
 def get(key: str) -> Family:
-    family = registered().get(key)
-    if family is None:
-        raise UsageError(f"unknown model family {key!r}; known: {', '.join(sorted(_REGISTRY))}")
-    return family
+    for registry in _stages():
+        if key in registry:
+            return registry[key]
+    raise UsageError(f"unknown model family {key!r}; known: {', '.join(sorted(_REGISTRY))}")
 
 
 def find_family(source: ModelSource) -> Family:
     """The one family that converts ``source``. When none does, the refusal of every family
     that claims this kind of input is the error (naming what each found)."""
-    families = registered().values()
-    claimants = [f for f in families if f.claims(source)]
-    if not claimants:
+    asked: set[str] = set()
+    refusals: list[str] = []
+    for registry in _stages():
+        for family in list(registry.values()):
+            if family.key in asked:
+                continue
+            asked.add(family.key)
+            if not family.claims(source):
+                continue
+            refusal = family.recognise(source)
+            if refusal is None:
+                return family
+            refusals.append(refusal)
+    if not refusals:
         raise UnsupportedModelError(
-            f"no model family reads {source.path} (known: {', '.join(sorted(f.title for f in families))})"
+            f"no model family reads {source.path} (known: {', '.join(sorted(f.title for f in _REGISTRY.values()))})"
         )
-    refusals = []
-    for family in claimants:
-        refusal = family.recognise(source)
-        if refusal is None:
-            return family
-        refusals.append(refusal)
     raise UnsupportedModelError(" | ".join(refusals))
+
+
+def ds_hints(card: DeployCard, model_path: Path | None = None) -> DsModelHints | None:
+    """The DeepStream facts beyond the card that the card's family knows (network type,
+    parser, cluster mode, label lines...), or None when its family has none to add."""
+    key = card.provenance.model_family
+    family = next((registry[key] for registry in _stages() if key in registry), None) if key else None
+    hints = getattr(family, "ds_hints", None)
+    return hints(card, model_path) if callable(hints) else None
 
 
 def check_head(family: Family, nms: str | None) -> None:
@@ -266,12 +290,3 @@ def create(
         fill_outputs(tmp_onnx, tmp_card, model, card)
     log.info("wrote %s and %s (%s)", output, card_path_for(output).name, family.title)
     return Created(output, card_path_for(output), card, family)
-
-
-def ds_hints(card: DeployCard, model_path: Path | None = None) -> DsModelHints | None:
-    """The DeepStream facts beyond the card that the card's family knows (network type,
-    parser, cluster mode, label lines...), or None when its family has none to add."""
-    key = card.provenance.model_family
-    family = registered().get(key) if key else None
-    hints = getattr(family, "ds_hints", None)
-    return hints(card, model_path) if callable(hints) else None

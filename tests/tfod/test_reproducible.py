@@ -90,6 +90,25 @@ def test_stable_names_keeps_nodes_whose_long_attributes_differ():
     assert [n.op for n in graph.nodes].count("Constant") == 2
 
 
+def test_a_node_named_after_one_of_its_consumers_gets_the_same_name_whichever_it_was():
+    """tf2onnx merges the Reshapes in front of the last box and class head Convs and keeps either
+    consumer's name (it varies with the process); both graphs must come out named alike."""
+
+    def graph(kept: str) -> gs.Graph:
+        x = gs.Variable("x", np.float32, [1, 4])
+        shaped = gs.Variable(f"{kept}:0", np.float32, [4])
+        outs = [gs.Variable(f"out{i}", np.float32, [4]) for i in range(2)]
+        nodes = [gs.Node("Reshape", kept, inputs=[x, gs.Constant("s", np.array([4], np.int64))], outputs=[shaped])]
+        nodes += [gs.Node("Relu", name, inputs=[shaped], outputs=[out]) for name, out in zip(("Box/BiasAdd", "Class/BiasAdd"), outs, strict=True)]
+        g = gs.Graph(nodes=nodes, inputs=[x], outputs=outs, opset=17)
+        stable_names(g, PassContext(family="test"))
+        return g
+
+    names = [[(n.name, [t.name for t in n.outputs]) for n in graph(kept).nodes] for kept in ("Box/BiasAdd", "Class/BiasAdd")]
+    assert names[0] == names[1]
+    assert names[0][0] == ("Box/BiasAdd", ["Box/BiasAdd:0"])
+
+
 def sha256(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

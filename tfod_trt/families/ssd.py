@@ -13,6 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tfod_trt.passes import CORE_PASSES, HEAD_PASSES
+from tfod_trt.passes.class_scores import first_class_column
+from tfod_trt.pipeline_config import SSD_FEATURE_EXTRACTORS, TfodConfig, read_pipeline_config
+from tfod_trt.tf_graph import INPUT_NAME, SSD_CUT, FrozenModel
+from tfod_trt.tf_graph import convert_core as convert_tf_core
 from trtdeploy import __version__
 from trtdeploy.deploy_card import DeployCard, InputSpec, Preprocess, Provenance
 from trtdeploy.errors import UnsupportedModelError
@@ -22,7 +27,6 @@ if TYPE_CHECKING:
     import onnx
 
     from tfod_trt.create_onnx import Prepared
-    from tfod_trt.pipeline_config import TfodConfig
 
 
 class SsdFamily:
@@ -48,17 +52,10 @@ class SsdFamily:
         return None
 
     def read_config(self, source: ModelSource) -> TfodConfig:
-        from tfod_trt.pipeline_config import read_pipeline_config
-
         return read_pipeline_config(Path(source.config))  # type: ignore[arg-type]
 
     def convert_core(self, request: Prepared) -> Core:
         """TensorFlow -> ONNX for the kept part of the network (tfod_trt.tf_graph)."""
-        from tfod_trt.passes.class_scores import first_class_column
-        from tfod_trt.pipeline_config import SSD_FEATURE_EXTRACTORS
-        from tfod_trt.tf_graph import SSD_CUT, FrozenModel
-        from tfod_trt.tf_graph import convert_core as convert_tf_core
-
         opts, config = request.options, request.config
         batch = None if opts.dynamic_batch else opts.batch
 
@@ -84,18 +81,12 @@ class SsdFamily:
         return Core(model=tf_core.model, facts=facts, title=title)
 
     def core_passes(self, request: Prepared) -> Sequence[tuple[str, Any]]:
-        from tfod_trt.passes import CORE_PASSES
-
         return CORE_PASSES
 
     def head_passes(self, request: Prepared) -> Sequence[tuple[str, Any]]:
-        from tfod_trt.passes import HEAD_PASSES
-
         return HEAD_PASSES
 
     def deploy_card(self, request: Prepared, model: onnx.ModelProto | None, facts: dict[str, Any]) -> DeployCard:
-        from tfod_trt.tf_graph import INPUT_NAME
-
         opts = request.options
         batch = -1 if facts["batch"] is None else facts["batch"]
         h, w = request.height, request.width

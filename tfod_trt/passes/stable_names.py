@@ -37,6 +37,7 @@ _COUNTER = re.compile(r"__\d+")
 
 def stable_names(graph: gs.Graph, ctx: PassContext) -> None:
     del ctx
+    _name_after_consumers(graph)
     graph.nodes = canonical_order(graph)
     io = {id(t) for t in (*graph.inputs, *graph.outputs)}
     tensors_taken = {t.name for t in (*graph.inputs, *graph.outputs)}
@@ -52,6 +53,21 @@ def stable_names(graph: gs.Graph, ctx: PassContext) -> None:
             if id(tensor) not in named:
                 tensor.name = _unique(_base(tensor.name), tensors_taken)
                 named.add(id(tensor))
+
+
+def _name_after_consumers(graph: gs.Graph) -> None:
+    """A node tf2onnx named after one of its consumers (a Reshape it put in front of a Conv,
+    merged with its twin in front of the other head's Conv) carries whichever consumer's name
+    the merge kept, which varies with the process (object ids); it gets the first of its
+    consumers' names instead, and so do its outputs. A node whose consumers share one name keeps it."""
+    for node in graph.nodes:
+        base = _base(node.name or "")
+        consumers = {_base(c.name or "") for t in node.outputs for c in t.outputs}
+        if base in consumers and len(consumers) > 1:
+            node.name = min(consumers)
+            for tensor in node.outputs:  # its outputs carry the kept name too ("<name>:0")
+                if _base(tensor.name).startswith(base) and tensor not in graph.outputs:
+                    tensor.name = node.name + _base(tensor.name)[len(base):]
 
 
 def canonical_order(graph: gs.Graph) -> list[gs.Node]:
