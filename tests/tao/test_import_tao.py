@@ -259,3 +259,21 @@ def test_calibration_preprocesses_a_tao_card_as_deepstream_does(tmp_path: Path) 
     expected = [float(ref["net-scale-factor"]) * (bgr[c] - offsets[c]) for c in range(3)]
     assert tensor.shape == (3, 544, 960)
     np.testing.assert_allclose(tensor[:, 0, 0], expected, rtol=1e-6)
+
+
+def test_a_model_of_another_input_size_or_an_existing_card_is_refused(tmp_path: Path) -> None:
+    need_reference()
+    text, _, _ = _ssd_like(tmp_path, "ssd", SSD_LIKE[0][1])  # the spec says 544x960
+    spec = tmp_path / "spec.txt"
+    spec.write_text(text)
+    other = typed_onnx(tmp_path / "other.onnx", "Input", [-1, 3, 300, 300], NMS_TRT)
+    wrong = runner.invoke(app, ["import-tao", str(spec), "--arch", "ssd", "--onnx", str(other)])
+    assert wrong.exit_code == 1 and "544x960" in wrong.output and "300x300" in wrong.output
+    assert not (tmp_path / "other.deploy.json").exists()
+    model = typed_onnx(tmp_path / "ssd.onnx", "Input", [-1, 3, 544, 960], NMS_TRT)
+    _cli("import-tao", spec, "--arch", "ssd", "--onnx", model)
+    again = runner.invoke(app, ["import-tao", str(spec), "--arch", "ssd", "--onnx", str(model)])
+    assert again.exit_code == 1 and "ssd.deploy.json exists" in again.output
+    _cli("import-tao", spec, "--arch", "ssd", "--onnx", model, "--force")
+    folder = runner.invoke(app, ["import-tao", str(spec), "--arch", "ssd", "--onnx", str(model), "-o", str(tmp_path)])
+    assert folder.exit_code == 2 and ".onnx file" in folder.output
