@@ -152,6 +152,20 @@ def test_class_attrs_groups_and_yaml(tmp_path: Path) -> None:
     assert (y.norm, y.infer_dims, y.labels, y.variant) == (s.norm, s.infer_dims, s.labels, s.variant)
 
 
+def test_class_attrs_group_id_is_the_leading_integer(tmp_path: Path) -> None:
+    ini = write_config(tmp_path, "num-detected-classes=3")
+    with open(ini, "a") as fh:
+        fh.write("\n[class-attrs-2x]\npre-cluster-threshold=0.7\n")
+    # g_ascii_strtoull stops at the first non-digit and nvinfer only refuses a suffix with no
+    # digits (9.0 gstnvinfer_property_parser.cpp l.1395-1418; 6.3 l.1216-1238): class 2
+    s = NvInferSetup.from_config(ini)
+    assert [p.pre_cluster_threshold for p in s.class_params] == [0.4, 0.4, 0.7]
+    with open(ini, "a") as fh:
+        fh.write("\n[class-attrs-x]\npre-cluster-threshold=0.7\n")
+    with pytest.raises(InputError, match="class-attrs-x"):
+        NvInferSetup.from_config(ini)
+
+
 def test_refusals(tmp_path: Path) -> None:
     for extra, error, text in (
         ("network-type=1", UnsupportedModelError, "detectors"),

@@ -31,6 +31,7 @@ mapping back to the frame differs between releases, in 6.0-6.2 (clustering.MAPPI
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,10 +194,15 @@ def _class_params(sections: dict[str, dict[str, str]], num_classes: int, where: 
     for name, group in sections.items():
         if not name.startswith("class-attrs-") or name == CLASS_ATTRS_ALL:
             continue
-        suffix = name[len("class-attrs-"):]
-        if not suffix.isdigit():
+        # the class id is the suffix's leading integer (g_ascii_strtoull in the INI parser, std::stoi
+        # in the YAML one): [class-attrs-2x] is class 2 (9.0 property_parser.cpp l.1395-1418,
+        # yaml_parser.cpp l.1020-1037; 6.3 property_parser.cpp l.1216-1238)
+        leading = re.match(r"\s*([+-]?\d+)", name[len("class-attrs-"):])
+        if leading is None:
             raise InputError(f"{where}: group [{name}] is neither class-attrs-all nor class-attrs-<class id>")
-        c = int(suffix)
+        c = int(leading.group(1))
+        if c < 0:
+            raise InputError(f"{where}: group [{name}]: class-id should be >= 0 (nvinfer refuses it)")
         if c >= num_classes:
             # property_parser.cpp l.1232-1238 (9.0 l.1413-1418)
             raise InputError(f"{where}: [{name}] but num-detected-classes={num_classes} (nvinfer refuses it)")
