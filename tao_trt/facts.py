@@ -67,7 +67,10 @@ ARCH_FACTS: dict[str, ArchFacts] = {
     "multitask_classification": _CLASSIFIER,
     "efficientdet": ArchFacts(
         ("num_detections", "detection_boxes", "detection_scores", "detection_classes"), "deepstream", "efficient",
-        # int32 classes found by name: deepstream_tao_apps' parser (>= tao4.0_ds6.3ga, cited in DS_OUTPUTS)
+        # int32 classes found by name: NVIDIA-AI-IOT/deepstream_tao_apps release/tao5.3_ds7.0ga (the branch
+        # of the reference configs), post_processor/nvdsinfer_custombboxparser_tao.cpp,
+        # NvDsInferParseCustomEfficientDetTAO l. 334-385: the 4 outputs looked up by name (l. 351-361),
+        # classes read as int (l. 349, 360), boxes pixel y1,x1,y2,x2 (l. 383-384); DS_OUTPUTS' tao-efficientdet.
         ds_parser="tao-efficientdet",
     ),
 }
