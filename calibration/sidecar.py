@@ -17,6 +17,11 @@ from calibration.errors import CalibrationError
 
 SCHEMA = "calibration.cache_sidecar"
 SCHEMA_VERSION = 1
+# Revision of the scale computation (calibration/ranges.py). Bump it whenever the same images
+# give other scales, so caches computed by the old code are not reused. Revision 2: entropy
+# calibration keeps a saturated tensor's clamp bound (before it, a cache from the same ONNX,
+# preprocessing, algorithm and TensorRT version held other scales and matched its sidecar).
+CALIBRATOR_REVISION = 2
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,7 @@ class CacheKey:
     preprocess: dict[str, Any]
     algorithm: str  # cache header algorithm, e.g. EntropyCalibration2
     trt_version: str  # "10.16.0"
+    calibrator_revision: int = CALIBRATOR_REVISION  # the scale computation that made the cache
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -58,6 +64,13 @@ def reuse_problem(cache_path: Path, key: CacheKey) -> str | None:
         return f"sidecar {side} is unreadable ({exc})"
     if not isinstance(recorded, dict) or recorded.get("schema") != SCHEMA:
         return f"{side} is not a calibration cache sidecar"
+    revision = recorded.get("calibrator_revision")
+    if revision != key.calibrator_revision:
+        made_by = "an older calibrator (no calibrator_revision)" if revision is None else f"calibrator revision {revision!r}"
+        return (
+            f"the cache was computed by {made_by}, this is revision {key.calibrator_revision} "
+            "(its scales differ: recalibrate)"
+        )
     for field_name, label in (
         ("onnx_sha256", "the ONNX model changed"),
         ("preprocess", "the preprocessing changed"),

@@ -86,6 +86,32 @@ def test_unverified_cache_is_refused_before_building(tmp_path, damage, reason):
     assert files_in(tmp_path) == before
 
 
+def _drop_revision(cache: Path) -> None:
+    data = json.loads(_sidecar(cache).read_text())
+    del data["calibrator_revision"]
+    _sidecar(cache).write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (_drop_revision, r"computed by an older calibrator \(no calibrator_revision\)"),
+        (lambda c: _edit_sidecar(c, calibrator_revision=1), "computed by calibrator revision 1"),
+    ],
+    ids=["before-revisions", "revision-1"],
+)
+def test_cache_of_an_older_calibrator_is_refused(tmp_path, damage, reason):
+    """A cache computed before the entropy fix (calibration/ranges.py: saturated tensors keep their
+    clamp bound) holds other scales for the same ONNX, preprocessing, algorithm and TensorRT: its
+    sidecar (written without calibrator_revision) must not match."""
+    onnx_path = _model(tmp_path)
+    cache = _cache(onnx_path, tmp_path / "m.cache")
+    assert json.loads(_sidecar(cache).read_text())["calibrator_revision"] == 2
+    damage(cache)
+    with pytest.raises(InputError, match=f"cannot be used: the cache was {reason}.*recalibrate"):
+        prepare(onnx_path, _int8(cache), TRT10)
+
+
 def test_changed_preprocessing_is_refused(tmp_path):
     from trtdeploy.deploy_card import DeployCard, card_path_for
 
