@@ -31,6 +31,8 @@ from pathlib import Path
 
 from calibration._io import save_text
 from calibration.errors import CalibrationError, CalibrationUsageError
+from trtdeploy.errors import UsageError
+from trtdeploy.versions import TrtVersion as _TrtVersion
 
 ALGORITHMS = ("EntropyCalibration2", "EntropyCalibration", "MinMaxCalibration", "LegacyCalibration")
 NEWEST_TRT10 = "10.16"  # DeepStream 9.2 ships TensorRT 10.16
@@ -57,32 +59,17 @@ _HEADER = re.compile(r"^TRT-(\d+)-([A-Za-z0-9_]+)$")
 _HEX = re.compile(r"^[0-9a-fA-F]{8}$")
 
 
-@dataclass(frozen=True, order=True)
-class TrtVersion:
-    major: int
-    minor: int = 0
-    patch: int = 0
-
-    def __str__(self) -> str:
-        return f"{self.major}.{self.minor}.{self.patch}"
-
-    @property
-    def header_number(self) -> int:
-        """The number TensorRT of this version writes in a cache header."""
-        if self.major >= 10:
-            return self.major * 10000 + self.minor * 100 + self.patch
-        return self.major * 1000 + self.minor * 100 + self.patch
+class TrtVersion(_TrtVersion):
+    """trtdeploy.versions.TrtVersion, whose bad values are calibration usage errors, and which
+    knows the TensorRT releases (``TRT_RELEASES``)."""
 
     @classmethod
     def parse(cls, text: str) -> TrtVersion:
         """'10.16' or '10.16.0' or '8.6.1' -> TrtVersion (any well-formed number; see ``release``)."""
-        parts = str(text).strip().split(".")
-        if not 1 <= len(parts) <= 4 or not all(p.isascii() and p.isdigit() for p in parts):
-            raise CalibrationUsageError(f"TensorRT version {text!r} is not like 10.16 or 8.6.1")
-        nums = [int(p) for p in parts[:3]] + [0] * (3 - min(len(parts), 3))
-        if nums[0] < 5 or nums[0] > 99 or nums[1] > 99 or nums[2] > 99:
-            raise CalibrationUsageError(f"TensorRT version {text!r} is out of range (expected 5.x to 99.x)")
-        return cls(*nums)
+        try:
+            return super().parse(text)
+        except UsageError as exc:
+            raise CalibrationUsageError(str(exc)) from None
 
     @classmethod
     def release(cls, text: str, allow_unknown: bool = False) -> TrtVersion:
@@ -112,15 +99,6 @@ class TrtVersion:
                 "the cache is for (e.g. 10.16)"
             )
         return version
-
-    @classmethod
-    def from_header_number(cls, number: int) -> tuple[TrtVersion, bool]:
-        """Decode a header number; the flag is True when a TensorRT >= 10 version is written
-        with the <= 8 formula (as some TAO tools do)."""
-        if number >= 100000:
-            return cls(number // 10000, (number // 100) % 100, number % 100), False
-        version = cls(number // 1000, (number // 100) % 10, number % 100)
-        return version, version.major >= 10
 
 
 def scale_to_bits(scale: float) -> int:

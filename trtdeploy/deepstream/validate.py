@@ -118,11 +118,7 @@ def sidecar_max_batch(sidecar: Sidecar) -> int | None:
 def sidecar_trt_version(sidecar: Sidecar) -> TrtVersion | None:
     if sidecar.backend != "tensorrt":
         return None  # TensorRT-RTX versions are not TensorRT versions; it has no calibrator
-    parts = re.findall(r"\d+", sidecar.backend_version)
-    if len(parts) < 2:
-        return None
-    nums = [int(p) for p in parts[:3]] + [0] * (3 - len(parts[:3]))
-    return TrtVersion(nums[0], nums[1], nums[2])
+    return TrtVersion.loose(sidecar.backend_version)
 
 
 def validate(view: ConfigView) -> list[Problem]:

@@ -7,10 +7,11 @@ Sources for the facts are in docs/DOMAIN.md section 1 (TensorRT 10 vs 11 vs Tens
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from trtdeploy.errors import UsageError
+from trtdeploy.versions import major_version
+from trtdeploy.versions import version_tuple as version_tuple  # public name, kept for its readers
 
 BACKEND_NAMES = ("tensorrt", "tensorrt_rtx")
 
@@ -81,19 +82,6 @@ class Capabilities:
         return op_type in self.missing_plugins
 
 
-def version_tuple(version: str) -> tuple[int, ...]:
-    """``"10.16.0.72"`` -> (10, 16, 0, 72); stops at the first piece without leading digits."""
-    parts = []
-    for piece in version.split("."):
-        match = re.match(r"\d+", piece)
-        if match is None:
-            break
-        parts.append(int(match.group()))
-        if match.end() != len(piece):  # "0rc1": a pre-release tag ends the numeric part
-            break
-    return tuple(parts)
-
-
 def capabilities_for(backend: str, version: str) -> Capabilities:
     """The capabilities of ``backend`` at ``version`` (pure: no TensorRT import)."""
     if backend == "tensorrt_rtx":
@@ -115,7 +103,7 @@ def capabilities_for(backend: str, version: str) -> Capabilities:
         )
     if backend != "tensorrt":
         raise UsageError(f"unknown backend {backend!r}; use one of: auto, {', '.join(BACKEND_NAMES)}")
-    major = (version_tuple(version) or (0,))[0]
+    major = major_version(version)
     if major < 10:
         raise UsageError(
             f"TensorRT {version} is not supported; trtdeploy needs TensorRT 10 or newer "

@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trtdeploy.engine.capabilities import version_tuple
 from trtdeploy.engine.machine import Machine
 from trtdeploy.engine.naming import sidecar_path
 from trtdeploy.errors import InputError
 from trtdeploy.files import read_json_object, sha256_file, write_text_atomic
+from trtdeploy.versions import version_tuple
 
 SCHEMA = "trtdeploy.engine_sidecar"
 SCHEMA_VERSION = 1
