@@ -9,45 +9,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trtdeploy import plugins
 from trtdeploy.errors import UsageError
 from trtdeploy.versions import major_version
 from trtdeploy.versions import version_tuple as version_tuple  # public name, kept for its readers
 
 BACKEND_NAMES = ("tensorrt", "tensorrt_rtx")
 
-# Plugin ops our NMS heads emit (default ONNX domain; the parser finds plugins by op type).
-NMS_PLUGIN_OPS = frozenset(
-    {
-        "EfficientNMS_TRT",
-        "EfficientNMS_ONNX_TRT",
-        "BatchedNMS_TRT",
-        "BatchedNMSDynamic_TRT",
-        "NMS_TRT",
-        "NMSDynamic_TRT",
-    }
-)
-# Plugins removed from TensorRT 11.0 (release notes): only the ones a detector graph can carry.
-PLUGINS_REMOVED_IN_11 = frozenset(
-    {
-        "BatchedNMS_TRT",
-        "BatchedNMSDynamic_TRT",
-        "NMS_TRT",
-        "NMSDynamic_TRT",
-        "BatchTilePlugin_TRT",
-        "Clip_TRT",
-        "CoordConvAC",
-        "CropAndResize",
-        "GELU",
-        "LReLU_TRT",
-        "Normalize_TRT",
-        "SingleStepLSTMPlugin",
-        "SpecialSlice_TRT",
-        "Split",
-        "Proposal",
-    }
-)
+# Plugin facts live in trtdeploy.plugins (the one list); these names are views of it.
+# NMS plugin ops (default ONNX domain; the parser finds plugins by op type).
+NMS_PLUGIN_OPS = frozenset(op for op in plugins.op_types() if "NMS" in op)
+# Registered plugins TensorRT 11.0 no longer ships (absent from NVIDIA/TensorRT release/11.0 plugin/).
+PLUGINS_REMOVED_IN_11 = plugins.removed_in("tensorrt", 11)
 # TensorRT-RTX ships no general plugin library: only these are built in.
-RTX_BUILTIN_PLUGINS = frozenset({"ROIAlign_TRT"})
+RTX_BUILTIN_PLUGINS = frozenset(p.op_type for p in plugins.all_plugins() if p.rtx)
 
 # Target compute capabilities TensorRT-RTX can build for ahead of time (no 9.0 / H100).
 RTX_COMPUTE_CAPABILITIES = ("7.5", "8.0", "8.6", "8.9", "12.0", "12.1")

@@ -9,10 +9,8 @@ from collections.abc import Sequence
 
 import onnx
 
-from trtdeploy.engine.capabilities import Capabilities
+from trtdeploy.engine.capabilities import NMS_PLUGIN_OPS, Capabilities
 from trtdeploy.errors import UnsupportedModelError, UsageError
-
-_NMS_PLUGINS_WITH_ONNX_FIX = frozenset({"BatchedNMS_TRT", "BatchedNMSDynamic_TRT", "NMS_TRT", "NMSDynamic_TRT"})
 
 
 def _node_label(node: onnx.NodeProto, index: int) -> str:
@@ -44,7 +42,7 @@ def check_graph_ops(model: onnx.ModelProto, caps: Capabilities) -> None:
             )
         fix = (
             "re-export with `trtdeploy create-onnx --nms onnx` (standard NonMaxSuppression, the NMS layer)"
-            if op_types <= _NMS_PLUGINS_WITH_ONNX_FIX
+            if op_types <= NMS_PLUGIN_OPS  # an NMS plugin: the NMS layer replaces it
             else "re-export without these ops"
         )
         raise UnsupportedModelError(
