@@ -17,14 +17,15 @@ from typing import Any
 import onnx
 import onnx_graphsurgeon as gs
 
-from trtdeploy.errors import GraphError
+from trtdeploy import plugins
+from trtdeploy.errors import GraphError, TrtDeployError
 from trtdeploy.log import get_logger
 
 log = get_logger("graph")
 
-# ONNX Runtime / TensorRT plugin ops we emit live in the default domain (TensorRT's parser
-# looks plugins up by op type), so the checker must not insist on a schema for them.
-PLUGIN_OPS = frozenset({"EfficientNMS_TRT", "BatchedNMS_TRT", "BatchedNMSDynamic_TRT", "NMS_TRT", "NMSDynamic_TRT"})
+# TensorRT plugin ops live in the default domain (TensorRT's parser looks plugins up by op
+# type), so the checker must not insist on a schema for them. The list is trtdeploy.plugins'.
+PLUGIN_OPS = plugins.op_types()
 
 
 @dataclass
@@ -67,24 +68,104 @@ def check_graph(model: onnx.ModelProto, after: str, family: str) -> onnx.ModelPr
     """onnx.checker + strict shape inference; raises GraphError naming the pass.
 
     Plugin nodes have no ONNX schema, so the checker sees a copy in which they sit in a
-    custom domain, and shape inference (which cannot see through them) is skipped."""
+    custom domain, and shape inference runs through them with the output shapes and dtypes of
+    the plugin registry (``_infer_through_plugins``); the model is returned as given then."""
     checked = model
-    has_plugins = any(node.op_type in PLUGIN_OPS for node in model.graph.node)
+    has_plugins = any(_is_plugin(node) for node in model.graph.node)
     if has_plugins:
         checked = onnx.ModelProto()
         checked.CopyFrom(model)
         for node in checked.graph.node:
-            if node.op_type in PLUGIN_OPS:
-                node.domain = "trt.plugins"
-        checked.opset_import.add(domain="trt.plugins", version=1)
+            if _is_plugin(node):
+                node.domain = plugins.CHECK_DOMAIN
+        checked.opset_import.add(domain=plugins.CHECK_DOMAIN, version=1)
     try:
         onnx.checker.check_model(checked, full_check=False)
-        if not has_plugins:
+        if has_plugins:
+            _infer_through_plugins(checked)
+        else:
             model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GraphError(f"{family}: graph invalid after pass '{after}': {first}") from exc
     return model
+
+
+def _is_plugin(node: onnx.NodeProto) -> bool:
+    return node.op_type in PLUGIN_OPS and node.domain in ("", "ai.onnx")
+
+
+_ONNX_DTYPES = {"float32": onnx.TensorProto.FLOAT, "int32": onnx.TensorProto.INT32, "float16": onnx.TensorProto.FLOAT16}
+
+
+def _infer_through_plugins(checked: onnx.ModelProto) -> None:
+    """Strict shape inference of a graph with plugin nodes (in ``plugins.CHECK_DOMAIN``).
+
+    Each plugin whose output shapes the registry models is replaced, in a copy, by graph
+    inputs of its output shapes and declared dtypes (computed from its inferred input shapes),
+    so ONNX inference checks every consumer. Repeated until no further plugin can be modelled
+    (a plugin fed by another one). Unmodelled plugins stay and are skipped by inference."""
+    replaced: dict[str, onnx.ValueInfoProto] = {}
+    pending = [n for n in checked.graph.node if n.domain == plugins.CHECK_DOMAIN]
+    while True:
+        trial = _without_plugins(checked, replaced)
+        inferred = onnx.shape_inference.infer_shapes(trial, strict_mode=True)
+        known = {v.name: v for v in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output)}
+        progress = False
+        for node in list(pending):
+            outputs = _plugin_outputs(node, known)
+            if outputs is not None:
+                replaced.update((v.name, v) for v in outputs)
+                pending.remove(node)
+                progress = True
+        if not progress:
+            return
+
+
+def _without_plugins(model: onnx.ModelProto, replaced: dict[str, onnx.ValueInfoProto]) -> onnx.ModelProto:
+    trial = onnx.ModelProto()
+    trial.CopyFrom(model)
+    keep = [n for n in trial.graph.node if not (n.domain == plugins.CHECK_DOMAIN and set(n.output) <= set(replaced))]
+    del trial.graph.node[:]
+    trial.graph.node.extend(keep)
+    # TensorRT decides a plugin output's dtype, whatever the ONNX declares for it.
+    outputs = [o for o in trial.graph.output if o.name not in replaced]
+    del trial.graph.output[:]
+    trial.graph.output.extend(outputs)
+    trial.graph.input.extend(replaced.values())
+    return trial
+
+
+def _plugin_outputs(node: onnx.NodeProto, known: dict[str, onnx.ValueInfoProto]) -> list[onnx.ValueInfoProto] | None:
+    """The value infos of a plugin node's outputs, or None when they cannot be modelled yet."""
+    plugin = plugins.get(node.op_type)
+    if plugin is None or plugin.shapes is None or len(node.output) != len(plugin.outputs):
+        return None
+    if not node.input or node.input[0] not in known:
+        return None
+    shapes = [_shape_of(known[name]) if name in known else None for name in node.input]
+    given = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    try:
+        attrs = plugin.resolved_attrs(given, node.name)
+    except TrtDeployError:
+        return None  # a required attribute missing: TensorRT's parser reports it
+    out_shapes = plugin.output_shapes(attrs, shapes)
+    if out_shapes is None:
+        return None
+    first = known[node.input[0]].type.tensor_type.elem_type
+    input_dtype = onnx.helper.tensor_dtype_to_np_dtype(first).name if first else "float32"
+    infos = []
+    for name, spec, shape in zip(node.output, plugin.outputs, out_shapes, strict=True):
+        elem = _ONNX_DTYPES.get(spec.declared_dtype(input_dtype), first)
+        infos.append(onnx.helper.make_tensor_value_info(name, elem, shape))
+    return infos
+
+
+def _shape_of(info: onnx.ValueInfoProto) -> list[int | str | None] | None:
+    tensor = info.type.tensor_type
+    if not tensor.HasField("shape"):
+        return None
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tensor.shape.dim]
 
 
 def _save_debug(model: onnx.ModelProto, path: Path) -> None:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import onnx
 
-from trtdeploy.errors import InputError, MissingDependencyError
+from trtdeploy import plugins
+from trtdeploy.errors import InputError, MissingDependencyError, UnsupportedModelError
 from trtdeploy.nms import reference
 
 if TYPE_CHECKING:
@@ -26,37 +27,11 @@ if TYPE_CHECKING:
 
 CUSTOM_DOMAIN = "ai.onnx.contrib"
 
-# Attributes the custom ops declare, with the plugin creators' defaults (None = required).
-# Types: "f" float, "i" int.
-_EFFICIENT_ATTRS: dict[str, tuple[str, Any]] = {
-    "score_threshold": ("f", 0.5),
-    "iou_threshold": ("f", 0.5),
-    "max_output_boxes": ("i", 100),
-    "background_class": ("i", -1),
-    "score_activation": ("i", 0),
-    "class_agnostic": ("i", 0),
-    "box_coding": ("i", 0),
-}
-_BATCHED_ATTRS: dict[str, tuple[str, Any]] = {
-    "shareLocation": ("i", None),
-    "backgroundLabelId": ("i", None),
-    "numClasses": ("i", None),
-    "topK": ("i", None),
-    "keepTopK": ("i", None),
-    "scoreThreshold": ("f", None),
-    "iouThreshold": ("f", None),
-    "isNormalized": ("i", 1),
-    "clipBoxes": ("i", 1),
-    "scoreBits": ("i", 16),
-    "caffeSemantics": ("i", 1),
-}
-
-# plugin op type -> (private op type, attribute table)
-_PLUGINS = {
-    "EfficientNMS_TRT": ("TrtDeployEfficientNMS", _EFFICIENT_ATTRS),
-    "BatchedNMS_TRT": ("TrtDeployBatchedNMS", _BATCHED_ATTRS),
-    "BatchedNMSDynamic_TRT": ("TrtDeployBatchedNMS", _BATCHED_ATTRS),
-}
+# Plugins with a NumPy reference, from the registry: op type -> the plugin (its ``reference`` is
+# the private custom-op type, its attributes (with the creators' defaults) what the op declares).
+_PLUGINS = {p.op_type: p for p in plugins.all_plugins() if p.reference is not None}
+_EFFICIENT_ATTRS = plugins.get("EfficientNMS_TRT").attribute_table()  # type: ignore[union-attr]
+_BATCHED_ATTRS = plugins.get("BatchedNMS_TRT").attribute_table()  # type: ignore[union-attr]
 _EFFICIENT_WITH_ANCHORS = "TrtDeployEfficientNMSAnchors"
 
 _registered = False
@@ -78,6 +53,7 @@ def make_session(model: onnx.ModelProto | str | Path) -> onnxruntime.InferenceSe
         if not path.is_file():
             raise InputError(f"ONNX model {path} not found")
         model = onnx.load(str(path))
+    _refuse_plugins_without_reference(model)
     options = ort.SessionOptions()
     if has_plugin_nodes(model):
         model = with_reference_ops(model)
@@ -87,26 +63,38 @@ def make_session(model: onnx.ModelProto | str | Path) -> onnxruntime.InferenceSe
     )
 
 
+def _refuse_plugins_without_reference(model: onnx.ModelProto) -> None:
+    """A registered plugin with no NumPy reference cannot run on a CPU: say so, naming it."""
+    lacking = sorted(
+        {
+            node.op_type
+            for node in model.graph.node
+            if node.op_type not in _PLUGINS and plugins.is_plugin_node(node.op_type, node.domain)
+        }
+    )
+    if lacking:
+        raise UnsupportedModelError(
+            f"the ONNX uses TensorRT plugin(s) {', '.join(lacking)}, which have no CPU reference in "
+            "trtdeploy yet, so ONNX Runtime cannot run it; check it with TensorRT instead"
+        )
+
+
 def with_reference_ops(model: onnx.ModelProto) -> onnx.ModelProto:
     """A copy of ``model`` whose plugin nodes call the NumPy reference custom ops."""
     model = copy.deepcopy(model)
     for node in model.graph.node:
         if node.op_type not in _PLUGINS or node.domain not in ("", "ai.onnx"):
             continue
-        op_type, table = _PLUGINS[node.op_type]
+        plugin = _PLUGINS[node.op_type]
+        op_type = plugin.reference
         if node.op_type == "EfficientNMS_TRT" and len(node.input) == 3:
             op_type = _EFFICIENT_WITH_ANCHORS
         given = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-        attrs = []
-        for name, (kind, default) in table.items():
-            value = given.get(name, default)
-            if value is None:
-                raise InputError(
-                    f"{node.op_type} node {node.name!r} lacks the required attribute {name!r}"
-                )
-            attrs.append(
-                onnx.helper.make_attribute(name, float(value) if kind == "f" else int(value))
-            )
+        table = plugin.attribute_table()
+        attrs = [
+            onnx.helper.make_attribute(name, float(value) if table[name][0] == "f" else int(value))
+            for name, value in plugin.resolved_attrs(given, node.name).items()
+        ]
         del node.attribute[:]
         node.attribute.extend(attrs)
         node.op_type = op_type
