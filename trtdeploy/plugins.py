@@ -128,6 +128,32 @@ def removed_in(backend: str, major: int) -> frozenset[str]:
     return frozenset(p.op_type for p in _REGISTRY.values() if not p.shipped_by(backend, major))
 
 
+def bytes_dtype(op_type: str, index: int, declared: str, only_if_declared: bool = False) -> str:
+    """The dtype of the bytes in output ``index`` of a ``op_type`` node declared ``declared``.
+
+    With ``only_if_declared`` (the producer is assumed, not known) the written dtype is given
+    only when ``declared`` is the plugin's declared dtype; otherwise ``declared`` is returned."""
+    plugin = _REGISTRY.get(op_type)
+    if plugin is None or not 0 <= index < len(plugin.outputs):
+        return declared
+    spec = plugin.outputs[index]
+    if only_if_declared and spec.declared_dtype(declared) != declared:
+        return declared
+    return spec.bytes_dtype(declared)
+
+
+def plugin_outputs_of(model: Any) -> dict[str, tuple[str, int]]:
+    """Tensor name -> (plugin op type, output index) for every registered plugin node's output
+    in an onnx.ModelProto (read duck-typed: this module does not import onnx)."""
+    found = {}
+    for node in model.graph.node:
+        if node.op_type in _REGISTRY:
+            for index, name in enumerate(node.output):
+                if name:
+                    found[name] = (node.op_type, index)
+    return found
+
+
 def is_plugin_node(op_type: str, domain: str) -> bool:
     """A registered plugin node: default domain (TensorRT's parser looks plugins up by op type)
     or the domain ``check_graph`` moves it to for the checker."""

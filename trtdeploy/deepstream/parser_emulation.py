@@ -548,6 +548,7 @@ def raw_outputs_from_arrays(
     named_arrays: Sequence[tuple[str, np.ndarray]],
     batch_index: int = 0,
     engine_dtypes: Mapping[str, str] | None = None,
+    producers: Mapping[str, tuple[str, int]] | None = None,
 ) -> list[RawOutput]:
     """One image's RawOutputs from batched arrays ``[(name, array [B, ...]), ...]``.
 
@@ -555,7 +556,12 @@ def raw_outputs_from_arrays(
     bindings, and nvinfer passes them in that order). ``engine_dtypes`` maps a name to the dtype
     the engine declares when it differs from the array's (the bytes are then that dtype's); by
     default the array's own dtype is used, as ONNX Runtime and TensorRT agree for float32/int32.
+    ``producers`` (name -> (plugin op type, output index), ``plugins.plugin_outputs_of``) marks
+    plugin outputs: their bytes are the dtype the plugin's kernel writes, whatever is declared
+    (NMS_TRT's keep count: declared float32, int32 bytes).
     """
+    from trtdeploy import plugins
+
     result = []
     for name, array in named_arrays:
         arr = np.asarray(array)
@@ -563,7 +569,9 @@ def raw_outputs_from_arrays(
             raise UsageError(f"output {name!r} has shape {arr.shape}: no batch element {batch_index}")
         one = arr[batch_index]
         dtype = (engine_dtypes or {}).get(name, str(one.dtype))
-        one = np.ascontiguousarray(one.astype(np.dtype(dtype).newbyteorder("<"), copy=False))
+        source = (producers or {}).get(name)
+        written = dtype if source is None else plugins.bytes_dtype(source[0], source[1], dtype)
+        one = np.ascontiguousarray(one.astype(np.dtype(written).newbyteorder("<"), copy=False))
         result.append(RawOutput(name, str(np.dtype(dtype)), tuple(int(d) for d in one.shape), one.tobytes()))
     return result
 

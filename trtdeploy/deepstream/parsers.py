@@ -39,6 +39,7 @@ the other sources.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 SDK_REPO = "hiennguyen9874/deepstream-sources"
@@ -118,6 +119,10 @@ class TensorRead:
     name_contains: str | None = None  # nvinfer's DetectNet decoding matches a substring
     requires_float_layer: bool = False
     optional: bool = False
+    # The plugin output (op type, output index) the parser was written for. Such a tensor's
+    # bytes are what the plugin's kernel writes, which may differ from the dtype TensorRT
+    # declares for it (trtdeploy.plugins: NMS_TRT's keep count is declared float32, written int32).
+    plugin_output: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -703,7 +708,7 @@ VARIANTS: dict[str, ParserVariant] = {
             TensorRead(
                 "nms_rows", "float32", "[1,K,7]", "return false (needs 2 outputs)", _sdk("6.3", 369, 369), position=0
             ),
-            TensorRead("count", "int32", "[0]", "return false", _sdk("6.3", 370, 370), position=1),
+            TensorRead("count", "int32", "[0]", "return false", _sdk("6.3", 370, 370), position=1, plugin_output=("NMS_TRT", 1)),
         ),
         box_order="nms_rows",
         box_units="normalized",
@@ -733,7 +738,7 @@ VARIANTS: dict[str, ParserVariant] = {
             TensorRead(
                 "nms_rows", "float32", "[1,K,7]", "return false (needs 2 outputs)", _tao(_TM, 141, 141), position=0
             ),
-            TensorRead("count", "int32", "[0]", "return false", _tao(_TM, 142, 142), position=1),
+            TensorRead("count", "int32", "[0]", "return false", _tao(_TM, 142, 142), position=1, plugin_output=("NMS_TRT", 1)),
         ),
         box_order="nms_rows",
         box_units="normalized",
@@ -884,7 +889,23 @@ def variants_for_config(func: str, custom_lib_path: str | None) -> list[ParserVa
     return [v for v in variants_for_func(func) if where in v.ships_in]
 
 
-def misreads(variant_key: str, outputs: list[tuple[str, str, tuple]] | list) -> list[str]:
+def _bytes_dtype(t: TensorRead, name: str, dtype: str, producers: Mapping[str, tuple[str, int]] | None) -> str:
+    """The dtype of the bytes behind an output declared ``dtype`` (differs for plugin outputs)."""
+    from trtdeploy import plugins
+
+    if producers is not None:
+        source = producers.get(name)
+        return dtype if source is None else plugins.bytes_dtype(source[0], source[1], dtype)
+    if t.plugin_output is None:
+        return dtype
+    return plugins.bytes_dtype(*t.plugin_output, dtype, only_if_declared=True)
+
+
+def misreads(
+    variant_key: str,
+    outputs: list[tuple[str, str, tuple]] | list,
+    producers: Mapping[str, tuple[str, int]] | None = None,
+) -> list[str]:
     """One message per model output the parser would misread, miss or crash on.
 
     ``outputs`` is the model's ordered output list of ``(name, onnx dtype string, shape)``
@@ -892,6 +913,12 @@ def misreads(variant_key: str, outputs: list[tuple[str, str, tuple]] | list) -> 
     tensor the variant reads is present with the C type it is read as. Units (box order,
     normalised or pixels, class id base) cannot be seen in dtypes: match the variant's
     ``box_order``/``box_units``/``class_id_base`` fields.
+
+    A plugin output is judged by the dtype of the bytes its kernel writes, not the declared
+    one (trtdeploy.plugins). ``producers`` (output name -> (plugin op type, output index), see
+    ``plugins.plugin_outputs_of``) says which outputs come from a plugin; without it, a tensor
+    the parser was written for a plugin output (``TensorRead.plugin_output``) is taken to be
+    that output when its dtype is the plugin's declared one.
     """
     v = variant(variant_key)
     outs = [(str(o[0]), _norm_dtype(o[1]), tuple(o[2]) if len(o) > 2 and o[2] is not None else ()) for o in outputs]
@@ -908,7 +935,7 @@ def misreads(variant_key: str, outputs: list[tuple[str, str, tuple]] | list) -> 
             if t.position >= len(outs):
                 continue  # already reported by the count check
             name, dtype, shape = outs[t.position]
-            if dtype != t.c_type:
+            if _bytes_dtype(t, name, dtype, producers) != t.c_type:
                 problems.append(
                     f"{name} (output {t.position}, read as the {t.role}) is {dtype} but {v.where} reads it as {t.c_type}"
                 )
@@ -942,7 +969,7 @@ def misreads(variant_key: str, outputs: list[tuple[str, str, tuple]] | list) -> 
             problems.append(f"{t.name} is missing but {v.where} reads it by name ({t.if_missing})")
             continue
         name, dtype, shape = matches[-1]
-        if dtype != t.c_type:
+        if _bytes_dtype(t, name, dtype, producers) != t.c_type:
             problems.append(f"{name} is {dtype} but {v.where} reads it as {t.c_type}")
         problems += _row_problems(v, t, name, shape)
     return problems
