@@ -222,6 +222,17 @@ def _proposal_dynamic_shapes(attrs: dict[str, Any], inputs: Sequence[Sequence[Di
 
 # ---- the registry ----------------------------------------------------------------------
 
+
+def _defaults(kind: str, **defaults: Any) -> tuple[Attr, ...]:
+    """Attributes of one kind with the creator's defaults, in the creator's order."""
+    return tuple(Attr(name, kind, value) for name, value in defaults.items())
+
+
+def _required(kind: str, names: str) -> tuple[Attr, ...]:
+    """Attributes of one kind without a default, in the creator's order."""
+    return tuple(Attr(name, kind) for name in names.split())
+
+
 _DETECTION_OUTPUTS_EFFICIENT = (
     PluginOutput("num_detections", "int32", "int32"),
     PluginOutput("detection_boxes", "input", "input"),
@@ -236,13 +247,9 @@ register(
         op_type="EfficientNMS_TRT",
         version="1",
         attrs=(
-            Attr("score_threshold", "f", 0.5),
-            Attr("iou_threshold", "f", 0.5),
-            Attr("max_output_boxes", "i", 100),
-            Attr("background_class", "i", -1),
-            Attr("score_activation", "i", 0),
-            Attr("class_agnostic", "i", 0),
-            Attr("box_coding", "i", 0),
+            *_defaults("f", score_threshold=0.5, iou_threshold=0.5),
+            *_defaults("i", max_output_boxes=100, background_class=-1, score_activation=0),
+            *_defaults("i", class_agnostic=0, box_coding=0),
         ),
         outputs=_DETECTION_OUTPUTS_EFFICIENT,
         shapes=_detections_shapes("max_output_boxes"),
@@ -257,10 +264,8 @@ register(
         op_type="EfficientNMS_ONNX_TRT",
         version="1",
         attrs=(
-            Attr("score_threshold", "f", 0.0),
-            Attr("iou_threshold", "f", 0.0),
-            Attr("max_output_boxes_per_class", "i", 0),
-            Attr("center_point_box", "i", 0),
+            *_defaults("f", score_threshold=0.0, iou_threshold=0.0),
+            *_defaults("i", max_output_boxes_per_class=0, center_point_box=0),
         ),
         # l.138-142: with ONNX indices every output is kINT32 (selected_indices [K,3])
         outputs=(PluginOutput("selected_indices", "int32", "int32"),),
@@ -273,13 +278,8 @@ register(
 # l.567-585 (output 0 kINT32, the others the input type: classes are float) and
 # gatherNMSOutputs.cu l.51-54 (int* numDetections, T_BBOX* boxes, scores, classes).
 _BATCHED_ATTRS = (
-    Attr("shareLocation", "i"),
-    Attr("backgroundLabelId", "i"),
-    Attr("numClasses", "i"),
-    Attr("topK", "i"),
-    Attr("keepTopK", "i"),
-    Attr("scoreThreshold", "f"),
-    Attr("iouThreshold", "f"),
+    *_required("i", "shareLocation backgroundLabelId numClasses topK keepTopK"),
+    *_required("f", "scoreThreshold iouThreshold"),
     Attr("isNormalized", "i", 1),
     Attr("clipBoxes", "i", 1),
     Attr("scoreBits", "i", 16),
@@ -314,17 +314,10 @@ _NMS_OUTPUTS = (
     PluginOutput("keep_count", "float32", "int32"),
 )
 _NMS_ATTRS = (
-    Attr("shareLocation", "i"),
-    Attr("varianceEncodedInTarget", "i"),
-    Attr("backgroundLabelId", "i"),
-    Attr("numClasses", "i"),
-    Attr("topK", "i"),
-    Attr("keepTopK", "i"),
-    Attr("confidenceThreshold", "f"),
-    Attr("nmsThreshold", "f"),
+    *_required("i", "shareLocation varianceEncodedInTarget backgroundLabelId numClasses topK keepTopK"),
+    *_required("f", "confidenceThreshold nmsThreshold"),
     Attr("inputOrder", "ints", (0, 2, 1)),  # createPlugin l.640-642
-    Attr("confSigmoid", "i"),
-    Attr("isNormalized", "i"),
+    *_required("i", "confSigmoid isNormalized"),
     Attr("codeType", "i", 3),  # CodeTypeSSD::TF_CENTER, createPlugin l.639
     Attr("scoreBits", "i", 16),  # l.643-644
     Attr("isBatchAgnostic", "i", 1),
@@ -374,15 +367,10 @@ register(
         op_type="ProposalDynamic",
         version="1",
         attrs=(
-            Attr("input_height", "i"),
-            Attr("input_width", "i"),
-            Attr("rpn_stride", "i"),
-            Attr("roi_min_size", "f"),
-            Attr("nms_iou_threshold", "f"),
-            Attr("pre_nms_top_n", "i"),
-            Attr("post_nms_top_n", "i"),
-            Attr("anchor_sizes", "floats"),
-            Attr("anchor_ratios", "floats"),
+            *_required("i", "input_height input_width rpn_stride"),
+            *_required("f", "roi_min_size nms_iou_threshold"),
+            *_required("i", "pre_nms_top_n post_nms_top_n"),
+            *_required("floats", "anchor_sizes anchor_ratios"),
         ),
         outputs=(PluginOutput("rois", "float32", "float32"),),
         shapes=_proposal_dynamic_shapes,
@@ -418,12 +406,9 @@ register(
         version="2",
         attrs=(
             # createPlugin defaults, roiAlignPlugin.cpp l.73-78 (aligned 1 = half_pixel)
-            Attr("coordinate_transformation_mode", "i", 1),
-            Attr("mode", "i", 1),
-            Attr("output_height", "i", 1),
-            Attr("output_width", "i", 1),
-            Attr("sampling_ratio", "i", 0),
-            Attr("spatial_scale", "f", 1.0),
+            *_defaults("i", coordinate_transformation_mode=1, mode=1, output_height=1, output_width=1),
+            *_defaults("i", sampling_ratio=0),
+            *_defaults("f", spatial_scale=1.0),
         ),
         outputs=(PluginOutput("pooled", "input", "input"),),
         shapes=_roi_align_shapes,
@@ -449,10 +434,8 @@ register(
         op_type="MultilevelProposeROI_TRT",
         version="1",
         attrs=(
-            Attr("prenms_topk", "i"),
-            Attr("keep_topk", "i"),
-            Attr("fg_threshold", "f"),
-            Attr("iou_threshold", "f"),
+            *_required("i", "prenms_topk keep_topk"),
+            *_required("f", "fg_threshold iou_threshold"),
             Attr("image_size", "ints"),
         ),
         outputs=(PluginOutput("rois", "input", "input"),),
