@@ -11,7 +11,7 @@ Which input of a node may be float16 is read from the ONNX operator schema (e.g.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -109,21 +109,46 @@ def convert_to_fp16(model: onnx.ModelProto, keep_nodes: Iterable[str] = ()) -> t
     def is_float(name: str) -> bool:
         return types.get(name) == FLOAT
 
+    converted, kept = _nodes_to_convert(model, keep_names, is_float)
+    wants_half, slot_type, half_params = _consumer_types(model, converted, is_float)
+    produced, init_count, clipped_total = _producer_types(model, converted, is_float, wants_half, half_params)
+    casts = _cast_graph_outputs_back(graph, produced)
+    casts += _cast_inputs(graph, slot_type, produced)
+    graph.node.extend(casts)
+    del graph.value_info[:]
+    _toposort(graph)
+    model = _checked(model)
+    if clipped_total:
+        log.warning("FP16 conversion clipped %d weight values beyond +-%g", clipped_total, FP16_MAX)
+    report = Fp16Report(len(converted), kept, len(casts), init_count, clipped_total)
+    return model, report
+
+
+def _nodes_to_convert(
+    model: onnx.ModelProto, keep_names: set[str], is_float: Callable[[str], bool]
+) -> tuple[set[int], list[str]]:
+    """Indices of the nodes converted to float16, and the names of float nodes kept float32."""
     kept: list[str] = []
     converted: set[int] = set()
-    for index, node in enumerate(graph.node):
+    for index, node in enumerate(model.graph.node):
         has_subgraph = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
         if node.op_type in KEEP_FP32_OPS or node.name in keep_names or has_subgraph or _schema(node, model) is None:
             if any(is_float(v) for v in list(node.input) + list(node.output)):
                 kept.append(node.name or node.op_type)
             continue
         converted.add(index)
+    return converted, kept
 
-    # Which float32 values each consumer wants as float16.
-    wants_half: dict[str, bool] = {}  # value -> any consumer wants half
+
+def _consumer_types(
+    model: onnx.ModelProto, converted: set[int], is_float: Callable[[str], bool]
+) -> tuple[dict[str, bool], dict[tuple[int, int], int], dict[int, set[str]]]:
+    """Which float32 values each consumer wants as float16: value -> any consumer wants half,
+    (node, input slot) -> wanted type, node -> its type parameters bound to half."""
+    wants_half: dict[str, bool] = {}
     slot_type: dict[tuple[int, int], int] = {}
     half_params: dict[int, set[str]] = {}
-    for index, node in enumerate(graph.node):
+    for index, node in enumerate(model.graph.node):
         schema = _schema(node, model) if index in converted else None
         for slot, name in enumerate(node.input):
             if not name or not is_float(name):
@@ -136,8 +161,19 @@ def convert_to_fp16(model: onnx.ModelProto, keep_nodes: Iterable[str] = ()) -> t
                     half_params.setdefault(index, set()).add(formal.type_str)
             slot_type[(index, slot)] = want
             wants_half[name] = wants_half.get(name, False) or want == HALF
+    return wants_half, slot_type, half_params
 
-    # What each float32 value becomes where it is produced.
+
+def _producer_types(
+    model: onnx.ModelProto,
+    converted: set[int],
+    is_float: Callable[[str], bool],
+    wants_half: dict[str, bool],
+    half_params: dict[int, set[str]],
+) -> tuple[dict[str, int], int, int]:
+    """What each float32 value becomes where it is produced (initializers wanted as half are
+    converted in place); also the number of converted initializers and of clipped weights."""
+    graph = model.graph
     produced: dict[str, int] = {}
     for value in graph.input:
         if is_float(value.name):
@@ -165,8 +201,11 @@ def convert_to_fp16(model: onnx.ModelProto, keep_nodes: Iterable[str] = ()) -> t
                 continue
             if _retype_attributes(node) or formal.type_str in half_params.get(index, set()):
                 produced[name] = HALF
+    return produced, init_count, clipped_total
 
-    # Graph outputs stay float32: a half-producing output gets renamed and cast back.
+
+def _cast_graph_outputs_back(graph: onnx.GraphProto, produced: dict[str, int]) -> list[onnx.NodeProto]:
+    """Graph outputs stay float32: a half-producing output gets renamed and cast back."""
     casts: list[onnx.NodeProto] = []
     for out in graph.output:
         if produced.get(out.name) == HALF:
@@ -176,7 +215,14 @@ def convert_to_fp16(model: onnx.ModelProto, keep_nodes: Iterable[str] = ()) -> t
                 node.input[:] = [inner if v == out.name else v for v in node.input]
             produced[inner] = HALF
             casts.append(helper.make_node("Cast", [inner], [out.name], to=FLOAT, name=f"{out.name}__to_fp32"))
+    return casts
 
+
+def _cast_inputs(
+    graph: onnx.GraphProto, slot_type: dict[tuple[int, int], int], produced: dict[str, int]
+) -> list[onnx.NodeProto]:
+    """One Cast per (value, wanted type) where a consumer wants another type than produced."""
+    casts: list[onnx.NodeProto] = []
     cast_names: dict[tuple[str, int], str] = {}
     for (index, slot), want in slot_type.items():
         node = graph.node[index]
@@ -191,10 +237,11 @@ def convert_to_fp16(model: onnx.ModelProto, keep_nodes: Iterable[str] = ()) -> t
             casts.append(helper.make_node("Cast", [name], [cast_out], to=want, name=cast_out))
             cast_names[key] = cast_out
         node.input[slot] = cast_names[key]
+    return casts
 
-    graph.node.extend(casts)
-    del graph.value_info[:]
-    _toposort(graph)
+
+def _checked(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The converted model, checked (and shape-inferred when it has no plugin node)."""
     try:
         # The checker knows no TensorRT plugin op (an EfficientNMS_TRT head): check the graph
         # without them and what follows them, which holds every node this conversion changed.
@@ -210,10 +257,7 @@ def convert_to_fp16(model: onnx.ModelProto, keep_nodes: Iterable[str] = ()) -> t
             f"FP16 conversion produced an invalid graph ({exc}); keep the failing node float32 "
             "with --layer-precision NAME=fp32 and report the model"
         ) from exc
-    if clipped_total:
-        log.warning("FP16 conversion clipped %d weight values beyond +-%g", clipped_total, FP16_MAX)
-    report = Fp16Report(len(converted), kept, len(casts), init_count, clipped_total)
-    return model, report
+    return model
 
 
 def _retype_attributes(node: onnx.NodeProto) -> bool:
