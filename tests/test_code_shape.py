@@ -162,3 +162,21 @@ def test_one_tensorrt_version_parser():
             if pattern.search(line):
                 others.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert others == [], "\n".join(others)
+
+
+def test_one_exception_family():
+    """Every exception class of ours derives from trtdeploy.errors.TrtDeployError (the CLI maps
+    that family to one `error:` line and an exit code): none subclasses a builtin directly."""
+    import builtins
+
+    builtin_errors = {name for name, obj in vars(builtins).items() if isinstance(obj, type) and issubclass(obj, BaseException)}
+    outside = []
+    for path in _sources(*PACKAGES):
+        if path.relative_to(ROOT).as_posix() == "trtdeploy/errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ClassDef):
+                bases = {b.id for b in node.bases if isinstance(b, ast.Name)}
+                if bases & builtin_errors:
+                    outside.append(f"{path.relative_to(ROOT)}: {node.name}({', '.join(sorted(bases))})")
+    assert outside == [], "\n".join(outside)
