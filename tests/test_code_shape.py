@@ -35,8 +35,19 @@ DUPLICATES_ALLOWED = {
 
 # The leaf modules: they import nothing of ours but each other, and they are all that
 # `calibration` may import from trtdeploy (ARCHITECTURE.md: calibration <- trtdeploy).
+# The engine sidecar schema (engine/sidecar.py) is one of them, with the two small modules it
+# reads (the machine facts it records, the sidecar's file name).
 LEAF_MODULES = frozenset(
-    {"trtdeploy.errors", "trtdeploy.files", "trtdeploy.versions", "trtdeploy.plugins", "trtdeploy.log"}
+    {
+        "trtdeploy.errors",
+        "trtdeploy.files",
+        "trtdeploy.versions",
+        "trtdeploy.plugins",
+        "trtdeploy.log",
+        "trtdeploy.engine.sidecar",
+        "trtdeploy.engine.machine",
+        "trtdeploy.engine.naming",
+    }
 )
 OUR_PACKAGES = ("trtdeploy", "calibration", "tfod_trt", "tao_trt")
 
