@@ -270,7 +270,9 @@ register(
         # l.138-142: with ONNX indices every output is kINT32 (selected_indices [K,3])
         outputs=(PluginOutput("selected_indices", "int32", "int32"),),
         source="NVIDIA/TensorRT release/10.16 plugin/efficientNMSPlugin/efficientNMSPlugin.cpp l.33-34, l.540-543",
-        note="removed in TensorRT 10.16 and 11 (release/11.0 plugin/efficientNMSPlugin/README.md l.21): use INMSLayer",
+        # release/11.0 plugin/efficientNMSPlugin/README.md l.21 says "removed in TensorRT 10.16", yet
+        # release/10.16 plugin/api/inferPlugin.cpp l.200 still registers its creator: 10.x has it.
+        note="absent from release/11.0 (use INMSLayer)",
     )
 )
 
