@@ -161,14 +161,15 @@ def test_calib_help_has_examples() -> None:
 
 
 def test_import_calibration_stays_light() -> None:
-    """No heavy module, and of trtdeploy only the leaf modules (error family, file writes)."""
+    """No heavy module, and of trtdeploy only the leaf modules (error family, file writes, versions)."""
     code = (
         "import sys, calibration; heavy = [m for m in ('tensorflow', 'tensorrt', 'tensorrt_rtx', 'tf2onnx', "
         "'onnx', 'onnxruntime', 'h5py') if m in sys.modules]; "
         "ours = sorted(m for m in sys.modules if m.startswith('trtdeploy')); print(heavy, ours)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[] ['trtdeploy', 'trtdeploy.errors', 'trtdeploy.files']"
+    leaves = "['trtdeploy', 'trtdeploy.errors', 'trtdeploy.files', 'trtdeploy.versions']"
+    assert out.strip() == f"[] {leaves}"
 
 
 def test_tensorfile_is_a_calibration_source(tmp_path: Path, photo_jpegs: list[Path]) -> None:
