@@ -241,3 +241,28 @@ def test_plugin_outputs_of_a_model():
         "det_scores": ("EfficientNMS_TRT", 2),
         "det_classes": ("EfficientNMS_TRT", 3),
     }
+
+
+def test_output_shape_rules_restated_from_the_source():
+    """getOutputDimensions / getOutputShapes, NVIDIA/TensorRT release/10.16: cropAndResizePlugin.cpp
+    l.78-86 [N,R,C,crop_h,crop_w]; roiAlignPlugin.cpp l.259-279 [R,C,out_h,out_w];
+    resizeNearestPlugin.cpp l.109-124 (last two dims * scale); proposalPlugin.cpp l.264-279
+    [N,post_nms_top_n,4,1]; nmsPlugin.cpp l.188-204 [N,1,keepTopK,7] and [N,1,1,1]."""
+
+    def shapes(op, attrs, *inputs):
+        plugin = plugins.get(op)
+        return plugin.output_shapes(plugin.resolved_attrs(attrs) if op != "NMS_TRT" else attrs, list(inputs))
+
+    assert shapes("CropAndResizeDynamic", {"crop_width": 7, "crop_height": 5}, ["N", 64, 32, 32], ["N", 100, 4]) == [
+        ["N", 100, 64, 5, 7]
+    ]
+    assert shapes("ROIAlign_TRT", {"output_height": 14, "output_width": 14}, [1, 256, 50, 50], [300, 4], [300]) == [
+        [300, 256, 14, 14]
+    ]
+    assert shapes("ResizeNearest_TRT", {"scale": 2.0}, [1, 256, 25, 38]) == [[1, 256, 50, 76]]
+    assert shapes("NMS_TRT", {"keepTopK": 200}, ["B", 8, 1, 1]) == [["B", 1, 200, 7], ["B", 1, 1, 1]]
+    proposal = {k: 1 for k in ("input_height", "input_width", "rpn_stride", "pre_nms_top_n")}
+    proposal |= {"roi_min_size": 1.0, "nms_iou_threshold": 0.7, "post_nms_top_n": 300}
+    proposal |= {"anchor_sizes": [1.0], "anchor_ratios": [1.0]}
+    assert shapes("ProposalDynamic", proposal, [2, 18, 10, 10], [2, 36, 10, 10]) == [[2, 300, 4, 1]]
+    assert plugins.get("BatchTilePlugin_TRT").output_shapes({}, [[1, 2]]) is None  # not modelled

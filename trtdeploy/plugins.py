@@ -211,7 +211,8 @@ def _resize_nearest_shapes(attrs: dict[str, Any], inputs: Sequence[Sequence[Dim]
     shape = list(inputs[0] or [])
     scale = float(attrs["scale"])
     for i in range(max(len(shape) - 2, 0), len(shape)):
-        shape[i] = int(shape[i] * scale) if isinstance(shape[i], int) else None
+        dim = shape[i]
+        shape[i] = int(dim * scale) if isinstance(dim, int) else None
     return [shape]
 
 
