@@ -115,6 +115,7 @@ def gen_ds_config(
 
             if arch not in ARCHITECTURES:
                 raise UsageError(f"--arch {arch!r} is not a TAO architecture; choose one of {', '.join(ARCHITECTURES)}")
+        _class_ids(operate_on_class_ids)  # refuse a malformed list before any reading
         hints = None
         if tao_spec is not None:
             if card is not None or arch is None:
@@ -136,11 +137,7 @@ def gen_ds_config(
             from trtdeploy.families import ds_hints
 
             hints = ds_hints(deploy_card, model_path)  # what the card's family knows beyond the card
-        class_ids = (
-            [int(v) for v in operate_on_class_ids.replace(",", ";").split(";") if v]
-            if operate_on_class_ids
-            else None
-        )
+        class_ids = _class_ids(operate_on_class_ids)
         options = DsOptions(
             name=name,
             gie_id=gie_id,
@@ -153,8 +150,10 @@ def gen_ds_config(
             parse_func=parse_func,
             ds_parser=ds_parser,
         )
+        # Inputs are never outputs: every file this command reads, whatever route it took.
+        inputs = (card, tao_spec, onnx, etlt, labels, engine, calib_cache, model_path)
         result = generate(
-            deploy_card, model_path, out_dir, options, hints, engine, calib_cache, force
+            deploy_card, model_path, out_dir, options, hints, engine, calib_cache, force, inputs=inputs
         )
         for path in result.paths:
             console.print(f"wrote {path}", highlight=False)
@@ -164,6 +163,20 @@ def gen_ds_config(
             f"engine {props.get('model-engine-file', '-')}, {len(result.config.labels)} label(s)",
             highlight=False,
         )
+
+
+def _class_ids(text: str | None) -> list[int] | None:
+    """--operate-on-class-ids '0;2' (or '0,2') as class ids; one error line for anything else."""
+    from trtdeploy.errors import UsageError
+
+    if not text:
+        return None
+    parts = [v.strip() for v in text.replace(",", ";").split(";") if v.strip()]
+    if not parts or not all(v.isdigit() for v in parts):
+        raise UsageError(
+            f"--operate-on-class-ids {text!r} must be class ids separated by ';' (e.g. '0;2')"
+        )
+    return [int(v) for v in parts]
 
 
 def check_ds_config(
