@@ -25,7 +25,9 @@ def benchmark(
     verbose: int = VerboseOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Time a model's inference on a batch of real photos: latency min/max/mean/median/p90/p95/p99
+    """Time a model's inference: latency percentiles and throughput, like trtexec's summary.
+
+    Runs on a batch of real photos: latency min/max/mean/median/p90/p95/p99
     and throughput. ONNX models run in ONNX Runtime on the CPU (TensorRT NMS plugins through
     trtdeploy's NumPy references, which are part of the time); engines in TensorRT where it is
     installed; saved models in TensorFlow. Preprocessing is not timed.

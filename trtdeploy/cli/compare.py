@@ -32,7 +32,9 @@ def compare(
     verbose: int = VerboseOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Run models on the same images and compare each with the first: matched detections
+    """Compare models on the same images: what FP16, INT8 or an engine changes.
+
+    Each model is compared with the first: matched detections
     (same class, IoU >= --iou, score >= --threshold), the largest score and box differences,
     and with --annotations the mAP of each and its delta. mAP uses every detection a model emits
     (see `trtdeploy evaluate --help` on the score threshold).
