@@ -59,102 +59,139 @@ def verify(
     """
     setup_logging(verbose, quiet)
     with user_errors():
-        from trtdeploy.deploy_card import DeployCard, card_path_for
-        from trtdeploy.errors import InputError
-        from trtdeploy.exact import K_SCORE, SCORE_FLOOR, TFOD_RAW, exact_errors, tfod_raw_outputs
-        from trtdeploy.runners import OnnxRuntimeRunner, to_input_tensor
-        from trtdeploy.sample_images import load_folder, resize_for_model, sample_photos
-        from trtdeploy.verify import (
-            Tolerance,
-            check_batches,
-            check_saved_model_provenance,
-            compare,
-            nothing_compared,
-            refuse_empty_comparison,
-            run_batched,
-        )
-
-        if num < 1:
-            raise UsageError(f"--num must be >= 1, got {num}")
-        if exact and not 1 <= exact_num <= num:
-            raise UsageError(f"--exact-num must be in 1..--num ({num}), got {exact_num}")
-        if score_tol is not None and exact:
-            raise UsageError("--score-tol and --exact exclude each other: --exact derives the score tolerance")
-        Tolerance(iou, min_matched, DEFAULT_SCORE_TOL if score_tol is None else score_tol,
-                  0.0 if score_threshold is None else score_threshold).validate()
-        if not Path(onnx_path).is_file():
-            raise InputError(f"ONNX file {onnx_path} not found")
-        if not Path(saved_model).is_dir():
-            raise InputError(f"saved model folder {saved_model} not found")
-        card = DeployCard.load(card_path_for(onnx_path))
-        static = card.input.shape[0]
-        batches = check_batches(list(batch or []), static)
-        checked = check_saved_model_provenance(card, saved_model)
-        if not checked:
-            console.print(f"[yellow]warning[/]: the deploy card records no saved-model hashes; cannot check that "
-                          f"{onnx_path.name} was made from {saved_model}")
-        photos = load_folder(images, num) if images else sample_photos(num)
-        pixels = np.stack(
-            [resize_for_model(img, card.input.height, card.input.width, card.preprocess.resize) for _, img in photos]
-        )
+        _check_options(num, exact, exact_num, score_tol, iou, min_matched, score_threshold, onnx_path, saved_model)
+        card, batches, pixels = _load_inputs(onnx_path, saved_model, images, num, batch)
         threshold = card.nms.score_threshold if score_threshold is None else score_threshold
-
-        from tfod_trt.runner import TfodRunner
-
-        report = None
         with progress() as bar:
             task = bar.add_task("TensorFlow", total=len(pixels))
-            tf_runner = TfodRunner(saved_model)
-            reference = []
-            raw = []
-            for i, image in enumerate(pixels):
-                reference.extend(tf_runner.detections(image[None]))
-                if exact and i < exact_num:
-                    raw.append(tf_runner.infer(image[None], list(TFOD_RAW.values())))
-                bar.advance(task)
-            if exact:
-                import onnx
-
-                bar.update(task, description="float64 reference", completed=0, total=exact_num)
-                tf_raw = tfod_raw_outputs(raw, len(card.labels))
-                report = exact_errors(onnx.load(str(onnx_path)), to_input_tensor(pixels[:exact_num], card), tf_raw,
-                                      batch=max(static, 1), progress=lambda: bar.advance(task, 0.5))
+            reference, report = _run_tensorflow(bar, task, saved_model, onnx_path, card, pixels, exact, exact_num)
+            if report is not None:
                 score_tol = report.score_tolerance()
-            tol = Tolerance(iou, min_matched, DEFAULT_SCORE_TOL if score_tol is None else score_tol, threshold)
-            onnx_runner = OnnxRuntimeRunner(onnx_path, card)
-            results = {}
-            for b in batches:
-                bar.update(task, description=f"ONNX Runtime (batch {b})", completed=0, total=len(pixels))
-                results[b] = compare(reference, run_batched(onnx_runner.detections, pixels, b), tol)
+            tol = _tolerance(iou, min_matched, score_tol, threshold)
+            results = _run_onnx(bar, task, onnx_path, card, pixels, batches, reference, tol)
+        _print_tables(report, results, tol, onnx_path.name, len(pixels))
+        _judge(report, results, tol, threshold, len(pixels), min_matched, iou)
 
-        out = Console(width=None if sys.stdout.isatty() else 130)
-        typer.echo("")
-        if report is not None:
-            out.print(_exact_table(report, onnx_path.name))
-            scores = report.output("scores")
-            derived = f"max({SCORE_FLOOR:g}, {K_SCORE:g} x {scores.tf_exact:.2e})"
-            typer.echo(f"score tolerance from the float64 reference: {derived} = {tol.score:.2e}")
-        out.print(_match_table(results, tol, onnx_path.name, len(pixels)))
-        if report is not None and report.suspects:
-            worst = report.output(report.suspects[0])
-            raise VerificationError(
-                f"TensorFlow's {worst.name} are {worst.tf_exact:.2e} from the float64 value of the ONNX, "
-                f"{worst.tf_exact / max(worst.onnx_exact, 1e-30):.0f}x ONNX Runtime's own float32 error "
-                f"({worst.onnx_exact:.2e}): that is not float noise, the converted graph computes something else"
-            )
-        first = next(iter(results.values()))
-        if nothing_compared(first):
-            refuse_empty_comparison(first, threshold, len(pixels))
-        failed = [b for b, stats in results.items() if not tol.accepts(stats)]
-        if failed:
-            raise VerificationError(
-                f"ONNX differs from TensorFlow beyond tolerance at batch {failed} (need >= {min_matched:.0%} of each "
-                f"side matched at IoU >= {iou} and score difference <= {tol.score:.2g}; to tell float32 noise from a "
-                "conversion error, run with --exact)"
-            )
-        totals = ", ".join(f"batch {b}: {s.matched}/{s.reference} matched" for b, s in results.items())
-        console.print(f"[green]verified[/]: the ONNX matches TensorFlow within tolerance ({totals}, "
-                      f"max dScore {max(s.max_score_diff for s in results.values()):.2e} <= {tol.score:.2e})")
+
+def _tolerance(iou: float, min_matched: float, score_tol: float | None, threshold: float):  # type: ignore[no-untyped-def]
+    from trtdeploy.verify import Tolerance
+
+    return Tolerance(iou, min_matched, DEFAULT_SCORE_TOL if score_tol is None else score_tol, threshold)
+
+
+def _check_options(num: int, exact: bool, exact_num: int, score_tol: float | None, iou: float, min_matched: float,
+                   score_threshold: float | None, onnx_path: Path, saved_model: Path) -> None:
+    """The option checks, cheapest first, before anything is loaded."""
+    from trtdeploy.errors import InputError
+
+    if num < 1:
+        raise UsageError(f"--num must be >= 1, got {num}")
+    if exact and not 1 <= exact_num <= num:
+        raise UsageError(f"--exact-num must be in 1..--num ({num}), got {exact_num}")
+    if score_tol is not None and exact:
+        raise UsageError("--score-tol and --exact exclude each other: --exact derives the score tolerance")
+    _tolerance(iou, min_matched, score_tol, 0.0 if score_threshold is None else score_threshold).validate()
+    if not Path(onnx_path).is_file():
+        raise InputError(f"ONNX file {onnx_path} not found")
+    if not Path(saved_model).is_dir():
+        raise InputError(f"saved model folder {saved_model} not found")
+
+
+def _load_inputs(onnx_path: Path, saved_model: Path, images: Path | None, num: int, batch: list[int] | None):  # type: ignore[no-untyped-def]
+    """The deploy card, the batch sizes to run, a provenance check, and the resized images."""
+    from trtdeploy.deploy_card import DeployCard, card_path_for
+    from trtdeploy.sample_images import load_folder, resize_for_model, sample_photos
+    from trtdeploy.verify import check_batches, check_saved_model_provenance
+
+    card = DeployCard.load(card_path_for(onnx_path))
+    batches = check_batches(list(batch or []), card.input.shape[0])
+    checked = check_saved_model_provenance(card, saved_model)
+    if not checked:
+        console.print(f"[yellow]warning[/]: the deploy card records no saved-model hashes; cannot check that "
+                      f"{onnx_path.name} was made from {saved_model}")
+    photos = load_folder(images, num) if images else sample_photos(num)
+    pixels = np.stack(
+        [resize_for_model(img, card.input.height, card.input.width, card.preprocess.resize) for _, img in photos]
+    )
+    return card, batches, pixels
+
+
+def _run_tensorflow(bar, task, saved_model: Path, onnx_path: Path, card, pixels, exact: bool, exact_num: int):  # type: ignore[no-untyped-def]
+    """TensorFlow's detections on every image and, with --exact, the float64 report on the first
+    exact_num images (None without --exact)."""
+    from tfod_trt.runner import TfodRunner
+    from trtdeploy.exact import TFOD_RAW, exact_errors, tfod_raw_outputs
+    from trtdeploy.runners import to_input_tensor
+
+    tf_runner = TfodRunner(saved_model)
+    reference = []
+    raw = []
+    for i, image in enumerate(pixels):
+        reference.extend(tf_runner.detections(image[None]))
+        if exact and i < exact_num:
+            raw.append(tf_runner.infer(image[None], list(TFOD_RAW.values())))
+        bar.advance(task)
+    if not exact:
+        return reference, None
+    import onnx
+
+    bar.update(task, description="float64 reference", completed=0, total=exact_num)
+    tf_raw = tfod_raw_outputs(raw, len(card.labels))
+    report = exact_errors(onnx.load(str(onnx_path)), to_input_tensor(pixels[:exact_num], card), tf_raw,
+                          batch=max(card.input.shape[0], 1), progress=lambda: bar.advance(task, 0.5))
+    return reference, report
+
+
+def _run_onnx(bar, task, onnx_path: Path, card, pixels, batches: list[int], reference, tol):  # type: ignore[no-untyped-def]
+    """ONNX Runtime's detections at each batch size, compared with TensorFlow's: batch -> stats."""
+    from trtdeploy.runners import OnnxRuntimeRunner
+    from trtdeploy.verify import compare, run_batched
+
+    onnx_runner = OnnxRuntimeRunner(onnx_path, card)
+    results = {}
+    for b in batches:
+        bar.update(task, description=f"ONNX Runtime (batch {b})", completed=0, total=len(pixels))
+        results[b] = compare(reference, run_batched(onnx_runner.detections, pixels, b), tol)
+    return results
+
+
+def _print_tables(report, results, tol, name: str, images: int) -> None:  # type: ignore[no-untyped-def]
+    from trtdeploy.exact import K_SCORE, SCORE_FLOOR
+
+    out = Console(width=None if sys.stdout.isatty() else 130)
+    typer.echo("")
+    if report is not None:
+        out.print(_exact_table(report, name))
+        scores = report.output("scores")
+        derived = f"max({SCORE_FLOOR:g}, {K_SCORE:g} x {scores.tf_exact:.2e})"
+        typer.echo(f"score tolerance from the float64 reference: {derived} = {tol.score:.2e}")
+    out.print(_match_table(results, tol, name, images))
+
+
+def _judge(report, results, tol, threshold: float, images: int, min_matched: float, iou: float) -> None:  # type: ignore[no-untyped-def]
+    """Raise VerificationError unless every run is within tolerance; print the summary line if it is."""
+    from trtdeploy.verify import nothing_compared, refuse_empty_comparison
+
+    if report is not None and report.suspects:
+        worst = report.output(report.suspects[0])
+        raise VerificationError(
+            f"TensorFlow's {worst.name} are {worst.tf_exact:.2e} from the float64 value of the ONNX, "
+            f"{worst.tf_exact / max(worst.onnx_exact, 1e-30):.0f}x ONNX Runtime's own float32 error "
+            f"({worst.onnx_exact:.2e}): that is not float noise, the converted graph computes something else"
+        )
+    first = next(iter(results.values()))
+    if nothing_compared(first):
+        refuse_empty_comparison(first, threshold, images)
+    failed = [b for b, stats in results.items() if not tol.accepts(stats)]
+    if failed:
+        raise VerificationError(
+            f"ONNX differs from TensorFlow beyond tolerance at batch {failed} (need >= {min_matched:.0%} of each "
+            f"side matched at IoU >= {iou} and score difference <= {tol.score:.2g}; to tell float32 noise from a "
+            "conversion error, run with --exact)"
+        )
+    totals = ", ".join(f"batch {b}: {s.matched}/{s.reference} matched" for b, s in results.items())
+    console.print(f"[green]verified[/]: the ONNX matches TensorFlow within tolerance ({totals}, "
+                  f"max dScore {max(s.max_score_diff for s in results.values()):.2e} <= {tol.score:.2e})")
 
 
 def _exact_table(report, name: str) -> Table:  # type: ignore[no-untyped-def]
