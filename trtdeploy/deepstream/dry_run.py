@@ -210,6 +210,81 @@ def _class_params(sections: dict[str, dict[str, str]], num_classes: int, where: 
     return params
 
 
+def _release(loaded: LoadedConfig, deepstream: str | None, where: str) -> str:
+    """The DeepStream release to emulate (the default one unless named), checked against the config's form."""
+    release = deepstream or DEFAULT_RELEASE
+    if release not in MAPPING:
+        raise UsageError(f"--deepstream {release}: the dry run emulates DeepStream {', '.join(MAPPING)} "
+                         "(7.x/8.0 have no public source; 6.3 and 9.0 agree, use 9.0)")
+    if loaded.yaml and release in ("6.0", "6.0.1"):
+        # gst-nvinfer reads .yml/.yaml configs from 6.1 on (6.1 gstnvinfer.cpp l.458-460, 9.0 l.513-516)
+        raise InputError(f"{where}: DeepStream {release} reads no YAML config (from 6.1 on); use the .txt form")
+    return release
+
+
+def _network_type(props: dict[str, str], where: str) -> int:
+    network_type = _int(props, "network-type", DETECTOR, where)
+    if "network-type" not in props and _bool(props, "is-classifier", where):
+        network_type = 1
+    if network_type not in (DETECTOR, INSTANCE_SEGMENTATION):
+        raise UnsupportedModelError(
+            f"{where}: network-type={network_type}; ds-run handles detectors (0) and instance segmentation (3)"
+        )
+    return network_type
+
+
+def _onnx_path(loaded: LoadedConfig, where: str) -> Path:
+    """The existing ONNX file named by onnx-file (the dry run runs nothing else)."""
+    props = loaded.properties
+    onnx_value = props.get("onnx-file")
+    if not onnx_value:
+        other = next((k for k in ("tlt-encoded-model", "uff-file", "model-file") if props.get(k)), None)
+        raise UnsupportedModelError(
+            f"{where}: no onnx-file" + (f" ({other} is not run by the dry run)" if other else "")
+            + "; ds-run runs the ONNX named by onnx-file"
+        )
+    onnx_path = loaded.resolve(onnx_value)
+    if not onnx_path.is_file():
+        raise InputError(f"{where}: onnx-file={onnx_value} resolves to {onnx_path}, which does not exist")
+    return onnx_path
+
+
+def _parse_func(props: dict[str, str], network_type: int, where: str) -> tuple[str | None, str | None]:
+    """The custom parser's function name and library (None, None for nvinfer's built-in parser)."""
+    # instance segmentation names its parser with parse-bbox-instance-mask-func-name (property_parser.cpp l.798-803)
+    func_key = "parse-bbox-instance-mask-func-name" if network_type == INSTANCE_SEGMENTATION else "parse-bbox-func-name"
+    parse_func = props.get(func_key) or None
+    if network_type == INSTANCE_SEGMENTATION and not parse_func:
+        raise InputError(f"{where}: network-type=3 needs parse-bbox-instance-mask-func-name (nvinfer has no built-in one)")
+    custom_lib = props.get("custom-lib-path") or None
+    if parse_func and not custom_lib:
+        raise InputError(f"{where}: parse-bbox-func-name={parse_func} without custom-lib-path")
+    return parse_func, custom_lib
+
+
+def _chosen_variant(variant: str | None, onnx_path: Path, parse_func: str | None, custom_lib: str | None) -> str:
+    """The parser variant's key: the one named, else the one the parser and the ONNX's deploy card point to."""
+    if variant is None:
+        onnx_card = _card_for(onnx_path)
+        recorded = getattr(onnx_card.output, "ds_parser", None) if onnx_card is not None else None
+        return choose_variant(parser_candidates(parse_func, custom_lib), recorded)
+    from trtdeploy.deepstream.parsers import variant as check_variant
+
+    return check_variant(variant).key
+
+
+def _cluster_mode_and_filter(props: dict[str, str], network_type: int, where: str) -> tuple[int, int]:
+    cluster_mode = _int(props, "cluster-mode", 0, where)
+    if "cluster-mode" not in props and _bool(props, "enable-dbscan", where):
+        cluster_mode = 1
+    scaling_filter = _int(props, "scaling-filter", DEFAULT_FILTER, where)
+    if network_type == INSTANCE_SEGMENTATION and cluster_mode != NONE:
+        # nvdsinfer_context_impl.cpp l.716-720 (9.0 l.887-891): "cluster mode %d not supported with
+        # instance segmentation"
+        raise InputError(f"{where}: network-type=3 with cluster-mode={cluster_mode}: nvinfer supports only cluster-mode=4")
+    return cluster_mode, scaling_filter
+
+
 @dataclass
 class NvInferSetup:
     """The config's values the dry run uses, resolved and defaulted as nvinfer does."""
@@ -245,30 +320,9 @@ class NvInferSetup:
                     deepstream: str | None = None) -> NvInferSetup:
         props = loaded.properties
         where = str(loaded.path)
-        release = deepstream or DEFAULT_RELEASE
-        if release not in MAPPING:
-            raise UsageError(f"--deepstream {release}: the dry run emulates DeepStream {', '.join(MAPPING)} "
-                             "(7.x/8.0 have no public source; 6.3 and 9.0 agree, use 9.0)")
-        if loaded.yaml and release in ("6.0", "6.0.1"):
-            # gst-nvinfer reads .yml/.yaml configs from 6.1 on (6.1 gstnvinfer.cpp l.458-460, 9.0 l.513-516)
-            raise InputError(f"{where}: DeepStream {release} reads no YAML config (from 6.1 on); use the .txt form")
-        network_type = _int(props, "network-type", DETECTOR, where)
-        if "network-type" not in props and _bool(props, "is-classifier", where):
-            network_type = 1
-        if network_type not in (DETECTOR, INSTANCE_SEGMENTATION):
-            raise UnsupportedModelError(
-                f"{where}: network-type={network_type}; ds-run handles detectors (0) and instance segmentation (3)"
-            )
-        onnx_value = props.get("onnx-file")
-        if not onnx_value:
-            other = next((k for k in ("tlt-encoded-model", "uff-file", "model-file") if props.get(k)), None)
-            raise UnsupportedModelError(
-                f"{where}: no onnx-file" + (f" ({other} is not run by the dry run)" if other else "")
-                + "; ds-run runs the ONNX named by onnx-file"
-            )
-        onnx_path = loaded.resolve(onnx_value)
-        if not onnx_path.is_file():
-            raise InputError(f"{where}: onnx-file={onnx_value} resolves to {onnx_path}, which does not exist")
+        release = _release(loaded, deepstream, where)
+        network_type = _network_type(props, where)
+        onnx_path = _onnx_path(loaded, where)
         num_classes = _int(props, "num-detected-classes", 0, where)  # 0 after ResetInitParams' memset (9.0 l.2430)
         if num_classes <= 0:
             raise InputError(f"{where}: num-detected-classes is missing or 0: nvinfer then keeps no detections")
@@ -279,30 +333,9 @@ class NvInferSetup:
         dims = _list(props, "infer-dims", int, where)
         if dims and len(dims) != 3:
             raise InputError(f"{where}: infer-dims must be C;H;W, got {props['infer-dims']!r}")
-        # instance segmentation names its parser with parse-bbox-instance-mask-func-name (property_parser.cpp l.798-803)
-        func_key = "parse-bbox-instance-mask-func-name" if network_type == INSTANCE_SEGMENTATION else "parse-bbox-func-name"
-        parse_func = props.get(func_key) or None
-        if network_type == INSTANCE_SEGMENTATION and not parse_func:
-            raise InputError(f"{where}: network-type=3 needs parse-bbox-instance-mask-func-name (nvinfer has no built-in one)")
-        custom_lib = props.get("custom-lib-path") or None
-        if parse_func and not custom_lib:
-            raise InputError(f"{where}: parse-bbox-func-name={parse_func} without custom-lib-path")
-        if variant is None:
-            onnx_card = _card_for(onnx_path)
-            recorded = getattr(onnx_card.output, "ds_parser", None) if onnx_card is not None else None
-            chosen = choose_variant(parser_candidates(parse_func, custom_lib), recorded)
-        else:
-            from trtdeploy.deepstream.parsers import variant as check_variant
-
-            chosen = check_variant(variant).key
-        cluster_mode = _int(props, "cluster-mode", 0, where)
-        if "cluster-mode" not in props and _bool(props, "enable-dbscan", where):
-            cluster_mode = 1
-        scaling_filter = _int(props, "scaling-filter", DEFAULT_FILTER, where)
-        if network_type == INSTANCE_SEGMENTATION and cluster_mode != NONE:
-            # nvdsinfer_context_impl.cpp l.716-720 (9.0 l.887-891): "cluster mode %d not supported with
-            # instance segmentation"
-            raise InputError(f"{where}: network-type=3 with cluster-mode={cluster_mode}: nvinfer supports only cluster-mode=4")
+        parse_func, custom_lib = _parse_func(props, network_type, where)
+        chosen = _chosen_variant(variant, onnx_path, parse_func, custom_lib)
+        cluster_mode, scaling_filter = _cluster_mode_and_filter(props, network_type, where)
         return cls(
             config_path=loaded.path,
             onnx_path=onnx_path,
