@@ -177,59 +177,21 @@ def _input_batch(model, input_name: str) -> int | None:  # type: ignore[no-untyp
     return None
 
 
-def calibrate_onnx(
-    onnx_path: str | Path,
-    images: BatchSource | Sequence[Path] | str | Path,
-    preprocess: PreprocessSpec,
-    method: str | CalibrationMethod = CalibrationMethod.ENTROPY,
-    *,
-    batch_size: int = 8,
-    num: int | None = None,
-    seed: int = 0,
-    percentile: float = 99.99,
-    two_pass: bool | None = None,
-    range_stride: int = 4,
-    fast_decode: bool = False,
-    workers: int | None = None,
-    tensors: Sequence[str] | None = None,
-) -> CalibrationResult:
-    """Run the images through ONNX Runtime and return amax per float activation tensor.
+def _selected(names: list[str], tensors: Sequence[str] | None, onnx_path: str | Path) -> list[str]:
+    """The activation tensors to calibrate: all of them, or the ones ``tensors`` names (each must be one)."""
+    if tensors is None:
+        return names
+    unknown = sorted(set(tensors) - set(names))
+    if unknown:
+        raise CalibrationError(f"tensors {unknown[:5]} are not float activations of {onnx_path}")
+    return [n for n in names if n in set(tensors)]
 
-    ``two_pass`` (default: on for entropy/percentile) first finds each tensor's max |x| on every
-    ``range_stride``-th batch, so the 2048 histogram bins span [0, max] (larger values of other
-    batches go to the last bin); off, one pass with doubling ranges (see calibration.ranges).
-    Min-max always uses the exact max over all batches.
-    ``tensors`` restricts calibration to these names. A fixed batch dimension in the model
-    overrides ``batch_size`` (and drops a final partial batch).
-    """
+
+def _batch_runner(model, names: list[str], input_name: str, preprocess: PreprocessSpec, onnx_path: str | Path):  # type: ignore[no-untyped-def]
+    """A function running one batch through ONNX Runtime: tensor name -> value for every name
+    (``model`` gets them as graph outputs; the input is passed through as given)."""
     import onnx
     import onnxruntime as ort
-
-    method = CalibrationMethod.parse(method)
-    model, removed = runnable_part(_load(onnx_path))
-    if removed:
-        log.info(
-            "calibrating without %d plugin node(s) ONNX Runtime cannot run and what follows them: %s",
-            len(removed),
-            ", ".join(removed[:5]),
-        )
-    input_name, names = activation_tensors(model)
-    if tensors is not None:
-        unknown = sorted(set(tensors) - set(names))
-        if unknown:
-            raise CalibrationError(f"tensors {unknown[:5]} are not float activations of {onnx_path}")
-        names = [n for n in names if n in set(tensors)]
-    fixed = _input_batch(model, input_name)
-    batches = as_batches(
-        images,
-        preprocess,
-        fixed or batch_size,
-        num=num,
-        seed=seed,
-        fast_decode=fast_decode,
-        workers=workers,
-        drop_last=fixed is not None,
-    )
 
     existing = {o.name for o in model.graph.output}
     for name in names:
@@ -264,19 +226,26 @@ def calibrate_onnx(
         values[input_name] = batch
         return values
 
-    start = time.perf_counter()
-    two_pass = method is not CalibrationMethod.MINMAX if two_pass is None else two_pass
+    return run
+
+
+def _range_pass(run, batches: BatchSource, range_stride: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Each float tensor's max |x| over every range_stride-th batch (the histograms' ranges)."""
+    # The range pass only needs each tensor's max, and only for candidates i = 2048: values
+    # above a sampled max land in the last bin, which the KL search folds into the tail for
+    # every smaller candidate anyway. So it runs on every range_stride-th batch.
     ranges: dict[str, float] = {}
-    if two_pass:
-        # The range pass only needs each tensor's max, and only for candidates i = 2048: values
-        # above a sampled max land in the last bin, which the KL search folds into the tail for
-        # every smaller candidate anyway. So it runs on every range_stride-th batch.
-        sampled = (b for k, b in enumerate(batches) if k % max(1, range_stride) == 0)
-        for values in _pipelined(run, sampled):
-            for name, value in values.items():
-                if value.dtype.kind == "f" and value.size:
-                    peak = max(float(value.max()), -float(value.min()))  # no |x| temporary
-                    ranges[name] = max(ranges.get(name, 0.0), peak)
+    sampled = (b for k, b in enumerate(batches) if k % max(1, range_stride) == 0)
+    for values in _pipelined(run, sampled):
+        for name, value in values.items():
+            if value.dtype.kind == "f" and value.size:
+                peak = max(float(value.max()), -float(value.min()))  # no |x| temporary
+                ranges[name] = max(ranges.get(name, 0.0), peak)
+    return ranges
+
+
+def _histograms(run, batches: BatchSource, ranges: dict[str, float], input_name: str):  # type: ignore[no-untyped-def]
+    """|x| histograms of every float tensor over all batches, and the number of images seen."""
     hists: dict[str, AbsHistogram] = {}
     count = 0
     for values in _pipelined(run, batches):
@@ -291,6 +260,61 @@ def calibrate_onnx(
                 hist.add(value)
             except CalibrationError as exc:
                 raise CalibrationError(f"tensor {name!r}: {exc}; check the model and preprocessing") from exc
+    return hists, count
+
+
+def calibrate_onnx(
+    onnx_path: str | Path,
+    images: BatchSource | Sequence[Path] | str | Path,
+    preprocess: PreprocessSpec,
+    method: str | CalibrationMethod = CalibrationMethod.ENTROPY,
+    *,
+    batch_size: int = 8,
+    num: int | None = None,
+    seed: int = 0,
+    percentile: float = 99.99,
+    two_pass: bool | None = None,
+    range_stride: int = 4,
+    fast_decode: bool = False,
+    workers: int | None = None,
+    tensors: Sequence[str] | None = None,
+) -> CalibrationResult:
+    """Run the images through ONNX Runtime and return amax per float activation tensor.
+
+    ``two_pass`` (default: on for entropy/percentile) first finds each tensor's max |x| on every
+    ``range_stride``-th batch, so the 2048 histogram bins span [0, max] (larger values of other
+    batches go to the last bin); off, one pass with doubling ranges (see calibration.ranges).
+    Min-max always uses the exact max over all batches.
+    ``tensors`` restricts calibration to these names. A fixed batch dimension in the model
+    overrides ``batch_size`` (and drops a final partial batch).
+    """
+    method = CalibrationMethod.parse(method)
+    model, removed = runnable_part(_load(onnx_path))
+    if removed:
+        log.info(
+            "calibrating without %d plugin node(s) ONNX Runtime cannot run and what follows them: %s",
+            len(removed),
+            ", ".join(removed[:5]),
+        )
+    input_name, names = activation_tensors(model)
+    names = _selected(names, tensors, onnx_path)
+    fixed = _input_batch(model, input_name)
+    batches = as_batches(
+        images,
+        preprocess,
+        fixed or batch_size,
+        num=num,
+        seed=seed,
+        fast_decode=fast_decode,
+        workers=workers,
+        drop_last=fixed is not None,
+    )
+    run = _batch_runner(model, names, input_name, preprocess, onnx_path)
+
+    start = time.perf_counter()
+    two_pass = method is not CalibrationMethod.MINMAX if two_pass is None else two_pass
+    ranges = _range_pass(run, batches, range_stride) if two_pass else {}
+    hists, count = _histograms(run, batches, ranges, input_name)
     if count == 0:
         raise CalibrationError("no calibration batches were produced")
     amax = {name: amax_from(hists[name], method, percentile) for name in names if name in hists}
