@@ -58,7 +58,6 @@ def amax_of(ranges: CalibrationCache | Mapping[str, float]) -> dict[str, float]:
 def insert_qdq(model, ranges: CalibrationCache | Mapping[str, float], exclude: Iterable[str] = ()):  # type: ignore[no-untyped-def]
     """Return (new ModelProto, QdqReport); ``model`` is not modified."""
     import onnx
-    from onnx import helper, numpy_helper
 
     amax = amax_of(ranges)
     exclude = set(exclude)
@@ -71,109 +70,28 @@ def insert_qdq(model, ranges: CalibrationCache | Mapping[str, float], exclude: I
     out = onnx.ModelProto()
     out.CopyFrom(model)
     graph = out.graph
-    inits = {t.name: t for t in graph.initializer}
-    constant_nodes = {n.output[0]: n for n in graph.node if n.op_type == "Constant" and n.output}
-    taken = {n.name for n in graph.node} | set(inits) | {v for n in graph.node for v in n.output}
-    report = QdqReport()
-
-    def unique(name: str) -> str:
-        base, k = name, 1
-        while name in taken:
-            name, k = f"{base}_{k}", k + 1
-        taken.add(name)
-        return name
-
-    def weight_array(name: str) -> np.ndarray | None:
-        if name in inits:
-            return numpy_helper.to_array(inits[name])
-        node = constant_nodes.get(name)
-        if node is not None:
-            for attr in node.attribute:
-                if attr.name == "value":
-                    return numpy_helper.to_array(attr.t)
-        return None
-
-    act_dq: dict[str, tuple[str, list]] = {}  # tensor -> (dequantized name, nodes to emit)
-    weight_dq: dict[tuple[str, int], tuple[str, list]] = {}
-    new_inits: list = []
-
-    def activation(tensor: str) -> tuple[str, list]:
-        if tensor not in act_dq:
-            scale = unique(f"{tensor}_qdq_scale")
-            zero = unique(f"{tensor}_qdq_zero_point")
-            new_inits.append(numpy_helper.from_array(np.array(amax[tensor] / 127.0, np.float32), scale))
-            new_inits.append(numpy_helper.from_array(np.array(0, np.int8), zero))
-            q_out, dq_out = unique(f"{tensor}_quantized"), unique(f"{tensor}_dequantized")
-            nodes = [
-                helper.make_node(
-                    "QuantizeLinear", [tensor, scale, zero], [q_out], name=unique(f"{tensor}_QuantizeLinear")
-                ),
-                helper.make_node(
-                    "DequantizeLinear", [q_out, scale, zero], [dq_out], name=unique(f"{tensor}_DequantizeLinear")
-                ),
-            ]
-            act_dq[tensor] = (dq_out, nodes)
-            report.activations += 1
-        return act_dq[tensor]
-
-    def weight(tensor: str, array: np.ndarray, axis: int) -> tuple[str, list]:
-        key = (tensor, axis)
-        if key not in weight_dq:
-            w = array.astype(np.float64)
-            other = tuple(d for d in range(w.ndim) if d != axis)
-            wmax = np.abs(w).max(axis=other) if other else np.abs(w)
-            scales = np.where(wmax > 0, wmax / 127.0, 1.0).astype(np.float32)
-            shape = [1] * w.ndim
-            shape[axis] = -1
-            q = np.clip(np.rint(w / scales.astype(np.float64).reshape(shape)), -127, 127).astype(np.int8)
-            q_name, s_name, z_name = (
-                unique(f"{tensor}_int8"),
-                unique(f"{tensor}_qdq_scale"),
-                unique(f"{tensor}_qdq_zero_point"),
-            )
-            new_inits.append(numpy_helper.from_array(q, q_name))
-            new_inits.append(numpy_helper.from_array(scales, s_name))
-            new_inits.append(numpy_helper.from_array(np.zeros(len(scales), np.int8), z_name))
-            dq_out = unique(f"{tensor}_dequantized")
-            node = helper.make_node(
-                "DequantizeLinear",
-                [q_name, s_name, z_name],
-                [dq_out],
-                name=unique(f"{tensor}_DequantizeLinear"),
-                axis=axis,
-            )
-            weight_dq[key] = (dq_out, [node])
-            report.weights += 1
-        return weight_dq[key]
-
-    emitted: set[str] = set()
-    new_nodes = []
-    for node in graph.node:
-        plan = _plan(node, weight_array, amax, exclude)
-        if isinstance(plan, str):
-            if node.op_type in QUANTIZED_OPS:
-                report.skipped[node.name or node.output[0]] = plan
-            new_nodes.append(node)
-            continue
-        acts, weights = plan
-        for index in acts:
-            dq_out, nodes = activation(node.input[index])
-            if dq_out not in emitted:
-                new_nodes.extend(nodes)
-                emitted.add(dq_out)
-            node.input[index] = dq_out
-        for index, array, axis in weights:
-            dq_out, nodes = weight(node.input[index], array, axis)
-            if dq_out not in emitted:
-                new_nodes.extend(nodes)
-                emitted.add(dq_out)
-            node.input[index] = dq_out
-        new_nodes.append(node)
-        report.quantized.append(node.name or node.output[0])
-
+    builder = _QdqBuilder(graph, amax)
+    new_nodes = builder.rewrite(graph.node, exclude)
     del graph.node[:]
     graph.node.extend(new_nodes)
-    graph.initializer.extend(new_inits)
+    graph.initializer.extend(builder.new_inits)
+    _drop_unread_initializers(graph)
+    return out, builder.report
+
+
+def _int8_per_channel(array: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """(int8 weight, float32 scale per channel along ``axis``), symmetric, 1 for an all-zero channel."""
+    w = array.astype(np.float64)
+    other = tuple(d for d in range(w.ndim) if d != axis)
+    wmax = np.abs(w).max(axis=other) if other else np.abs(w)
+    scales = np.where(wmax > 0, wmax / 127.0, 1.0).astype(np.float32)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    q = np.clip(np.rint(w / scales.astype(np.float64).reshape(shape)), -127, 127).astype(np.int8)
+    return q, scales
+
+
+def _drop_unread_initializers(graph) -> None:  # type: ignore[no-untyped-def]
     # float weights now only feed the int8 copies' creation: drop those no node reads
     used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
     kept = [t for t in graph.initializer if t.name in used]
@@ -184,7 +102,118 @@ def insert_qdq(model, ranges: CalibrationCache | Mapping[str, float], exclude: I
     stale = [i for i in graph.input if i.name in dropped]
     for value in stale:
         graph.input.remove(value)
-    return out, report
+
+
+class _QdqBuilder:
+    """The Q/DQ nodes and initializers for one graph: unique names, one Q/DQ pair per activation
+    tensor and one int8 copy per (weight, axis), each emitted once before its first consumer."""
+
+    def __init__(self, graph, amax: Mapping[str, float]) -> None:  # type: ignore[no-untyped-def]
+        self.amax = amax
+        self.inits = {t.name: t for t in graph.initializer}
+        self.constant_nodes = {n.output[0]: n for n in graph.node if n.op_type == "Constant" and n.output}
+        self.taken = {n.name for n in graph.node} | set(self.inits) | {v for n in graph.node for v in n.output}
+        self.report = QdqReport()
+        self.act_dq: dict[str, tuple[str, list]] = {}  # tensor -> (dequantized name, nodes to emit)
+        self.weight_dq: dict[tuple[str, int], tuple[str, list]] = {}
+        self.new_inits: list = []
+
+    def unique(self, name: str) -> str:
+        base, k = name, 1
+        while name in self.taken:
+            name, k = f"{base}_{k}", k + 1
+        self.taken.add(name)
+        return name
+
+    def weight_array(self, name: str) -> np.ndarray | None:
+        from onnx import numpy_helper
+
+        if name in self.inits:
+            return numpy_helper.to_array(self.inits[name])
+        node = self.constant_nodes.get(name)
+        if node is not None:
+            for attr in node.attribute:
+                if attr.name == "value":
+                    return numpy_helper.to_array(attr.t)
+        return None
+
+    def activation(self, tensor: str) -> tuple[str, list]:
+        from onnx import helper, numpy_helper
+
+        if tensor not in self.act_dq:
+            unique = self.unique
+            scale = unique(f"{tensor}_qdq_scale")
+            zero = unique(f"{tensor}_qdq_zero_point")
+            self.new_inits.append(numpy_helper.from_array(np.array(self.amax[tensor] / 127.0, np.float32), scale))
+            self.new_inits.append(numpy_helper.from_array(np.array(0, np.int8), zero))
+            q_out, dq_out = unique(f"{tensor}_quantized"), unique(f"{tensor}_dequantized")
+            nodes = [
+                helper.make_node(
+                    "QuantizeLinear", [tensor, scale, zero], [q_out], name=unique(f"{tensor}_QuantizeLinear")
+                ),
+                helper.make_node(
+                    "DequantizeLinear", [q_out, scale, zero], [dq_out], name=unique(f"{tensor}_DequantizeLinear")
+                ),
+            ]
+            self.act_dq[tensor] = (dq_out, nodes)
+            self.report.activations += 1
+        return self.act_dq[tensor]
+
+    def weight(self, tensor: str, array: np.ndarray, axis: int) -> tuple[str, list]:
+        from onnx import helper, numpy_helper
+
+        key = (tensor, axis)
+        if key not in self.weight_dq:
+            q, scales = _int8_per_channel(array, axis)
+            unique = self.unique
+            q_name, s_name, z_name = (
+                unique(f"{tensor}_int8"),
+                unique(f"{tensor}_qdq_scale"),
+                unique(f"{tensor}_qdq_zero_point"),
+            )
+            self.new_inits.append(numpy_helper.from_array(q, q_name))
+            self.new_inits.append(numpy_helper.from_array(scales, s_name))
+            self.new_inits.append(numpy_helper.from_array(np.zeros(len(scales), np.int8), z_name))
+            dq_out = unique(f"{tensor}_dequantized")
+            node = helper.make_node(
+                "DequantizeLinear",
+                [q_name, s_name, z_name],
+                [dq_out],
+                name=unique(f"{tensor}_DequantizeLinear"),
+                axis=axis,
+            )
+            self.weight_dq[key] = (dq_out, [node])
+            self.report.weights += 1
+        return self.weight_dq[key]
+
+    def rewrite(self, nodes, exclude: set[str]) -> list:  # type: ignore[no-untyped-def]
+        """The graph's nodes with each quantizable node's inputs read through Q/DQ (recorded in the report)."""
+        emitted: set[str] = set()
+        new_nodes = []
+        for node in nodes:
+            plan = _plan(node, self.weight_array, self.amax, exclude)
+            if isinstance(plan, str):
+                if node.op_type in QUANTIZED_OPS:
+                    self.report.skipped[node.name or node.output[0]] = plan
+                new_nodes.append(node)
+                continue
+            acts, weights = plan
+            for index in acts:
+                _read_through(node, index, self.activation(node.input[index]), new_nodes, emitted)
+            for index, array, axis in weights:
+                _read_through(node, index, self.weight(node.input[index], array, axis), new_nodes, emitted)
+            new_nodes.append(node)
+            self.report.quantized.append(node.name or node.output[0])
+        return new_nodes
+
+
+def _read_through(node, index: int, dequantized: tuple[str, list], new_nodes: list, emitted: set[str]) -> None:  # type: ignore[no-untyped-def]
+    """Make ``node`` read input ``index`` from its dequantized copy, emitting the Q/DQ nodes the first time."""
+    dq_out, dq_nodes = dequantized
+    if dq_out not in emitted:
+        new_nodes.extend(dq_nodes)
+        emitted.add(dq_out)
+    node.input[index] = dq_out
 
 
 def _plan(node, weight_array, amax: Mapping[str, float], exclude: set[str]):  # type: ignore[no-untyped-def]
