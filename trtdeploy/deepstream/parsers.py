@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 SDK_REPO = "hiennguyen9874/deepstream-sources"
 SDK_PARSER_FILE = "sources/libs/nvdsinfer_customparser/nvdsinfer_custombboxparser.cpp"
@@ -456,390 +456,316 @@ _CLIP_WH = (
     "each value clipped to [0, network width-1] / [0, network height-1] (CLIP macro: NaN becomes the upper bound)"
 )
 
+def _float_layer(
+    role: str, dims: str, if_missing: str, cite: Citation, name: str, optional: bool = False
+) -> TensorRead:
+    """A float32 buffer found by name among the layers whose declared dataType is FLOAT."""
+    return TensorRead(role, "float32", dims, if_missing, cite, name=name, requires_float_layer=True, optional=optional)
+
+
+def _four_by_position(
+    count: Citation,
+    boxes: Citation,
+    scores: Citation,
+    classes: Citation,
+    *,
+    classes_type: str = "float32",
+    boxes_dims: str = "[K,4]",
+) -> tuple[TensorRead, ...]:
+    """outputLayersInfo[0..3] read as count int*, boxes float*, scores float*, classes (float* or int*)."""
+    return (
+        TensorRead("count", "int32", "[0]", "return false (needs 4 outputs)", count, position=0),
+        TensorRead("boxes", "float32", boxes_dims, "return false", boxes, position=1),
+        TensorRead("scores", "float32", "[K]", "return false", scores, position=2),
+        TensorRead("classes", classes_type, "[K]", "return false", classes, position=3),
+    )
+
+
+def _nms_rows_and_count(rows: Citation, count: Citation) -> tuple[TensorRead, ...]:
+    """outputLayersInfo[0] rows of 7 floats, [1] NMS_TRT's keep count read as int*."""
+    return (
+        TensorRead("nms_rows", "float32", "[1,K,7]", "return false (needs 2 outputs)", rows, position=0),
+        TensorRead("count", "int32", "[0]", "return false", count, position=1, plugin_output=("NMS_TRT", 1)),
+    )
+
+
+_SCALED_TO_NETWORK = "multiplied by network width (x) and height (y)"
+_THRESHOLD_0 = "perClassPreclusterThreshold[0] for every class"
+
+_SDK_TFSSD = ParserVariant(
+    key="sdk-tfssd",
+    func="NvDsInferParseCustomTfSSD",
+    ships_in=("sdk",),
+    releases="DeepStream SDK library 5.0-6.3 and 9.0; 7.x/8.x source not public",
+    branches=("sdk:5.0", "sdk:6.0", "sdk:6.0.1", "sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3", *_DS_90),
+    custom_lib_path=SDK_CUSTOM_LIB,
+    lookup="name",
+    num_outputs=None,
+    tensors=(
+        _float_layer("count", "buf[0]", "ignored: all d[0] rows are read", _sdk(_TFSSD, 228, 241), "num_detections",
+                     optional=True),
+        _float_layer("scores", "[K]", "return false", _sdk(_TFSSD, 229, 236), "detection_scores"),
+        _float_layer("classes", "d[0] = K rows", "return false", _sdk(_TFSSD, 230, 238), "detection_classes"),
+        _float_layer("boxes", "[K,4]", "return false", _sdk(_TFSSD, 231, 236), "detection_boxes"),
+    ),
+    box_order="y1x1y2x2",
+    box_units="normalized",
+    box_scale=_SCALED_TO_NETWORK,
+    class_id_base=0,
+    class_over_limit="continue",
+    threshold="perClassPreclusterThreshold[classId] (per class)",
+    count_rule="(int) of a FLOAT num_detections[0], capped at K; without it all K rows",
+    clips=_CLIP_WH + "; boxes with x2<=x1 or y2<=y1 after clipping are skipped",
+    nms_inside=True,
+    max_objects=None,
+    facts=_TFSSD_FACTS,
+    cite=_sdk(_TFSSD, 214, 278),
+    same_in=(_ds(315, 382),),
+    deploy_layouts=("tfod_float",),
+)
+
+_SDK_EFFICIENTDET = ParserVariant(
+    key="sdk-efficientdet",
+    func="NvDsInferParseCustomEfficientDetTAO",
+    ships_in=("sdk",),
+    releases="DeepStream SDK library 6.1-6.3 and 9.0; absent from 5.0-6.0.1; 7.x/8.x source not public",
+    branches=("sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3", *_DS_90),
+    custom_lib_path=SDK_CUSTOM_LIB,
+    lookup="position",
+    num_outputs=4,
+    tensors=_four_by_position(
+        _sdk(_EDS, 620, 620), _sdk(_EDS, 622, 624), _sdk(_EDS, 626, 626), _sdk(_EDS, 627, 627),
+        boxes_dims="[K,4], all numElements scanned",
+    ),
+    box_order="y1x1y2x2",
+    box_units="pixels",
+    box_scale="none (network pixels)",
+    class_id_base=0,
+    class_over_limit="assert",
+    threshold=_THRESHOLD_0,
+    count_rule="int32 count[0]; rows past the buffer are read as memory beyond it",
+    clips="left/width to [0, width-1], top/height to [0, height-1]; asserts the largest box value >= 2",
+    nms_inside=True,
+    max_objects=None,
+    facts=_SDK_EFFDET_FACTS,
+    cite=_sdk(_EDS, 607, 672),
+    same_in=(_ds(715, 784),),
+    deploy_layouts=("deepstream",),
+)
+
+# The deepstream_tao_apps copies of NvDsInferParseCustomEfficientDetTAO, each stated as what it
+# changes from the one before it (oldest first; the facts and citations are each copy's own).
+_TAO62_EFFICIENTDET = replace(
+    _SDK_EFFICIENTDET,
+    key="tao-efficientdet-6.2",
+    ships_in=("tao_apps",),
+    releases="deepstream_tao_apps release/tao3.0_ds6.1.1ga and release/tao3.0_ds6.2ga",
+    branches=("tao:release/tao3.0_ds6.1.1ga", "tao:release/tao3.0_ds6.2ga"),
+    custom_lib_path=TAO_CUSTOM_LIB,
+    tensors=_four_by_position(
+        _tao(_T62, 337, 337), _tao(_T62, 339, 341), _tao(_T62, 343, 343), _tao(_T62, 344, 344),
+        boxes_dims="[K,4], all numElements scanned",
+    ),
+    count_rule="int32 count[0]",
+    facts=_TAO62_EFFDET_FACTS,
+    cite=_tao(_T62, 325, 396),
+    same_in=(),
+    notes="reads like sdk-efficientdet except that its class assert casts to int (a negative class passes)",
+)
+_TAO40_EFFICIENTDET = replace(
+    _TAO62_EFFICIENTDET,
+    key="tao-efficientdet-6.2-tao4",
+    releases="deepstream_tao_apps release/tao4.0_ds6.2ga",
+    branches=("tao:release/tao4.0_ds6.2ga",),
+    tensors=_four_by_position(
+        _tao(_T40, 346, 346), _tao(_T40, 347, 347), _tao(_T40, 348, 348), _tao(_T40, 349, 349), classes_type="int32"
+    ),
+    clips="left/width to [0, width-1], top/height to [0, height-1]",
+    facts=_TAO40_EFFDET_FACTS,
+    cite=_tao(_T40, 334, 381),
+    notes="the proposed key list had no variant for this branch: it reads int32 classes by position, "
+    "unlike both tao3.0_ds6.2ga (float32 by position) and tao4.0_ds6.3ga+ (int32 by name)",
+)
+_TAO_EFFICIENTDET = replace(
+    _TAO40_EFFICIENTDET,
+    key="tao-efficientdet",
+    releases="deepstream_tao_apps >= tao4.0_ds6.3ga, and its copy in DeepStream 9.0",
+    branches=(
+        "tao:release/tao4.0_ds6.3ga",
+        "tao:release/tao5.1_ds6.4ga",
+        "tao:release/tao5.3_ds7.0ga",
+        "tao:release/tao_ds7.1ga",
+        "tao:release/tao_ds8.0ga",
+        "tao:master",
+        *_DS_90,
+    ),
+    lookup="name",
+    tensors=(
+        TensorRead("count", "int32", "[0]", "crash (null pointer read)", _tao(_TM, 488, 489), name="num_detections"),
+        TensorRead("boxes", "float32", "[K,4]", "crash when first read", _tao(_TM, 490, 491), name="detection_boxes"),
+        TensorRead("scores", "float32", "[K]", "crash when first read", _tao(_TM, 492, 493), name="detection_scores"),
+        TensorRead("classes", "int32", "[K]", "crash when first read", _tao(_TM, 494, 495), name="detection_classes"),
+    ),
+    class_over_limit="break",
+    count_rule="int32 count[0]; rows past the buffer are read as memory beyond it",
+    facts=_TAO_EFFDET_FACTS,
+    cite=_tao(_TM, 469, 531),
+    same_in=(_ds(466, 530, DS_TAO_PARSER_FILE),),
+    notes="the branches for DeepStream 6.3, 6.4, 7.0, 7.1 and 8.0, master (2025-09), and the copy "
+    "under src/apps/tao_apps in NVIDIA/DeepStream 9.0",
+)
+
+_BATCHEDNMS = ParserVariant(
+    key="batchednms",
+    func="NvDsInferParseCustomBatchedNMSTLT",
+    ships_in=("sdk", "tao_apps"),
+    releases="DeepStream SDK library 6.0-6.3 and 9.0 and deepstream_tao_apps tao3.0_ds6.1.1ga ... "
+    "tao_ds8.0ga/master and its 9.0 copy",
+    branches=_SDK_60_63 + _TAO_ALL + _DS_90,
+    custom_lib_path=SDK_CUSTOM_LIB,
+    lookup="position",
+    num_outputs=4,
+    tensors=_four_by_position(
+        _sdk("6.3", 484, 484), _sdk("6.3", 485, 485), _sdk("6.3", 486, 486), _sdk("6.3", 487, 487)
+    ),
+    box_order="x1y1x2y2",
+    box_units="normalized",
+    box_scale=_SCALED_TO_NETWORK,
+    class_id_base=0,
+    class_over_limit="continue",
+    threshold=_THRESHOLD_0,
+    count_rule="int32 count[0]; stops after 201 objects",
+    clips=_CLIP_WH + "; boxes with x2<x1 or y2<y1 (before scaling) or a negative clipped size are skipped",
+    nms_inside=True,
+    max_objects=201,
+    facts=_BATCHED_FACTS,
+    cite=_sdk("6.3", 467, 530),
+    same_in=(_ds(574, 636), _ds(237, 300, DS_TAO_PARSER_FILE)),
+    notes="same contract in both libraries; custom_lib_path may also be the deepstream_tao_apps library",
+    deploy_layouts=("batched",),
+)
+
+_NMSTLT = ParserVariant(
+    key="nmstlt",
+    func="NvDsInferParseCustomNMSTLT",
+    ships_in=("sdk",),
+    releases="DeepStream SDK library 6.0-6.3 and 9.0",
+    branches=_SDK_60_63 + _DS_90,
+    custom_lib_path=SDK_CUSTOM_LIB,
+    lookup="position",
+    num_outputs=2,
+    tensors=_nms_rows_and_count(_sdk("6.3", 369, 369), _sdk("6.3", 370, 370)),
+    box_order="nms_rows",
+    box_units="normalized",
+    box_scale=_SCALED_TO_NETWORK,
+    class_id_base=0,
+    class_over_limit="assert",
+    threshold=_THRESHOLD_0,
+    count_rule="int32 count[0]",
+    clips="left/top/width/height each clipped to [0, size-1]; no degenerate-box check",
+    nms_inside=True,
+    max_objects=None,
+    facts=(*_NMSTLT_FACTS, _NMSTLT_90_SDK),
+    cite=_sdk("6.3", 355, 403),
+    same_in=(_ds(461, 509),),
+    deploy_layouts=("nms_trt",),
+)
+# deepstream_tao_apps' copy: what it changes from the SDK's
+_TAO_NMSTLT = replace(
+    _NMSTLT,
+    key="tao-nmstlt",
+    ships_in=("tao_apps",),
+    releases="deepstream_tao_apps tao3.0_ds6.1.1ga ... tao_ds8.0ga/master and its 9.0 copy",
+    branches=_TAO_ALL + _DS_90,
+    custom_lib_path=TAO_CUSTOM_LIB,
+    tensors=_nms_rows_and_count(_tao(_TM, 141, 141), _tao(_TM, 142, 142)),
+    facts=(*_NMSTLT_FACTS, _NMSTLT_90_TAO),
+    cite=_tao(_TM, 127, 175),
+    same_in=(_ds(121, 171, DS_TAO_PARSER_FILE),),
+    notes="differs from nmstlt only in the assert's cast: (int) here, so a negative label passes",
+)
+
+_MRCNN = ParserVariant(
+    key="mrcnn",
+    func="NvDsInferParseCustomMrcnnTLTV2",
+    ships_in=("sdk", "tao_apps"),
+    releases="DeepStream SDK library 6.0-6.3 and 9.0 and deepstream_tao_apps tao3.0_ds6.1.1ga ... master "
+    "and its 9.0 copy",
+    branches=_SDK_60_63 + _TAO_ALL + _DS_90,
+    custom_lib_path=SDK_CUSTOM_LIB,
+    lookup="name",
+    num_outputs=None,
+    tensors=(
+        _float_layer("detections", "[N,6] rows y1,x1,y2,x2,class,score", "return false", _sdk("6.3", 547, 554),
+                     "generate_detections"),
+        _float_layer("masks", "[N,C,h,w], 4 dims required", "return false", _sdk("6.3", 548, 560),
+                     "mask_fcn_logits/BiasAdd"),
+    ),
+    box_order="y1x1y2x2",
+    box_units="pixels",
+    box_scale="none (network pixels)",
+    class_id_base=0,
+    class_over_limit="not_read",
+    threshold=_THRESHOLD_0,
+    count_rule="all N = mask d[0] rows",
+    clips="left/top clipped; width = clip(x2) - x1; rows with width or height <= 0 skipped",
+    nms_inside=True,
+    max_objects=None,
+    facts=_MRCNN_FACTS,
+    cite=_sdk("6.3", 532, 605),
+    same_in=(_ds(638, 713), _ds(302, 377, DS_TAO_PARSER_FILE)),
+    instance_mask=True,
+    notes="class ids are not checked by the parser; nvinfer drops class >= num-detected-classes afterwards",
+    deploy_layouts=("other",),
+)
+
+_DETECTNET_BUILTIN = ParserVariant(
+    key="detectnet-builtin",
+    func="DetectPostprocessor::parseBoundingBox",
+    ships_in=("nvinfer",),
+    releases="nvinfer's built-in DetectNet_v2 decoding, DeepStream 6.0-6.3 and 9.0",
+    branches=_SDK_60_63 + _DS_90,
+    custom_lib_path=None,
+    lookup="name_contains",
+    num_outputs=None,
+    tensors=(
+        TensorRead(
+            "coverage", "float32", "[C,H,W]", "return false", _sdk(_DN, 41, 53, SDK_NVINFER_FILE), name_contains="cov"
+        ),
+        TensorRead(
+            "bbox", "float32", "[4C,H,W]", "return false", _sdk(_DN, 41, 57, SDK_NVINFER_FILE), name_contains="bbox"
+        ),
+    ),
+    box_order="detectnet_grid",
+    box_units="detectnet",
+    box_scale="grid centre offsets times 35 (bboxNorm)",
+    class_id_base=0,
+    class_over_limit="not_read",
+    threshold="perClassPreclusterThreshold[c] (per class)",
+    count_rule="every grid cell of every class < min(C, num-detected-classes)",
+    clips="values >= size become size-1, < 0 become 0 (NaN passes through)",
+    nms_inside=False,
+    max_objects=None,
+    facts=_DETECTNET_FACTS,
+    cite=_sdk(_DN, 33, 149, SDK_NVINFER_FILE),
+    same_in=(_ds(40, 179, DS_NVINFER_FILE),),
+    deploy_layouts=("detectnet",),
+)
+
 VARIANTS: dict[str, ParserVariant] = {
-    "sdk-tfssd": ParserVariant(
-        key="sdk-tfssd",
-        func="NvDsInferParseCustomTfSSD",
-        ships_in=("sdk",),
-        releases="DeepStream SDK library 5.0-6.3 and 9.0; 7.x/8.x source not public",
-        branches=("sdk:5.0", "sdk:6.0", "sdk:6.0.1", "sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3", *_DS_90),
-        custom_lib_path=SDK_CUSTOM_LIB,
-        lookup="name",
-        num_outputs=None,
-        tensors=(
-            TensorRead(
-                "count",
-                "float32",
-                "buf[0]",
-                "ignored: all d[0] rows are read",
-                _sdk(_TFSSD, 228, 241),
-                name="num_detections",
-                requires_float_layer=True,
-                optional=True,
-            ),
-            TensorRead(
-                "scores",
-                "float32",
-                "[K]",
-                "return false",
-                _sdk(_TFSSD, 229, 236),
-                name="detection_scores",
-                requires_float_layer=True,
-            ),
-            TensorRead(
-                "classes",
-                "float32",
-                "d[0] = K rows",
-                "return false",
-                _sdk(_TFSSD, 230, 238),
-                name="detection_classes",
-                requires_float_layer=True,
-            ),
-            TensorRead(
-                "boxes",
-                "float32",
-                "[K,4]",
-                "return false",
-                _sdk(_TFSSD, 231, 236),
-                name="detection_boxes",
-                requires_float_layer=True,
-            ),
-        ),
-        box_order="y1x1y2x2",
-        box_units="normalized",
-        box_scale="multiplied by network width (x) and height (y)",
-        class_id_base=0,
-        class_over_limit="continue",
-        threshold="perClassPreclusterThreshold[classId] (per class)",
-        count_rule="(int) of a FLOAT num_detections[0], capped at K; without it all K rows",
-        clips=_CLIP_WH + "; boxes with x2<=x1 or y2<=y1 after clipping are skipped",
-        nms_inside=True,
-        max_objects=None,
-        facts=_TFSSD_FACTS,
-        cite=_sdk(_TFSSD, 214, 278),
-        same_in=(_ds(315, 382),),
-        deploy_layouts=("tfod_float",),
-    ),
-    "sdk-efficientdet": ParserVariant(
-        key="sdk-efficientdet",
-        func="NvDsInferParseCustomEfficientDetTAO",
-        ships_in=("sdk",),
-        releases="DeepStream SDK library 6.1-6.3 and 9.0; absent from 5.0-6.0.1; 7.x/8.x source not public",
-        branches=("sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3", *_DS_90),
-        custom_lib_path=SDK_CUSTOM_LIB,
-        lookup="position",
-        num_outputs=4,
-        tensors=(
-            TensorRead("count", "int32", "[0]", "return false (needs 4 outputs)", _sdk(_EDS, 620, 620), position=0),
-            TensorRead(
-                "boxes", "float32", "[K,4], all numElements scanned", "return false", _sdk(_EDS, 622, 624), position=1
-            ),
-            TensorRead("scores", "float32", "[K]", "return false", _sdk(_EDS, 626, 626), position=2),
-            TensorRead("classes", "float32", "[K]", "return false", _sdk(_EDS, 627, 627), position=3),
-        ),
-        box_order="y1x1y2x2",
-        box_units="pixels",
-        box_scale="none (network pixels)",
-        class_id_base=0,
-        class_over_limit="assert",
-        threshold="perClassPreclusterThreshold[0] for every class",
-        count_rule="int32 count[0]; rows past the buffer are read as memory beyond it",
-        clips="left/width to [0, width-1], top/height to [0, height-1]; asserts the largest box value >= 2",
-        nms_inside=True,
-        max_objects=None,
-        facts=_SDK_EFFDET_FACTS,
-        cite=_sdk(_EDS, 607, 672),
-        same_in=(_ds(715, 784),),
-        deploy_layouts=("deepstream",),
-    ),
-    "tao-efficientdet": ParserVariant(
-        key="tao-efficientdet",
-        func="NvDsInferParseCustomEfficientDetTAO",
-        ships_in=("tao_apps",),
-        releases="deepstream_tao_apps >= tao4.0_ds6.3ga, and its copy in DeepStream 9.0",
-        branches=(
-            "tao:release/tao4.0_ds6.3ga",
-            "tao:release/tao5.1_ds6.4ga",
-            "tao:release/tao5.3_ds7.0ga",
-            "tao:release/tao_ds7.1ga",
-            "tao:release/tao_ds8.0ga",
-            "tao:master",
-            *_DS_90,
-        ),
-        custom_lib_path=TAO_CUSTOM_LIB,
-        lookup="name",
-        num_outputs=4,
-        tensors=(
-            TensorRead(
-                "count", "int32", "[0]", "crash (null pointer read)", _tao(_TM, 488, 489), name="num_detections"
-            ),
-            TensorRead(
-                "boxes", "float32", "[K,4]", "crash when first read", _tao(_TM, 490, 491), name="detection_boxes"
-            ),
-            TensorRead(
-                "scores", "float32", "[K]", "crash when first read", _tao(_TM, 492, 493), name="detection_scores"
-            ),
-            TensorRead(
-                "classes", "int32", "[K]", "crash when first read", _tao(_TM, 494, 495), name="detection_classes"
-            ),
-        ),
-        box_order="y1x1y2x2",
-        box_units="pixels",
-        box_scale="none (network pixels)",
-        class_id_base=0,
-        class_over_limit="break",
-        threshold="perClassPreclusterThreshold[0] for every class",
-        count_rule="int32 count[0]; rows past the buffer are read as memory beyond it",
-        clips="left/width to [0, width-1], top/height to [0, height-1]",
-        nms_inside=True,
-        max_objects=None,
-        facts=_TAO_EFFDET_FACTS,
-        cite=_tao(_TM, 469, 531),
-        same_in=(_ds(466, 530, DS_TAO_PARSER_FILE),),
-        notes="the branches for DeepStream 6.3, 6.4, 7.0, 7.1 and 8.0, master (2025-09), and the copy "
-        "under src/apps/tao_apps in NVIDIA/DeepStream 9.0",
-        deploy_layouts=("deepstream",),
-    ),
-    "tao-efficientdet-6.2": ParserVariant(
-        key="tao-efficientdet-6.2",
-        func="NvDsInferParseCustomEfficientDetTAO",
-        ships_in=("tao_apps",),
-        releases="deepstream_tao_apps release/tao3.0_ds6.1.1ga and release/tao3.0_ds6.2ga",
-        branches=("tao:release/tao3.0_ds6.1.1ga", "tao:release/tao3.0_ds6.2ga"),
-        custom_lib_path=TAO_CUSTOM_LIB,
-        lookup="position",
-        num_outputs=4,
-        tensors=(
-            TensorRead("count", "int32", "[0]", "return false (needs 4 outputs)", _tao(_T62, 337, 337), position=0),
-            TensorRead(
-                "boxes", "float32", "[K,4], all numElements scanned", "return false", _tao(_T62, 339, 341), position=1
-            ),
-            TensorRead("scores", "float32", "[K]", "return false", _tao(_T62, 343, 343), position=2),
-            TensorRead("classes", "float32", "[K]", "return false", _tao(_T62, 344, 344), position=3),
-        ),
-        box_order="y1x1y2x2",
-        box_units="pixels",
-        box_scale="none (network pixels)",
-        class_id_base=0,
-        class_over_limit="assert",
-        threshold="perClassPreclusterThreshold[0] for every class",
-        count_rule="int32 count[0]",
-        clips="left/width to [0, width-1], top/height to [0, height-1]; asserts the largest box value >= 2",
-        nms_inside=True,
-        max_objects=None,
-        facts=_TAO62_EFFDET_FACTS,
-        cite=_tao(_T62, 325, 396),
-        notes="reads like sdk-efficientdet except that its class assert casts to int (a negative class passes)",
-        deploy_layouts=("deepstream",),
-    ),
-    "tao-efficientdet-6.2-tao4": ParserVariant(
-        key="tao-efficientdet-6.2-tao4",
-        func="NvDsInferParseCustomEfficientDetTAO",
-        ships_in=("tao_apps",),
-        releases="deepstream_tao_apps release/tao4.0_ds6.2ga",
-        branches=("tao:release/tao4.0_ds6.2ga",),
-        custom_lib_path=TAO_CUSTOM_LIB,
-        lookup="position",
-        num_outputs=4,
-        tensors=(
-            TensorRead("count", "int32", "[0]", "return false (needs 4 outputs)", _tao(_T40, 346, 346), position=0),
-            TensorRead("boxes", "float32", "[K,4]", "return false", _tao(_T40, 347, 347), position=1),
-            TensorRead("scores", "float32", "[K]", "return false", _tao(_T40, 348, 348), position=2),
-            TensorRead("classes", "int32", "[K]", "return false", _tao(_T40, 349, 349), position=3),
-        ),
-        box_order="y1x1y2x2",
-        box_units="pixels",
-        box_scale="none (network pixels)",
-        class_id_base=0,
-        class_over_limit="assert",
-        threshold="perClassPreclusterThreshold[0] for every class",
-        count_rule="int32 count[0]",
-        clips="left/width to [0, width-1], top/height to [0, height-1]",
-        nms_inside=True,
-        max_objects=None,
-        facts=_TAO40_EFFDET_FACTS,
-        cite=_tao(_T40, 334, 381),
-        notes="the proposed key list had no variant for this branch: it reads int32 classes by position, "
-        "unlike both tao3.0_ds6.2ga (float32 by position) and tao4.0_ds6.3ga+ (int32 by name)",
-        deploy_layouts=("deepstream",),
-    ),
-    "batchednms": ParserVariant(
-        key="batchednms",
-        func="NvDsInferParseCustomBatchedNMSTLT",
-        ships_in=("sdk", "tao_apps"),
-        releases="DeepStream SDK library 6.0-6.3 and 9.0 and deepstream_tao_apps tao3.0_ds6.1.1ga ... "
-        "tao_ds8.0ga/master and its 9.0 copy",
-        branches=_SDK_60_63 + _TAO_ALL + _DS_90,
-        custom_lib_path=SDK_CUSTOM_LIB,
-        lookup="position",
-        num_outputs=4,
-        tensors=(
-            TensorRead("count", "int32", "[0]", "return false (needs 4 outputs)", _sdk("6.3", 484, 484), position=0),
-            TensorRead("boxes", "float32", "[K,4]", "return false", _sdk("6.3", 485, 485), position=1),
-            TensorRead("scores", "float32", "[K]", "return false", _sdk("6.3", 486, 486), position=2),
-            TensorRead("classes", "float32", "[K]", "return false", _sdk("6.3", 487, 487), position=3),
-        ),
-        box_order="x1y1x2y2",
-        box_units="normalized",
-        box_scale="multiplied by network width (x) and height (y)",
-        class_id_base=0,
-        class_over_limit="continue",
-        threshold="perClassPreclusterThreshold[0] for every class",
-        count_rule="int32 count[0]; stops after 201 objects",
-        clips=_CLIP_WH + "; boxes with x2<x1 or y2<y1 (before scaling) or a negative clipped size are skipped",
-        nms_inside=True,
-        max_objects=201,
-        facts=_BATCHED_FACTS,
-        cite=_sdk("6.3", 467, 530),
-        same_in=(_ds(574, 636), _ds(237, 300, DS_TAO_PARSER_FILE)),
-        notes="same contract in both libraries; custom_lib_path may also be the deepstream_tao_apps library",
-        deploy_layouts=("batched",),
-    ),
-    "nmstlt": ParserVariant(
-        key="nmstlt",
-        func="NvDsInferParseCustomNMSTLT",
-        ships_in=("sdk",),
-        releases="DeepStream SDK library 6.0-6.3 and 9.0",
-        branches=_SDK_60_63 + _DS_90,
-        custom_lib_path=SDK_CUSTOM_LIB,
-        lookup="position",
-        num_outputs=2,
-        tensors=(
-            TensorRead(
-                "nms_rows", "float32", "[1,K,7]", "return false (needs 2 outputs)", _sdk("6.3", 369, 369), position=0
-            ),
-            TensorRead("count", "int32", "[0]", "return false", _sdk("6.3", 370, 370), position=1, plugin_output=("NMS_TRT", 1)),
-        ),
-        box_order="nms_rows",
-        box_units="normalized",
-        box_scale="multiplied by network width (x) and height (y)",
-        class_id_base=0,
-        class_over_limit="assert",
-        threshold="perClassPreclusterThreshold[0] for every class",
-        count_rule="int32 count[0]",
-        clips="left/top/width/height each clipped to [0, size-1]; no degenerate-box check",
-        nms_inside=True,
-        max_objects=None,
-        facts=(*_NMSTLT_FACTS, _NMSTLT_90_SDK),
-        cite=_sdk("6.3", 355, 403),
-        same_in=(_ds(461, 509),),
-        deploy_layouts=("nms_trt",),
-    ),
-    "tao-nmstlt": ParserVariant(
-        key="tao-nmstlt",
-        func="NvDsInferParseCustomNMSTLT",
-        ships_in=("tao_apps",),
-        releases="deepstream_tao_apps tao3.0_ds6.1.1ga ... tao_ds8.0ga/master and its 9.0 copy",
-        branches=_TAO_ALL + _DS_90,
-        custom_lib_path=TAO_CUSTOM_LIB,
-        lookup="position",
-        num_outputs=2,
-        tensors=(
-            TensorRead(
-                "nms_rows", "float32", "[1,K,7]", "return false (needs 2 outputs)", _tao(_TM, 141, 141), position=0
-            ),
-            TensorRead("count", "int32", "[0]", "return false", _tao(_TM, 142, 142), position=1, plugin_output=("NMS_TRT", 1)),
-        ),
-        box_order="nms_rows",
-        box_units="normalized",
-        box_scale="multiplied by network width (x) and height (y)",
-        class_id_base=0,
-        class_over_limit="assert",
-        threshold="perClassPreclusterThreshold[0] for every class",
-        count_rule="int32 count[0]",
-        clips="left/top/width/height each clipped to [0, size-1]; no degenerate-box check",
-        nms_inside=True,
-        max_objects=None,
-        facts=(*_NMSTLT_FACTS, _NMSTLT_90_TAO),
-        cite=_tao(_TM, 127, 175),
-        same_in=(_ds(121, 171, DS_TAO_PARSER_FILE),),
-        notes="differs from nmstlt only in the assert's cast: (int) here, so a negative label passes",
-        deploy_layouts=("nms_trt",),
-    ),
-    "mrcnn": ParserVariant(
-        key="mrcnn",
-        func="NvDsInferParseCustomMrcnnTLTV2",
-        ships_in=("sdk", "tao_apps"),
-        releases="DeepStream SDK library 6.0-6.3 and 9.0 and deepstream_tao_apps tao3.0_ds6.1.1ga ... master "
-        "and its 9.0 copy",
-        branches=_SDK_60_63 + _TAO_ALL + _DS_90,
-        custom_lib_path=SDK_CUSTOM_LIB,
-        lookup="name",
-        num_outputs=None,
-        tensors=(
-            TensorRead(
-                "detections",
-                "float32",
-                "[N,6] rows y1,x1,y2,x2,class,score",
-                "return false",
-                _sdk("6.3", 547, 554),
-                name="generate_detections",
-                requires_float_layer=True,
-            ),
-            TensorRead(
-                "masks",
-                "float32",
-                "[N,C,h,w], 4 dims required",
-                "return false",
-                _sdk("6.3", 548, 560),
-                name="mask_fcn_logits/BiasAdd",
-                requires_float_layer=True,
-            ),
-        ),
-        box_order="y1x1y2x2",
-        box_units="pixels",
-        box_scale="none (network pixels)",
-        class_id_base=0,
-        class_over_limit="not_read",
-        threshold="perClassPreclusterThreshold[0] for every class",
-        count_rule="all N = mask d[0] rows",
-        clips="left/top clipped; width = clip(x2) - x1; rows with width or height <= 0 skipped",
-        nms_inside=True,
-        max_objects=None,
-        facts=_MRCNN_FACTS,
-        cite=_sdk("6.3", 532, 605),
-        same_in=(_ds(638, 713), _ds(302, 377, DS_TAO_PARSER_FILE)),
-        instance_mask=True,
-        notes="class ids are not checked by the parser; nvinfer drops class >= num-detected-classes afterwards",
-        deploy_layouts=("other",),
-    ),
-    "detectnet-builtin": ParserVariant(
-        key="detectnet-builtin",
-        func="DetectPostprocessor::parseBoundingBox",
-        ships_in=("nvinfer",),
-        releases="nvinfer's built-in DetectNet_v2 decoding, DeepStream 6.0-6.3 and 9.0",
-        branches=_SDK_60_63 + _DS_90,
-        custom_lib_path=None,
-        lookup="name_contains",
-        num_outputs=None,
-        tensors=(
-            TensorRead(
-                "coverage",
-                "float32",
-                "[C,H,W]",
-                "return false",
-                _sdk(_DN, 41, 53, SDK_NVINFER_FILE),
-                name_contains="cov",
-            ),
-            TensorRead(
-                "bbox", "float32", "[4C,H,W]", "return false", _sdk(_DN, 41, 57, SDK_NVINFER_FILE), name_contains="bbox"
-            ),
-        ),
-        box_order="detectnet_grid",
-        box_units="detectnet",
-        box_scale="grid centre offsets times 35 (bboxNorm)",
-        class_id_base=0,
-        class_over_limit="not_read",
-        threshold="perClassPreclusterThreshold[c] (per class)",
-        count_rule="every grid cell of every class < min(C, num-detected-classes)",
-        clips="values >= size become size-1, < 0 become 0 (NaN passes through)",
-        nms_inside=False,
-        max_objects=None,
-        facts=_DETECTNET_FACTS,
-        cite=_sdk(_DN, 33, 149, SDK_NVINFER_FILE),
-        same_in=(_ds(40, 179, DS_NVINFER_FILE),),
-        deploy_layouts=("detectnet",),
-    ),
+    v.key: v
+    for v in (
+        _SDK_TFSSD,
+        _SDK_EFFICIENTDET,
+        _TAO_EFFICIENTDET,
+        _TAO62_EFFICIENTDET,
+        _TAO40_EFFICIENTDET,
+        _BATCHEDNMS,
+        _NMSTLT,
+        _TAO_NMSTLT,
+        _MRCNN,
+        _DETECTNET_BUILTIN,
+    )
 }
 
 # Reads the same way in every release whose source is public (SDK 5.0-6.3 and 9.0) and stays in
