@@ -90,7 +90,8 @@ def resolve_output(nms: str | None, output_layout: str | None, ds_parser: str | 
     combinations that contradict each other instead of silently picking one."""
     if nms is not None and nms not in NMS_KINDS:
         raise UsageError(f"--nms {nms!r} is not one of {', '.join(NMS_KINDS)}")
-    if output_layout is not None and output_layout not in OUTPUT_LAYOUTS:
+    own = KIND_LAYOUTS.get(nms or "", ())  # a head's own contract ("raw" of none) may be named too
+    if output_layout is not None and output_layout not in OUTPUT_LAYOUTS and output_layout not in own:
         raise UsageError(f"--output-layout {output_layout!r} is not one of {', '.join(OUTPUT_LAYOUTS)}")
     if ds_parser is None and output_layout == "deepstream":
         if nms == "none":
