@@ -15,6 +15,7 @@ from trtdeploy.cli import (
     ds_config,
     ds_run,
     evaluate,
+    import_tao,
     infer,
     verify,
 )
@@ -47,7 +48,7 @@ def _root(
 
 
 # In pipeline order: what --help lists.
-for module in (create_onnx, verify, infer, evaluate, compare, benchmark, build_engine, calib, ds_config, ds_run):
+for module in (create_onnx, import_tao, verify, infer, evaluate, compare, benchmark, build_engine, calib, ds_config, ds_run):
     module.register(app)
 
 
