@@ -456,6 +456,7 @@ _CLIP_WH = (
     "each value clipped to [0, network width-1] / [0, network height-1] (CLIP macro: NaN becomes the upper bound)"
 )
 
+
 def _float_layer(
     role: str, dims: str, if_missing: str, cite: Citation, name: str, optional: bool = False
 ) -> TensorRead:
@@ -502,8 +503,14 @@ _SDK_TFSSD = ParserVariant(
     lookup="name",
     num_outputs=None,
     tensors=(
-        _float_layer("count", "buf[0]", "ignored: all d[0] rows are read", _sdk(_TFSSD, 228, 241), "num_detections",
-                     optional=True),
+        _float_layer(
+            "count",
+            "buf[0]",
+            "ignored: all d[0] rows are read",
+            _sdk(_TFSSD, 228, 241),
+            "num_detections",
+            optional=True,
+        ),
         _float_layer("scores", "[K]", "return false", _sdk(_TFSSD, 229, 236), "detection_scores"),
         _float_layer("classes", "d[0] = K rows", "return false", _sdk(_TFSSD, 230, 238), "detection_classes"),
         _float_layer("boxes", "[K,4]", "return false", _sdk(_TFSSD, 231, 236), "detection_boxes"),
@@ -534,7 +541,10 @@ _SDK_EFFICIENTDET = ParserVariant(
     lookup="position",
     num_outputs=4,
     tensors=_four_by_position(
-        _sdk(_EDS, 620, 620), _sdk(_EDS, 622, 624), _sdk(_EDS, 626, 626), _sdk(_EDS, 627, 627),
+        _sdk(_EDS, 620, 620),
+        _sdk(_EDS, 622, 624),
+        _sdk(_EDS, 626, 626),
+        _sdk(_EDS, 627, 627),
         boxes_dims="[K,4], all numElements scanned",
     ),
     box_order="y1x1y2x2",
@@ -563,7 +573,10 @@ _TAO62_EFFICIENTDET = replace(
     branches=("tao:release/tao3.0_ds6.1.1ga", "tao:release/tao3.0_ds6.2ga"),
     custom_lib_path=TAO_CUSTOM_LIB,
     tensors=_four_by_position(
-        _tao(_T62, 337, 337), _tao(_T62, 339, 341), _tao(_T62, 343, 343), _tao(_T62, 344, 344),
+        _tao(_T62, 337, 337),
+        _tao(_T62, 339, 341),
+        _tao(_T62, 343, 343),
+        _tao(_T62, 344, 344),
         boxes_dims="[K,4], all numElements scanned",
     ),
     count_rule="int32 count[0]",
@@ -696,10 +709,16 @@ _MRCNN = ParserVariant(
     lookup="name",
     num_outputs=None,
     tensors=(
-        _float_layer("detections", "[N,6] rows y1,x1,y2,x2,class,score", "return false", _sdk("6.3", 547, 554),
-                     "generate_detections"),
-        _float_layer("masks", "[N,C,h,w], 4 dims required", "return false", _sdk("6.3", 548, 560),
-                     "mask_fcn_logits/BiasAdd"),
+        _float_layer(
+            "detections",
+            "[N,6] rows y1,x1,y2,x2,class,score",
+            "return false",
+            _sdk("6.3", 547, 554),
+            "generate_detections",
+        ),
+        _float_layer(
+            "masks", "[N,C,h,w], 4 dims required", "return false", _sdk("6.3", 548, 560), "mask_fcn_logits/BiasAdd"
+        ),
     ),
     box_order="y1x1y2x2",
     box_units="pixels",
