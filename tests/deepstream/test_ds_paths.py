@@ -114,3 +114,15 @@ def test_relative_path_that_does_not_resolve_from_the_config_folder(tmp_path: Pa
     assert any("onnx-file=m.onnx does not resolve from the config's folder" in w for w in _warnings(config))
     config.write_text(config.read_text().replace("onnx-file=m.onnx", "onnx-file=../m.onnx"))
     assert not any("does not resolve" in w for w in _warnings(config))
+
+
+def test_generating_into_a_new_folder_does_not_warn_about_a_model_beside_it(tmp_path: Path, caplog) -> None:
+    # make demo's first run: the output folder does not exist yet when gen-ds-config checks the
+    # config, so "<new folder>/../ds.onnx" must be judged as it resolves once the folder exists.
+    model = ds_onnx(tmp_path / "ds.onnx")
+    out = tmp_path / "deepstream"
+    assert not out.exists()
+    with caplog.at_level("WARNING"):
+        result = gen_ds_config(_tfod_card("deepstream"), model, out, DsOptions(name="ds"))
+    assert read_config(result.paths[0]).properties["onnx-file"] == "../ds.onnx"
+    assert not [r.getMessage() for r in caplog.records if "does not resolve" in r.getMessage()]

@@ -414,6 +414,10 @@ def _check_paths(view: ConfigView, warn: Any) -> None:
         if not value or value.startswith("/") or key in ("labelfile-path", "model-engine-file"):
             continue  # labels: checked as an error; engine: checked against the save path
         resolved = nvinfer_path(view.config_path, value)
+        if not view.config_path.parent.exists():
+            # gen-ds-config checks before it creates the output folder; once the config is
+            # written there, "<folder>/../x" is "x" beside the folder, so judge it as then.
+            resolved = Path(os.path.normpath(os.path.abspath(resolved)))
         if not resolved.exists():
             warn(
                 f"{key}={value} does not resolve from the config's folder: nvinfer opens {resolved}, which "
