@@ -76,7 +76,33 @@ class CoreGraph:
 
 
 def load_frozen(saved_model: Path, cut: CutPoints = SSD_CUT) -> FrozenModel:
-    """Load the saved model's serving signature as one GraphDef with variables as constants.
+    """Load the saved model's serving signature as one GraphDef with variables as constants
+    (``freeze_signature``) and find the family's cut points in it."""
+    tf = require("tensorflow")
+
+    def check(signature: Any) -> None:
+        inputs = list(signature.inputs.values())
+        if len(inputs) != 1:
+            raise UnsupportedInput(saved_model, f"expected one image input, found {sorted(signature.inputs)}")
+        if inputs[0].dtype != tf.float32.as_datatype_enum:
+            raise UnsupportedInput(
+                saved_model,
+                f"input {sorted(signature.inputs)[0]} is {tf.dtypes.as_dtype(inputs[0].dtype).name}; "
+                "re-export with --input_type float_image_tensor",
+            )
+
+    graph_def, signature = freeze_signature(saved_model, "serving_default", check)
+    input_tensor = next(iter(signature.inputs.values())).name
+    encodings, scores, locations = (_node_by_suffix(graph_def, name, cut) for name in (cut.encodings, cut.scores, cut.locations))
+    resized = _find_resize_output(graph_def, encodings, input_tensor.split(":")[0], cut.family)
+    return FrozenModel(graph_def, input_tensor, encodings, scores, locations, resized, _score_columns(signature), cut)
+
+
+def freeze_signature(
+    saved_model: Path, key: str = "serving_default", check: Callable[[Any], None] | None = None
+) -> tuple[Any, Any]:
+    """(GraphDef with variables as constants, SignatureDef) of one signature of a saved model;
+    ``check`` sees the SignatureDef before the (seconds-long) freeze.
 
     Graph-mode loading: import the MetaGraph into a session (which restores the variables),
     inline the signature's function calls with Grappler, then replace variable reads by
@@ -84,6 +110,7 @@ def load_frozen(saved_model: Path, cut: CutPoints = SSD_CUT) -> FrozenModel:
     spend most of their time on (re-creating every Python function object of the model and
     wrapping the result in a new concrete function): about 4 s instead of 10 s on SSD
     MobileNet v2. Loops stay functional (While ops, not lowered): we cut them away anyway.
+    Also used by the AutoML family (its ``predict`` signature).
     """
     tf = require("tensorflow")
     from tensorflow.core.protobuf import config_pb2, meta_graph_pb2
@@ -97,18 +124,12 @@ def load_frozen(saved_model: Path, cut: CutPoints = SSD_CUT) -> FrozenModel:
             meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], str(saved_model))
         except (OSError, ValueError, RuntimeError, tf.errors.OpError) as exc:
             raise InputError(f"cannot load saved model {saved_model}: {str(exc).splitlines()[0]}") from exc
-        signature = meta.signature_def.get("serving_default")
+        signature = meta.signature_def.get(key)
         if signature is None:
-            raise InputError(f"{saved_model} has no 'serving_default' signature; export it with exporter_main_v2.py")
+            raise InputError(f"{saved_model} has no {key!r} signature; export it with exporter_main_v2.py")
+        if check is not None:
+            check(signature)
         inputs = list(signature.inputs.values())
-        if len(inputs) != 1:
-            raise UnsupportedInput(saved_model, f"expected one image input, found {sorted(signature.inputs)}")
-        if inputs[0].dtype != tf.float32.as_datatype_enum:
-            raise UnsupportedInput(
-                saved_model,
-                f"input {sorted(signature.inputs)[0]} is {tf.dtypes.as_dtype(inputs[0].dtype).name}; "
-                "re-export with --input_type float_image_tensor",
-            )
         graph_def = ctc.disable_lower_using_switch_merge(graph.as_graph_def())
         meta_graph = tf.compat.v1.train.export_meta_graph(graph_def=graph_def, graph=graph, clear_devices=True)
         for collection in ("variables", "model_variables", "trainable_variables", "local_variables"):
@@ -122,11 +143,8 @@ def load_frozen(saved_model: Path, cut: CutPoints = SSD_CUT) -> FrozenModel:
         inlined = tf_optimizer.OptimizeGraph(config, meta_graph)
         outputs = sorted({t.name.split(":")[0] for t in signature.outputs.values()})
         graph_def = ctc.convert_variables_to_constants_from_session_graph(sess, inlined, outputs)
-    input_tensor = inputs[0].name
-    log.debug("froze %s in %.1f s (%d nodes)", saved_model, time.perf_counter() - start, len(graph_def.node))
-    encodings, scores, locations = (_node_by_suffix(graph_def, name, cut) for name in (cut.encodings, cut.scores, cut.locations))
-    resized = _find_resize_output(graph_def, encodings, input_tensor.split(":")[0], cut.family)
-    return FrozenModel(graph_def, input_tensor, encodings, scores, locations, resized, _score_columns(signature), cut)
+    log.debug("froze %s of %s in %.1f s (%d nodes)", key, saved_model, time.perf_counter() - start, len(graph_def.node))
+    return graph_def, signature
 
 
 def _score_columns(signature: Any) -> int | None:
