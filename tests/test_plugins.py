@@ -65,10 +65,24 @@ def test_which_backends_ship_each_plugin():
         assert plugin.shipped_by("tensorrt_rtx", 1) == (op_type == "ROIAlign_TRT"), op_type
 
 
-def test_only_the_nms_heads_have_a_cpu_reference_and_the_others_say_so():
-    assert plugins.op_types(with_reference=True) == {"EfficientNMS_TRT", "BatchedNMS_TRT", "BatchedNMSDynamic_TRT"}
-    for op_type in VERSIONS.keys() - plugins.op_types(with_reference=True):
-        assert "no CPU reference" in plugins.get(op_type).note, op_type
+def test_a_plugin_without_a_cpu_reference_says_so_and_one_with_a_reference_does_not():
+    from trtdeploy import plugin_refs
+
+    referenced = plugin_refs.referenced_plugins()
+    assert {"EfficientNMS_TRT", "BatchedNMS_TRT", "BatchedNMSDynamic_TRT"} <= referenced
+    for op_type in VERSIONS:
+        assert ("no CPU reference" in plugins.get(op_type).note) == (op_type not in referenced), op_type
+
+
+def test_each_reference_writes_the_dtypes_the_plugin_kernel_writes():
+    """The ONNX Runtime stand-in must produce the bytes the plugin's kernel stores (e.g. int32
+    for NMS_TRT's keep count although TensorRT declares it float): a reader is checked against
+    what it would really get."""
+    from trtdeploy import plugin_refs
+
+    for impl in plugin_refs.implementations():
+        plugin = plugins.get(impl.plugin)
+        assert list(impl.outputs) == [o.bytes_dtype() for o in plugin.outputs], impl.custom_op
 
 
 def test_declared_and_written_output_dtypes():
@@ -98,7 +112,10 @@ def test_every_module_reads_the_one_list():
     assert PLUGIN_OPS == plugins.op_types()
     assert capabilities.PLUGINS_REMOVED_IN_11 == plugins.removed_in("tensorrt", 11)
     assert capabilities.RTX_BUILTIN_PLUGINS == {"ROIAlign_TRT"}
-    assert set(ort_session._PLUGINS) == plugins.op_types(with_reference=True)
+    from trtdeploy import plugin_refs
+
+    assert plugin_refs.referenced_plugins() <= plugins.op_types()
+    assert ort_session.plugin_refs is plugin_refs
     caps11 = capabilities.capabilities_for("tensorrt", "11.1.0")
     assert caps11.unavailable_plugin("NMSDynamic_TRT") and not caps11.unavailable_plugin("EfficientNMS_TRT")
 

@@ -4,8 +4,8 @@ A ``Plugin`` holds what a graph with that plugin node needs to be checked, run a
 op name and plugin version, the creator's attributes with their defaults, the output dtypes
 (declared by ``getOutputDataType`` and actually written by the kernel: they differ for NMS_TRT),
 the output shapes (so ``graph_passes.check_graph`` runs shape inference through plugin nodes),
-the private custom-op name of its NumPy reference for ONNX Runtime (``nms/ort_session.py``;
-None where no CPU reference exists yet) and which backends ship it.
+and which backends ship it. CPU references (ONNX Runtime custom ops) live in
+``trtdeploy.plugin_refs``, standard-op rewrites in ``trtdeploy.rewrites``, one module per plugin.
 
 Facts are read in NVIDIA/TensorRT (mirror /work/.mirror/NVIDIA+TensorRT/repo):
 * names, versions, attributes: ``plugin/<dir>/<plugin>.cpp`` on release/10.16 (the creator's
@@ -63,7 +63,6 @@ class Plugin:
     outputs: tuple[PluginOutput, ...]
     source: str  # where the facts were read
     shapes: ShapeFn | None = None  # None: output shapes are not modelled (left unknown)
-    reference: str | None = None  # ONNX Runtime custom op of the NumPy reference, or None
     trt10: bool = True  # shipped in libnvinfer_plugin 10.x
     trt11: bool = False  # shipped in TensorRT 11.x
     rtx: bool = False  # built into TensorRT-RTX
@@ -116,11 +115,9 @@ def all_plugins() -> tuple[Plugin, ...]:
     return tuple(_REGISTRY.values())
 
 
-def op_types(*, with_reference: bool | None = None) -> frozenset[str]:
-    """Registered op types (only those with / without a CPU reference when asked)."""
-    return frozenset(
-        p.op_type for p in _REGISTRY.values() if with_reference is None or (p.reference is not None) == with_reference
-    )
+def op_types() -> frozenset[str]:
+    """Registered op types (which of them have a CPU reference: trtdeploy.plugin_refs)."""
+    return frozenset(_REGISTRY)
 
 
 def removed_in(backend: str, major: int) -> frozenset[str]:
@@ -254,7 +251,6 @@ register(
         ),
         outputs=_DETECTION_OUTPUTS_EFFICIENT,
         shapes=_detections_shapes("max_output_boxes"),
-        reference="TrtDeployEfficientNMS",
         trt11=True,  # still in release/11.0 and 11.1 plugin/efficientNMSPlugin (deprecated since 10.12)
         source="NVIDIA/TensorRT release/10.16 plugin/efficientNMSPlugin/efficientNMSPlugin.cpp l.31-32, l.419-425",
         note="deprecated since TensorRT 10.12 (release/11.0 plugin/efficientNMSPlugin/README.md l.21)",
@@ -302,7 +298,6 @@ for _name in ("BatchedNMS_TRT", "BatchedNMSDynamic_TRT"):
             attrs=_BATCHED_ATTRS,
             outputs=_BATCHED_OUTPUTS,
             shapes=_detections_shapes("keepTopK"),
-            reference="TrtDeployBatchedNMS",
             source="NVIDIA/TensorRT release/10.16 plugin/batchedNMSPlugin/batchedNMSPlugin.cpp l.34-35, l.631-641",
             note="absent from release/11.0 plugin/",
         )
