@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from trtdeploy.detections import Detections
 
 TFOD_NAMES = ("num_detections", "detection_boxes", "detection_scores", "detection_classes")
+# The two tensors NvDsInferParseCustomMrcnnTLTV2 looks up by name among FLOAT layers
+# (NVIDIA/DeepStream@DeepStream-9.0:src/utils/nvdsinfer_customparser/nvdsinfer_custombboxparser.cpp
+# L654-L655; the same in deepstream_tao_apps' copy); facts in trtdeploy.deepstream.parsers (mrcnn).
+MRCNN_NAMES = ("generate_detections", "mask_fcn_logits/BiasAdd")
 BATCHED_NAMES = ("num_detections", "nmsed_boxes", "nmsed_scores", "nmsed_classes")
 RAW_NAMES = ("boxes", "scores")
 MASK_NAME = "detection_masks"
@@ -36,7 +40,7 @@ MASK_NAME = "detection_masks"
 
 @dataclass(frozen=True)
 class TensorSpec:
-    role: str  # count | boxes | scores | classes | masks | rows
+    role: str  # count | boxes | scores | classes | masks | rows | mask_logits
     name: str  # default name (a card may name its tensors otherwise, in the same order)
     dtype: str  # float32 | int32
     dims: tuple[str | int, ...]  # symbolic shape: B, K, A, C, M or a number
@@ -51,7 +55,9 @@ class OutputContract:
     box_format: str  # y1x1y2x2 | x1y1x2y2 | "" (no boxes we read)
     box_units: str  # normalized | pixels
     heads: tuple[str, ...]  # NMS heads (trtdeploy.nms) that produce it; () = the family's own graph
-    reader: str  # "nms" (count, boxes, scores, classes), "raw" (NMS applied on read), "" (none)
+    # "nms" (count, boxes, scores, classes [, masks]), "raw" (NMS applied on read), "mask_rows"
+    # (Mask R-CNN rows + per-class mask logits, detections.from_mask_rows), "" (none)
+    reader: str
     ds_parser: str = ""  # the DeepStream parser variant the tensors are shaped for ("" = none)
     ds_readers: tuple[str, ...] = ()  # parser variants that read it unchanged
     found_by: str = "name"  # how its DeepStream parser finds the tensors: name | position
@@ -87,6 +93,11 @@ class OutputContract:
     def has_nms(self) -> bool:
         return self.reader == "nms"
 
+    @property
+    def has_masks(self) -> bool:
+        """Instance masks among the tensors (TFOD detection_masks or per-class mask logits)."""
+        return any(t.role in ("masks", "mask_logits") for t in self.tensors)
+
     def accepts_box_format(self, box_format: str) -> bool:
         return box_format == self.box_format or box_format in self.box_formats
 
@@ -120,6 +131,8 @@ class OutputContract:
             return detections.from_nms_outputs(list(ordered), card)
         if self.reader == "raw":
             return detections.from_raw_outputs(list(ordered), card)
+        if self.reader == "mask_rows":
+            return detections.from_mask_rows(list(ordered), card)
         raise InputError(
             f"output contract {self.key!r} ({self.summary}) has no reader to detections; "
             "re-run create-onnx with --nms efficient or onnx"
@@ -232,6 +245,11 @@ register(_raw("raw", "raw", "no NMS: decoded boxes [B,A,4] and class scores [B,A
 # batchedNMSPlugin.cpp l. 394-397: dim 2 == shareLocation ? 1 : numClasses).
 register(_raw("raw-per-class", "raw_per_class", "no NMS: per-class boxes [B,A,C,4] and class scores [B,A,C]",
               ("B", "A", "C", 4)))
+# TFOD's Mask R-CNN outputs: detection_masks [B,K,mask_h,mask_w] are the detected class's mask in
+# the box's frame after a sigmoid (tensorflow/models research/object_detection/meta_architectures/
+# faster_rcnn_meta_arch.py, FasterRCNNMetaArch._postprocess_box_classifier... postprocess: the
+# per-class mask predictions gathered at detection_classes, then tf.sigmoid), beside the four
+# detection tensors. trtdeploy.masks.add_tfod_masks builds it from per-class mask logits.
 register(OutputContract(
     key="tfod-masks",
     layout="tfod_masks",
@@ -241,6 +259,36 @@ register(OutputContract(
     box_units="normalized",
     heads=(),
     reader="nms",
+))
+# What NvDsInferParseCustomMrcnnTLTV2 reads (NVIDIA/DeepStream@DeepStream-9.0:
+# src/utils/nvdsinfer_customparser/nvdsinfer_custombboxparser.cpp L639-L713, the same body in
+# src/apps/tao_apps/post_processor/nvdsinfer_custombboxparser_tao.cpp L303-L377 and SDK 6.0-6.3):
+# generate_detections as rows of 6 floats y1,x1,y2,x2 (network PIXELS: clipped to width-1 /
+# height-1, never scaled), class_id, score (struct MrcnnRawDetection, L109-L111); the row count is
+# the mask tensor's d[0] (L669, no count tensor: padding rows need score 0 and an empty box); the
+# mask tensor is [N, C, h, w] per image (4 dims required, L663-L667) and the mask of row i is the
+# block i * num-detected-classes + class_id (L704-L706), copied as it is: no sigmoid. nvinfer hands
+# it to the OSD with segmentation-threshold as the binarisation threshold (gst-nvinfer/
+# gstnvinfer_meta_utils.cpp L206-L214, includes/nvll_osd_struct.h L177-L183), a value that must be
+# >= 0 (gstnvinfer_property_parser.cpp L1207-L1217): so the tensor holds LOGITS, as the name says
+# and as TAO's MaskRCNN exports do, and segmentation-threshold=0 binarises at probability 0.5.
+# No parser variant key is stored on the card (ds_parser ""), so the --ds-parser choices of the
+# SSD heads stay as they are; the reader is named in ds_readers.
+register(OutputContract(
+    key="ds/mrcnn",
+    layout="deepstream_masks",
+    summary="rows [B,K,6] (y1,x1,y2,x2, class, score) + per-class mask logits [B,K,C,M,M] for "
+    "NvDsInferParseCustomMrcnnTLTV2",
+    tensors=(
+        TensorSpec("rows", MRCNN_NAMES[0], "float32", ("B", "K", 6)),
+        TensorSpec("mask_logits", MRCNN_NAMES[1], "float32", ("B", "K", "C", "M", "M")),
+    ),
+    box_format="y1x1y2x2",
+    box_units="pixels",
+    heads=(),
+    reader="mask_rows",
+    ds_readers=("mrcnn",),
+    found_by="name",
 ))
 # NMS_TRT (NVIDIA/TensorRT release/10.13, plugin/nmsPlugin/nmsPlugin.cpp): outputs [N,1,keepTopK,7]
 # and [N,1,1,1] (l. 142-153, 188-200); the keep count is DECLARED float32 ("use kFLOAT instead as

@@ -1,7 +1,9 @@
 """Detections in one convention, read from any output contract, and matched across runtimes.
 
 The common convention: per image, boxes [N,4] normalised y1,x1,y2,x2, scores [N] sorted
-descending, classes [N] int 0-based into the deploy card's labels.
+descending, classes [N] int 0-based into the deploy card's labels, and for instance-mask models
+masks [N,mask_h,mask_w]: the detected class's mask in the box's frame, as probabilities (TFOD's
+``detection_masks``), compared after binarising at MASK_THRESHOLD.
 """
 
 from __future__ import annotations
@@ -13,16 +15,23 @@ import numpy as np
 from trtdeploy.deploy_card import DeployCard
 from trtdeploy.errors import InputError
 
+# TFOD binarises its instance masks at 0.5: tensorflow/models research/object_detection/
+# colab_tutorials/object_detection_tutorial.ipynb, run_inference_for_single_image, after
+# utils_ops.reframe_box_masks_to_image_masks: `tf.cast(detection_masks_reframed > 0.5, tf.uint8)`.
+MASK_THRESHOLD = 0.5
+
 
 @dataclass
 class Detections:
     boxes: np.ndarray  # [N,4] float32 normalised y1,x1,y2,x2
     scores: np.ndarray  # [N] float32
     classes: np.ndarray  # [N] int64
+    masks: np.ndarray | None = None  # [N,mask_h,mask_w] float32 probabilities (instance-mask models)
 
     def above(self, threshold: float) -> Detections:
         keep = self.scores >= threshold
-        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
+        masks = self.masks[keep] if self.masks is not None else None
+        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep], masks)
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -53,6 +62,8 @@ def from_raw_outputs(outputs: list[np.ndarray], card: DeployCard) -> list[Detect
 
 def _split(outputs: list[np.ndarray], card: DeployCard) -> list[Detections]:
     count, boxes, scores, classes = outputs[:4]
+    # a contract with a masks tensor after the four (tfod-masks): [B,K,mask_h,mask_w] probabilities
+    masks = outputs[4] if len(outputs) > 4 and card.output.output_contract.has_masks else None
     result = []
     for b in range(boxes.shape[0]):
         n = int(np.asarray(count[b]).reshape(-1)[0])
@@ -61,6 +72,28 @@ def _split(outputs: list[np.ndarray], card: DeployCard) -> list[Detections]:
                 to_normalized_yxyx(boxes[b, :n].astype(np.float32), card),
                 scores[b, :n].astype(np.float32),
                 np.rint(classes[b, :n]).astype(np.int64) - card.output.class_id_base,
+                masks[b, :n].astype(np.float32) if masks is not None else None,
+            )
+        )
+    return result
+
+
+def from_mask_rows(outputs: list[np.ndarray], card: DeployCard) -> list[Detections]:
+    """The DeepStream Mask R-CNN shape (contract ``ds/mrcnn``): rows [B,K,6] of pixel
+    y1,x1,y2,x2, class, score and per-class mask logits [B,K,C,mask_h,mask_w] -> Detections
+    with the detected class's mask as probabilities. Rows with score 0 are padding."""
+    rows, logits = (np.asarray(o) for o in outputs[:2])
+    result = []
+    for b in range(rows.shape[0]):
+        keep = np.flatnonzero(rows[b, :, 5] > 0)
+        classes = np.rint(rows[b, keep, 4]).astype(np.int64)
+        picked = logits[b, keep, np.clip(classes, 0, logits.shape[2] - 1)].astype(np.float64)
+        result.append(
+            Detections(
+                to_normalized_yxyx(rows[b, keep, :4].astype(np.float32), card),
+                rows[b, keep, 5].astype(np.float32),
+                classes - card.output.class_id_base,
+                (1.0 / (1.0 + np.exp(-picked))).astype(np.float32),
             )
         )
     return result
@@ -103,10 +136,18 @@ class MatchStats:
     max_box_diff: float = 0.0
     min_iou: float = 1.0
     count_diff: int = 0  # largest |count difference| over images
+    mask_pairs: int = 0  # matched detections whose masks were compared (both sides have masks)
+    mask_iou_sum: float = 0.0  # sum of their mask IoUs (binarised at MASK_THRESHOLD)
+    min_mask_iou: float = 1.0
 
     @property
     def matched_fraction(self) -> float:
         return self.matched / self.reference if self.reference else 1.0
+
+    @property
+    def mean_mask_iou(self) -> float:
+        """Mean mask IoU over the matched detections with masks (1.0 when none was compared)."""
+        return self.mask_iou_sum / self.mask_pairs if self.mask_pairs else 1.0
 
     def merge(self, other: MatchStats) -> MatchStats:
         return MatchStats(
@@ -117,12 +158,26 @@ class MatchStats:
             max(self.max_box_diff, other.max_box_diff),
             min(self.min_iou, other.min_iou),
             max(self.count_diff, other.count_diff),
+            self.mask_pairs + other.mask_pairs,
+            self.mask_iou_sum + other.mask_iou_sum,
+            min(self.min_mask_iou, other.min_mask_iou),
         )
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray, threshold: float = MASK_THRESHOLD) -> float:
+    """IoU of two masks of the same box-frame grid after binarising each at ``threshold``
+    (value > threshold is on); two empty masks agree (1.0)."""
+    if a.shape != b.shape:
+        raise InputError(f"masks of shapes {a.shape} and {b.shape} cannot be compared: same mask size needed")
+    on_a, on_b = np.asarray(a) > threshold, np.asarray(b) > threshold
+    union = int(np.count_nonzero(on_a | on_b))
+    return float(np.count_nonzero(on_a & on_b)) / union if union else 1.0
 
 
 def match(reference: Detections, candidate: Detections, iou_threshold: float) -> MatchStats:
     """Greedy matching in reference score order: each reference detection takes the unmatched
-    candidate of the same class with the highest IoU, if that IoU >= iou_threshold."""
+    candidate of the same class with the highest IoU, if that IoU >= iou_threshold. When both
+    sides carry masks, each match's mask IoU (binarised at MASK_THRESHOLD) is added up."""
     stats = MatchStats(reference=len(reference), candidate=len(candidate), count_diff=abs(len(reference) - len(candidate)))
     ious = iou_matrix(reference.boxes, candidate.boxes)
     taken = np.zeros(len(candidate), bool)
@@ -136,6 +191,11 @@ def match(reference: Detections, candidate: Detections, iou_threshold: float) ->
             continue
         taken[j] = True
         stats.matched += 1
+        if reference.masks is not None and candidate.masks is not None:
+            m = mask_iou(reference.masks[i], candidate.masks[j])
+            stats.mask_pairs += 1
+            stats.mask_iou_sum += m
+            stats.min_mask_iou = min(stats.min_mask_iou, m)
         stats.max_score_diff = max(stats.max_score_diff, float(abs(reference.scores[i] - candidate.scores[j])))
         stats.max_box_diff = max(stats.max_box_diff, float(np.abs(reference.boxes[i] - candidate.boxes[j]).max()))
         stats.min_iou = min(stats.min_iou, float(row[j]))

@@ -371,8 +371,8 @@ _NMSTLT_90_TAO = Fact(
 
 # NvDsInferParseCustomMrcnnTLTV2: SDK 6.0-6.3 (6.3: lines 532-605); TAO tao3.0_ds6.1.1ga ...
 # master (master: 305-379); same reads and rules. DeepStream 9.0: the same body token for token
-# in both copies (SDK L638-L713, tao_apps L302-L377); it fills NvDsInferInstanceMaskInfo, which
-# has no rotation_angle.
+# in both copies (SDK L639-L713, tao_apps L303-L377, re-read 2026-12 for issue 14); it fills
+# NvDsInferInstanceMaskInfo, which has no rotation_angle.
 _MRCNN_FACTS = (
     Fact(
         "looks layers up by name among FLOAT layers: generate_detections, mask_fcn_logits/BiasAdd",
@@ -395,6 +395,70 @@ _MRCNN_FACTS = (
         "9.0: the same body in the SDK library and the tao_apps copy (struct MrcnnRawDetection unchanged, L109-L111)",
         _ds(638, 713),
     ),
+    Fact("9.0: names generate_detections and mask_fcn_logits/BiasAdd, FLOAT layers only", _ds(643, 661)),
+    Fact("9.0: the box values are clipped to width-1 / height-1, never scaled: network pixels", _ds(690, 695)),
+    Fact(
+        "9.0: the mask block is memcpy'd as it is (mask_width x mask_height floats, d[3] x d[2]): no sigmoid, "
+        "so the values are whatever the model emits (logits, as the layer name says)",
+        _ds(699, 706),
+    ),
+)
+
+# What nvinfer and the OSD do with the parser's objects (DeepStream 9.0 sources). Instance masks
+# are attached only with output-instance-mask=1, thresholded by the OSD at segmentation-threshold.
+_GST = "src/gst-plugins/gst-nvinfer/"
+MRCNN_NVINFER_FACTS = (
+    Fact(
+        "InstanceSegmentPostprocessor: after the parser, objects with classId >= num-detected-classes or "
+        "confidence < perClassPreclusterThreshold[classId] are dropped",
+        _ds(584, 594, DS_NVINFER_FILE),
+    ),
+    Fact("then per class the topK highest (topk < 0: all) are kept; no clustering", _ds(600, 610, DS_NVINFER_FILE)),
+    Fact("any cluster-mode but 4 (NONE) fails the frame: 'Invalid cluster mode for instance mask detection'",
+         _ds(702, 712, DS_NVINFER_FILE)),
+    Fact("output-instance-mask=1 with cluster-mode != 4 fails at start", _ds(1034, 1041, _GST + "gstnvinfer.cpp")),
+    Fact(
+        "with output-instance-mask the mask is copied into obj_meta->mask_params with threshold = "
+        "segmentation-threshold, width/height = the parser's mask_width/mask_height",
+        _ds(206, 214, _GST + "gstnvinfer_meta_utils.cpp"),
+    ),
+    Fact("NvOSD_MaskParams.threshold is the 'Threshold for binarization' of the mask over its box",
+         _ds(177, 183, "includes/nvll_osd_struct.h")),
+    Fact("segmentation-threshold is a double and a negative value refuses the config (default 0)",
+         _ds(1207, 1217, _GST + "gstnvinfer_property_parser.cpp")),
+    Fact("output-instance-mask is read as a GKeyFile boolean", _ds(382, 386, _GST + "gstnvinfer_property_parser.cpp")),
+)
+
+
+@dataclass(frozen=True)
+class InstanceMaskLayout:
+    """The tensors an instance-mask parser reads, as data (each field from ``cite``)."""
+
+    rows_name: str
+    masks_name: str
+    row_fields: tuple[str, ...]  # the floats of one row, in order
+    box_units: str  # pixels: network input pixels
+    mask_dims: str  # per-image dims of the mask tensor
+    mask_index: str  # which block of the mask tensor belongs to row i
+    mask_values: str  # what the parser does to the values
+    class_id_base: int  # class_id indexes labels and the mask blocks from here
+    threshold: str
+    segmentation_threshold_for_logits: float  # the segmentation-threshold that is probability 0.5
+    cite: Citation
+
+
+MRCNN_LAYOUT = InstanceMaskLayout(
+    rows_name="generate_detections",
+    masks_name="mask_fcn_logits/BiasAdd",
+    row_fields=("y1", "x1", "y2", "x2", "class_id", "score"),
+    box_units="pixels",
+    mask_dims="[N, C, mask_h, mask_w] with C = num-detected-classes",
+    mask_index="i * num-detected-classes + class_id",
+    mask_values="copied unchanged (no sigmoid); binarised by the OSD at segmentation-threshold",
+    class_id_base=0,
+    threshold="perClassPreclusterThreshold[0] in the parser, then [classId] in nvinfer",
+    segmentation_threshold_for_logits=0.0,  # sigmoid(x) > 0.5 <=> x > 0
+    cite=_ds(639, 713),
 )
 
 # nvinfer's own DetectNet_v2 decoding (no parse-bbox-func-name): DetectPostprocessor::
@@ -734,8 +798,9 @@ _MRCNN = ParserVariant(
     cite=_sdk("6.3", 532, 605),
     same_in=(_ds(638, 713), _ds(302, 377, DS_TAO_PARSER_FILE)),
     instance_mask=True,
-    notes="class ids are not checked by the parser; nvinfer drops class >= num-detected-classes afterwards",
-    deploy_layouts=("other",),
+    notes="class ids are not checked by the parser; nvinfer drops class >= num-detected-classes afterwards; "
+    "num-detected-classes must equal the mask tensor's d[1] or row i's mask is read from another block",
+    deploy_layouts=("other", "deepstream_masks"),
 )
 
 _DETECTNET_BUILTIN = ParserVariant(
