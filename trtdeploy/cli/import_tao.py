@@ -1,4 +1,5 @@
-"""`trtdeploy import-tao`: a TAO ONNX export + its spec -> ONNX + deploy card."""
+"""`trtdeploy import-tao`: a TAO ONNX export (or an ONNX-holding .etlt + its key) + its spec ->
+ONNX + deploy card."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 import typer
 
 from trtdeploy.cli.common import QuietOpt, VerboseOpt, console, setup_logging, user_errors
+from trtdeploy.errors import UsageError
 
 ARCH_HELP = (
     "TAO architecture: ssd, dssd, retinanet, yolo_v3, yolo_v4, yolo_v4_tiny, faster_rcnn, mask_rcnn, "
@@ -17,11 +19,28 @@ ARCH_HELP = (
 def import_tao(
     spec: Path = typer.Argument(..., help="TAO experiment spec the model was trained with (protobuf text or YAML)."),  # noqa: B008
     arch: str = typer.Option(..., "--arch", help=ARCH_HELP),
-    onnx: Path = typer.Option(..., "--onnx", help="The TAO 5 .onnx export."),  # noqa: B008
+    onnx: Path = typer.Option(None, "--onnx", help="The TAO 5 .onnx export."),  # noqa: B008
+    etlt: Path = typer.Option(
+        None, "--etlt", help="A TAO .etlt holding an ONNX model (TAO 4/5 exports), instead of --onnx; needs --key."
+    ),  # noqa: B008
+    key: str = typer.Option(
+        None, "--key", envvar="TRTDEPLOY_TAO_KEY", show_envvar=True,
+        help="The .etlt's encryption key ($KEY of tao export). Prefer the environment variable: "
+        "a command line is visible to other users. Never written or logged.",
+    ),
+    keep_decrypted: bool = typer.Option(
+        False, "--keep-decrypted",
+        help="Also write the decrypted ONNX (mode 0600) at the output name, for build-engine.",
+    ),
+    decrypt_python: Path = typer.Option(
+        None, "--decrypt-python", envvar="TRTDEPLOY_TAO_PYTHON", show_envvar=True,
+        help="A Python 3.10/3.12 with nvidia-eff-tao-encryption installed "
+        "(default: the first of python3.12, python3.10 on PATH and this Python that has it).",
+    ),  # noqa: B008
     output: Path = typer.Option(
         None, "--output", "-o",
         help="Copy the ONNX (same bytes) to this .onnx and write its card next to it "
-        "(default: the card goes next to --onnx, which is not changed).",
+        "(default: the card goes next to --onnx, which is not changed; for --etlt, next to it).",
     ),  # noqa: B008
     labels: Path = typer.Option(
         None, "--labels", help="Class names when the spec has none (mask_rcnn, efficientdet, classification)."
@@ -41,16 +60,29 @@ def import_tao(
 
       trtdeploy import-tao spec.yaml --arch efficientdet --onnx d0.onnx --labels labels.yaml --force
 
+      TRTDEPLOY_TAO_KEY=nvidia_tlt trtdeploy import-tao frcnn.txt --arch faster_rcnn --etlt frcnn.etlt
+      --keep-decrypted -o models/frcnn.onnx
+
     Then: trtdeploy build-engine models/yolov4.onnx -p fp16, trtdeploy gen-ds-config
     models/yolov4.deploy.json.
     """
     setup_logging(verbose, quiet)
     with user_errors():
         from tao_trt.import_model import import_tao as run
+        from tao_trt.import_model import import_tao_etlt
 
-        result = run(spec, arch, onnx, output, labels, force)
+        if (onnx is None) == (etlt is None):
+            raise UsageError("pass exactly one of --onnx MODEL.onnx or --etlt MODEL.etlt")
+        if etlt is None and (key or keep_decrypted or decrypt_python):
+            raise UsageError("--key, --keep-decrypted and --decrypt-python go with --etlt")
+        if etlt is not None:
+            result = import_tao_etlt(spec, arch, etlt, key or "", output, labels, force, keep_decrypted, decrypt_python)
+        else:
+            result = run(spec, arch, onnx, output, labels, force)
         card = result.card
         wrote = f"{result.onnx_path} (copied from {onnx}) and " if result.copied else ""
+        if result.decrypted:
+            wrote = f"{result.onnx_path} (decrypted from {etlt}, mode 0600) and "
         console.print(
             f"[green]wrote[/] {wrote}{result.card_path}: {card.provenance.model_family}, input {card.input.name} "
             f"{card.input.shape} ({card.input.layout}), {len(card.labels)} labels, outputs "
