@@ -73,6 +73,7 @@ def with_reference_ops(model: onnx.ModelProto) -> onnx.ModelProto:
     attributes travel as comma-separated strings (onnxruntime-extensions Python ops take
     scalar attributes only) and are decoded back before ``compute`` sees them."""
     model = copy.deepcopy(model)
+    written: dict[str, str] = {}
     for node in model.graph.node:
         if node.domain not in ("", "ai.onnx"):
             continue
@@ -91,9 +92,21 @@ def with_reference_ops(model: onnx.ModelProto) -> onnx.ModelProto:
         node.attribute.extend(attrs)
         node.op_type = impl.custom_op
         node.domain = CUSTOM_DOMAIN
+        written.update({name: dtype for name, dtype in zip(node.output, impl.outputs, strict=False) if name})
+    _declare_written_dtypes(model, written)
     if not any(o.domain == CUSTOM_DOMAIN for o in model.opset_import):
         model.opset_import.append(onnx.helper.make_opsetid(CUSTOM_DOMAIN, 1))
     return model
+
+
+def _declare_written_dtypes(model: onnx.ModelProto, written: dict[str, str]) -> None:
+    """Declare each reference output with the dtype the reference writes (the plugin kernel's:
+    NMS_TRT's keep count is declared float but written int32), else ONNX Runtime refuses the
+    graph's float declaration of an int32 output."""
+    for info in (*model.graph.output, *model.graph.value_info):
+        dtype = written.get(info.name)
+        if dtype is not None and info.type.HasField("tensor_type"):
+            info.type.tensor_type.elem_type = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
 
 
 def _encode(kind: str, value: Any) -> Any:
