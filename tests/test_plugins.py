@@ -207,13 +207,14 @@ def test_heads_built_by_trtdeploy_pass_the_check():
 def test_onnx_runtime_refuses_a_plugin_without_reference_by_name():
     from trtdeploy.nms.ort_session import make_session
 
-    node = helper.make_node("ResizeNearest_TRT", ["x"], ["y"], scale=2.0)
+    # Normalize_TRT: only its name is modelled (ResizeNearest_TRT, used here before, has a reference now)
+    node = helper.make_node("Normalize_TRT", ["x"], ["y"])
     model = _model(
         [node],
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 2, 2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 2, 2])],
     )
-    with pytest.raises(UnsupportedModelError, match="ResizeNearest_TRT, which have no CPU reference"):
+    with pytest.raises(UnsupportedModelError, match="Normalize_TRT, which have no CPU reference"):
         make_session(model)
 
 
@@ -282,4 +283,5 @@ def test_output_shape_rules_restated_from_the_source():
     proposal |= {"roi_min_size": 1.0, "nms_iou_threshold": 0.7, "post_nms_top_n": 300}
     proposal |= {"anchor_sizes": [1.0], "anchor_ratios": [1.0]}
     assert shapes("ProposalDynamic", proposal, [2, 18, 10, 10], [2, 36, 10, 10]) == [[2, 300, 4, 1]]
-    assert plugins.get("BatchTilePlugin_TRT").output_shapes({}, [[1, 2]]) is None  # not modelled
+    # batchTilePlugin.cpp l.60-69, l.109-115: input 1 [1, d1, d2, d3] copied per image of input 0
+    assert shapes("BatchTilePlugin_TRT", {}, ["N", 3, 8, 8], [1, 5, 4, 2]) == [["N", 5, 4, 2]]

@@ -213,6 +213,14 @@ def _resize_nearest_shapes(attrs: dict[str, Any], inputs: Sequence[Sequence[Dim]
     return [shape]
 
 
+def _batch_tile_shapes(attrs: dict[str, Any], inputs: Sequence[Sequence[Dim] | None]) -> list[list[Dim]]:
+    # release/10.16 plugin/batchTilePlugin/batchTilePlugin.cpp l.60-69, l.109-115: input 1
+    # [1, d1, d2, d3] copied once per image of input 0's batch.
+    tile = inputs[1] if len(inputs) > 1 else None
+    rest: list[Dim] = list(tile[1:]) if tile and len(tile) == 4 else [None, None, None]
+    return [[_batch(inputs), *rest]]
+
+
 def _proposal_dynamic_shapes(attrs: dict[str, Any], inputs: Sequence[Sequence[Dim] | None]) -> list[list[Dim]]:
     # release/10.16 plugin/proposalPlugin/proposalPlugin.cpp l.264-279: (N, post_nms_top_n, 4, 1).
     return [[_batch(inputs), int(attrs["post_nms_top_n"]), 4, 1]]
@@ -329,7 +337,7 @@ for _name in ("NMS_TRT", "NMSDynamic_TRT"):
             outputs=_NMS_OUTPUTS,
             shapes=_nms_trt_shapes,
             source="NVIDIA/TensorRT release/10.16 plugin/nmsPlugin/nmsPlugin.cpp l.28-29, l.583-596",
-            note="no CPU reference yet; deprecated since TensorRT 9.0 (createPlugin warning l.634); absent from release/11.0",
+            note="deprecated since TensorRT 9.0 (createPlugin warning l.634); absent from release/11.0",
         )
     )
 
@@ -381,9 +389,11 @@ register(
         op_type="BatchTilePlugin_TRT",
         version="1",
         attrs=(),
-        outputs=(PluginOutput("tiled", "input", "input"),),
+        # getOutputDataType l.87-100: always kFLOAT
+        outputs=(PluginOutput("tiled", "float32", "float32"),),
+        shapes=_batch_tile_shapes,
         source="NVIDIA/TensorRT release/10.16 plugin/batchTilePlugin/batchTilePlugin.cpp l.31-32",
-        note="no CPU reference yet; implicit-batch plugin (output shapes not modelled); absent from release/11.0",
+        note="implicit-batch plugin (TAO YOLO UFF exports); absent from release/11.0",
     )
 )
 register(
@@ -395,7 +405,7 @@ register(
         shapes=_resize_nearest_shapes,
         trt11=True,  # release/11.0 plugin/README.md l.41 (deprecated)
         source="NVIDIA/TensorRT release/10.16 plugin/resizeNearestPlugin/resizeNearestPlugin.cpp l.33-34, l.40",
-        note="no CPU reference yet; deprecated",
+        note="deprecated",
     )
 )
 register(
