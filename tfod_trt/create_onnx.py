@@ -1,8 +1,9 @@
 """create-onnx for TF2 Object Detection API models, whose family comes from the registry.
 
 Stages (each a plain function, so tests and notebooks can reuse a converted core):
-``prepare`` checks inputs, finds the model family (``trtdeploy.families``: today TFOD SSD,
-``tfod_trt.families.ssd``) and reads pipeline.config / label map (no TensorFlow),
+``prepare`` checks inputs, finds the model family (``trtdeploy.families``: TFOD SSD,
+``tfod_trt.families.ssd``, which reads pipeline.config; AutoML EfficientDet, ``tfod_trt.automl``,
+which needs none) and reads its facts and the label map (no TensorFlow),
 ``convert_core`` converts the network and runs the family's core passes (TensorFlow + tf2onnx),
 ``attach_head`` appends the NMS head and makes the deploy card, ``create_onnx`` does all
 three and writes ``model.onnx`` + ``model.deploy.json``.
@@ -18,11 +19,12 @@ from typing import Any
 
 import onnx
 
+from tfod_trt.automl.hparams import AutomlConfig
 from tfod_trt.families.ssd import source_hashes  # noqa: F401 - re-exported (its home was here)
 from tfod_trt.pipeline_config import TfodConfig, read_label_map
 from trtdeploy import families
 from trtdeploy.deploy_card import DS_OUTPUTS, DeployCard, NmsParams, card_path_for, default_ds_parser
-from trtdeploy.errors import InputError, UsageError
+from trtdeploy.errors import InputError, UnsupportedModelError, UsageError
 from trtdeploy.families import Core, Family, ModelSource
 from trtdeploy.files import check_output
 from trtdeploy.log import get_logger
@@ -62,7 +64,7 @@ class CreateOnnxOptions:
 @dataclass
 class Prepared:
     options: CreateOnnxOptions
-    config: TfodConfig
+    config: TfodConfig | AutomlConfig  # the family's facts (read_config)
     labels: list[str]
     height: int
     width: int
@@ -157,9 +159,13 @@ def prepare(options: CreateOnnxOptions) -> Prepared:
         hint = " (did you mean its saved_model/ subfolder?)" if (saved_model / "saved_model").is_dir() else ""
         raise InputError(f"{saved_model} is not a TensorFlow saved model: no saved_model.pb{hint}")
     nms, layout, ds_parser = check_options(options)
-    config_path = Path(options.pipeline_config) if options.pipeline_config else saved_model.parent / "pipeline.config"
-    if not config_path.is_file():
+    config_path: Path | None = (
+        Path(options.pipeline_config) if options.pipeline_config else saved_model.parent / "pipeline.config"
+    )
+    if options.pipeline_config and not config_path.is_file():  # type: ignore[union-attr]
         raise InputError(f"pipeline.config not found at {config_path}; pass --pipeline-config")
+    if config_path is not None and not config_path.is_file():
+        config_path = None  # a family that needs none (AutoML EfficientDet) may still claim the model
     label_map = Path(options.label_map) if options.label_map else None
     if label_map is not None and not label_map.is_file():
         raise InputError(f"label map {label_map} not found")
@@ -172,7 +178,15 @@ def prepare(options: CreateOnnxOptions) -> Prepared:
         outputs.append(Path(options.debug_dir))
     _refuse_outputs_inside(outputs, saved_model)
     source = ModelSource(saved_model, config_path)
-    family = families.find_family(source)
+    try:
+        family = families.find_family(source)
+    except UnsupportedModelError as exc:
+        if config_path is None:  # most likely a TFOD export without its pipeline.config
+            raise InputError(
+                f"pipeline.config not found at {saved_model.parent / 'pipeline.config'}; pass --pipeline-config "
+                f"({exc})"
+            ) from exc
+        raise
     families.check_head(family, nms)
     config = family.read_config(source)
     labels = (
@@ -187,7 +201,7 @@ def prepare(options: CreateOnnxOptions) -> Prepared:
     return Prepared(options, config, labels, height, width, params, nms, layout, ds_parser, family)
 
 
-def _nms_params(options: CreateOnnxOptions, config: TfodConfig, nms: str) -> NmsParams:
+def _nms_params(options: CreateOnnxOptions, config: TfodConfig | AutomlConfig, nms: str) -> NmsParams:
     """NMS parameters: the options over pipeline.config's post_processing, checked."""
     config_path = config.path
     params = NmsParams(
