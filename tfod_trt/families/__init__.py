@@ -1,5 +1,7 @@
 """The TFOD model families, registered with ``trtdeploy.families`` on import (no TensorFlow)."""
 
-from tfod_trt.families.ssd import SSD
+# SSD first: registration order is the order find_family asks, so a TFOD export is asked first.
+from tfod_trt.families.ssd import SSD  # noqa: I001
+from tfod_trt.automl.family import AUTOML
 
-__all__ = ["SSD"]
+__all__ = ["AUTOML", "SSD"]
