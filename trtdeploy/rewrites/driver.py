@@ -1,0 +1,90 @@
+"""Rewrite the plugin nodes of an ONNX model into standard ops (``trtdeploy.rewrites`` registry).
+
+``rewrite_plugins(model)`` returns the rewritten model and one ``Rewritten`` record per node;
+``build-engine`` calls it for the plugins its backend lacks, ``trtdeploy rewrite-plugins`` for
+all (or the ones named). The model given is not changed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import onnx
+
+from trtdeploy import plugins
+from trtdeploy.errors import GraphError, UnsupportedModelError
+from trtdeploy.log import get_logger
+
+log = get_logger("rewrites")
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    """One plugin node replaced by standard ops."""
+
+    node: str
+    plugin: str
+    differences: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def plugin_nodes(model: onnx.ModelProto) -> list[tuple[str, str]]:
+    """(node name, op type) of every registered plugin node of ``model``."""
+    return [(n.name, n.op_type) for n in model.graph.node if plugins.is_plugin_node(n.op_type, n.domain)]
+
+
+def rewrite_plugins(
+    model: onnx.ModelProto, only: Collection[str] | None = None
+) -> tuple[onnx.ModelProto, list[Rewritten]]:
+    """``model`` with every plugin node of a type in ``only`` (all rewritable ones when None)
+    replaced; raises UnsupportedModelError for a plugin in ``only`` that has no rewrite."""
+    import onnx_graphsurgeon as gs
+
+    from trtdeploy.rewrites import rewrites
+
+    table = rewrites()
+    wanted = {op for _, op in plugin_nodes(model)} if only is None else set(only)
+    present = {op for _, op in plugin_nodes(model)} & wanted
+    lacking = sorted(present - set(table))
+    if lacking:
+        raise UnsupportedModelError(
+            f"no standard-op rewrite for plugin(s) {', '.join(lacking)}; build with a TensorRT that ships them "
+            f"(rewritable: {', '.join(sorted(table))})"
+        )
+    if not present:
+        return model, []
+    inferred = onnx.shape_inference.infer_shapes(copy.deepcopy(model), strict_mode=False)
+    graph = gs.import_onnx(inferred)
+    need = max(table[op].min_opset for op in present)
+    if int(graph.opset) < need:
+        raise UnsupportedModelError(
+            f"the model's opset {graph.opset} is below {need}, which the rewrite of {', '.join(sorted(present))} "
+            "needs; re-export with opset >= 11"
+        )
+    done: list[Rewritten] = []
+    for index, node in enumerate(list(graph.nodes)):
+        if node.op not in present or node.domain not in (None, "", "ai.onnx"):
+            continue
+        if not node.name:
+            node.name = f"{node.op}_{index}"
+        table[node.op].apply(graph, node)
+        graph.nodes.remove(node)
+        done.append(Rewritten(node.name, node.op, table[node.op].differences))
+        log.info("rewrote %s node %r into standard ops", node.op, node.name)
+    graph.cleanup().toposort()
+    out = gs.export_onnx(graph)
+    out.ir_version = model.ir_version
+    del out.opset_import[:]
+    out.opset_import.extend(model.opset_import)
+    if plugin_nodes(out):  # the checker knows no plugin op: check once none is left
+        return out, done
+    try:
+        onnx.checker.check_model(out)
+    except onnx.checker.ValidationError as exc:
+        raise GraphError(f"the rewritten graph does not pass onnx.checker: {str(exc).splitlines()[0]}") from exc
+    return out, done
