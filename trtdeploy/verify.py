@@ -22,6 +22,7 @@ class Tolerance:
     min_matched: float = 0.99  # fraction of reference detections that must match
     score: float = 1e-4  # largest allowed |score difference| of a match
     score_threshold: float = 0.0  # only detections at or above this count
+    mask_iou: float = 0.99  # instance masks: mean mask IoU of the matches (binarised at 0.5) at least this
 
     def accepts(self, stats: MatchStats) -> bool:
         """Enough of the reference's AND of the candidate's detections matched, scores close.
@@ -32,12 +33,13 @@ class Tolerance:
             stats.matched_fraction >= self.min_matched
             and stats.matched >= self.min_matched * stats.candidate
             and stats.max_score_diff <= self.score
+            and stats.mean_mask_iou >= self.mask_iou  # 1.0 when no masks were compared
         )
 
     def validate(self) -> None:
         """Every option in range (UsageError otherwise), checked before any model runs."""
         for name, value in (("--iou", self.iou), ("--min-matched", self.min_matched),
-                            ("--score-threshold", self.score_threshold)):
+                            ("--score-threshold", self.score_threshold), ("--mask-iou", self.mask_iou)):
             if not 0.0 <= value <= 1.0:  # also refuses NaN
                 raise UsageError(f"{name} must be in [0, 1], got {value:g}")
         if not 0.0 <= self.score < 1.0:

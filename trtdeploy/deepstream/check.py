@@ -21,7 +21,7 @@ from trtdeploy.deepstream.generate import (
     sidecar_io,
     variants_for,
 )
-from trtdeploy.deepstream.parsers import variant
+from trtdeploy.deepstream.parsers import mask_layout_problems, variant
 from trtdeploy.deepstream.validate import ERROR, WARNING, ConfigView, Problem, validate
 from trtdeploy.deploy_card import DeployCard, card_path_for
 from trtdeploy.engine.sidecar import Sidecar
@@ -189,6 +189,9 @@ def _parser_problems(
     if outputs is None:
         return [Problem(WARNING, f"neither the ONNX nor an engine sidecar is here: {func}'s reads not checked")]
     errors, warnings = judge_parser(candidates, outputs, source)
+    classes = props.get("num-detected-classes", "").strip()
+    for v in candidates:
+        errors += mask_layout_problems(v.key, outputs, int(classes) if classes.isdigit() else None, source)
     return [Problem(ERROR, m) for m in errors] + [Problem(WARNING, m) for m in warnings]
 
 

@@ -390,6 +390,7 @@ class FrameResult:
     objects: list[NvObject]
     geometry: ScaleGeometry
     surface: np.ndarray  # the uint8 RGB network-size image the model saw
+    masks: Any = None  # instance segmentation: detections.MatchStats of the parser's masks vs the model's own
 
     def to_json(self, setup: NvInferSetup) -> dict[str, Any]:
         return {
@@ -435,6 +436,7 @@ class DryRun:
             )
         self.batch = self.input_shape[0] if self.input_shape[0] > 0 else 1
         self.output_names = [o.name for o in self.session.get_outputs()]
+        self.card = _card_for(setup.onnx_path)
         c, self.net_height, self.net_width = self._network_dims()
         self.channels = c
 
@@ -471,23 +473,29 @@ class DryRun:
             x = x.reshape(want)
         return x
 
-    def raw_outputs(self, surface: np.ndarray) -> list[Any]:
-        """The engine's output buffers for one frame, as parser_emulation.RawOutput (binding order)."""
-        from trtdeploy.deepstream.parser_emulation import raw_outputs_from_arrays
-
+    def outputs(self, surface: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """The model's outputs for one frame (batch arrays, binding order)."""
         x = self._input_tensor(surface)[None]
         if self.batch > 1:
             x = np.repeat(x, self.batch, axis=0)
         outputs = self.session.run(None, {self.input_name: x})
-        return raw_outputs_from_arrays(list(zip(self.output_names, outputs, strict=True)))
+        return list(zip(self.output_names, outputs, strict=True))
 
-    def parse(self, surface: np.ndarray) -> list[NvObject]:
-        """The parser's objects for one frame, in network pixels (before clustering)."""
-        from trtdeploy.deepstream.parser_emulation import parse
+    def raw_outputs(self, surface: np.ndarray) -> list[Any]:
+        """The engine's output buffers for one frame, as parser_emulation.RawOutput (binding order)."""
+        from trtdeploy.deepstream.parser_emulation import raw_outputs_from_arrays
+
+        return raw_outputs_from_arrays(self.outputs(surface))
+
+    def parse(self, surface: np.ndarray, named: list[tuple[str, np.ndarray]] | None = None) -> list[NvObject]:
+        """The parser's objects for one frame, in network pixels (before clustering); ``named``:
+        the frame's outputs when already run."""
+        from trtdeploy.deepstream.parser_emulation import parse, raw_outputs_from_arrays
 
         s = self.setup
+        raw = raw_outputs_from_arrays(named) if named is not None else self.raw_outputs(surface)
         parsed = parse(
-            s.variant, self.raw_outputs(surface), self.net_width, self.net_height, s.num_classes,
+            s.variant, raw, self.net_width, self.net_height, s.num_classes,
             [p.pre_cluster_threshold for p in s.class_params],
         )  # ParserFailure: where the C parser would return false, assert or crash
         keep_masks = s.network_type == INSTANCE_SEGMENTATION and s.output_instance_mask
@@ -502,18 +510,50 @@ class DryRun:
         surface = scale_frame(image, geometry, s.scaling_filter)
         from trtdeploy.deepstream.parser_emulation import ParserFailure
 
+        named = self.outputs(surface)
         try:
-            parsed = self.parse(surface)
+            parsed = self.parse(surface, named)
         except ParserFailure as exc:
             raise ParserFailure(exc.variant_key, exc.kind,
                                 f"on {name}, DeepStream's parser would fail ({exc.kind}): "
                                 f"{str(exc).removeprefix(exc.variant_key + ': ')}") from exc
+        masks = self.mask_agreement(named, parsed) if self.compares_masks else None
         objects = pre_cluster_filter(parsed, s.class_params)
         mode, params = effective_params(s.cluster_mode, s.class_params)
         clustered = cluster(objects, mode, params)
         framed = to_frame(clustered, geometry, params, s.filter_out_class_ids, s.crop_objects_to_roi_boundary,
                           s.deepstream)
-        return FrameResult(name, width, height, framed, geometry, surface)
+        return FrameResult(name, width, height, framed, geometry, surface, masks)
+
+    @property
+    def compares_masks(self) -> bool:
+        """Instance segmentation with masks attached, and a deploy card whose contract has masks."""
+        s = self.setup
+        return (s.network_type == INSTANCE_SEGMENTATION and s.output_instance_mask and self.card is not None
+                and self.card.output.output_contract.has_masks)
+
+    def mask_agreement(self, named: list[tuple[str, np.ndarray]], parsed: list[NvObject]) -> Any:
+        """The parser's masks against the model's own, as ``detections.MatchStats``.
+
+        The model's own: its output contract's reader on the same outputs (the detected class's
+        mask as a probability, binarised at 0.5 as TFOD does). The parser's: the block it copies
+        (parser_emulation), binarised at segmentation-threshold as nvinfer has the OSD do
+        (MRCNN_NVINFER_FACTS). Matched by class and box IoU >= IOU_MATCH, in network pixels, the
+        model's detections restricted to the parser's threshold (perClassPreclusterThreshold[0])."""
+        from trtdeploy.detections import Detections, match
+
+        assert self.card is not None  # compares_masks
+        arrays = dict(named)
+        own = self.card.output.output_contract.read([arrays[n] for n in self.card.output.names], self.card)[0]
+        own = own.above(self.setup.class_params[0].pre_cluster_threshold)
+        h, w = float(self.net_height), float(self.net_width)
+        boxes = np.array([[o.top / h, o.left / w, (o.top + o.height) / h, (o.left + o.width) / w] for o in parsed],
+                         np.float64).reshape(-1, 4)
+        shown = [np.asarray(o.mask) > self.setup.segmentation_threshold for o in parsed if o.mask is not None]
+        masks = np.array(shown, np.float32) if len(shown) == len(parsed) and shown else None
+        candidate = Detections(boxes, np.array([o.confidence for o in parsed], np.float32),
+                               np.array([o.class_id for o in parsed], np.int64), masks)
+        return match(own, candidate, IOU_MATCH)
 
     def run(self, images: Sequence[tuple[str, Image.Image]],
             on_image: Callable[[FrameResult], None] | None = None) -> list[FrameResult]:

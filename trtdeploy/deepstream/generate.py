@@ -31,10 +31,12 @@ from trtdeploy.deepstream.config import (
 )
 from trtdeploy.deepstream.parsers import (
     DEFAULT_CUSTOM_LIB,
+    MRCNN_LAYOUT,
     PARSERS,
     VARIANTS,
     ParserVariant,
     contract_problems,
+    mask_layout_problems,
     misreads,
     variant,
 )
@@ -254,6 +256,12 @@ def _choose_parser(card: DeployCard, hints: DsModelHints, options: DsOptions) ->
 def _no_parser_reason(card: DeployCard, contract: OutputContract) -> str:
     """Why no stock parser reads the card's outputs, and what to do instead."""
     out = card.output
+    if contract.has_masks:
+        return (
+            f"the model has the {contract.key!r} output contract ({contract.describe()}), which no DeepStream "
+            "instance-mask parser reads: NvDsInferParseCustomMrcnnTLTV2 needs the ds/mrcnn outputs "
+            "(generate_detections rows + per-class mask logits; trtdeploy.masks.shape_for_deepstream makes them)"
+        )
     if contract.ds_parser:
         readers = [c for c in contracts.CONTRACTS.values() if c.layout == contract.layout and c.ds_readers]
         wants = ", ".join(
@@ -305,7 +313,7 @@ def build_config(
     hints = hints or DsModelHints()
     out_dir = Path(out_dir)
     cfg = NvInferConfig()
-    net_type = NETWORK_TYPES[hints.network_type]
+    net_type = NETWORK_TYPES[_network_type(card, hints)]
     mode_name, batch = _mode_and_batch(card, options, engine_sidecar, calib_cache)
     _set_input(cfg, card, options)
     _set_model_files(cfg, card, model_path, out_dir, options, hints, engine, calib_cache, batch, mode_name)
@@ -355,6 +363,20 @@ def build_config(
         else:
             cfg.set("model-engine-file", _rel(save, out_dir))
     return cfg
+
+
+def _reads_instance_masks(card: DeployCard) -> bool:
+    """The card's outputs are read by an instance-mask parser (the ds/mrcnn contract)."""
+    return any(VARIANTS[key].instance_mask for key in card.output.output_contract.ds_readers)
+
+
+def _network_type(card: DeployCard, hints: DsModelHints) -> str:
+    """network-type: instance segmentation (3) for outputs an instance-mask parser reads, which
+    nvinfer calls only for network-type=3 (NVIDIA/DeepStream@DeepStream-9.0:src/gst-plugins/
+    gst-nvinfer/gstnvinfer_property_parser.cpp l.821-838 and l.914)."""
+    if _reads_instance_masks(card) and hints.network_type in ("detector", "instance_segmentation"):
+        return "instance_segmentation"
+    return hints.network_type
 
 
 def _mode_and_batch(
@@ -483,12 +505,18 @@ def _set_parser(
     cfg.set("custom-lib-path", lib or DEFAULT_CUSTOM_LIB)
     if contract and contract.instance_mask:
         cfg.set("output-instance-mask", 1)
+        if _reads_instance_masks(card):
+            # the ds/mrcnn masks are logits, which nvinfer hands to the OSD with this threshold:
+            # 0 is probability 0.5, TFOD's binarisation (trtdeploy.deepstream.parsers.MRCNN_LAYOUT)
+            cfg.set("segmentation-threshold", MRCNN_LAYOUT.segmentation_threshold_for_logits)
 
 
 def _set_clustering(cfg: NvInferConfig, card: DeployCard, hints: DsModelHints, net_type: int) -> None:
     """cluster-mode (4 when the model ran NMS) and the per-class thresholds from its NMS settings."""
     if net_type in (NETWORK_TYPES["detector"], NETWORK_TYPES["instance_segmentation"]):
         nms_inside = card.output.nms != "none" and card.output.output_contract.reader != "raw"
+        # instance segmentation takes cluster-mode 4 only (trtdeploy.deepstream.parsers.MRCNN_NVINFER_FACTS)
+        nms_inside = nms_inside or net_type == NETWORK_TYPES["instance_segmentation"]
         cluster = hints.cluster_mode if hints.cluster_mode is not None else (4 if nms_inside else 2)
         cfg.set("cluster-mode", cluster)
     for key, value in hints.extra.items():
@@ -603,6 +631,9 @@ def _check_parser_reads(cfg: NvInferConfig, model_path: Path, outputs: list[Tens
     )
     if outputs is not None:
         wrong, older = judge_parser(chosen, outputs, source)
+        classes = cfg.properties.get("num-detected-classes")
+        for v in chosen:
+            wrong += mask_layout_problems(v.key, outputs, int(classes) if classes else None, source)
         if wrong:
             raise UnsupportedModelError(
                 "; ".join(wrong) + ": re-export the model for that parser (create-onnx --ds-parser) or pick "

@@ -985,6 +985,46 @@ def misreads(
     return problems
 
 
+def mask_layout_problems(
+    variant_key: str, outputs: list[tuple[str, str, tuple]] | list, num_detected_classes: int | None, source: str = ""
+) -> list[str]:
+    """Why an instance-mask parser would fail on, or pick the wrong mask from, these outputs.
+
+    ``outputs`` as for :func:`misreads`, each shape WITH its batch dim (ONNX and engine shapes
+    are). NvDsInferParseCustomMrcnnTLTV2 returns false unless the mask tensor has 4 dims per
+    image, reads row i's mask at block i * num-detected-classes + class_id (MRCNN_LAYOUT), and
+    loops over mask d[0] rows of generate_detections: a class count other than the mask's d[1]
+    reads another detection's (or class's) mask, and fewer rows than d[0] reads past the rows.
+    """
+    v = variant(variant_key)
+    if not v.instance_mask or v.key != "mrcnn":
+        return []
+    where = f" in {source}" if source else ""
+    shapes = {str(o[0]): tuple(o[2]) if len(o) > 2 and o[2] is not None else () for o in outputs}
+    masks, rows = shapes.get(MRCNN_LAYOUT.masks_name), shapes.get(MRCNN_LAYOUT.rows_name)
+    if not masks:
+        return []  # missing: misreads() says so
+    if len(masks) != 5:
+        return [
+            f"{MRCNN_LAYOUT.masks_name}{where} has shape {list(masks)}: {v.where} returns false unless it has "
+            "4 dims per image [detections, classes, mask_h, mask_w]"
+        ]
+    problems = []
+    classes = masks[2]
+    if num_detected_classes is not None and isinstance(classes, int) and classes > 0 and classes != num_detected_classes:
+        problems.append(
+            f"{MRCNN_LAYOUT.masks_name}{where} holds {classes} class masks per detection but num-detected-classes="
+            f"{num_detected_classes}: {v.where} takes row i's mask at block i*{num_detected_classes}+class_id, "
+            f"another detection's mask; set num-detected-classes={classes}"
+        )
+    if rows and len(rows) == 3 and all(isinstance(d, int) and d > 0 for d in (rows[1], masks[1])) and rows[1] < masks[1]:
+        problems.append(
+            f"{MRCNN_LAYOUT.rows_name}{where} has {rows[1]} rows but the mask tensor {masks[1]}: {v.where} reads "
+            f"{masks[1]} rows (memory past the buffer)"
+        )
+    return problems
+
+
 def _row_problems(v: ParserVariant, t: TensorRead, name: str, shape: tuple) -> list[str]:
     need = ROW_LENGTH.get(t.role)
     last = shape[-1] if shape else None

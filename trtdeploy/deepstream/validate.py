@@ -27,7 +27,7 @@ from trtdeploy.deepstream.config import (
     nvinfer_path,
     same_file_path,
 )
-from trtdeploy.deepstream.parsers import PARSERS, VARIANTS, contract_problems
+from trtdeploy.deepstream.parsers import MRCNN_LAYOUT, PARSERS, VARIANTS, contract_problems
 from trtdeploy.deploy_card import DeployCard
 from trtdeploy.engine.naming import parse_engine_name
 from trtdeploy.engine.sidecar import Sidecar
@@ -246,6 +246,29 @@ def _check_classes(view: ConfigView, props: dict[str, str], net_type: int, error
     return num_classes
 
 
+def _check_segmentation_threshold(view: ConfigView, props: dict[str, str], error: Report, warn: Report) -> None:
+    """segmentation-threshold: a number >= 0 (nvinfer refuses a negative one), and 0 for the
+    ds/mrcnn mask logits (probability 0.5); facts in trtdeploy.deepstream.parsers.MRCNN_NVINFER_FACTS."""
+    raw = props.get("segmentation-threshold")
+    try:
+        value = float(raw) if raw not in (None, "") else 0.0  # nvinfer's default is 0
+    except ValueError:
+        error(f"segmentation-threshold={raw!r} is not a number (nvinfer fails to parse it)")
+        return
+    if value < 0:
+        error(f"segmentation-threshold={raw} is negative: nvinfer refuses the config")
+        return
+    reads = view.card.output.output_contract.ds_readers if view.card is not None else ()
+    if "mrcnn" in reads and value != MRCNN_LAYOUT.segmentation_threshold_for_logits:
+        import math
+
+        warn(
+            f"segmentation-threshold={raw}: the model's masks are logits, so DeepStream keeps mask pixels with "
+            f"probability > {1 / (1 + math.exp(-value)):.3f}, not 0.5 as TensorFlow binarises them; "
+            "segmentation-threshold=0 matches"
+        )
+
+
 def _check_parser(view: ConfigView, props: dict[str, str], net_type: int, error: Report, warn: Report) -> None:
     """The parse function, its library and the output contract it reads."""
     func = props.get("parse-bbox-func-name")
@@ -259,6 +282,7 @@ def _check_parser(view: ConfigView, props: dict[str, str], net_type: int, error:
             error("network-type=3 needs output-instance-mask=1")
         if _int(props.get("cluster-mode")) != 4:
             error("instance segmentation parsers return final detections: set cluster-mode=4")
+        _check_segmentation_threshold(view, props, error, warn)
     for key, name in (
         ("parse-bbox-func-name", func),
         ("parse-bbox-instance-mask-func-name", mask_func),
