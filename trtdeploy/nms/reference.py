@@ -201,17 +201,21 @@ def _iou_batched(a: np.ndarray, b: np.ndarray, normalized: bool, caffe_semantics
     """BatchedNMS (allClassNMS.cu ``jaccardOverlap``) IoU of boxes ``a`` [m,4] against ``b``
     [n,4] (corners sorted), [m,n] float32.
 
-    Boxes that do not touch give 0; for pixel boxes (``normalized`` false) sizes are
-    (w+1)*(h+1), and with ``caffe_semantics`` the intersection also gets +1 on each side. The
-    intersection must have positive width and height, else IoU is 0.
+    Boxes that do not touch give 0, except pixel boxes (``normalized`` false) with
+    ``caffe_semantics``: sizes are then (w+1)*(h+1) and the intersection gets +1 on each side,
+    also the zeroed intersection of boxes that do not touch (1x1). The intersection must have
+    positive width and height, else IoU is 0.
     """
     a, b = a[:, None, :], b[None, :, :]
     one = np.float32(0 if normalized else 1)
     disjoint = (b[..., 0] > a[..., 2]) | (b[..., 2] < a[..., 0]) | (b[..., 1] > a[..., 3]) | (b[..., 3] < a[..., 1])
     inter_one = np.float32(0) if (normalized or not caffe_semantics) else np.float32(1)
-    ih = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + inter_one
-    iw = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + inter_one
-    valid = ~disjoint & (ih > 0) & (iw > 0)
+    # A disjoint pair gets a zeroed intersection box to which the +1 is still added, so pixel
+    # boxes with caffe semantics overlap by 1x1 (release/10.16 allClassNMS.cu l.55-62, l.138-150).
+    ih = np.where(disjoint, np.float32(0), np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]))
+    iw = np.where(disjoint, np.float32(0), np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]))
+    ih, iw = ih + inter_one, iw + inter_one
+    valid = (ih > 0) & (iw > 0)
     inter = np.where(valid, ih * iw, np.float32(0))
     size_a = (a[..., 2] - a[..., 0] + one) * (a[..., 3] - a[..., 1] + one)
     size_b = (b[..., 2] - b[..., 0] + one) * (b[..., 3] - b[..., 1] + one)
