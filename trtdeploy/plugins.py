@@ -368,20 +368,34 @@ register(
         note="no CPU reference yet; version 1 (legacy) removed in TensorRT 11, version 2 kept",
     )
 )
+# ProposalDynamic and Proposal share one creator base (proposalPlugin.cpp l.637-651: the same
+# nine fields, none with a default) and one kernel; Proposal is the implicit-batch form (inputs
+# without the batch dim, output (post_nms_top_n, 4, 1): l.243-262), deprecated since 9.0 (l.682).
+_PROPOSAL_ATTRS = (
+    *_required("i", "input_height input_width rpn_stride"),
+    *_required("f", "roi_min_size nms_iou_threshold"),
+    *_required("i", "pre_nms_top_n post_nms_top_n"),
+    *_required("floats", "anchor_sizes anchor_ratios"),
+)
 register(
     Plugin(
         op_type="ProposalDynamic",
         version="1",
-        attrs=(
-            *_required("i", "input_height input_width rpn_stride"),
-            *_required("f", "roi_min_size nms_iou_threshold"),
-            *_required("i", "pre_nms_top_n post_nms_top_n"),
-            *_required("floats", "anchor_sizes anchor_ratios"),
-        ),
+        attrs=_PROPOSAL_ATTRS,
         outputs=(PluginOutput("rois", "float32", "float32"),),
         shapes=_proposal_dynamic_shapes,
         source="NVIDIA/TensorRT release/10.16 plugin/proposalPlugin/proposalPlugin.cpp l.37-38, l.640-648",
-        note="no CPU reference yet; absent from release/11.0",
+        note="absent from release/11.0",
+    )
+)
+register(
+    Plugin(
+        op_type="Proposal",
+        version="1",
+        attrs=_PROPOSAL_ATTRS,
+        outputs=(PluginOutput("rois", "float32", "float32"),),
+        source="NVIDIA/TensorRT release/10.16 plugin/proposalPlugin/proposalPlugin.cpp l.37-38, l.640-648",
+        note="implicit-batch plugin (output shapes not modelled); deprecated since TensorRT 9.0; absent from release/11.0",
     )
 )
 register(
@@ -465,7 +479,6 @@ for _name, _dir in (
     ("LReLU_TRT", "leakyReluPlugin"),
     ("Normalize_TRT", "normalizePlugin"),
     ("SpecialSlice_TRT", "specialSlicePlugin"),
-    ("Proposal", "proposalPlugin"),
 ):
     register(
         Plugin(
