@@ -180,3 +180,141 @@ def read_label_map(path: Path, num_classes: int) -> list[str]:
                         path, seen[label], class_id, label)
         seen.setdefault(label, class_id)
     return labels
+
+
+# The TF2 model zoo Faster R-CNN feature extractors create-onnx converts: one feature map cut
+# after the first stage's backbone, cropped once (the capability table; the README matrix).
+FASTER_RCNN_FEATURE_EXTRACTORS = {
+    "faster_rcnn_resnet50_keras": "Faster R-CNN ResNet50 V1",
+    "faster_rcnn_resnet101_keras": "Faster R-CNN ResNet101 V1",
+    "faster_rcnn_resnet152_keras": "Faster R-CNN ResNet152 V1",
+    "faster_rcnn_inception_resnet_v2_keras": "Faster R-CNN Inception ResNet V2",
+}
+# Known extractors whose graphs do not fit that pattern (several feature maps, multilevel crop).
+FASTER_RCNN_REFUSED = {
+    "faster_rcnn_resnet50_fpn_keras": "FPN: several feature maps and a multilevel crop",
+    "faster_rcnn_resnet101_fpn_keras": "FPN: several feature maps and a multilevel crop",
+    "faster_rcnn_resnet152_fpn_keras": "FPN: several feature maps and a multilevel crop",
+}
+
+
+@dataclass
+class FasterRcnnConfig(TfodConfig):
+    """A ``faster_rcnn { ... }`` block: the TfodConfig fields describe the second stage (its
+    post-processing is what the outputs carry), the rest the first stage and the crop.
+
+    Field names and defaults are TFOD's ``protos/faster_rcnn.proto`` (tensorflow/models
+    research/object_detection/protos/faster_rcnn.proto)."""
+
+    first_stage_nms_score_threshold: float = 0.0
+    first_stage_nms_iou_threshold: float = 0.7
+    first_stage_max_proposals: int = 300
+    anchor_scales: tuple[float, ...] = ()
+    anchor_aspect_ratios: tuple[float, ...] = ()
+    anchor_stride: tuple[int, int] = (16, 16)  # height_stride, width_stride
+    initial_crop_size: int = 14
+    maxpool_kernel_size: int = 2
+    maxpool_stride: int = 2
+    use_matmul_crop_and_resize: bool = False
+    share_box_across_classes: bool = False  # one refined box per proposal, not one per class
+    clip_anchors_to_image: bool = False
+    use_static_shapes: bool = False
+    predict_instance_masks: bool = False
+    mask_height: int = 15
+    mask_width: int = 15
+
+
+def read_faster_rcnn_config(path: Path) -> FasterRcnnConfig:
+    """The facts of a Faster R-CNN pipeline.config; another meta-architecture, an unsupported
+    feature extractor or box predictor, and Mask R-CNN masks are refused by name."""
+    path = Path(path)
+    arch, block = read_model_block(path)
+    if arch != "faster_rcnn":
+        name = META_ARCHITECTURES.get(arch or "", "unknown")
+        raise UnsupportedModelError(f"{path} describes a model of the {name} meta-architecture, not a TFOD Faster R-CNN")
+    extractor = str(block.path("feature_extractor.type", ""))
+    if extractor not in FASTER_RCNN_FEATURE_EXTRACTORS:
+        why = FASTER_RCNN_REFUSED.get(extractor, "not a supported feature extractor")
+        raise UnsupportedModelError(
+            f"{path}: Faster R-CNN feature extractor {extractor!r} is not supported ({why}); supported: "
+            f"{', '.join(FASTER_RCNN_FEATURE_EXTRACTORS)}"
+        )
+    try:
+        return _faster_rcnn_fields(path, block, extractor)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise InputError(f"{path}: a model.faster_rcnn field has a value of the wrong type ({exc})") from exc
+
+
+def _faster_rcnn_fields(path: Path, block: Message, extractor: str) -> FasterRcnnConfig:
+    height, width, resizer = _input_size(block, path)
+    num_classes = int(block.get("num_classes", 0))
+    if num_classes < 1:
+        raise InputError(f"{path}: num_classes must be >= 1, found {num_classes}")
+    predictor = block.path("second_stage_box_predictor.mask_rcnn_box_predictor")
+    if not isinstance(predictor, Message):
+        raise UnsupportedModelError(
+            f"{path}: second_stage_box_predictor must be a mask_rcnn_box_predictor (what the TF2 zoo Faster R-CNN "
+            "models use)"
+        )
+    post = block.msg("second_stage_post_processing") or Message()
+    nms = post.msg("batch_non_max_suppression") or Message()
+    grid = block.path("first_stage_anchor_generator.grid_anchor_generator")
+    if not isinstance(grid, Message):
+        raise UnsupportedModelError(f"{path}: only the grid_anchor_generator is supported for Faster R-CNN anchors")
+    stride = (int(grid.get("height_stride", 16)), int(grid.get("width_stride", 16)))
+    config = FasterRcnnConfig(
+        path=path,
+        feature_extractor=extractor,
+        num_classes=num_classes,
+        height=height,
+        width=width,
+        resizer=resizer,
+        # Faster R-CNN's proto has no box coder: TFOD's target assigner builds faster_rcnn_box_coder
+        # with its defaults; the converter reads the scales from the exported graph (tf_cut).
+        box_coder_scales=(10.0, 10.0, 5.0, 5.0),
+        score_converter=str(post.get("score_converter", "IDENTITY")),
+        logit_scale=float(post.get("logit_scale", 1.0)),
+        add_background_class=True,  # the second-stage classifier always predicts a background column
+        score_threshold=float(nms.get("score_threshold", 0.0)),
+        iou_threshold=float(nms.get("iou_threshold", 0.6)),
+        max_detections_per_class=int(nms.get("max_detections_per_class", 100)),
+        max_total_detections=int(nms.get("max_total_detections", 100)),
+        first_stage_nms_score_threshold=float(block.get("first_stage_nms_score_threshold", 0.0)),
+        first_stage_nms_iou_threshold=float(block.get("first_stage_nms_iou_threshold", 0.7)),
+        first_stage_max_proposals=int(block.get("first_stage_max_proposals", 300)),
+        anchor_scales=tuple(float(v) for v in grid.all("scales")) or (0.5, 1.0, 2.0),
+        anchor_aspect_ratios=tuple(float(v) for v in grid.all("aspect_ratios")) or (0.5, 1.0, 2.0),
+        anchor_stride=stride,
+        initial_crop_size=int(block.get("initial_crop_size", 0)),
+        maxpool_kernel_size=int(block.get("maxpool_kernel_size", 0)),
+        maxpool_stride=int(block.get("maxpool_stride", 0)),
+        use_matmul_crop_and_resize=bool(block.get("use_matmul_crop_and_resize", False)),
+        share_box_across_classes=bool(predictor.get("share_box_across_classes", False)),
+        clip_anchors_to_image=bool(block.get("clip_anchors_to_image", False)),
+        use_static_shapes=bool(block.get("use_static_shapes", False)),
+        predict_instance_masks=bool(predictor.get("predict_instance_masks", False)),
+        mask_height=int(predictor.get("mask_height", 15)),
+        mask_width=int(predictor.get("mask_width", 15)),
+    )
+    _check_faster_rcnn(config)
+    return config
+
+
+def _check_faster_rcnn(config: FasterRcnnConfig) -> None:
+    path = config.path
+    if config.predict_instance_masks:
+        raise UnsupportedModelError(
+            f"{path}: Mask R-CNN (predict_instance_masks) is not converted yet; create-onnx converts Faster R-CNN "
+            "box detectors"
+        )
+    if config.initial_crop_size < 1 or config.first_stage_max_proposals < 1:
+        raise InputError(
+            f"{path}: initial_crop_size ({config.initial_crop_size}) and first_stage_max_proposals "
+            f"({config.first_stage_max_proposals}) must be >= 1"
+        )
+    for name, value in (("first_stage_nms_iou_threshold", config.first_stage_nms_iou_threshold),
+                        ("first_stage_nms_score_threshold", config.first_stage_nms_score_threshold)):
+        if not 0.0 <= value <= 1.0:
+            raise InputError(f"{path}: {name} must be in [0, 1], found {value}")
+    if config.score_converter not in ("SOFTMAX", "SIGMOID", "IDENTITY"):
+        raise UnsupportedModelError(f"{path}: second_stage_score_converter {config.score_converter} is not supported")
