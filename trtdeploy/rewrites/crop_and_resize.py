@@ -41,8 +41,14 @@ def _positions(op: Any, start: gs.Tensor, end: gs.Tensor, size: int, extent: int
     top = np.float32(extent - 1)
     if size > 1:
         span = op("Sub", [end, start], f"{axis}_span")
-        step = op("Div", [op("Mul", [span, op.c(f"{axis}_top", top)], f"{axis}_span_px"),
-                          op.c(f"{axis}_steps", np.float32(size - 1))], f"{axis}_step")
+        step = op(
+            "Div",
+            [
+                op("Mul", [span, op.c(f"{axis}_top", top)], f"{axis}_span_px"),
+                op.c(f"{axis}_steps", np.float32(size - 1)),
+            ],
+            f"{axis}_step",
+        )
         first = op("Mul", [start, op.c(f"{axis}_top2", top)], f"{axis}_first")
         index = op.c(f"{axis}_index", np.arange(size, dtype=np.float32).reshape(1, 1, size))
         return op("Add", [first, op("Mul", [index, step], f"{axis}_offsets")], f"{axis}_positions")
@@ -62,8 +68,14 @@ class _Ops:
 
 
 def add_crop_and_resize(
-    graph: gs.Graph, features: gs.Tensor, rois: gs.Tensor, crop_height: int, crop_width: int,
-    extrapolation: str = "sample", name: str = "crop_and_resize", output: gs.Variable | None = None,
+    graph: gs.Graph,
+    features: gs.Tensor,
+    rois: gs.Tensor,
+    crop_height: int,
+    crop_width: int,
+    extrapolation: str = "sample",
+    name: str = "crop_and_resize",
+    output: gs.Variable | None = None,
 ) -> gs.Variable:
     """Crops of ``features`` [B,C,H,W] (H, W static) at ``rois`` [B,N,4] (normalised y1,x1,y2,x2;
     N static) resized to crop_height x crop_width: returns [B,N,C,crop_height,crop_width] float32,
@@ -71,19 +83,24 @@ def add_crop_and_resize(
     if extrapolation not in EXTRAPOLATIONS:
         raise ValueError(f"extrapolation must be one of {EXTRAPOLATIONS}, got {extrapolation!r}")
     if graph.opset < MIN_OPSET:
-        raise GraphError(f"crop-and-resize with standard ops needs ONNX opset >= {MIN_OPSET} (GridSample), "
-                         f"the graph has opset {graph.opset}")
+        raise GraphError(
+            f"crop-and-resize with standard ops needs ONNX opset >= {MIN_OPSET} (GridSample), "
+            f"the graph has opset {graph.opset}"
+        )
     shape = features.shape
     if shape is None or len(shape) != 4 or not all(isinstance(d, int) for d in shape[1:]):
-        raise GraphError(f"crop-and-resize: the feature map {features.name!r} must be [B,C,H,W] with static C, H, W, "
-                         f"got {shape}")
+        raise GraphError(
+            f"crop-and-resize: the feature map {features.name!r} must be [B,C,H,W] with static C, H, W, got {shape}"
+        )
     if rois.shape is None or len(rois.shape) != 3 or not isinstance(rois.shape[1], int):
         raise GraphError(f"crop-and-resize: rois {rois.name!r} must be [B,N,4] with a static N, got {rois.shape}")
     depth, height, width = shape[1:]
     num = rois.shape[1]
     op = _Ops(graph, name)
-    y1, x1, y2, x2 = (op("Slice", [rois, op.c(f"s{i}", [i]), op.c(f"e{i}", [i + 1]), op.c(f"a{i}", [2])], f"coord{i}")
-                      for i in range(4))
+    y1, x1, y2, x2 = (
+        op("Slice", [rois, op.c(f"s{i}", [i]), op.c(f"e{i}", [i + 1]), op.c(f"a{i}", [2])], f"coord{i}")
+        for i in range(4)
+    )
     in_y = _positions(op, y1, y2, crop_height, height, "y")  # [B,N,ch]
     in_x = _positions(op, x1, x2, crop_width, width, "x")  # [B,N,cw]
     # GridSample (align_corners=1) maps g in [-1, 1] to (g + 1) / 2 * (E - 1).
@@ -94,26 +111,35 @@ def add_crop_and_resize(
     gy = op("Mul", [op("Unsqueeze", [grid_y, op.c("gy_axes", [3, 4])], "gy_5d"), ones], "gy_full")
     grid = op("Concat", [gx, gy], "grid_5d", axis=4)  # [B,N,ch,cw,2] as (x, y)
     grid = op("Reshape", [grid, op.c("grid_shape", [-1, num * crop_height, crop_width, 2])], "grid")
-    sampled = op("GridSample", [features, grid], "grid_sample", mode="bilinear", padding_mode="zeros",
-                 align_corners=1)  # [B,C,N*ch,cw]
+    sampled = op(
+        "GridSample", [features, grid], "grid_sample", mode="bilinear", padding_mode="zeros", align_corners=1
+    )  # [B,C,N*ch,cw]
     sampled = op("Reshape", [sampled, op.c("split_shape", [-1, depth, num, crop_height, crop_width])], "split")
     if extrapolation == "sample":
         sampled = op("Mul", [sampled, _inside(op, in_y, in_x, height, width)], "extrapolated")
     out = output if output is not None else gs.Variable(f"{name}/crops", dtype=np.float32)
     out.shape = [features.shape[0], num, depth, crop_height, crop_width]
-    graph.nodes.append(gs.Node("Transpose", f"{name}/to_rois_first", attrs={"perm": [0, 2, 1, 3, 4]},
-                               inputs=[sampled], outputs=[out]))
+    graph.nodes.append(
+        gs.Node("Transpose", f"{name}/to_rois_first", attrs={"perm": [0, 2, 1, 3, 4]}, inputs=[sampled], outputs=[out])
+    )
     return out
 
 
 def _to_grid(op: Any, positions: gs.Tensor, extent: int, axis: str) -> gs.Variable:
     scale = np.float32(2.0 / (extent - 1)) if extent > 1 else np.float32(0.0)
-    return op("Sub", [op("Mul", [positions, op.c(f"{axis}_to_grid", scale)], f"{axis}_grid_scaled"),
-                      op.c(f"{axis}_one", np.float32(1.0))], f"{axis}_grid")
+    return op(
+        "Sub",
+        [
+            op("Mul", [positions, op.c(f"{axis}_to_grid", scale)], f"{axis}_grid_scaled"),
+            op.c(f"{axis}_one", np.float32(1.0)),
+        ],
+        f"{axis}_grid",
+    )
 
 
 def _inside(op: Any, in_y: gs.Tensor, in_x: gs.Tensor, height: int, width: int) -> gs.Variable:
     """[B,1,N,ch,cw] 1.0 where both coordinates are inside the map, else 0.0 (the kernel's test)."""
+
     def within(values: gs.Tensor, extent: int, axis: str) -> gs.Variable:
         low = op("GreaterOrEqual", [values, op.c(f"{axis}_zero", np.float32(0.0))], f"{axis}_low_ok")
         high = op("LessOrEqual", [values, op.c(f"{axis}_last", np.float32(extent - 1))], f"{axis}_high_ok")
@@ -129,11 +155,23 @@ def _rewrite_plugin(graph: gs.Graph, node: gs.Node) -> None:
     out = node.outputs[0]
     features, rois = node.inputs[:2]
     if rois.shape is not None and len(rois.shape) == 4:  # [B,N,4,1] as the legacy plugin took
-        rois = add_node(graph, "Reshape", [rois, const(f"{node.name}/rois_shape", np.array([0, 0, 4], np.int64))],
-                        f"{node.name}/rois")[0]
+        rois = add_node(
+            graph,
+            "Reshape",
+            [rois, const(f"{node.name}/rois_shape", np.array([0, 0, 4], np.int64))],
+            f"{node.name}/rois",
+        )[0]
         rois.shape = list(node.inputs[1].shape[:3])
-    add_crop_and_resize(graph, features, rois, int(node.attrs["crop_height"]), int(node.attrs["crop_width"]),
-                        "sample", name=node.name or "crop_and_resize", output=out)
+    add_crop_and_resize(
+        graph,
+        features,
+        rois,
+        int(node.attrs["crop_height"]),
+        int(node.attrs["crop_width"]),
+        "sample",
+        name=node.name or "crop_and_resize",
+        output=out,
+    )
     node.outputs.clear()
     node.inputs.clear()
 

@@ -58,29 +58,36 @@ def rewrite_plugins(
         )
     if not present:
         return model, []
-    inferred = onnx.shape_inference.infer_shapes(copy.deepcopy(model), strict_mode=False)
-    graph = gs.import_onnx(inferred)
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     need = max(table[op].min_opset for op in present)
-    if int(graph.opset) < need:
+    if opset < need:
         raise UnsupportedModelError(
-            f"the model's opset {graph.opset} is below {need}, which the rewrite of {', '.join(sorted(present))} "
-            "needs; re-export with opset >= 11"
+            f"the model's opset {opset} is below {need}, which the rewrite of {', '.join(sorted(present))} "
+            f"needs; re-export with opset >= {need}"
         )
+    # One node at a time, in graph order, with shapes inferred again after each: a plugin stops
+    # ONNX shape inference, so the shapes below it are only known once it is rewritten.
     done: list[Rewritten] = []
-    for index, node in enumerate(list(graph.nodes)):
-        if node.op not in present or node.domain not in (None, "", "ai.onnx"):
-            continue
+    out = model
+    while True:
+        graph = gs.import_onnx(onnx.shape_inference.infer_shapes(copy.deepcopy(out), strict_mode=False))
+        index, node = next(
+            ((i, n) for i, n in enumerate(graph.nodes) if n.op in present and n.domain in (None, "", "ai.onnx")),
+            (-1, None),
+        )
+        if node is None:
+            break
         if not node.name:
             node.name = f"{node.op}_{index}"
         table[node.op].apply(graph, node)
         graph.nodes.remove(node)
         done.append(Rewritten(node.name, node.op, table[node.op].differences))
         log.info("rewrote %s node %r into standard ops", node.op, node.name)
-    graph.cleanup().toposort()
-    out = gs.export_onnx(graph)
-    out.ir_version = model.ir_version
-    del out.opset_import[:]
-    out.opset_import.extend(model.opset_import)
+        graph.cleanup().toposort()
+        out = gs.export_onnx(graph)
+        out.ir_version = model.ir_version
+        del out.opset_import[:]
+        out.opset_import.extend(model.opset_import)
     if plugin_nodes(out):  # the checker knows no plugin op: check once none is left
         return out, done
     try:

@@ -117,12 +117,20 @@ def _greedy_loop(op: Ops, corners: list[Any], fg: Any, a: dict[str, Any]) -> tup
     ties = inner("Cast", [inner("And", [alive, inner("Equal", [fg, best])])], to=1)
     pick = inner("ArgMax", [ties], axis=1, keepdims=1)  # first maximum: the lowest index among ties
     ref = [inner("GatherElements", [c, pick], axis=1) for c in corners]  # [N, 1] each
-    before = inner("Or", [inner("Greater", [fg, best]), inner("And", [inner("Equal", [fg, best]), inner("Less", [positions, pick])])])
+    before = inner(
+        "Or",
+        [inner("Greater", [fg, best]), inner("And", [inner("Equal", [fg, best]), inner("Less", [positions, pick])])],
+    )
     rank = _reduce(inner, "ReduceSum", inner("Cast", [before], to=1), [1])  # exact below 2**24 proposals
     anything = inner("Greater", [_reduce(inner, "ReduceMax", alive_in, [1]), inner.const(0.5)])
     valid = inner("And", [anything, inner("Less", [rank, inner.const(np.float32(a["pre_nms_top_n"]))])])
-    gone = inner("Or", [inner("Greater", [_iou(inner, ref, corners), inner.const(np.float32(a["nms_iou_threshold"]))]),
-                        inner("Equal", [positions, pick])])
+    gone = inner(
+        "Or",
+        [
+            inner("Greater", [_iou(inner, ref, corners), inner.const(np.float32(a["nms_iou_threshold"]))]),
+            inner("Equal", [positions, pick]),
+        ],
+    )
     alive_out = inner("Mul", [alive_in, inner("Sub", [inner.const(1.0), inner("Cast", [gone], to=1)])])
     picked = inner("Concat", ref, axis=1)  # [N, 4]
     valid_f = inner("Cast", [valid], to=1)  # [N, 1]
