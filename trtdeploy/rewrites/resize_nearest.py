@@ -30,7 +30,7 @@ def _apply(graph: gs.Graph, node: gs.Node) -> None:
     node.inputs.clear()
     op.into(
         "Resize",
-        [x, gs.Variable.empty(), scales]  # no roi,
+        [x, gs.Variable.empty(), scales],  # no roi
         out,
         "resize",
         mode="nearest",
