@@ -30,7 +30,7 @@ def _apply(graph: gs.Graph, node: gs.Node) -> None:
     node.inputs.clear()
     op.into(
         "Resize",
-        [x, gs.Variable.empty(), scales],  # no roi
+        [x, op.const(np.zeros(0), np.float32, "roi"), scales],  # an empty roi (required below opset 13)
         out,
         "resize",
         mode="nearest",
