@@ -293,3 +293,21 @@ def test_the_contract_reader_returns_probabilities_of_the_detected_class(ds_outp
     np.testing.assert_allclose(dets.boxes, BOXES[0, :COUNT], atol=1e-6)
     assert dets.classes.tolist() == CLASSES[0, :COUNT].tolist()
     np.testing.assert_array_equal(dets.masks > 0.5, LOGITS[0, np.arange(COUNT), CLASSES[0, :COUNT]] > 0)
+
+
+def test_ds_run_prints_the_mask_comparison_and_fails_below_the_bound(generated, tmp_path):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from trtdeploy.cli.main import app
+
+    ini, _ = generated
+    photo = tmp_path / "grey.png"
+    Image.new("RGB", (W, H), (128, 128, 128)).save(photo)
+    ok = CliRunner().invoke(app, ["ds-run", str(ini), "-i", str(photo)])
+    assert ok.exit_code == 0, ok.output
+    assert f"masks: {COUNT} of the parser's masks vs the model's own, mean IoU 1.0000" in ok.output
+    strict = ini.with_name("strict.txt")
+    strict.write_text(ini.read_text().replace("segmentation-threshold=0.0", "segmentation-threshold=2"))
+    bad = CliRunner().invoke(app, ["ds-run", str(strict), "-i", str(photo)])
+    assert bad.exit_code == 1 and "check segmentation-threshold" in bad.output, bad.output

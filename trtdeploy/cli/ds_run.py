@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -72,6 +73,7 @@ def ds_run(
             class_id_base_for,
             compare_with_saved_model,
             load_images,
+            mask_summary,
             matched_fraction,
             write_result,
         )
@@ -112,6 +114,7 @@ def ds_run(
             console.print(f"[yellow]warning:[/] {degenerate} object(s) with a width or height <= 0: boxes lying "
                           "entirely outside the frame (in the letterbox padding), cut to a negative size by "
                           "crop-objects-to-roi-boundary=1 as nvinfer does; drop them downstream", highlight=False)
+        _check_masks(mask_summary(results))
         if comparisons is None:
             return
         table = Table(title=f"dry run vs TensorFlow (same class, IoU >= {IOU_MATCH})")
@@ -134,6 +137,21 @@ def ds_run(
             console.print("[yellow]warning:[/] TensorFlow has no detections above the config's thresholds; "
                           "nothing was compared", highlight=False)
         console.print(f"[green]matched[/]: {matched}/{reference} of TensorFlow's detections", highlight=False)
+
+
+def _check_masks(stats: Any) -> None:
+    """Instance masks: the emulated parser's masks (binarised at segmentation-threshold) against
+    the model's own (at 0.5), on the same buffers; VerificationError below MIN_MASK_IOU."""
+    from trtdeploy.deepstream.dry_run import MIN_MASK_IOU
+
+    if stats is None:
+        return
+    line = (f"masks: {stats.mask_pairs} of the parser's masks vs the model's own, mean IoU "
+            f"{stats.mean_mask_iou:.4f} (min {stats.min_mask_iou:.4f})")
+    if stats.mask_pairs and stats.mean_mask_iou < MIN_MASK_IOU:
+        raise VerificationError(f"{line} < {MIN_MASK_IOU}: check segmentation-threshold (0 for mask logits) and "
+                                "num-detected-classes (the mask tensor's class count)")
+    typer.echo(line)
 
 
 def register(app: typer.Typer) -> None:

@@ -672,6 +672,9 @@ def write_result(out_dir: Path, image: Image.Image, result: FrameResult, setup: 
 
 IOU_MATCH = 0.9
 MIN_MATCHED = 0.99
+# The parser's masks as the OSD shows them vs the model's own binarised at 0.5: at least this mean
+# mask IoU (issue 14: masks match with mean mask IoU >= 0.99).
+MIN_MASK_IOU = 0.99
 # TF detections this close above the threshold may fall just below it in the ONNX (float32 noise,
 # ~1e-4 on these models): they are not counted as missed.
 SCORE_MARGIN = 1e-3
@@ -753,6 +756,17 @@ def compare_with_saved_model(saved_model: Path, results: Sequence[FrameResult], 
     from tfod_trt.runner import TfodRunner
 
     return compare_with_runner(TfodRunner(Path(saved_model)), results, setup, class_id_base, on_image)
+
+
+def mask_summary(results: Sequence[FrameResult]) -> Any:
+    """The frames' mask comparisons (DryRun.mask_agreement) merged, or None when none was made."""
+    stats = [r.masks for r in results if r.masks is not None]
+    if not stats:
+        return None
+    total = stats[0]
+    for more in stats[1:]:
+        total = total.merge(more)
+    return total
 
 
 def matched_fraction(comparisons: Sequence[ImageComparison]) -> float:
