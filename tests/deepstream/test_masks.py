@@ -311,3 +311,23 @@ def test_ds_run_prints_the_mask_comparison_and_fails_below_the_bound(generated, 
     strict.write_text(ini.read_text().replace("segmentation-threshold=0.0", "segmentation-threshold=2"))
     bad = CliRunner().invoke(app, ["ds-run", str(strict), "-i", str(photo)])
     assert bad.exit_code == 1 and "check segmentation-threshold" in bad.output, bad.output
+
+
+def test_verify_table_shows_mean_mask_iou_only_when_masks_were_compared():
+    import io
+
+    from rich.console import Console
+
+    from trtdeploy.cli.verify import _match_table
+    from trtdeploy.detections import MatchStats
+    from trtdeploy.verify import Tolerance
+
+    def render(stats: MatchStats) -> str:
+        buffer = io.StringIO()
+        Console(file=buffer, width=200).print(_match_table({1: stats}, Tolerance(), "m.onnx", 2))
+        return buffer.getvalue()
+
+    with_masks = MatchStats(reference=2, matched=2, candidate=2, mask_pairs=2, mask_iou_sum=1.9, min_mask_iou=0.9)
+    text = render(with_masks)
+    assert "mean mask IoU" in text and "0.9500" in text and "FAIL" in text  # 0.95 < 0.99
+    assert "mask IoU" not in render(MatchStats(reference=2, matched=2, candidate=2))

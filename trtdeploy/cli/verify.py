@@ -186,8 +186,9 @@ def _judge(report, results, tol, threshold: float, images: int, min_matched: flo
     if failed:
         raise VerificationError(
             f"ONNX differs from TensorFlow beyond tolerance at batch {failed} (need >= {min_matched:.0%} of each "
-            f"side matched at IoU >= {iou} and score difference <= {tol.score:.2g}; to tell float32 noise from a "
-            "conversion error, run with --exact)"
+            f"side matched at IoU >= {iou} and score difference <= {tol.score:.2g}"
+            + (f", mean mask IoU >= {tol.mask_iou:g}" if any(s.mask_pairs for s in results.values()) else "")
+            + "; to tell float32 noise from a conversion error, run with --exact)"
         )
     totals = ", ".join(f"batch {b}: {s.matched}/{s.reference} matched" for b, s in results.items())
     console.print(f"[green]verified[/]: the ONNX matches TensorFlow within tolerance ({totals}, "
@@ -207,17 +208,19 @@ def _exact_table(report, name: str) -> Table:  # type: ignore[no-untyped-def]
 
 def _match_table(results, tol, name: str, images: int) -> Table:  # type: ignore[no-untyped-def]
     table = Table(title=f"{name} vs TensorFlow on {images} images (score >= {tol.score_threshold:g})")
+    masks = any(stats.mask_pairs for stats in results.values())  # instance masks compared (binarised at 0.5)
     for column in ("batch", "TF dets", "ONNX dets", "matched", "max dScore", "max dBox", "min IoU",
-                   "max dCount", "ok"):
+                   *(("mean mask IoU",) if masks else ()), "max dCount", "ok"):
         table.add_column(column, justify="right")
     for b, stats in results.items():
         ok = tol.accepts(stats)
         # with no match there is no score difference or IoU to report (not 0 and 1.0)
         none = stats.matched == 0
+        mask_cell = ("-" if not stats.mask_pairs else f"{stats.mean_mask_iou:.4f}",) if masks else ()
         table.add_row(str(b), str(stats.reference), str(stats.candidate),
                       f"{stats.matched}/{stats.reference}" if stats.reference else "-",
                       "-" if none else f"{stats.max_score_diff:.2e}", "-" if none else f"{stats.max_box_diff:.2e}",
-                      "-" if none else f"{stats.min_iou:.4f}", str(stats.count_diff),
+                      "-" if none else f"{stats.min_iou:.4f}", *mask_cell, str(stats.count_diff),
                       "[green]ok[/]" if ok else "[red]FAIL[/]")
     return table
 
