@@ -331,3 +331,24 @@ def test_verify_table_shows_mean_mask_iou_only_when_masks_were_compared():
     text = render(with_masks)
     assert "mean mask IoU" in text and "0.9500" in text and "FAIL" in text  # 0.95 < 0.99
     assert "mask IoU" not in render(MatchStats(reference=2, matched=2, candidate=2))
+
+
+@pytest.mark.parametrize(
+    ("value", "yaml", "error"),
+    [
+        ("1", False, None),
+        ("true", False, None),  # g_key_file_get_boolean (property_parser.cpp L382-L386)
+        ("yes", False, "is not a boolean"),
+        ("0", False, "needs output-instance-mask=1"),
+        ("1", True, None),
+        ("true", True, "is not an integer"),  # std::stoi (yaml_parser.cpp L329-L330) throws on it
+    ],
+)
+def test_output_instance_mask_is_read_as_each_config_form_reads_it(generated, value, yaml, error):
+    from trtdeploy.deepstream.validate import ConfigView, validate
+
+    _, props = generated
+    view = ConfigView(properties={**props, "output-instance-mask": value}, class_attrs={"pre-cluster-threshold": "0.3"},
+                      labels=LABELS, yaml=yaml)
+    found = [p.message for p in validate(view) if p.level == "error" and "output-instance-mask" in p.message]
+    assert (found == []) if error is None else any(error in m for m in found), found

@@ -246,6 +246,22 @@ def _check_classes(view: ConfigView, props: dict[str, str], net_type: int, error
     return num_classes
 
 
+def _check_output_instance_mask(view: ConfigView, props: dict[str, str], error: Report) -> None:
+    """output-instance-mask must be on, written as the config's form reads it: the INI form with
+    g_key_file_get_boolean (NVIDIA/DeepStream@DeepStream-9.0:src/gst-plugins/gst-nvinfer/
+    gstnvinfer_property_parser.cpp l.382-386; GLib takes true/false/1/0), the YAML form with
+    std::stoi (gstnvinfer_yaml_parser.cpp l.329-330: 'true' throws, '1' is on)."""
+    raw = props.get("output-instance-mask")
+    value = (raw or "").rstrip()
+    on = {"1"} if view.yaml else {"1", "true"}
+    off = {"0"} if view.yaml else {"0", "false"}
+    if raw is None or value in off:
+        error("network-type=3 needs output-instance-mask=1 (without it nvinfer attaches no masks)")
+    elif value not in on and not (view.yaml and _int(value) is not None):
+        form = "an integer (the YAML parser uses std::stoi)" if view.yaml else "a boolean (true/false/1/0)"
+        error(f"output-instance-mask={raw!r} is not {form}: nvinfer fails to read the config")
+
+
 def _check_segmentation_threshold(view: ConfigView, props: dict[str, str], error: Report, warn: Report) -> None:
     """segmentation-threshold: a number >= 0 (nvinfer refuses a negative one), and 0 for the
     ds/mrcnn mask logits (probability 0.5); facts in trtdeploy.deepstream.parsers.MRCNN_NVINFER_FACTS."""
@@ -278,8 +294,7 @@ def _check_parser(view: ConfigView, props: dict[str, str], net_type: int, error:
             error(
                 "network-type=3 needs parse-bbox-instance-mask-func-name (e.g. NvDsInferParseCustomMrcnnTLTV2)"
             )
-        if _int(props.get("output-instance-mask")) != 1:
-            error("network-type=3 needs output-instance-mask=1")
+        _check_output_instance_mask(view, props, error)
         if _int(props.get("cluster-mode")) != 4:
             error("instance segmentation parsers return final detections: set cluster-mode=4")
         _check_segmentation_threshold(view, props, error, warn)
