@@ -271,7 +271,10 @@ register(OutputContract(
 # it to the OSD with segmentation-threshold as the binarisation threshold (gst-nvinfer/
 # gstnvinfer_meta_utils.cpp L206-L214, includes/nvll_osd_struct.h L177-L183), a value that must be
 # >= 0 (gstnvinfer_property_parser.cpp L1207-L1217): so the tensor holds LOGITS, as the name says
-# and as TAO's MaskRCNN exports do, and segmentation-threshold=0 binarises at probability 0.5.
+# and as TAO's MaskRCNN exports do (NVIDIA/tao_tensorflow1_backend@main: nvidia_tao_tf1/cv/mask_rcnn/
+# export/exporter.py L249-L250 and L306 cut at mask_fcn_logits/BiasAdd, the 1x1 conv of
+# models/heads.py L250-L260, while the sigmoid 'mask_sigmoid' comes after it, models/mask_rcnn_model.py
+# L473-L476), and segmentation-threshold=0 binarises at probability 0.5.
 # No parser variant key is stored on the card (ds_parser ""), so the --ds-parser choices of the
 # SSD heads stay as they are; the reader is named in ds_readers.
 register(OutputContract(

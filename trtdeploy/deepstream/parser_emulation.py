@@ -390,7 +390,9 @@ def _nmstlt(
 
 
 def _mrcnn(key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr: list[float]) -> list[ParsedObject]:
-    # hiennguyen9874/deepstream-sources@6.3:...nvdsinfer_custombboxparser.cpp#L532-L605
+    # hiennguyen9874/deepstream-sources@6.3:...nvdsinfer_custombboxparser.cpp#L532-L605; the same
+    # body in NVIDIA/DeepStream@DeepStream-9.0 (SDK L639-L713, tao_apps copy L303-L377): the 9.0
+    # lines are 107 (SDK) further on (layerFinder L643-L661, dims L663-L677, loop L683-L709)
     det_layer = _find_float_layer(outs, "generate_detections")  # L547-L548
     mask_layer = _find_float_layer(outs, "mask_fcn_logits/BiasAdd")
     if det_layer is None or mask_layer is None:  # L550-L554
@@ -413,7 +415,8 @@ def _mrcnn(key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr
         if width <= 0 or height <= 0:  # L587-L588
             continue
         cls = _to_int(key, class_value, f"generate_detections[{i}].class_id")  # L589
-        # L597-L599: the row index uses num-detected-classes, not the mask's class dim
+        # L597-L599 (9.0 L704-L706): the row index uses num-detected-classes, not the mask's class
+        # dim; the block is copied as it is (no sigmoid: the values are the model's, logits for ds/mrcnn)
         mask = masks.block((i * num_classes + cls) * mh * mw, mh * mw).reshape(mh, mw)
         objects.append(_obj(cls, left, top, width, height, score, mask=mask, mask_width=mw, mask_height=mh))
     return objects
