@@ -119,6 +119,7 @@ def add_crop_and_resize(
         sampled = op("Mul", [sampled, _inside(op, in_y, in_x, height, width)], "extrapolated")
     out = output if output is not None else gs.Variable(f"{name}/crops", dtype=np.float32)
     out.shape = [features.shape[0], num, depth, crop_height, crop_width]
+    out.dtype = np.float32  # a plugin output has no dtype yet; export needs it with the shape
     graph.nodes.append(
         gs.Node("Transpose", f"{name}/to_rois_first", attrs={"perm": [0, 2, 1, 3, 4]}, inputs=[sampled], outputs=[out])
     )
@@ -161,7 +162,7 @@ def _rewrite_plugin(graph: gs.Graph, node: gs.Node) -> None:
             [rois, const(f"{node.name}/rois_shape", np.array([0, 0, 4], np.int64))],
             f"{node.name}/rois",
         )[0]
-        rois.shape = list(node.inputs[1].shape[:3])
+        rois.shape, rois.dtype = list(node.inputs[1].shape[:3]), np.float32  # export needs both
     add_crop_and_resize(
         graph,
         features,
