@@ -48,8 +48,10 @@ def _plugin_refused(tmp_path: Path, plugin: str, backend: Backend, match: str) -
     _refused(tmp_path, onnx_path, BuildOptions(precision="fp32"), backend, UnsupportedModelError, match)
 
 
+# Plugins without a standard-op rewrite (trtdeploy.rewrites): BatchedNMS_TRT and NMS_TRT are
+# rewritten now (tests/tao/test_plugin_rewrites.py), so they are no longer refused.
 @pytest.mark.rtx
-@pytest.mark.parametrize("plugin", ["EfficientNMS_TRT", "BatchedNMS_TRT"])
+@pytest.mark.parametrize("plugin", ["EfficientNMS_TRT", "EfficientNMS_ONNX_TRT"])
 def test_plugin_ops_on_rtx(tmp_path, plugin):
     _plugin_refused(
         tmp_path,
@@ -60,7 +62,7 @@ def test_plugin_ops_on_rtx(tmp_path, plugin):
     )
 
 
-@pytest.mark.parametrize("plugin", ["BatchedNMS_TRT", "NMS_TRT"])
+@pytest.mark.parametrize("plugin", ["EfficientNMS_ONNX_TRT"])
 def test_removed_nms_plugins_on_tensorrt_11(tmp_path, plugin):
     _plugin_refused(
         tmp_path,

@@ -33,6 +33,7 @@ from trtdeploy.engine.capabilities import RTX_COMPUTE_CAPABILITIES
 from trtdeploy.engine.fp16 import convert_to_fp16, has_qdq
 from trtdeploy.engine.machine import GpuInfo, cuda_version_of, probe_gpus
 from trtdeploy.engine.naming import default_engine_path, sidecar_path
+from trtdeploy.engine.plugin_path import PluginPath, resolve_plugins
 from trtdeploy.engine.precision import (
     INT8_CACHE,
     INT8_CALIBRATOR,
@@ -114,6 +115,7 @@ class _Prepared:
     profiles: list[Profile]
     engine_path: Path
     targets: list[str]
+    plugin_path: PluginPath = field(default_factory=PluginPath)
 
 
 def check_options(options: BuildOptions) -> None:
@@ -207,6 +209,7 @@ def prepare(onnx_path: Path, options: BuildOptions, backend: Backend | None = No
         compute_capabilities=options.compute_capabilities,
     )
     targets = _targets(options.compute_capabilities) if caps.ahead_of_time else []
+    model, plugin_path = resolve_plugins(model, caps)  # plugins the backend lacks -> standard ops
     preflight.check_graph_ops(model, caps)
     card_shape, card = card_shapes(onnx_path)
     inputs = onnx_inputs(model)
@@ -238,7 +241,7 @@ def prepare(onnx_path: Path, options: BuildOptions, backend: Backend | None = No
     _check_outputs(onnx_path, options, Path(engine_path))
     for note in plan.notes:
         log.info("%s", note)
-    prep = _Prepared(onnx_path, model, backend, card, inputs, plan, profiles, Path(engine_path), targets)
+    prep = _Prepared(onnx_path, model, backend, card, inputs, plan, profiles, Path(engine_path), targets, plugin_path)
     _check_calib_cache(prep, options)
     return prep
 
@@ -292,6 +295,7 @@ def build_engine(onnx_path: Path, options: BuildOptions | None = None, backend: 
         tool_version=__version__,
         options=_options_record(options),
         deploy_card=prep.card.to_dict() if prep.card is not None else None,
+        plugins=prep.plugin_path.to_dict(),
     )
     side = sidecar_path(prep.engine_path)
     try:
@@ -346,6 +350,11 @@ def _graph_to_parse(prep: _Prepared, options: BuildOptions, scratch: Path) -> tu
             output=scratch / "model.qdq.onnx",
             backend_label=prep.backend.caps.label,
         )
+        if prep.plugin_path.rewritten:  # calibrated on the plugin graph: rewrite the Q/DQ graph too
+            from trtdeploy.rewrites.driver import rewrite_plugins
+
+            rewritten, _ = rewrite_plugins(onnx.load(str(qdq_path)), only=prep.plugin_path.rewritten_ops)
+            qdq_path.write_bytes(rewritten.SerializeToString())
         return qdq_path.read_bytes(), sha256_file(qdq_path)
     if plan.convert_fp16:
         keep = [name for name, prec in plan.layer_precisions.items() if prec == "fp32"]
@@ -360,6 +369,10 @@ def _graph_to_parse(prep: _Prepared, options: BuildOptions, scratch: Path) -> tu
         path = scratch / "model.fp16.onnx"
         path.write_bytes(data)
         return data, sha256_file(path)
+    if prep.plugin_path.rewritten:
+        path = scratch / "model.rewritten.onnx"
+        path.write_bytes(prep.model.SerializeToString())
+        return path.read_bytes(), sha256_file(path)
     return prep.onnx_path.read_bytes(), sha256_file(prep.onnx_path)
 
 

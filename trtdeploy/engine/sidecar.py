@@ -56,6 +56,8 @@ class Sidecar:
     tool_version: str
     options: dict[str, Any] = field(default_factory=dict)
     deploy_card: dict[str, Any] | None = None
+    # how plugin nodes were built (trtdeploy.engine.plugin_path): {"path", "kept", "rewritten"}
+    plugins: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -112,6 +114,7 @@ _FIELD_TYPES: dict[str, tuple[tuple[type, ...], bool]] = {  # name -> (types, No
     "build_seconds": (_NUM, False),
     "options": ((dict,), False),
     "deploy_card": ((dict,), True),
+    "plugins": ((dict,), False),
     "schema_version": (_INT, False),
 }  # fmt: skip
 
