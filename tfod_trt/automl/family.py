@@ -112,7 +112,7 @@ class AutomlFamily:
             # AutoML letterboxes: resize keeping the aspect ratio, pad bottom/right AFTER normalising
             # with 0, i.e. with the mean colour (efficientdet/dataloader.py resize_and_crop_image).
             preprocess=Preprocess(color_order="RGB", scale=1.0, offsets=[0.0, 0.0, 0.0], resize="letterbox",
-                                  pad_corner="top_left", pad_color=[float(v) for v in config.mean]),
+                                  pad_corner="top_left", pad_color=[float(round(v)) for v in config.mean]),
             output=facts["output_spec"],
             labels=list(request.labels),
             background=facts["background"],
