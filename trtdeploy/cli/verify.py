@@ -119,11 +119,11 @@ def _load_inputs(onnx_path: Path, saved_model: Path, images: Path | None, num: i
 def _run_tensorflow(bar, task, saved_model: Path, onnx_path: Path, card, pixels, exact: bool, exact_num: int):  # type: ignore[no-untyped-def]
     """TensorFlow's detections on every image and, with --exact, the float64 report on the first
     exact_num images (None without --exact)."""
-    from tfod_trt.runner import TfodRunner
+    from tfod_trt.runner import saved_model_runner
     from trtdeploy.exact import TFOD_RAW, exact_errors, tfod_raw_outputs
     from trtdeploy.runners import to_input_tensor
 
-    tf_runner = TfodRunner(saved_model)
+    tf_runner = saved_model_runner(saved_model, card)  # TFOD serving signature, or AutoML raw heads + our NMS
     reference = []
     raw = []
     for i, image in enumerate(pixels):
