@@ -8,8 +8,10 @@ all (or the ones named). The model given is not changed.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import onnx
@@ -95,3 +97,54 @@ def rewrite_plugins(
     except onnx.checker.ValidationError as exc:
         raise GraphError(f"the rewritten graph does not pass onnx.checker: {str(exc).splitlines()[0]}") from exc
     return out, done
+
+
+@dataclass(frozen=True)
+class RewriteResult:
+    output: Path
+    card: Path | None  # the deploy card written for the output (when the input had one)
+    rewritten: list[Rewritten]
+    kept: list[str]  # plugin op types left in the graph
+    seconds: float
+
+
+def rewrite_file(source: Path, output: Path, only: Collection[str] | None = None, force: bool = False) -> RewriteResult:
+    """Write ``output``: ``source`` with its plugin nodes (those of ``only`` when given)
+    rewritten; its deploy card, when there is one, is copied for ``output`` (same facts, the
+    new ONNX's hash). Refuses a model with nothing to rewrite."""
+    from trtdeploy.deploy_card import DeployCard, card_path_for
+    from trtdeploy.errors import InputError, UsageError
+    from trtdeploy.files import check_output, check_same_outputs, sha256_file, write_bytes_atomic
+
+    start = time.perf_counter()
+    source, output = Path(source), Path(output)
+    if not source.is_file():
+        raise InputError(f"ONNX file {source} not found")
+    if output.suffix != ".onnx":
+        raise UsageError(f"-o {output}: the output must be a .onnx file")
+    card_in = card_path_for(source)
+    card_out = card_path_for(output) if card_in.is_file() else None
+    for path in (output, card_out):
+        if path is not None:
+            check_output(path, force, inputs=[source, card_in])
+    check_same_outputs([output, card_out])
+    try:
+        model = onnx.load(str(source))
+    except Exception as exc:  # onnx raises DecodeError and friends
+        raise InputError(f"{source} is not a readable ONNX model: {exc}") from exc
+    if only is not None:
+        unknown = sorted(set(only) - plugins.op_types())
+        if unknown:
+            raise UsageError(f"--plugin {', '.join(unknown)}: not a registered TensorRT plugin")
+    if not plugin_nodes(model):
+        raise UsageError(f"{source} has no TensorRT plugin nodes: nothing to rewrite")
+    rewritten, done = rewrite_plugins(model, only)
+    if not done:
+        raise UsageError(f"{source} has no node of plugin(s) {', '.join(sorted(only or ()))}: nothing to rewrite")
+    write_bytes_atomic(output, rewritten.SerializeToString())
+    if card_out is not None:
+        card = DeployCard.load(card_in)
+        card.onnx_sha256 = sha256_file(output)
+        card.save(card_out)
+    kept = sorted({op for _, op in plugin_nodes(rewritten)})
+    return RewriteResult(output, card_out, done, kept, time.perf_counter() - start)
