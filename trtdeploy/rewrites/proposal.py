@@ -164,6 +164,10 @@ def _apply(graph: gs.Graph, node: gs.Node) -> None:
     node.outputs.clear()
     node.inputs.clear()
     out.dtype = np.float32
+    # The Loop's scan outputs stop ONNX shape inference: declare the plugin's output shape
+    # (proposalPlugin.cpp l.264-280) so the nodes below (CropAndResizeDynamic) see it.
+    batch = scores.shape[0] if scores.shape else None
+    out.shape = [batch if isinstance(batch, (int, str)) else "N", int(a["post_nms_top_n"]), 4, 1]
     op.unsqueeze_into(normalised, [3], out, "rois")
 
 
