@@ -31,7 +31,8 @@ CLASSES = np.array([2, 0, 1, 0], np.int32)
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
-    """(TensorFlow's outputs on one image, the ONNX of the same saved model, the image)."""
+    """(TensorFlow's outputs on one image, the ONNX of the same saved model, the image, the
+    loaded saved model's serving function)."""
     import tensorflow as tf
     import tf2onnx
 
@@ -72,7 +73,7 @@ def converted(tmp_path_factory):
     model, _ = tf2onnx.convert.from_function(
         branch.serve, input_signature=[tf.TensorSpec([1, H, W, 3], tf.float32, name="image")], opset=17
     )
-    return tf_out, model, image
+    return tf_out, model, image, loaded.serve
 
 
 def run(model, image):
@@ -87,7 +88,7 @@ def test_tfod_masks_match_tensorflow(converted):
     from trtdeploy.detections import Detections, match
     from trtdeploy.masks import with_tfod_masks
 
-    tf_out, model, image = converted
+    tf_out, model, image, _ = converted
     out = run(with_tfod_masks(model, "per_class_masks"), image)
 
     def dets(masks):
@@ -104,7 +105,7 @@ def test_deepstream_parser_reads_the_masks_tensorflow_made(converted):
     from trtdeploy.detections import mask_iou
     from trtdeploy.masks import shape_for_deepstream
 
-    tf_out, model, image = converted
+    tf_out, model, image, _ = converted
     out = run(shape_for_deepstream(model, "per_class_masks", (H, W)), image)
     assert list(out) == list(MRCNN_NAMES)
     objects = parse("mrcnn", raw_outputs_from_arrays(list(out.items())), W, H, C, [0.3] * C)
@@ -115,3 +116,37 @@ def test_deepstream_parser_reads_the_masks_tensorflow_made(converted):
     # shown by DeepStream at segmentation-threshold 0 (logits) vs TensorFlow's masks at 0.5
     ious = [mask_iou((o.mask > 0).astype(np.float32), tf_out["detection_masks"][0, i]) for i, o in enumerate(objects)]
     assert np.mean(ious) >= 0.99
+
+
+def test_generated_config_passes_check_ds_config_and_ds_run_shows_tensorflows_masks(converted, tmp_path):
+    """gen-ds-config on the shaped model, check-ds-config on what it wrote, then the dry run: the
+    masks the parser hands to the OSD (at segmentation-threshold) against TensorFlow's (at 0.5) on
+    the very pixels nvinfer fed the model."""
+    import onnx
+    import tensorflow as tf
+    from PIL import Image
+
+    from trtdeploy.deepstream.check import check_ds_config
+    from trtdeploy.deepstream.dry_run import DryRun, NvInferSetup
+    from trtdeploy.deepstream.generate import DsOptions, gen_ds_config
+    from trtdeploy.deploy_card import DeployCard, InputSpec, NmsParams, OutputSpec, Preprocess, card_path_for
+    from trtdeploy.detections import mask_iou
+    from trtdeploy.masks import shape_for_deepstream
+
+    _, model, image, serve = converted
+    path = tmp_path / "model" / "branch.onnx"
+    path.parent.mkdir()
+    onnx.save(shape_for_deepstream(model, "per_class_masks", (H, W)), str(path))
+    card = DeployCard(InputSpec("image", [1, H, W, 3], "NHWC"), Preprocess(scale=1.0),  # the graph divides by 255
+                      OutputSpec(nms="efficient", layout="deepstream_masks", names=list(MRCNN_NAMES), num_classes=C,
+                                 box_units="pixels", class_dtype="float32", max_detections=K),
+                      ["a", "b", "c"], nms=NmsParams(score_threshold=0.3, max_detections=K))
+    card.save(card_path_for(path))
+    ini = gen_ds_config(card, path, tmp_path / "ds", DsOptions(name="branch")).paths[0]
+    assert [p.message for p in check_ds_config(ini) if p.level == "error"] == []
+    result = DryRun(NvInferSetup.from_config(ini)).run_image("photo.png", Image.fromarray(image[0].astype(np.uint8)))
+    assert result.masks.mask_pairs == COUNT and result.masks.mean_mask_iou == 1.0  # parser vs the ONNX's own
+    tf_masks = serve(tf.constant(result.surface[None].astype(np.float32)))["detection_masks"].numpy()[0]
+    by_class = {o.class_id: o for o in result.objects}
+    ious = [mask_iou((by_class[int(c)].mask > 0).astype(np.float32), tf_masks[i]) for i, c in enumerate(CLASSES[:COUNT])]
+    assert len(by_class) == COUNT and np.mean(ious) >= 0.99
