@@ -402,12 +402,11 @@ _MRCNN_FACTS = (
         "so the values are whatever the model emits (logits, as the layer name says)",
         _ds(699, 706),
     ),
-    Fact(
-        "9.0 SDK library only (not the tao_apps copy): NvDsInferParseCustomMrcnnTLT is the same body but looks "
-        "the mask layer up as mask_head/mask_fcn_logits/BiasAdd (older TAO exports); not modelled as a variant",
-        _ds(385, 459),
-    ),
 )
+# Not modelled as a variant: NvDsInferParseCustomMrcnnTLT, in the 9.0 SDK library only (not the
+# tao_apps copy), NVIDIA/DeepStream@DeepStream-9.0:src/utils/nvdsinfer_customparser/
+# nvdsinfer_custombboxparser.cpp L385-L459, is the same body but looks the mask layer up as
+# mask_head/mask_fcn_logits/BiasAdd (older TAO exports).
 
 # What nvinfer and the OSD do with the parser's objects (DeepStream 9.0 sources). Instance masks
 # are attached only with output-instance-mask=1, thresholded by the OSD at segmentation-threshold.
