@@ -377,27 +377,23 @@ _PROPOSAL_ATTRS = (
     *_required("i", "pre_nms_top_n post_nms_top_n"),
     *_required("floats", "anchor_sizes anchor_ratios"),
 )
-register(
-    Plugin(
-        op_type="ProposalDynamic",
-        version="1",
-        attrs=_PROPOSAL_ATTRS,
-        outputs=(PluginOutput("rois", "float32", "float32"),),
-        shapes=_proposal_dynamic_shapes,
-        source="NVIDIA/TensorRT release/10.16 plugin/proposalPlugin/proposalPlugin.cpp l.37-38, l.640-648",
-        note="absent from release/11.0",
+_PROPOSAL_KINDS: tuple[tuple[str, ShapeFn | None, str], ...] = (
+    ("ProposalDynamic", _proposal_dynamic_shapes, "absent from release/11.0"),
+    ("Proposal", None, "implicit-batch plugin (output shapes not modelled); deprecated since TensorRT 9.0; "
+     "absent from release/11.0"),
+)  # fmt: skip
+for _name, _shapes, _note in _PROPOSAL_KINDS:
+    register(
+        Plugin(
+            op_type=_name,
+            version="1",
+            attrs=_PROPOSAL_ATTRS,
+            outputs=(PluginOutput("rois", "float32", "float32"),),
+            shapes=_shapes,
+            source="NVIDIA/TensorRT release/10.16 plugin/proposalPlugin/proposalPlugin.cpp l.37-38, l.640-648",
+            note=_note,
+        )
     )
-)
-register(
-    Plugin(
-        op_type="Proposal",
-        version="1",
-        attrs=_PROPOSAL_ATTRS,
-        outputs=(PluginOutput("rois", "float32", "float32"),),
-        source="NVIDIA/TensorRT release/10.16 plugin/proposalPlugin/proposalPlugin.cpp l.37-38, l.640-648",
-        note="implicit-batch plugin (output shapes not modelled); deprecated since TensorRT 9.0; absent from release/11.0",
-    )
-)
 register(
     Plugin(
         op_type="BatchTilePlugin_TRT",
