@@ -54,8 +54,8 @@ class TaoFamily:
             return f"{self.title}: needs the spec the model was trained with"
         if path.suffix.lower() == ".etlt":
             return (
-                f"{self.title}: {path} is an encrypted .etlt; import-tao takes the TAO 5 .onnx export "
-                "(gen-ds-config --tao-spec ... --etlt reads .etlt models)"
+                f"{self.title}: {path} is an encrypted .etlt; pass it to import-tao with --etlt and its --key "
+                "(--onnx takes a TAO 5 .onnx export)"
             )
         if path.suffix.lower() != ".onnx":
             return f"{self.title}: {path} is not an .onnx file (found suffix {path.suffix or 'none'!r})"
