@@ -232,3 +232,11 @@ def test_looks_like_onnx_tells_a_model_start_from_noise(frcnn: tuple[Path, Path]
     rng = random.Random(16)
     noise = [bytes(rng.randrange(256) for _ in range(8)) for _ in range(3000)]
     assert sum(decrypt.looks_like_onnx(n) for n in noise) == 0
+
+
+def test_an_etlt_given_with_onnx_points_to_etlt(tmp_path: Path, frcnn: tuple[Path, Path]) -> None:
+    spec, _ = frcnn
+    etlt = tmp_path / "m.etlt"
+    etlt.write_bytes(struct.pack("<i", 0) + os.urandom(64))
+    result = _run(spec, "--arch", "faster_rcnn", "--onnx", etlt)
+    assert result.exit_code != 0 and "--etlt" in result.output and "--key" in result.output

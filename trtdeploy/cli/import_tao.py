@@ -21,7 +21,7 @@ def import_tao(
     arch: str = typer.Option(..., "--arch", help=ARCH_HELP),
     onnx: Path = typer.Option(None, "--onnx", help="The TAO 5 .onnx export."),  # noqa: B008
     etlt: Path = typer.Option(
-        None, "--etlt", help="A TAO .etlt holding an ONNX model (TAO 4/5 exports), instead of --onnx; needs --key."
+        None, "--etlt", help="A TAO .etlt holding an ONNX model (exports before TAO 5), instead of --onnx; needs --key."
     ),  # noqa: B008
     key: str = typer.Option(
         None, "--key", envvar="TRTDEPLOY_TAO_KEY", show_envvar=True,
