@@ -27,12 +27,15 @@ the input's height and width.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import onnx
 import onnx_graphsurgeon as gs
 
+from trtdeploy import contracts
 from trtdeploy.contracts import MASK_NAME, MRCNN_NAMES, TFOD_NAMES
+from trtdeploy.deploy_card import OutputSpec
 from trtdeploy.errors import GraphError, UsageError
 from trtdeploy.graph_passes import PassContext, add_node, const, run_passes
 from trtdeploy.log import get_logger
@@ -211,3 +214,19 @@ def with_tfod_masks(
 
     return run_passes(model, [("tfod_masks", tfod_masks)], PassContext(family))
 
+
+
+def ds_output_spec(spec: OutputSpec) -> OutputSpec:
+    """The deploy card's output section for the ``ds/mrcnn`` shape of a model whose ``spec``
+    describes its TFOD-style outputs (``tfod`` or ``tfod-masks``): same classes, NMS and count."""
+    contract = contracts.contract("ds/mrcnn")
+    return replace(spec, layout=contract.layout, names=list(contract.names), box_format=contract.box_format,
+                   box_units=contract.box_units, class_dtype="float32", class_id_base=0, ds_parser="",
+                   contract=contract.key)
+
+
+def tfod_output_spec(spec: OutputSpec) -> OutputSpec:
+    """The output section for the ``tfod-masks`` outputs (the four tensors + detection_masks)."""
+    contract = contracts.contract("tfod-masks")
+    return replace(spec, layout=contract.layout, names=list(contract.names), box_format=contract.box_format,
+                   box_units=contract.box_units, class_dtype="int32", ds_parser="", contract=contract.key)

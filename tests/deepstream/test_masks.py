@@ -17,7 +17,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from trtdeploy.contracts import MRCNN_NAMES
+from trtdeploy.contracts import MRCNN_NAMES, TFOD_NAMES
 
 H, W = 24, 40  # network input
 C, K, MH, MW = 3, 4, 6, 5  # classes, detection rows, mask height and width
@@ -148,6 +148,7 @@ def test_a_class_count_other_than_the_masks_reads_another_mask_and_is_reported(d
 
 def write_model(folder: Path, model: onnx.ModelProto) -> Path:
     from trtdeploy.deploy_card import DeployCard, InputSpec, NmsParams, OutputSpec, Preprocess
+    from trtdeploy.masks import ds_output_spec
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "mrcnn.onnx"
@@ -155,8 +156,9 @@ def write_model(folder: Path, model: onnx.ModelProto) -> Path:
     card = DeployCard(
         input=InputSpec("image", [1, 3, H, W], "NCHW"),
         preprocess=Preprocess(scale=1 / 255),
-        output=OutputSpec(nms="efficient", layout="deepstream_masks", names=list(MRCNN_NAMES), num_classes=C,
-                          box_units="pixels", class_dtype="float32", max_detections=K),
+        # the converter's TFOD-style outputs, turned into the ds/mrcnn card section
+        output=ds_output_spec(OutputSpec(nms="efficient", layout="tfod", names=list(TFOD_NAMES), num_classes=C,
+                                         max_detections=K)),
         labels=LABELS,
         nms=NmsParams(score_threshold=THRESHOLD, max_detections=K),
     )
@@ -247,15 +249,14 @@ def test_gen_ds_config_refuses_tfod_masks_naming_the_deepstream_shape(tmp_path):
     from trtdeploy.deepstream.generate import DsOptions, gen_ds_config
     from trtdeploy.deploy_card import DeployCard, InputSpec, NmsParams, OutputSpec, Preprocess
     from trtdeploy.errors import UnsupportedModelError
-    from trtdeploy.masks import with_tfod_masks
+    from trtdeploy.masks import tfod_output_spec, with_tfod_masks
 
     path = tmp_path / "tfod.onnx"
     onnx.save(with_tfod_masks(base_model(), "per_class_masks"), str(path))
-    card = DeployCard(InputSpec("image", [1, 3, H, W], "NCHW"), Preprocess(),
-                      OutputSpec(nms="efficient", layout="tfod_masks",
-                                 names=["num_detections", "detection_boxes", "detection_scores",
-                                        "detection_classes", "detection_masks"], num_classes=C),
-                      LABELS, nms=NmsParams(score_threshold=THRESHOLD))
+    output = tfod_output_spec(OutputSpec(nms="efficient", layout="tfod", names=list(TFOD_NAMES), num_classes=C))
+    assert output.output_contract.key == "tfod-masks" and output.names[-1] == "detection_masks"
+    card = DeployCard(InputSpec("image", [1, 3, H, W], "NCHW"), Preprocess(), output, LABELS,
+                      nms=NmsParams(score_threshold=THRESHOLD))
     with pytest.raises(UnsupportedModelError, match="NvDsInferParseCustomMrcnnTLTV2 needs the ds/mrcnn outputs"):
         gen_ds_config(card, path, tmp_path / "ds", DsOptions())
 
