@@ -353,3 +353,40 @@ def test_output_instance_mask_is_read_as_each_config_form_reads_it(generated, va
                       labels=LABELS, yaml=yaml)
     found = [p.message for p in validate(view) if p.level == "error" and "output-instance-mask" in p.message]
     assert (found == []) if error is None else any(error in m for m in found), found
+
+
+@pytest.mark.rtx
+def test_both_mask_shapes_build_with_tensorrt_rtx_at_dynamic_batch():
+    """Standard ops only (GatherND batch_dims=2, Clip, Sigmoid, Concat, Less, Cast): the graph the
+    --nms onnx/none Mask R-CNN conversions will carry builds where no plugin exists."""
+    import onnx_graphsurgeon as gs
+
+    from trtdeploy.masks import add_deepstream_masks, add_tfod_masks
+
+    trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt_rtx not installed")
+    graph = gs.Graph(opset=17)
+    count = gs.Variable("num_detections", np.int32, ["batch", 1])
+    boxes = gs.Variable("detection_boxes", np.float32, ["batch", K, 4])
+    scores = gs.Variable("detection_scores", np.float32, ["batch", K])
+    classes = gs.Variable("detection_classes", np.int32, ["batch", K])
+    per_class = gs.Variable("per_class_masks", np.float32, ["batch", K, C, MH, MW])
+    graph.inputs = [count, boxes, scores, classes, per_class]
+    graph.outputs = [add_tfod_masks(graph, per_class, classes),
+                     *add_deepstream_masks(graph, count, boxes, scores, classes, per_class, (H, W))]
+    model = gs.export_onnx(graph.cleanup().toposort())
+
+    logger = trt.Logger(trt.Logger.WARNING)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    assert parser.parse(model.SerializeToString()), [parser.get_error(i).desc() for i in range(parser.num_errors)]
+    config = builder.create_builder_config()
+    profile = builder.create_optimization_profile()
+    for tensor in graph.inputs:
+        shape = [d if isinstance(d, int) else 1 for d in tensor.shape]
+        profile.set_shape(tensor.name, shape, [2 if d == "batch" else d for d in tensor.shape],
+                          [4 if d == "batch" else d for d in tensor.shape])
+    config.add_optimization_profile(profile)
+    engine = builder.build_serialized_network(network, config)
+    assert engine is not None and engine.nbytes > 0
+    assert [network.get_output(i).name for i in range(network.num_outputs)] == ["detection_masks", *MRCNN_NAMES]
