@@ -76,9 +76,9 @@ class _G:
         self.nodes.append(helper.make_node(op, inputs, [out], name=out, **attrs))
         return out
 
-    def conv(self, x: str, cin: int, cout: int, stride: int = 1, scale: float = 0.3) -> str:
+    def conv(self, x: str, cin: int, cout: int, stride: int = 1, scale: float = 0.3, bias: float = 0.0) -> str:
         w = self.init((self.rng.standard_normal((cout, cin, 3, 3)) * scale).astype(np.float32))
-        b = self.init((self.rng.standard_normal(cout) * 0.1).astype(np.float32), "b")
+        b = self.init((self.rng.standard_normal(cout) * 0.1 + bias).astype(np.float32), "b")
         return self.node("Conv", [x, w, b], pads=[1, 1, 1, 1], strides=[stride, stride])
 
     def relu(self, x: str) -> str:
@@ -131,7 +131,11 @@ def _ssd_like(arch: str, seed: int, *, sigmoid: bool, deconv: bool, top_k: int =
         up = g.node("ConvTranspose", [g.relu(g.conv(x, 8, 8, stride=2)), w], strides=[2, 2])
         x = g.relu(g.node("Add", [x, up]))
     loc = g.nhwc_flat(g.conv(x, 8, per_cell * 4, scale=0.1), 4)
-    conf = g.nhwc_flat(g.conv(x, 8, per_cell * classes, scale=1.0), classes)
+    # RetinaNet's classification bias starts at -log((1 - 0.01) / 0.01) (focal loss prior): most
+    # anchors score low, as in a trained model
+    conf = g.nhwc_flat(
+        g.conv(x, 8, per_cell * classes, scale=0.3 if sigmoid else 1.0, bias=-4.6 if sigmoid else 0.0), classes
+    )
     if not sigmoid:
         conf = g.node("Softmax", [conf], axis=-1)  # mbox_conf_softmax
     g.node("Reshape", [loc, g.const([0, -1, 1, 1])], "loc_data")
