@@ -31,6 +31,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from tests.tao.tao_graphs import _G, KITTI
+from trtdeploy import plugins
+from trtdeploy.deepstream import parser_emulation
 from trtdeploy.exact import SCORE_FLOOR
 from trtdeploy.nms.ort_session import make_session
 from trtdeploy.rewrites.driver import plugin_nodes, rewrite_plugins
@@ -206,12 +208,44 @@ def _fed(model: onnx.ModelProto, images: np.ndarray, given: dict[str, np.ndarray
     return rows
 
 
-@pytest.mark.rtx
-def test_rewritten_frcnn_builds_with_tensorrt_rtx(tmp_path) -> None:
-    from trtdeploy.engine import BuildOptions, build_engine, load_sidecar
+def test_deepstream_parser_reads_the_same_objects(graphs) -> None:
+    """TAO FasterRCNN's DeepStream parser is NvDsInferParseCustomNMSTLT (tao_trt.facts: layout
+    nms_trt); the plugin engine's keep count is declared float and written int32, the rewrite's
+    declared int32: the parser gets the same bytes and the same objects from both."""
+    model, rewritten, _ = graphs["free_sizes"]
+    images = _images(2, 5)["random"]
+    ref, got = _run(model, images), _run(rewritten, images)
+    producers = plugins.plugin_outputs_of(model)
+    declared = {n: o.declared_dtype() for n, o in zip(OUTPUTS, plugins.get("NMSDynamic_TRT").outputs, strict=True)}
+    for image in range(2):
+        plugin_raw = parser_emulation.raw_outputs_from_arrays(
+            list(zip(OUTPUTS, ref, strict=True)), image, engine_dtypes=declared, producers=producers
+        )
+        rewritten_raw = parser_emulation.raw_outputs_from_arrays(list(zip(OUTPUTS, got, strict=True)), image)
+        assert plugin_raw[1].data == rewritten_raw[1].data  # the keep count's bytes
+        thresholds = [0.0] * NUM_CLASSES
+        a = parser_emulation.parse("nmstlt", plugin_raw, W, H, NUM_CLASSES, thresholds)
+        b = parser_emulation.parse("nmstlt", rewritten_raw, W, H, NUM_CLASSES, thresholds)
+        assert len(a) == len(b) > 0
+        for x, y in zip(a, b, strict=True):
+            assert x.class_id == y.class_id
+            np.testing.assert_allclose(  # pixels: the rows' bound (SCORE_FLOOR) times the input size
+                [x.left, x.top, x.width, x.height, x.confidence], [y.left, y.top, y.width, y.height, y.confidence],
+                rtol=0, atol=SCORE_FLOOR * max(H, W),
+            )  # fmt: skip
 
-    rewritten, _ = rewrite_plugins(frcnn_graph(batch=1))
-    onnx.save(rewritten, str(tmp_path / "frcnn.onnx"))
-    result = build_engine(tmp_path / "frcnn.onnx", BuildOptions(backend="tensorrt_rtx", precision="fp32"))
-    outputs = [(t.name, t.dtype) for t in load_sidecar(result.engine_path).tensors if t.mode == "output"]
-    assert outputs == [("nms_out", "float32"), ("nms_out_1", "int32")]
+
+@pytest.mark.rtx
+def test_build_engine_on_rtx_rewrites_the_three_plugins(tmp_path) -> None:
+    """build-engine on the plugin graph: TensorRT-RTX has no plugins, so it rewrites all three by
+    itself and records it; the engine's outputs are the parser's (keep count int32)."""
+    from tests.engine.conftest import rtx_backend
+    from trtdeploy.engine import BuildOptions, build_engine
+
+    model = frcnn_graph()
+    onnx.save(model, str(tmp_path / "frcnn.onnx"))
+    result = build_engine(tmp_path / "frcnn.onnx", BuildOptions(precision="fp32", batch=2), backend=rtx_backend())
+    record = result.sidecar.plugins
+    assert record["path"] == "rewritten" and record["kept"] == []
+    assert sorted(r["plugin"] for r in record["rewritten"]) == ["CropAndResizeDynamic", "NMSDynamic_TRT", "ProposalDynamic"]
+    assert [(t.name, t.dtype) for t in result.sidecar.outputs] == [("nms_out", "float32"), ("nms_out_1", "int32")]
