@@ -1,5 +1,6 @@
-"""Converted TFOD cores, TensorFlow reference detections and photos, computed once per session:
-converting a fixture takes 10-50 s, attaching an NMS head a fraction of a second."""
+"""Converted TFOD cores, TensorFlow reference detections and photos, computed once per run and
+shared by the run's processes (tests/shared_cache.py): converting a fixture takes 10-55 s and
+loading it into TensorFlow up to 36 s, attaching an NMS head a fraction of a second."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.data import BUNDLED_MODEL, fixture_dir
+from tests.shared_cache import CachedTfRunner, converted_core, key_of, memo, store_dir
 
 FIXTURE_NAMES = (
     "ssd_mobilenet_v2_035_5class_300",
@@ -26,7 +28,8 @@ def model_dir(name: str) -> Path:
 
 
 class Cache:
-    def __init__(self) -> None:
+    def __init__(self, store: Path) -> None:
+        self.store = store
         self.cores: dict[tuple[str, bool], tuple[object, object]] = {}
         self.pixels: dict[str, np.ndarray] = {}
         self.reference: dict[str, list] = {}
@@ -35,7 +38,7 @@ class Cache:
         self.reports: dict[str, object] = {}
 
     def core(self, name: str, dynamic: bool, tmp: Path):
-        from tfod_trt.create_onnx import CreateOnnxOptions, convert_core, prepare
+        from tfod_trt.create_onnx import CreateOnnxOptions, prepare
 
         key = (name, dynamic)
         if key not in self.cores:
@@ -48,7 +51,7 @@ class Cache:
                 dynamic_batch=dynamic,
             )
             prepared = prepare(options)
-            self.cores[key] = (prepared, convert_core(prepared))
+            self.cores[key] = (prepared, converted_core(self.store, base / "saved_model", dynamic))
         return self.cores[key]
 
     def photos(self, name: str, prepared) -> np.ndarray:
@@ -62,10 +65,8 @@ class Cache:
         return self.pixels[name]
 
     def tf_runner(self, name: str):
-        from tfod_trt.runner import TfodRunner
-
-        if name not in self.runners:
-            self.runners[name] = TfodRunner(model_dir(name) / "saved_model")  # loading takes 5-20 s
+        if name not in self.runners:  # loads the saved model (5-36 s) only for images not seen in this run
+            self.runners[name] = CachedTfRunner(model_dir(name) / "saved_model", self.store)
         return self.runners[name]
 
     def tf_detections(self, name: str, pixels: np.ndarray) -> list:
@@ -93,7 +94,9 @@ class Cache:
         if name not in self.reports:
             prepared, core = self.core(name, False, tmp)
             pixels = self.photos(name, prepared).astype(np.float32)
-            self.reports[name] = exact_errors(core.model, pixels, self.tf_raw(name, tmp))
+            raw = self.tf_raw(name, tmp)
+            key = key_of("exact", str(model_dir(name).resolve()), pixels)
+            self.reports[name] = memo(self.store, key, lambda: exact_errors(core.model, pixels, raw))
         return self.reports[name]
 
     def score_tolerance(self, name: str, measured: float, tmp: Path) -> float:
@@ -131,5 +134,5 @@ def check_float_noise(name: str, report) -> None:
 
 
 @pytest.fixture(scope="session")
-def tfod_cache() -> Cache:
-    return Cache()
+def tfod_cache(tmp_path_factory: pytest.TempPathFactory) -> Cache:
+    return Cache(store_dir(tmp_path_factory))

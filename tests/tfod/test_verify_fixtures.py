@@ -49,15 +49,19 @@ def test_onnx_matches_tensorflow(name, nms, dynamic, tfod_cache, tmp_path, tmp_p
     assert sum(len(d) for d in reference) > 0, "TensorFlow found nothing: the comparison would be empty"
     tol = Tolerance(TOLERANCE.iou, TOLERANCE.min_matched, TOLERANCE.score, SCORE_THRESHOLD)
     runner = OnnxRuntimeRunner(path, card)
-    for batch in ([1, 4] if dynamic else [1]):
-        stats = compare(reference, run_batched(runner.detections, pixels, batch), tol)
-        assert stats.reference >= NUM_MIN_DETECTIONS, stats
+    # The dynamic graph runs at 4 on every photo and at 1 on the first DYNAMIC_AT_1 (a batch-1
+    # run of all 8 is the static case's; the first photos are enough to catch a batch-1 bug of
+    # the dynamic graph at half the cost).
+    for batch, count in ([(1, DYNAMIC_AT_1), (4, len(pixels))] if dynamic else [(1, len(pixels))]):
+        stats = compare(reference[:count], run_batched(runner.detections, pixels[:count], batch), tol)
+        assert stats.reference >= NUM_MIN_DETECTIONS * count // len(pixels), stats
         assert stats.matched_fraction >= tol.min_matched, (batch, stats)
         bound = tfod_cache.score_tolerance(name, stats.max_score_diff, tmp_path_factory.mktemp("cores"))
         assert stats.max_score_diff <= bound, (batch, stats, bound)
 
 
 NUM_MIN_DETECTIONS = 8
+DYNAMIC_AT_1 = 2
 
 
 @pytest.mark.parametrize("name", ["ssd_mobilenet_v2_035_5class_300"])
