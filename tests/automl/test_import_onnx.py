@@ -121,3 +121,19 @@ def test_refusals(tmp_path):
         import_onnx(ImportOnnxOptions(src, tmp_path / "m.onnx", input_size=(256, 512), **opts))
     with pytest.raises(UsageError):  # never over its input, not even with --force
         import_onnx(ImportOnnxOptions(src, src, input_size=(256, 512), force=True, **opts))
+
+
+def test_cli_writes_and_summarises(tmp_path):
+    from typer.testing import CliRunner
+
+    from trtdeploy.cli.main import app
+
+    src = tutorial_like(tmp_path / "t.onnx")
+    args = ["import-onnx", str(src), "-o", str(tmp_path / "m.onnx"), "--num-classes", "4"]
+    bad = CliRunner().invoke(app, args)
+    assert bad.exit_code == 2 and "--input-size" in bad.output and "Traceback" not in bad.output
+    ok = CliRunner().invoke(app, [*args, "--input-size", "256x512"])
+    assert ok.exit_code == 0, ok.output
+    assert "wrote" in ok.output and (tmp_path / "m.deploy.json").is_file()
+    again = CliRunner().invoke(app, [*args, "--input-size", "256x512"])
+    assert again.exit_code == 1 and "--force" in again.output
