@@ -98,18 +98,37 @@ def _is_plugin(node: onnx.NodeProto) -> bool:
 _ONNX_DTYPES = {"float32": onnx.TensorProto.FLOAT, "int32": onnx.TensorProto.INT32, "float16": onnx.TensorProto.FLOAT16}
 
 
-def _infer_through_plugins(checked: onnx.ModelProto) -> None:
+def infer_shapes_through_plugins(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` with the value infos ONNX shape inference finds when plugin nodes
+    pass the shapes of the plugin registry through (non-strict: unknown stays unknown)."""
+    checked = onnx.ModelProto()
+    checked.CopyFrom(model)
+    for node in checked.graph.node:
+        if _is_plugin(node):
+            node.domain = plugins.CHECK_DOMAIN
+    checked.opset_import.add(domain=plugins.CHECK_DOMAIN, version=1)
+    known = _infer_through_plugins(checked, strict=False)
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    declared = {v.name for v in (*out.graph.input, *out.graph.output)}
+    del out.graph.value_info[:]
+    out.graph.value_info.extend(v for name, v in known.items() if name not in declared)
+    return out
+
+
+def _infer_through_plugins(checked: onnx.ModelProto, strict: bool = True) -> dict[str, onnx.ValueInfoProto]:
     """Strict shape inference of a graph with plugin nodes (in ``plugins.CHECK_DOMAIN``).
 
     Each plugin whose output shapes the registry models is replaced, in a copy, by graph
     inputs of its output shapes and declared dtypes (computed from its inferred input shapes),
     so ONNX inference checks every consumer. Repeated until no further plugin can be modelled
-    (a plugin fed by another one). Unmodelled plugins stay and are skipped by inference."""
+    (a plugin fed by another one). Unmodelled plugins stay and are skipped by inference.
+    Returns the value infos known at the end."""
     replaced: dict[str, onnx.ValueInfoProto] = {}
     pending = [n for n in checked.graph.node if n.domain == plugins.CHECK_DOMAIN]
     while True:
         trial = _without_plugins(checked, replaced)
-        inferred = onnx.shape_inference.infer_shapes(trial, strict_mode=True)
+        inferred = onnx.shape_inference.infer_shapes(trial, strict_mode=strict)
         known = {v.name: v for v in (*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output)}
         progress = False
         for node in list(pending):
@@ -119,7 +138,7 @@ def _infer_through_plugins(checked: onnx.ModelProto) -> None:
                 pending.remove(node)
                 progress = True
         if not progress:
-            return
+            return known
 
 
 def _without_plugins(model: onnx.ModelProto, replaced: dict[str, onnx.ValueInfoProto]) -> onnx.ModelProto:
