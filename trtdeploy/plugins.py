@@ -365,7 +365,7 @@ register(
         shapes=_crop_and_resize_shapes,
         trt11=True,
         source="NVIDIA/TensorRT release/10.16 plugin/cropAndResizePlugin/cropAndResizePlugin.cpp l.30-31, l.168-169",
-        note="no CPU reference yet; version 1 (legacy) removed in TensorRT 11, version 2 kept",
+        note="version 1 (legacy) removed in TensorRT 11, version 2 kept",
     )
 )
 # ProposalDynamic and Proposal share one creator base (proposalPlugin.cpp l.637-651: the same

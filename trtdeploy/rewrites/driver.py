@@ -7,7 +7,6 @@ all (or the ones named). The model given is not changed.
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Collection
 from dataclasses import asdict, dataclass
@@ -18,6 +17,7 @@ import onnx
 
 from trtdeploy import plugins
 from trtdeploy.errors import GraphError, UnsupportedModelError
+from trtdeploy.graph_passes import infer_shapes_through_plugins
 from trtdeploy.log import get_logger
 
 log = get_logger("rewrites")
@@ -67,12 +67,12 @@ def rewrite_plugins(
             f"the model's opset {opset} is below {need}, which the rewrite of {', '.join(sorted(present))} "
             f"needs; re-export with opset >= {need}"
         )
-    # One node at a time, in graph order, with shapes inferred again after each: a plugin stops
-    # ONNX shape inference, so the shapes below it are only known once it is rewritten.
+    # One node at a time, in graph order, with shapes inferred again after each (through the
+    # plugins left, with the registry's shape rules: graph_passes.infer_shapes_through_plugins).
     done: list[Rewritten] = []
     out = model
     while True:
-        graph = gs.import_onnx(onnx.shape_inference.infer_shapes(copy.deepcopy(out), strict_mode=False))
+        graph = gs.import_onnx(infer_shapes_through_plugins(out))
         index, node = next(
             ((i, n) for i, n in enumerate(graph.nodes) if n.op in present and n.domain in (None, "", "ai.onnx")),
             (-1, None),
