@@ -1,0 +1,81 @@
+"""TF2 Object Detection API Faster R-CNN as a ``trtdeploy.families`` family.
+
+What is two-stage lives in ``tfod_trt.two_stage`` (the TensorFlow cut, loaded with TensorFlow
+only when converting, and the passes that rebuild the glue between the two networks) and in
+``tfod_trt.pipeline_config.read_faster_rcnn_config``; the deploy card is the SSD family's (the
+same input, in-graph normalisation, resizer and output contracts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tfod_trt.families.ssd import SsdFamily
+from tfod_trt.pipeline_config import FASTER_RCNN_FEATURE_EXTRACTORS, FasterRcnnConfig, read_faster_rcnn_config
+from trtdeploy.errors import UsageError
+from trtdeploy.families import Core, ModelSource, register
+
+if TYPE_CHECKING:
+    from tfod_trt.create_onnx import Prepared
+
+MIN_OPSET = 16  # GridSample (the standard-op crop); the efficient head's graph shares the core
+
+
+class FasterRcnnFamily(SsdFamily):
+    key = "tfod_faster_rcnn"
+    title = "TFOD Faster R-CNN"
+    framework = "tensorflow"
+    heads: tuple[str, ...] = ("efficient", "onnx", "none")
+    layouts: tuple[str, ...] = ("tfod", "deepstream", "raw")
+
+    def read_config(self, source: ModelSource) -> FasterRcnnConfig:  # type: ignore[override]
+        return read_faster_rcnn_config(Path(source.config))  # type: ignore[arg-type]
+
+    def convert_core(self, request: Prepared) -> Core:
+        """TensorFlow -> ONNX for the two kept networks (tfod_trt.two_stage.tf_cut)."""
+        from tfod_trt.two_stage.tf_cut import convert_two_stage
+
+        opts, config = request.options, request.config
+        assert isinstance(config, FasterRcnnConfig)
+        if opts.opset < MIN_OPSET:
+            raise UsageError(f"{self.title} needs --opset {MIN_OPSET} or later (the crop uses GridSample), "
+                             f"got {opts.opset}")
+        batch = None if opts.dynamic_batch else opts.batch
+        core = convert_two_stage(Path(opts.saved_model), batch, request.height, request.width, opts.opset,
+                                 opts.input_format == "nchw", config.first_stage_max_proposals,
+                                 config.initial_crop_size)
+        f = core.facts
+        facts: dict[str, Any] = {
+            "batch": batch,
+            "anchors": f.anchors,
+            "first_scales": f.first_scales,
+            "second_scales": f.second_scales,
+            "norm_scale": f.norm_scale,
+            "norm_offset": f.norm_offset,
+            "num_proposals": f.num_proposals,
+            "crop_size": f.crop_size,
+            "first_stage_iou": config.first_stage_nms_iou_threshold,
+            "first_stage_score": config.first_stage_nms_score_threshold,
+            "matmul_crop": config.use_matmul_crop_and_resize,
+            "num_classes": config.num_classes,
+            "num_score_columns": f.score_columns,
+            "box_columns": f.box_columns,
+            "versions": core.versions,
+        }
+        title = f"{self.title} ({FASTER_RCNN_FEATURE_EXTRACTORS[config.feature_extractor]})"
+        return Core(model=core.model, facts=facts, title=title)
+
+    def core_passes(self, request: Prepared) -> Sequence[tuple[str, Any]]:
+        from tfod_trt.two_stage.passes import CORE_PASSES
+
+        return CORE_PASSES
+
+    def head_passes(self, request: Prepared) -> Sequence[tuple[str, Any]]:
+        from tfod_trt.two_stage.passes import HEAD_PASSES
+
+        return HEAD_PASSES
+
+
+FASTER_RCNN = register(FasterRcnnFamily())

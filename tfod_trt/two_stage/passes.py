@@ -1,0 +1,251 @@
+"""Graph passes that rebuild TFOD Faster R-CNN's glue between its two converted networks.
+
+The converted core (``tf_cut``) has inputs ``input_tensor`` and ``crops`` and outputs
+``feature_map`` [B,h,w,D], ``rpn_box_encodings`` [B,A,1,4], ``rpn_class_logits`` [B,A,2],
+``second_box_encodings`` [B,N,q,4], ``second_scores`` [B,N,C+1]. What TFOD computes between
+them (faster_rcnn_meta_arch.py ``_postprocess_rpn``, ``_compute_second_stage_input_feature_maps``
+and ``_postprocess_box_classifier``, tensorflow/models research/object_detection):
+
+1. ``first_stage``: objectness = softmax(logits)[..., 1]; proposal boxes = the RPN deltas
+   decoded against the anchors (input pixels) with the first stage's box-coder scales.
+2. ``proposals``: class-agnostic NMS (first_stage_nms_iou/score_threshold, at most
+   first_stage_max_proposals = N) on the unclipped boxes, sorted by score, then clipped to the
+   network input and padded to N with zero boxes; padding rows are not valid proposals.
+3. ``crop``: crop-and-resize of the feature map at the proposals normalised by the input size
+   (initial_crop_size), fed to the second network in place of the ``crops`` input.
+4. ``second_stage``: the refined deltas decoded against the proposals (second-stage scales),
+   normalised by the input size; the background column dropped; padding proposals' scores -1
+   (TFOD gives them float32 min: ``num_valid_boxes``), so no NMS keeps them.
+5. then the SSD family's ``nms_head`` pass: per-class NMS over (boxes, scores) with the second
+   stage's post-processing, boxes clipped to [0, 1] after NMS as TFOD clips after its NMS.
+
+``--nms efficient`` uses EfficientNMS_TRT for the proposals and the CropAndResizeDynamic
+plugin for the crop; ``onnx`` and ``none`` use ONNX NonMaxSuppression and GridSample
+(``trtdeploy.rewrites.crop_and_resize``), so they build without plugins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx_graphsurgeon as gs
+
+from tfod_trt.passes.decode_boxes import decode_boxes
+from tfod_trt.passes.nms_head import nms_head
+from tfod_trt.passes.stable_names import stable_names
+from tfod_trt.two_stage.tf_cut import CROPS_NAME, OUTPUT_NAMES
+from trtdeploy.errors import GraphError
+from trtdeploy.graph_passes import PassContext, add_node, const
+from trtdeploy.rewrites.crop_and_resize import add_crop_and_resize
+
+INVALID_SCORE = -1.0  # below any score threshold in [0, 1]: a padding proposal never survives NMS
+
+
+class _Ops:
+    def __init__(self, graph: gs.Graph, scope: str) -> None:
+        self.graph, self.scope = graph, scope
+
+    def __call__(self, op: str, inputs: list[Any], name: str, num_outputs: int = 1, **attrs: Any) -> Any:
+        outs = add_node(self.graph, op, inputs, f"{self.scope}/{name}", num_outputs=num_outputs, attrs=attrs)
+        return outs[0] if num_outputs == 1 else outs
+
+    def c(self, name: str, value: Any, dtype: Any = None) -> gs.Constant:
+        return const(f"{self.scope}/{name}", np.asarray(value, dtype=dtype))
+
+
+def _outputs(graph: gs.Graph) -> dict[str, gs.Variable]:
+    return {t.name: t for t in graph.outputs}
+
+
+def name_two_stage_io(graph: gs.Graph, ctx: PassContext) -> None:
+    if len(graph.inputs) != 2 or len(graph.outputs) != len(OUTPUT_NAMES):
+        raise GraphError(f"{ctx.family}: expected inputs (image, crops) and {len(OUTPUT_NAMES)} outputs from the cut, "
+                         f"found {[t.name for t in graph.inputs]} -> {[t.name for t in graph.outputs]}")
+    image, crops = sorted(graph.inputs, key=lambda t: not t.name.startswith("input_tensor"))
+    image.name, crops.name = "input_tensor", CROPS_NAME
+    batch = ctx.facts["batch"]
+    dim0 = batch if batch is not None else "batch"
+    image.shape = [dim0, *image.shape[1:]]
+    crops.shape = [batch * ctx.facts["num_proposals"] if batch else "batch_x_proposals", *crops.shape[1:]]
+    for tensor, name in zip(graph.outputs, OUTPUT_NAMES, strict=True):
+        tensor.name = name
+        tensor.shape = [dim0, *tensor.shape[1:]]
+
+
+def first_stage(graph: gs.Graph, ctx: PassContext) -> None:
+    """RPN deltas -> decoded proposal boxes ``rpn_boxes`` [B,A,4] (input pixels, unclipped),
+    objectness logits -> ``rpn_scores`` [B,A,1] (the softmax's object column)."""
+    outs = _outputs(graph)
+    op = _Ops(graph, "first_stage")
+    encodings = outs["rpn_box_encodings"]
+    num_anchors = len(ctx.facts["anchors"])
+    (flat,) = add_node(graph, "Reshape", [encodings, const("first_stage/flat_shape", np.array([0, -1, 4]))],
+                       "raw_box_encodings", dtypes=[np.float32])
+    flat.shape = [encodings.shape[0], num_anchors, 4]
+    probs = op("Softmax", [outs["rpn_class_logits"]], "objectness_softmax", axis=2)
+    (scores,) = add_node(graph, "Slice", [probs, op.c("s", [1]), op.c("e", [2]), op.c("a", [2])], "rpn_scores",
+                         dtypes=[np.float32])
+    scores.shape = [encodings.shape[0], num_anchors, 1]
+    graph.outputs = [flat if t is encodings else scores if t is outs["rpn_class_logits"] else t for t in graph.outputs]
+    sub = PassContext(ctx.family, {"anchors": ctx.facts["anchors"], "box_coder_scales": ctx.facts["first_scales"]})
+    decode_boxes(graph, sub)  # the SSD decode: raw_box_encodings -> boxes, against constant anchors
+    boxes = _outputs(graph)["boxes"]
+    boxes.name = "rpn_boxes"
+
+
+def proposals(graph: gs.Graph, ctx: PassContext) -> None:
+    """``proposal_boxes`` [B,N,4] (input pixels, sorted by objectness, clipped, zero padded) and
+    ``proposal_valid`` [B,N] bool."""
+    outs = _outputs(graph)
+    boxes, scores = outs["rpn_boxes"], outs["rpn_scores"]
+    n = ctx.facts["num_proposals"]
+    op = _Ops(graph, "proposals")
+    if ctx.facts["nms"] == "efficient":
+        picked, valid = _proposals_efficient(graph, op, boxes, scores, ctx)
+    else:
+        picked, valid = _proposals_onnx(op, boxes, scores, ctx)
+    height, width = ctx.facts["input_hw"]
+    upper = op.c("window", np.array([height, width, height, width], np.float32))
+    clipped = op("Min", [op("Max", [picked, op.c("zero", np.float32(0.0))], "clip_low"), upper], "clip_high")
+    zero = op.c("pad_box", np.float32(0.0))
+    (out,) = add_node(graph, "Where", [op("Unsqueeze", [valid, op.c("v_axes", [2])], "valid_3d"), clipped, zero],
+                      "proposal_boxes", dtypes=[np.float32])
+    out.shape = [boxes.shape[0], n, 4]
+    (valid_out,) = add_node(graph, "Identity", [valid], "proposal_valid", dtypes=[np.bool_])
+    valid_out.shape = [boxes.shape[0], n]
+    graph.outputs = [t for t in graph.outputs if t.name not in ("rpn_boxes", "rpn_scores")] + [out, valid_out]
+
+
+def _proposals_onnx(op: _Ops, boxes: gs.Variable, scores: gs.Variable, ctx: PassContext) -> tuple[Any, Any]:
+    """ONNX NonMaxSuppression with TFOD's (strict) thresholds, then the selected boxes in score
+    order: their scores scattered into a dense [B,A] (-inf elsewhere), TopK N."""
+    n, num_anchors = ctx.facts["num_proposals"], len(ctx.facts["anchors"])
+    scores_t = op("Transpose", [scores], "scores_t", perm=[0, 2, 1])  # [B,1,A]
+    selected = op("NonMaxSuppression", [
+        boxes, scores_t, op.c("max_out", [n], np.int64),
+        op.c("iou", [ctx.facts["first_stage_iou"]], np.float32),
+        op.c("score", [ctx.facts["first_stage_score"]], np.float32),
+    ], "nms", center_point_box=0)  # [K,3] (batch, 0, anchor)
+    ba = op("Gather", [selected, op.c("ba_cols", [0, 2], np.int64)], "sel_batch_anchor", axis=1)  # [K,2]
+    sel_scores = op("GatherND", [op("Squeeze", [scores, op.c("sq", [2], np.int64)], "scores_2d"), ba], "sel_scores")
+    shape = op("Shape", [scores], "scores_shape")
+    dense_shape = op("Slice", [shape, op.c("ds_s", [0], np.int64), op.c("ds_e", [2], np.int64)], "dense_shape")
+    empty = op("Expand", [op.c("fill", [[-np.inf]], np.float32), dense_shape], "dense_empty")
+    dense = op("ScatterND", [empty, ba, sel_scores], "dense_scores")  # [B,A]
+    top_scores, top_index = op("TopK", [dense, op.c("k", [min(n, num_anchors)], np.int64)], "topk", num_outputs=2,
+                               axis=1, largest=1, sorted=1)
+    valid = op("Greater", [top_scores, op.c("valid_above", np.float32(-1.0e30))], "valid")
+    picked = op("GatherND", [boxes, op("Unsqueeze", [top_index, op.c("ti_axes", [2], np.int64)], "top_index_3d")],
+                "picked", batch_dims=1)
+    return picked, valid
+
+
+def _proposals_efficient(graph: gs.Graph, op: _Ops, boxes: gs.Variable, scores: gs.Variable,
+                         ctx: PassContext) -> tuple[Any, Any]:
+    """One EfficientNMS_TRT node (class-agnostic single class); valid = row < num_detections.
+    EfficientNMS keeps score >= threshold and suppresses IoU >= threshold, TFOD > and >: both
+    thresholds go in one float32 step up."""
+    n = ctx.facts["num_proposals"]
+    batch = boxes.shape[0]
+    outputs = [gs.Variable("proposals/num", np.int32, [batch, 1]),
+               gs.Variable("proposals/boxes", np.float32, [batch, n, 4]),
+               gs.Variable("proposals/scores", np.float32, [batch, n]),
+               gs.Variable("proposals/classes", np.int32, [batch, n])]
+    attrs = {
+        "plugin_version": "1",
+        "score_threshold": float(np.nextafter(np.float32(ctx.facts["first_stage_score"]), np.float32(np.inf))),
+        "iou_threshold": float(np.nextafter(np.float32(ctx.facts["first_stage_iou"]), np.float32(np.inf))),
+        "max_output_boxes": int(n), "background_class": -1, "score_activation": 0, "class_agnostic": 1,
+        "box_coding": 0,
+    }
+    graph.nodes.append(gs.Node("EfficientNMS_TRT", "proposals/EfficientNMS_TRT", attrs=attrs, inputs=[boxes, scores],
+                               outputs=outputs))
+    rows = op.c("rows", np.arange(n, dtype=np.int32).reshape(1, n))
+    valid = op("Less", [rows, outputs[0]], "valid")
+    return outputs[1], valid
+
+
+def crop(graph: gs.Graph, ctx: PassContext) -> None:
+    """The feature map cropped at the normalised proposals, as the second network's ``crops``."""
+    outs = _outputs(graph)
+    features, boxes = outs["feature_map"], outs["proposal_boxes"]
+    crops = next((t for t in graph.inputs if t.name == CROPS_NAME), None)
+    if crops is None:
+        raise GraphError(f"{ctx.family}: crop expects the graph input {CROPS_NAME!r}")
+    size = ctx.facts["crop_size"]
+    height, width = ctx.facts["input_hw"]
+    op = _Ops(graph, "crop")
+    rois = op("Div", [boxes, op.c("input_size", np.array([height, width, height, width], np.float32))], "rois")
+    rois.shape, rois.dtype = list(boxes.shape), np.float32
+    nchw = op("Transpose", [features], "features_nchw", perm=[0, 3, 1, 2])
+    b, h, w, d = features.shape
+    nchw.shape, nchw.dtype = [b, d, h, w], np.float32
+    if ctx.facts["nms"] == "efficient":
+        (regions,) = add_node(graph, "CropAndResizeDynamic", [nchw, rois], "crop/CropAndResizeDynamic",
+                              dtypes=[np.float32],
+                              attrs={"plugin_version": "2", "crop_width": int(size), "crop_height": int(size)})
+        regions.shape = [b, boxes.shape[1], d, size, size]
+    else:
+        extrapolation = "neighbor" if ctx.facts["matmul_crop"] else "sample"
+        regions = add_crop_and_resize(graph, nchw, rois, size, size, extrapolation, name="crop/standard")
+    nhwc = op("Transpose", [regions], "regions_nhwc", perm=[0, 1, 3, 4, 2])  # [B,N,n,n,D]
+    graph.nodes.append(gs.Node("Reshape", "crop/flatten", inputs=[nhwc, op.c("flat", [-1, size, size, d], np.int64)],
+                               outputs=[crops]))
+    graph.inputs = [t for t in graph.inputs if t is not crops]
+    graph.outputs = [t for t in graph.outputs if t is not features]
+
+
+def second_stage(graph: gs.Graph, ctx: PassContext) -> None:
+    """Refined boxes ``boxes`` [B,N,4] (or [B,N,C,4] per class) normalised on the input and
+    class scores ``scores`` [B,N,C] (background dropped, padding proposals -1)."""
+    outs = _outputs(graph)
+    enc, proposals_px, valid = outs["second_box_encodings"], outs["proposal_boxes"], outs["proposal_valid"]
+    batch, n, q = enc.shape[0], enc.shape[1], enc.shape[2]
+    num_classes = ctx.facts["num_classes"]
+    if q not in (1, num_classes):
+        raise GraphError(f"{ctx.family}: {q} box encodings per proposal; expected 1 (shared) or {num_classes}")
+    op = _Ops(graph, "second_stage")
+    scales = np.asarray(ctx.facts["second_scales"], np.float32)
+    anchors = op("Unsqueeze", [proposals_px, op.c("anchor_axes", [2], np.int64)], "anchors")  # [B,N,1,4]
+    a_low = op("Slice", [anchors, op.c("s0", [0]), op.c("e0", [2]), op.c("ax", [3])], "anchor_low")
+    a_high = op("Slice", [anchors, op.c("s1", [2]), op.c("e1", [4]), op.c("ax1", [3])], "anchor_high")
+    a_size = op("Sub", [a_high, a_low], "anchor_size")
+    a_centre = op("Div", [op("Add", [a_low, a_high], "anchor_sum"), op.c("two", np.float32(2.0))], "anchor_centre")
+    t = op("Div", [enc, op.c("scales", scales)], "scaled")
+    t_centre = op("Slice", [t, op.c("s2", [0]), op.c("e2", [2]), op.c("ax2", [3])], "t_centre")
+    t_size = op("Slice", [t, op.c("s3", [2]), op.c("e3", [4]), op.c("ax3", [3])], "t_size")
+    centre = op("Add", [op("Mul", [t_centre, a_size], "centre_mul"), a_centre], "centre")
+    half = op("Div", [op("Mul", [op("Exp", [t_size], "exp"), a_size], "size"), op.c("two2", np.float32(2.0))], "half")
+    corners = op("Concat", [op("Sub", [centre, half], "low"), op("Add", [centre, half], "high")], "corners", axis=3)
+    height, width = ctx.facts["input_hw"]
+    normalised = op("Div", [corners, op.c("input_size", np.array([height, width, height, width], np.float32))],
+                    "normalised")  # [B,N,q,4]
+    shape = [0, n, 4] if q == 1 else [0, n, q, 4]
+    boxes = gs.Variable("boxes", dtype=np.float32)
+    graph.nodes.append(gs.Node("Reshape", "second_stage/boxes", inputs=[normalised, op.c("box_shape", shape, np.int64)],
+                               outputs=[boxes]))
+    boxes.shape = [batch, n, 4] if q == 1 else [batch, n, q, 4]
+    class_scores = op("Slice", [outs["second_scores"], op.c("cs", [1]), op.c("ce", [num_classes + 1]), op.c("ca", [2])],
+                      "class_scores")
+    invalid = np.float32(INVALID_SCORE if ctx.facts["nms"] != "none" else 0.0)
+    (scores,) = add_node(graph, "Where", [op("Unsqueeze", [valid, op.c("v_axes", [2], np.int64)], "valid_3d"),
+                                          class_scores, op.c("invalid", invalid)], "scores", dtypes=[np.float32])
+    scores.shape = [batch, n, num_classes]
+    ctx.facts["background"] = "column 0 of the second-stage class predictions (background) dropped"
+    graph.outputs = [boxes, scores]
+
+
+CORE_PASSES = [
+    ("stable_names", stable_names),
+    ("name_two_stage_io", name_two_stage_io),
+    ("first_stage", first_stage),
+]
+HEAD_PASSES = [
+    ("proposals", proposals),
+    ("crop", crop),
+    ("second_stage", second_stage),
+    ("nms_head", nms_head),
+]
+
+__all__ = ["CORE_PASSES", "HEAD_PASSES"]
