@@ -19,8 +19,9 @@ faster_rcnn/specs/default_spec_resnet18.txt: anchor ratios 1, 0.5, 2, rpn_stride
 rpn NMS 0.7, classifier NMS 0.3, confidence 0.0001), scaled down to a 64x96 input.
 
 TAO exports opset 12 (nvidia_tao_tf1/cv/common/export/app.py l.156-159 ``--target_opset``
-default 12); the CropAndResizeDynamic rewrite needs GridSample (opset 16), so the test declares
-opset 16 on a graph whose every op means the same at 12 and 16 (Softmax on the last axis).
+default 12), and so does this graph; the CropAndResizeDynamic rewrite needs GridSample (opset
+16): ``trtdeploy.rewrites._opset.with_opset`` raises the opset with ONNX's version converter
+first (the plugin graph under ONNX Runtime stays at 12, so the comparison covers that too).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ from trtdeploy import plugins
 from trtdeploy.deepstream import parser_emulation
 from trtdeploy.exact import SCORE_FLOOR
 from trtdeploy.nms.ort_session import make_session
+from trtdeploy.rewrites import rewrites
+from trtdeploy.rewrites._opset import default_opset, with_opset
 from trtdeploy.rewrites.driver import plugin_nodes, rewrite_plugins
 
 H, W, STRIDE = 64, 96, 16
@@ -87,9 +90,7 @@ def frcnn_graph(seed: int = 16, fixed_sizes: bool = False, batch: int | str = "N
     ))  # fmt: skip
     inputs = [helper.make_tensor_value_info("input_image", TensorProto.FLOAT, [batch, 3, H, W])]
     outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in OUTPUTS]
-    model = g.model(inputs, outputs)
-    model.opset_import[0].version = 16  # see the module docstring
-    return model
+    return g.model(inputs, outputs)  # opset 12, as TAO exports
 
 
 def _nms_inputs(g: _G, conf: str, deltas: str) -> None:
@@ -121,9 +122,26 @@ def graphs() -> dict[str, tuple[onnx.ModelProto, onnx.ModelProto, list[str]]]:
     out = {}
     for name, fixed in (("fixed_sizes", True), ("free_sizes", False)):
         model = frcnn_graph(fixed_sizes=fixed)
-        rewritten, done = rewrite_plugins(model)
+        rewritten, done = rewrite_plugins(_at_rewrite_opset(model))
         out[name] = (model, rewritten, [r.plugin for r in done])
     return out
+
+
+def _at_rewrite_opset(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model at the opset its plugins' rewrites need (16, GridSample), plugins untouched."""
+    need = max(rewrites()[op].min_opset for _, op in plugin_nodes(model))
+    return with_opset(model, need)
+
+
+def test_the_opset_is_raised_around_the_plugin_nodes() -> None:
+    model = frcnn_graph()
+    raised = _at_rewrite_opset(model)
+    assert default_opset(model) == 12 and default_opset(raised) == 16
+    assert [o.domain for o in raised.opset_import] == [""]
+    plugin_nodes_before = [n for n in model.graph.node if plugins.get(n.op_type)]
+    plugin_nodes_after = [n for n in raised.graph.node if plugins.get(n.op_type)]
+    assert plugin_nodes_after == plugin_nodes_before  # op, domain "", inputs, outputs, attributes
+    assert with_opset(raised, 16) is raised
 
 
 def _run(model: onnx.ModelProto, images: np.ndarray, extra: tuple[str, ...] = ()) -> list[np.ndarray]:
@@ -242,7 +260,7 @@ def test_build_engine_on_rtx_rewrites_the_three_plugins(tmp_path) -> None:
     from tests.engine.conftest import rtx_backend
     from trtdeploy.engine import BuildOptions, build_engine
 
-    model = frcnn_graph()
+    model = _at_rewrite_opset(frcnn_graph())  # until build-engine raises the opset itself
     onnx.save(model, str(tmp_path / "frcnn.onnx"))
     result = build_engine(tmp_path / "frcnn.onnx", BuildOptions(precision="fp32", batch=2), backend=rtx_backend())
     record = result.sidecar.plugins
