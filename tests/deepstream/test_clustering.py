@@ -12,6 +12,7 @@ differently (test_to_frame_per_deepstream_release).
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from trtdeploy.deepstream.clustering import (
@@ -31,6 +32,15 @@ from trtdeploy.errors import UnsupportedModelError
 
 A = NvObject(0, 0, 0, 10, 10, 0.9)
 HALF = NvObject(0, 0, 0, 10, 5, 0.8)  # inside A, half its area: IoU = 50 / 100 = 0.5
+
+
+def test_mask_sizes_follow_the_mask_rows_and_columns() -> None:
+    # NvDsInferInstanceMaskInfo (DeepStream-9.0 includes/nvdsinfer.h L181-L207): the mrcnn parser sets
+    # mask_width = d[3], mask_height = d[2] of the mask it copies (nvdsinfer_custombboxparser.cpp L699-L702).
+    obj = NvObject(0, 0, 0, 1, 1, 0.5, np.zeros((2, 3), np.float32))
+    assert (obj.mask_width, obj.mask_height) == (3, 2)
+    assert (A.mask_width, A.mask_height) == (0, 0)
+    assert obj == NvObject(0, 0, 0, 1, 1, 0.5)  # the mask is no part of equality, as in the dry run's comparisons
 
 
 def test_iou_has_no_plus_one() -> None:

@@ -17,8 +17,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
+from trtdeploy.deepstream.clustering import NvObject
 from trtdeploy.deepstream.parser_emulation import (
-    ParsedObject,
     ParserFailure,
     RawOutput,
     parse,
@@ -47,7 +47,7 @@ def _effdet_outputs(classes: np.ndarray, boxes=None, scores=None, count=None) ->
     ]
 
 
-def _box(obj: ParsedObject) -> tuple:
+def _box(obj: NvObject) -> tuple:
     return (obj.class_id, obj.left, obj.top, obj.width, obj.height)
 
 

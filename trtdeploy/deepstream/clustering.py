@@ -99,17 +99,32 @@ class ClassParams:
 
 @dataclass(frozen=True)
 class NvObject:
-    """NvDsInferObjectDetectionInfo / NvDsInferObject: a box in network pixels (or frame
-    pixels after ``to_frame``), class id and confidence."""
+    """One detected object as DeepStream's C structs hold it: a parser's objectList entry and what
+    nvinfer keeps after clustering. NVIDIA/DeepStream@DeepStream-9.0:includes/nvdsinfer.h
+    L150-L171 ``NvDsInferObjectDetectionInfo`` (classId, left, top, width, height,
+    detectionConfidence; 9.0's rotation_angle for oriented boxes is not modelled) and L181-L207
+    ``NvDsInferInstanceMaskInfo`` (the same fields plus mask, mask_width, mask_height,
+    mask_size). The box is in network pixels, or frame pixels after :func:`to_frame`."""
 
-    class_id: int
+    class_id: int  # the C unsigned int classId: a parser's class id -1 shows as 4294967295
     left: float
     top: float
     width: float
     height: float
     confidence: float
-    # instance segmentation: the parser's float mask [mask_height, mask_width] (NvDsInferInstanceMaskInfo)
+    # instance segmentation: the parser's float mask [mask_height, mask_width], copied as it is
     mask: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    # The parsers set mask_width/mask_height from the same dims they copy the mask block with
+    # (DeepStream-9.0 src/utils/nvdsinfer_customparser/nvdsinfer_custombboxparser.cpp L699-L702),
+    # so the array's shape is the one source of both.
+    @property
+    def mask_width(self) -> int:
+        return 0 if self.mask is None else int(self.mask.shape[1])
+
+    @property
+    def mask_height(self) -> int:
+        return 0 if self.mask is None else int(self.mask.shape[0])
 
 
 def pre_cluster_filter(objects: Iterable[NvObject], params: Sequence[ClassParams]) -> list[NvObject]:

@@ -338,7 +338,7 @@ def _yaml_duplicates(root: object) -> list[str]:
     applies is not something to rely on)."""
     import yaml
 
-    out = []
+    out: list[str] = []
     if not isinstance(root, yaml.MappingNode):
         return out
     for group_node, body in root.value:

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -499,8 +499,7 @@ class DryRun:
             [p.pre_cluster_threshold for p in s.class_params],
         )  # ParserFailure: where the C parser would return false, assert or crash
         keep_masks = s.network_type == INSTANCE_SEGMENTATION and s.output_instance_mask
-        return [NvObject(int(o.class_id), float(o.left), float(o.top), float(o.width), float(o.height),
-                         float(o.confidence), getattr(o, "mask", None) if keep_masks else None) for o in parsed]
+        return parsed if keep_masks else [replace(o, mask=None) for o in parsed]
 
     def run_image(self, name: str, image: Image.Image) -> FrameResult:
         s = self.setup

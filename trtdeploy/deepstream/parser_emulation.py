@@ -14,7 +14,8 @@ The rules are written from the source facts recorded in :mod:`trtdeploy.deepstre
 What the emulation does NOT do (nvinfer does it after the parser, see
 nvdsinfer_context_impl_output_parsing.cpp on SDK 6.3, lines 155-169 and 658-727): drop objects
 whose class id >= num-detected-classes or whose confidence is below the class's pre-cluster
-threshold, and cluster. ``ParsedObject.class_id`` is the C ``unsigned int`` value, so a negative
+threshold, and cluster. The objects are :class:`~trtdeploy.deepstream.clustering.NvObject`
+(the C structs' one model); ``class_id`` is the C ``unsigned int`` value, so a negative
 class id read by a parser shows as 4294967295 and so on.
 """
 
@@ -23,11 +24,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from trtdeploy.deepstream.clustering import NvObject
 from trtdeploy.deepstream.parsers import VARIANTS, ParserVariant, variant
 from trtdeploy.errors import TrtDeployError, UsageError
 from trtdeploy.log import get_logger
@@ -51,21 +53,6 @@ class RawOutput:
     dtype: str  # numpy/ONNX dtype name the engine declares: float32, int32, float16, int64 ...
     dims: tuple[int, ...]  # nvinfer's inferDims: the shape without the batch dim
     data: bytes
-
-
-@dataclass(frozen=True)
-class ParsedObject:
-    """One entry of the parser's objectList (NvDsInferObjectDetectionInfo / InstanceMaskInfo)."""
-
-    class_id: int  # the C unsigned int value
-    left: float
-    top: float
-    width: float
-    height: float
-    confidence: float
-    mask: np.ndarray | None = field(default=None, compare=False, repr=False)
-    mask_width: int = 0
-    mask_height: int = 0
 
 
 class ParserFailure(TrtDeployError):
@@ -154,8 +141,9 @@ def _trunc(key: str, x: np.float32, lo: int, hi: int, what: str, ctype: str) -> 
     if mode == "x86_64":
         if ctype == "int":
             return -(2**31)
-        in_int64 = t is not None and -(2**63) <= t < 2**63
-        return t % _U32 if in_int64 else 0
+        if t is not None and -(2**63) <= t < 2**63:  # through int64, low 32 bits kept
+            return t % _U32
+        return 0
     if mode == "aarch64":  # saturate to the target's range
         return 0 if math.isnan(v) else (lo if v < lo else hi)
     raise ParserFailure(key, "undefined", f"converts {what}={v} to {ctype}: undefined behaviour in C")
@@ -193,8 +181,8 @@ def _find_float_layer(outputs: Sequence[RawOutput], name: str) -> RawOutput | No
     return None
 
 
-def _obj(class_id: int, left: Any, top: Any, width: Any, height: Any, conf: Any, **mask: Any) -> ParsedObject:
-    return ParsedObject(_as_uint(class_id), float(left), float(top), float(width), float(height), float(conf), **mask)
+def _obj(class_id: int, left: Any, top: Any, width: Any, height: Any, conf: Any, mask: Any = None) -> NvObject:
+    return NvObject(_as_uint(class_id), float(left), float(top), float(width), float(height), float(conf), mask)
 
 
 @dataclass(frozen=True)
@@ -209,7 +197,7 @@ class _Net:
 # The parsers. Each follows its source in order; citations are to the branch named.
 
 
-def _tfssd(key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr: list[float]) -> list[ParsedObject]:
+def _tfssd(key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr: list[float]) -> list[NvObject]:
     # hiennguyen9874/deepstream-sources@6.3:...nvdsinfer_custombboxparser.cpp#L214-L278
     num_layer = _find_float_layer(outs, "num_detections")  # L228
     score_layer = _find_float_layer(outs, "detection_scores")
@@ -265,7 +253,7 @@ def _efficientdet(
     class_type: str,
     normalised_assert: bool,
     class_rule: str,  # "assert_unsigned" | "assert_int" | "break"
-) -> list[ParsedObject]:
+) -> list[NvObject]:
     # SDK 6.1-6.3 (6.3 L607-L672), tao3.0_ds6.2ga (L325-L396), tao4.0_ds6.2ga (L334-L381),
     # tao4.0_ds6.3ga ... master (master L469-L531).
     if len(outs) != 4:
@@ -290,7 +278,7 @@ def _efficientdet(
         values = boxes.block(0, n_elems)
         finite = values[~np.isnan(values)]
         max_box = max(_F32(0), _F32(finite.max())) if finite.size else _F32(0)
-    objects: list[ParsedObject] = []
+    objects: list[NvObject] = []
     n = count[0]
     if n <= 0:
         return objects
@@ -324,7 +312,7 @@ def _efficientdet(
 
 def _batchednms(
     key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr: list[float]
-) -> list[ParsedObject]:
+) -> list[NvObject]:
     # hiennguyen9874/deepstream-sources@6.3:...nvdsinfer_custombboxparser.cpp#L467-L530
     if len(outs) != 4:  # L473-L478
         raise _fail(key, f"'Expected 4 output buffers, detected in the network :{len(outs)}'")
@@ -333,7 +321,7 @@ def _batchednms(
     )
     threshold = _F32(thr[0])  # L489
     keep_top_k = 200  # L491
-    objects: list[ParsedObject] = []
+    objects: list[NvObject] = []
     i = 0
     while i < count[0] and len(objects) <= keep_top_k:  # L498
         try:
@@ -359,13 +347,13 @@ def _batchednms(
 
 def _nmstlt(
     key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr: list[float], *, unsigned_assert: bool
-) -> list[ParsedObject]:
+) -> list[NvObject]:
     # SDK 6.3 L355-L403 (unsigned assert); deepstream_tao_apps master L127-L175 (int assert)
     if len(outs) != 2:
         raise _fail(key, f"'Expected 2 output buffers, detected in the network :{len(outs)}'")
     rows, count = _Buf(key, outs[0], "float32"), _Buf(key, outs[1], "int32")
     threshold = _F32(thr[0])
-    objects: list[ParsedObject] = []
+    objects: list[NvObject] = []
     for i in range(count[0]):
         det = [rows[i * 7 + j] for j in range(3)]  # image_id, label, confidence
         if det[2] < threshold:
@@ -389,7 +377,7 @@ def _nmstlt(
     return objects
 
 
-def _mrcnn(key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr: list[float]) -> list[ParsedObject]:
+def _mrcnn(key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr: list[float]) -> list[NvObject]:
     # hiennguyen9874/deepstream-sources@6.3:...nvdsinfer_custombboxparser.cpp#L532-L605; the same
     # body in NVIDIA/DeepStream@DeepStream-9.0 (SDK L639-L713, tao_apps copy L303-L377): the 9.0
     # lines are 107 (SDK) further on (layerFinder L643-L661, dims L663-L677, loop L683-L709)
@@ -404,7 +392,7 @@ def _mrcnn(key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr
         log.warning("%s: mask output has %d classes, num-detected-classes is %d", key, mask_classes, num_classes)
     dets, masks = _Buf(key, det_layer, "float32"), _Buf(key, mask_layer, "float32")
     threshold = _F32(thr[0])
-    objects: list[ParsedObject] = []
+    objects: list[NvObject] = []
     for i in range(n_rows):  # L576
         y1, x1, y2, x2, class_value, score = (dets[i * 6 + j] for j in range(6))  # struct of 6 floats, L38-L40
         if score < threshold:  # L579-L580
@@ -418,13 +406,13 @@ def _mrcnn(key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr
         # L597-L599 (9.0 L704-L706): the row index uses num-detected-classes, not the mask's class
         # dim; the block is copied as it is (no sigmoid: the values are the model's, logits for ds/mrcnn)
         mask = masks.block((i * num_classes + cls) * mh * mw, mh * mw).reshape(mh, mw)
-        objects.append(_obj(cls, left, top, width, height, score, mask=mask, mask_width=mw, mask_height=mh))
+        objects.append(_obj(cls, left, top, width, height, score, mask=mask))
     return objects
 
 
 def _detectnet(
     key: str, outs: Sequence[RawOutput], net: _Net, num_classes: int, thr: list[float]
-) -> list[ParsedObject]:
+) -> list[NvObject]:
     # hiennguyen9874/deepstream-sources@6.3:sources/libs/nvdsinfer/
     # nvdsinfer_context_impl_output_parsing.cpp#L33-L149 (DetectPostprocessor::parseBoundingBox)
     cov_out = bbox_out = None
@@ -450,7 +438,7 @@ def _detectnet(
     norm = _F32(35.0)  # L69
     centres_x = [_F32(i * stride_x + 0.5) / norm for i in range(cw)]  # L76-L83
     centres_y = [_F32(i * stride_y + 0.5) / norm for i in range(ch)]
-    objects: list[ParsedObject] = []
+    objects: list[NvObject] = []
     for c in range(min(cc, num_classes)):  # L85-L86
         x1_at = c * 4 * bh * bw  # L89-L94: sizeof(float) * H * W floats per class
         y1_at, x2_at, y2_at = x1_at + grid, x1_at + 2 * grid, x1_at + 3 * grid
@@ -473,7 +461,7 @@ def _detectnet(
     return objects
 
 
-_Impl = Callable[[str, Sequence[RawOutput], _Net, int, list[float]], list[ParsedObject]]
+_Impl = Callable[[str, Sequence[RawOutput], _Net, int, list[float]], list[NvObject]]
 
 
 def _effdet(**kw: Any) -> _Impl:
@@ -509,7 +497,7 @@ def parse(
     num_classes: int,
     pre_cluster_thresholds: list[float],
     undefined: str = "raise",
-) -> list[ParsedObject]:
+) -> list[NvObject]:
     """The objects parser ``variant_key`` returns for one image's raw output buffers.
 
     ``outputs`` in engine output order (nvinfer passes its output layers in binding order);
@@ -534,7 +522,7 @@ def parse(
             variant_key, "out_of_bounds", "reads perClassThreshold[0] of an empty vector (num-detected-classes=0)"
         )
     net = _Net(_F32(network_width), _F32(network_height), _F32(network_width - 1), _F32(network_height - 1))
-    thresholds = [_F32(t) for t in pre_cluster_thresholds]
+    thresholds: list[Any] = [_F32(t) for t in pre_cluster_thresholds]  # float32 operands, as in C
     token = _UNDEFINED.set(undefined)
     try:
         with np.errstate(all="ignore"):
