@@ -24,8 +24,10 @@ Semantics read in NVIDIA/TensorRT release/10.16:
   input_height/input_width.
 
 Not modelled: pre_nms_top_n larger than A*H*W (the kernel then reads past the image's
-proposals; here it is capped), and the CUDA fast ``__expf``: exp here is the exact value rounded
-to float32 (``exact_exp``), a few ulp from any float32 exp.
+proposals; here it is capped), the CUDA fast ``__expf`` (exp here is the exact value rounded to
+float32, ``exact_exp``, a few ulp from any float32 exp), and nvcc's default multiply-add
+contraction (``--fmad=true``: ``anchor_cx + anchor_w * tx`` may be one fused rounding on the GPU,
+two here): the plugin's coordinates can differ from these by an ulp or so.
 """
 
 from __future__ import annotations

@@ -33,7 +33,8 @@ MIN_OPSET = 11
 # Measured by tests/tao/test_tao_frcnn_proposal.py (ONNX Runtime, the rewrite vs the reference):
 _DIFFERENCES = (
     "same kept proposals in the same order; coordinates within a few float32 ulp: exp() is computed by the "
-    "backend (ONNX Runtime's differs from NumPy's in 1 ulp for ~40% of inputs, the plugin uses CUDA __expf); "
+    "backend (ONNX Runtime's differs from NumPy's in 1 ulp for ~40% of inputs, the plugin uses CUDA __expf "
+    "and fused multiply-adds); "
     "a box whose IoU or side length lies within such an ulp of nms_iou_threshold / roi_min_size can flip"
 )
 
