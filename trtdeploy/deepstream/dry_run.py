@@ -751,10 +751,12 @@ def compare_with_runner(runner: Any, results: Sequence[FrameResult], setup: NvIn
 def compare_with_saved_model(saved_model: Path, results: Sequence[FrameResult], setup: NvInferSetup,
                              class_id_base: int = 0,
                              on_image: Callable[[], None] | None = None) -> list[ImageComparison]:
-    """Run the TFOD saved model on the pixels the dry run inferred on and match detections."""
-    from tfod_trt.runner import TfodRunner
+    """Run the saved model on the pixels the dry run inferred on and match detections (an AutoML
+    EfficientDet export: its raw heads + the card's hard NMS, tfod_trt.runner.saved_model_runner)."""
+    from tfod_trt.runner import saved_model_runner
 
-    return compare_with_runner(TfodRunner(Path(saved_model)), results, setup, class_id_base, on_image)
+    runner = saved_model_runner(Path(saved_model), _card_for(setup.onnx_path))
+    return compare_with_runner(runner, results, setup, class_id_base, on_image)
 
 
 def mask_summary(results: Sequence[FrameResult]) -> Any:
