@@ -49,14 +49,54 @@ def hard_nms_graph(saved_model: Path) -> tuple[Any, str]:
         return graph.as_graph_def(), INPUT + ":0"
 
 
-def tutorial_onnx(saved_model: Path, output: Path) -> Path:
-    """Write the tutorial-style ONNX of ``saved_model`` to ``output`` (minutes: the whole graph)."""
+def tutorial_onnx(saved_model: Path, output: Path, fast: bool = False) -> Path:
+    """Write the tutorial-style ONNX of ``saved_model`` to ``output`` (minutes: the whole graph).
+    ``fast``: through create-onnx's tf2onnx driver (tfod_trt.tf_graph._tf2onnx: no second freeze,
+    no graph copy per optimizer), for tests; otherwise tf2onnx's own from_graph_def, as
+    ``python -m tf2onnx.convert`` runs it."""
+    import onnx
+
     require("tensorflow")
     tf2onnx = require("tf2onnx")
     graph_def, image = hard_nms_graph(saved_model)
-    model, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=[image], output_names=[DETECTIONS + ":0"],
-                                              opset=OPSET)
-    import onnx
+    if fast:
+        from tfod_trt.tf_graph import _tf2onnx
 
+        model = _tf2onnx(graph_def, [image], [DETECTIONS + ":0"], OPSET, False, "AutoML EfficientDet (tutorial)")
+    else:
+        model, _ = tf2onnx.convert.from_graph_def(graph_def, input_names=[image], output_names=[DETECTIONS + ":0"],
+                                                  opset=OPSET)
     onnx.save(model, str(output))
     return Path(output)
+
+
+class HardNmsRunner:
+    """TensorFlow's side for the tutorial-style ONNX: the same graph (serving signature with hard
+    NMS) in a TensorFlow session, on uint8 pixels at the network size; ``detections`` gives
+    normalised y1,x1,y2,x2 boxes and 0-based classes like our runners."""
+
+    def __init__(self, saved_model: Path) -> None:
+        tf = require("tensorflow")
+        graph_def, self._image = hard_nms_graph(saved_model)
+        self._graph = tf.Graph()
+        with self._graph.as_default():
+            tf.compat.v1.import_graph_def(graph_def, name="")
+        self._session = tf.compat.v1.Session(graph=self._graph)
+
+    def rows(self, image: np.ndarray) -> np.ndarray:
+        """The ``detections`` rows [K,7] of one float/uint8 image [H,W,3]."""
+        pixels = np.clip(np.rint(image), 0, 255).astype(np.uint8)[None]
+        return self._session.run(DETECTIONS + ":0", {self._image: pixels})[0]
+
+    def detections(self, pixels: np.ndarray) -> list[Any]:
+        from trtdeploy.detections import Detections
+
+        result = []
+        for image in np.asarray(pixels):
+            rows = self.rows(image)
+            rows = rows[rows[:, 5] > 0]
+            h, w = image.shape[:2]
+            boxes = rows[:, 1:5] / np.array([h, w, h, w], np.float32)
+            result.append(Detections(boxes.astype(np.float32), rows[:, 5].astype(np.float32),
+                                     np.rint(rows[:, 6]).astype(np.int64) - 1))
+        return result
