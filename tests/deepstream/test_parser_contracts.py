@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.data import reference_path
+from trtdeploy import contracts
 from trtdeploy.deepstream import parsers
 from trtdeploy.deepstream.parsers import DEFAULT_DS_PARSER, PARSERS, VARIANTS, misreads, variant
 from trtdeploy.errors import UsageError
@@ -74,7 +75,10 @@ def test_efficientnms_parser_is_not_offered() -> None:
     # No SDK branch 5.0-6.3 and no deepstream_tao_apps branch defines NvDsInferParseCustomEfficientNMS.
     assert "NvDsInferParseCustomEfficientNMS" not in PARSERS
     assert all(v.func != "NvDsInferParseCustomEfficientNMS" for v in VARIANTS.values())
-    assert parsers.parser_for_deepstream_layout("x1y1x2y2", "int32") is None
+    # So no parser reads EfficientNMS_TRT's own x1,y1,x2,y2 order: every EfficientNMS-made contract a
+    # DeepStream parser reads has y1,x1,y2,x2 boxes (the contract registry answers who reads what).
+    read = [c for c in contracts.for_head("efficient") if c.ds_readers]
+    assert read and all(c.box_format == "y1x1y2x2" for c in read)
 
 
 def test_the_default_fails_loudly_and_ships_with_deepstream() -> None:
@@ -188,7 +192,18 @@ def test_compatibility_contracts_keep_working() -> None:
     )
     assert PARSERS["NvDsInferParseCustomMrcnnTLTV2"].instance_mask
     assert PARSERS["NvDsInferParseCustomEfficientDetTAO"].box_units == "pixels"
-    assert parsers.parser_for_deepstream_layout("y1x1y2x2", "float32") == "NvDsInferParseCustomEfficientDetTAO"
+    # The stock parser of pixel y1,x1,y2,x2 EfficientNMS outputs with float32 classes (SDK 6.3 L607-L672,
+    # tao3.0_ds6.2ga L325-L396), and of the NMS_TRT / BatchedNMS layouts, as the registry gives them.
+    pixel_float = {
+        VARIANTS[key].func
+        for c in contracts.for_head("efficient")
+        if (c.box_format, c.box_units, c.class_dtype) == ("y1x1y2x2", "pixels", "float32")
+        for key in c.ds_readers
+    }
+    assert pixel_float == {"NvDsInferParseCustomEfficientDetTAO"}
+    assert VARIANTS[contracts.contract("nms_trt").ds_readers[0]].func == "NvDsInferParseCustomNMSTLT"
+    batched = contracts.contract_for_output("batched", box_format="x1y1x2y2")
+    assert [VARIANTS[k].func for k in batched.ds_readers] == ["NvDsInferParseCustomBatchedNMSTLT"]
 
 
 def test_box_rows_must_have_the_length_the_parser_steps_over() -> None:

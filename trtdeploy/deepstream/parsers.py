@@ -1092,20 +1092,6 @@ PARSERS: dict[str, ParserContract] = {
     "NvDsInferParseCustomMrcnnTLTV2": _contract("mrcnn", None, None, units=False),
 }
 
-# The parser that reads each deploy-card output layout.
-PARSER_FOR_LAYOUT = {
-    "nms_trt": "NvDsInferParseCustomNMSTLT",
-    "batched": "NvDsInferParseCustomBatchedNMSTLT",
-}
-
-
-def parser_for_deepstream_layout(box_format: str, class_dtype: str) -> str | None:
-    """Which stock parser reads a pixel-box EfficientNMS-shaped output, if any."""
-    contract = PARSERS["NvDsInferParseCustomEfficientDetTAO"]
-    if contract.box_format == box_format and contract.class_dtype in (None, class_dtype):
-        return contract.func
-    return None
-
 
 def contract_problems(func: str, layout: str, box_format: str, box_units: str, class_dtype: str) -> list[str]:
     """Why ``func`` cannot read outputs described by a deploy card (empty list: it can)."""
