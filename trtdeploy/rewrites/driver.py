@@ -48,6 +48,7 @@ def rewrite_plugins(
     import onnx_graphsurgeon as gs
 
     from trtdeploy.rewrites import rewrites
+    from trtdeploy.rewrites._opset import with_opset
 
     table = rewrites()
     wanted = {op for _, op in plugin_nodes(model)} if only is None else set(only)
@@ -60,13 +61,9 @@ def rewrite_plugins(
         )
     if not present:
         return model, []
-    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
-    need = max(table[op].min_opset for op in present)
-    if opset < need:
-        raise UnsupportedModelError(
-            f"the model's opset {opset} is below {need}, which the rewrite of {', '.join(sorted(present))} "
-            f"needs; re-export with opset >= {need}"
-        )
+    # TAO exports opset 12 and a rewrite may need more (GridSample: 16): raised with ONNX's
+    # version converter around the plugin nodes (rewrites._opset), refused when it cannot.
+    model = with_opset(model, max(table[op].min_opset for op in present))
     # One node at a time, in graph order, with shapes inferred again after each (through the
     # plugins left, with the registry's shape rules: graph_passes.infer_shapes_through_plugins).
     done: list[Rewritten] = []
