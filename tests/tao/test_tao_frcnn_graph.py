@@ -20,8 +20,9 @@ rpn NMS 0.7, classifier NMS 0.3, confidence 0.0001), scaled down to a 64x96 inpu
 
 TAO exports opset 12 (nvidia_tao_tf1/cv/common/export/app.py l.156-159 ``--target_opset``
 default 12), and so does this graph; the CropAndResizeDynamic rewrite needs GridSample (opset
-16): ``trtdeploy.rewrites._opset.with_opset`` raises the opset with ONNX's version converter
-first (the plugin graph under ONNX Runtime stays at 12, so the comparison covers that too).
+16): the rewrite driver raises the opset with ONNX's version converter first
+(``trtdeploy.rewrites._opset.with_opset``; the plugin graph under ONNX Runtime stays at 12, so
+the comparison covers the conversion too).
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ def graphs() -> dict[str, tuple[onnx.ModelProto, onnx.ModelProto, list[str]]]:
     out = {}
     for name, fixed in (("fixed_sizes", True), ("free_sizes", False)):
         model = frcnn_graph(fixed_sizes=fixed)
-        rewritten, done = rewrite_plugins(_at_rewrite_opset(model))
+        rewritten, done = rewrite_plugins(model)  # opset 12 -> 16 on the way (rewrites._opset)
         out[name] = (model, rewritten, [r.plugin for r in done])
     return out
 
@@ -260,7 +261,7 @@ def test_build_engine_on_rtx_rewrites_the_three_plugins(tmp_path) -> None:
     from tests.engine.conftest import rtx_backend
     from trtdeploy.engine import BuildOptions, build_engine
 
-    model = _at_rewrite_opset(frcnn_graph())  # until build-engine raises the opset itself
+    model = frcnn_graph()  # opset 12, as TAO exports
     onnx.save(model, str(tmp_path / "frcnn.onnx"))
     result = build_engine(tmp_path / "frcnn.onnx", BuildOptions(precision="fp32", batch=2), backend=rtx_backend())
     record = result.sidecar.plugins
