@@ -235,3 +235,24 @@ def test_build_engine_on_rtx_rewrites_the_plugins(tmp_path: Path, arch):
     spec = _spec_of(graph)
     assert [outputs[n].dtype for n in graph.outputs] == [o.bytes_dtype() for o in spec.outputs]
     assert plugin_nodes(onnx.load(str(onnx_path)))  # the ONNX on disk still has its plugins
+
+
+def test_plugin_path_by_backend(converted):
+    """TensorRT 10 keeps every plugin; TensorRT 11 rewrites what it lacks (BatchedNMS, BatchTile)
+    and keeps what it ships (ResizeNearest_TRT, deprecated but present); RTX rewrites all."""
+    from trtdeploy.engine.capabilities import capabilities_for
+    from trtdeploy.engine.plugin_path import resolve_plugins
+
+    graph = converted["yolo_v3"][0]
+    model, path = resolve_plugins(graph.model, capabilities_for("tensorrt", "10.16.0"))
+    assert model is graph.model and path.to_dict() == {
+        "path": "kept",
+        "kept": ["BatchTilePlugin_TRT", "BatchedNMSDynamic_TRT", "ResizeNearest_TRT"],
+        "rewritten": [],
+    }
+    model, path = resolve_plugins(graph.model, capabilities_for("tensorrt", "11.1.0"))
+    assert path.path == "kept+rewritten" and path.kept == ["ResizeNearest_TRT"]
+    assert path.rewritten_ops == {"BatchTilePlugin_TRT", "BatchedNMSDynamic_TRT"}
+    assert {op for _, op in plugin_nodes(model)} == {"ResizeNearest_TRT"}
+    model, path = resolve_plugins(graph.model, capabilities_for("tensorrt_rtx", "1.2.0"))
+    assert path.path == "rewritten" and plugin_nodes(model) == []
