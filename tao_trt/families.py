@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from tao_trt.facts import ARCH_FACTS, TaoFacts, facts_from_spec
 from tao_trt.importer import arch_hints, check_onnx, tao_card
 from tao_trt.spec import load_spec
-from trtdeploy import __version__
+from trtdeploy import __version__, contracts
 from trtdeploy.families import Core, ModelSource, register
 from trtdeploy.files import sha256_file
 
@@ -33,6 +33,22 @@ class TaoRequest:
     facts: TaoFacts
 
 
+# The TensorRT plugins a TAO export holds besides its NMS head's (trtdeploy.capabilities counts
+# the head's own plugin), for the exporters whose graphs were read: the SSD/DSSD/RetinaNet and
+# YOLO ONNX exporters write only their NMS plugin (NVIDIA/tao_tensorflow1_backend@d700902,
+# nvidia_tao_tf1/cv/ssd/export/onnx_exporter.py, cv/retinanet/export/onnx_exporter.py,
+# cv/yolo_v3/export/yolov3_exporter.py, cv/yolo_v4/export/yolov4_exporter.py; restated in
+# tests/tao/tao_graphs.py), EfficientDet without legacy_plugins only EfficientNMS_TRT. An
+# architecture not listed declares None: its plugins are not known, and the capability matrix
+# says "unknown" where that matters (TAO FasterRCNN's ProposalDynamic and CropAndResizeDynamic,
+# MaskRCNN's, are not declared yet: doing so changes the README support table).
+EXPORT_PLUGIN_OPS: dict[str, tuple[str, ...]] = {
+    arch: () for arch in ("ssd", "dssd", "retinanet", "yolo_v3", "yolo_v4", "yolo_v4_tiny", "efficientdet")
+}
+# TAO's boxes are x1,y1,x2,y2 (TaoFacts.box_format) unless the arch is shaped for a parser variant.
+_TAO_BOX_FORMAT = "x1y1x2y2"
+
+
 class TaoFamily:
     framework = "tao"
     own_head = True  # the export carries its head (trtdeploy.capabilities reads this)
@@ -44,6 +60,10 @@ class TaoFamily:
         shared = ARCH_FACTS[arch]
         self.heads: tuple[str, ...] = (shared.nms,)
         self.layouts: tuple[str, ...] = (shared.layout,)
+        # The one output contract its exports have, as its deploy card stores it (tao_trt.facts).
+        box_format = "" if shared.ds_parser else _TAO_BOX_FORMAT
+        self.contracts: tuple[str, ...] = (contracts.contract_for_output(shared.layout, shared.ds_parser, box_format).key,)
+        self.plugin_ops: tuple[str, ...] | None = EXPORT_PLUGIN_OPS.get(arch)
 
     def claims(self, source: ModelSource) -> bool:
         return source.arch == self.arch

@@ -113,27 +113,15 @@ def head_support(head: str, target: str, plugin_ops: Iterable[str] | None = (), 
     return Support(True)
 
 
-def _tao_contracts(family: object) -> tuple[str, ...]:
-    """Bridge until TAO families declare ``contracts``: the one contract of a TAO architecture,
-    from its shared facts (tao_trt.facts: layout, DeepStream variant; TAO boxes are x1,y1,x2,y2)."""
-    try:
-        from tao_trt.facts import ARCH_FACTS
-    except ImportError:
-        return ()
-    facts = ARCH_FACTS.get(getattr(family, "arch", ""))
-    if facts is None:
-        return ()
-    ds_parser = getattr(facts, "ds_parser", "")
-    return (contracts.contract_for_output(facts.layout, ds_parser, "" if ds_parser else "x1y1x2y2").key,)
-
-
 def _info(family: object) -> FamilyInfo:
-    own = bool(getattr(family, "own_head", getattr(family, "framework", "") == "tao"))
-    declared = tuple(getattr(family, "contracts", ()) or (_tao_contracts(family) if own else ()))
-    plugins = getattr(family, "plugin_ops", None)
+    """A registered family's row facts, as it declares them: ``contracts`` (default: every
+    contract of its layouts), ``plugin_ops`` (default: none besides its head's; None: not known)
+    and ``own_head`` (default: its graphs end in one of trtdeploy.nms's heads)."""
+    plugins = getattr(family, "plugin_ops", ())
     return FamilyInfo(
         family.key, family.title, tuple(family.heads), tuple(family.layouts),  # type: ignore[attr-defined]
-        tuple(plugins) if plugins is not None else (None if own else ()), declared, own,
+        tuple(plugins) if plugins is not None else None, tuple(getattr(family, "contracts", ())),
+        bool(getattr(family, "own_head", False)),
     )
 
 

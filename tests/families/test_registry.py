@@ -103,3 +103,23 @@ def test_ds_hints_come_from_the_cards_family_only() -> None:
     card.provenance.model_family = "tao_detectnet_v2"
     hints = families.ds_hints(card)
     assert hints is not None and hints.builtin_parser and hints.cluster_mode == 2
+
+
+def test_tao_families_declare_the_contract_their_cards_store_and_their_plugins(monkeypatch) -> None:
+    from tao_trt.facts import ARCHITECTURES, TaoFacts, _shared
+    from tao_trt.importer import tao_card
+    from trtdeploy import capabilities
+
+    for arch in ARCHITECTURES:
+        family = families.get(f"tao_{arch}")
+        facts = TaoFacts(arch, 3, 8, 8, "RGB", 1.0, [0.0] * 3, ["a", "b"], **_shared(arch))
+        card = tao_card(facts, "x", 1, list(facts.output_names), {})
+        assert family.contracts == (card.output.output_contract.key,), arch
+        info = capabilities.family_info(family.key)
+        assert info.contracts == family.contracts and info.plugin_ops == family.plugin_ops and info.own_head
+    # YOLO's x1,y1,x2,y2 BatchedNMS outputs are what NvDsInferParseCustomBatchedNMSTLT reads (contracts.py).
+    assert families.get("tao_yolo_v4").contracts == ("ds/batchednms",)
+    # The matrix reads the family's declaration: a declared plugin shows in the backend cells.
+    monkeypatch.setattr(families.get("tao_unet"), "plugin_ops", ("ProposalDynamic",))
+    (row,) = [r for r in capabilities.matrix() if r.family.key == "tao_unet"]
+    assert row.support("rtx").ok is False and "ProposalDynamic" in row.support("rtx").why
