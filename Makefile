@@ -57,10 +57,12 @@ demo: $(STAMP)
 # Shared test data: ../shared (or TRTDEPLOY_TEST_DATA); missing data skips, or fails with
 # TRTDEPLOY_REQUIRE_DATA=1 (.ci/run). --durations=10 lists the slowest tests.
 test: $(STAMP)
+	# Optional: NVIDIA's .etlt decrypter in its own Python 3.12/3.10 venv (.venv-tao), best effort.
+	tools/setup_tao_decrypt.sh .venv-tao
 	# Two workers, one test file each at a time (loadfile keeps a file's session caches in one
 	# process): 14.6 min instead of 20.5 min on this 2-core machine, much of the suite being
 	# single-threaded Python (NMS references, ONNX's float64 evaluator, TensorFlow start-up).
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=10
 
 clean:
-	rm -rf $(VENV) build
+	rm -rf $(VENV) .venv-tao build
