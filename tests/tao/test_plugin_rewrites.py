@@ -226,7 +226,8 @@ def test_build_engine_on_rtx_rewrites_the_plugins(tmp_path: Path, arch):
     graph = tao_graphs.ALL[arch]()
     onnx_path = tmp_path / f"{arch}.onnx"
     onnx.save(graph.model, str(onnx_path))
-    result = build_engine(onnx_path, BuildOptions(precision="fp32", batch=2), backend=backend)
+    # fp16, the default: the backbone converted, the rewritten plugins kept float32 (Loop bodies too)
+    result = build_engine(onnx_path, BuildOptions(precision="fp16", batch=2), backend=backend)
     record = result.sidecar.plugins
     assert record["path"] == "rewritten" and record["kept"] == []
     assert {r["plugin"] for r in record["rewritten"]} == {op for _, op in plugin_nodes(graph.model)}
@@ -256,3 +257,17 @@ def test_plugin_path_by_backend(converted):
     assert {op for _, op in plugin_nodes(model)} == {"ResizeNearest_TRT"}
     model, path = resolve_plugins(graph.model, capabilities_for("tensorrt_rtx", "1.2.0"))
     assert path.path == "rewritten" and plugin_nodes(model) == []
+
+
+def test_fp16_conversion_of_a_rewritten_graph(converted):
+    """The FP16 converter (build-engine's strongly typed fp16 path) keeps the producers of the
+    values a Loop body reads in float32: without that the NMS loop's body read float16 values it
+    declares float32 and the converted graph was invalid (GraphError)."""
+    from trtdeploy.engine.fp16 import convert_to_fp16
+
+    graph, model, _ = converted["ssd"]
+    half, report = convert_to_fp16(model)
+    assert report.converted_nodes > 0
+    feeds = {"Input": _images(graph.input_shape, seed=0)}
+    rows, count = make_session(half).run(None, feeds)
+    assert rows.dtype == np.float32 and count.dtype == np.int32 and count.max() > 0

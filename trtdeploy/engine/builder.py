@@ -33,7 +33,7 @@ from trtdeploy.engine.capabilities import RTX_COMPUTE_CAPABILITIES
 from trtdeploy.engine.fp16 import convert_to_fp16, has_qdq
 from trtdeploy.engine.machine import GpuInfo, cuda_version_of, probe_gpus
 from trtdeploy.engine.naming import default_engine_path, sidecar_path
-from trtdeploy.engine.plugin_path import PluginPath, resolve_plugins
+from trtdeploy.engine.plugin_path import REWRITE_PREFIX, PluginPath, resolve_plugins
 from trtdeploy.engine.precision import (
     INT8_CACHE,
     INT8_CALIBRATOR,
@@ -358,6 +358,8 @@ def _graph_to_parse(prep: _Prepared, options: BuildOptions, scratch: Path) -> tu
         return qdq_path.read_bytes(), sha256_file(qdq_path)
     if plan.convert_fp16:
         keep = [name for name, prec in plan.layer_precisions.items() if prec == "fp32"]
+        if prep.plugin_path.rewritten:  # a rewritten plugin computes in float32, as the plugin does
+            keep += [n.name for n in prep.model.graph.node if n.name.startswith(REWRITE_PREFIX)]
         converted, report = convert_to_fp16(prep.model, keep_nodes=keep)
         log.info(
             "FP16 conversion: %d nodes to float16, %d kept float32, %d casts added",

@@ -130,14 +130,36 @@ def _nodes_to_convert(
     """Indices of the nodes converted to float16, and the names of float nodes kept float32."""
     kept: list[str] = []
     converted: set[int] = set()
+    # A subgraph (Loop/If body) reads outer values by name, with no cast in between: their
+    # producers stay float32 like the node that owns the subgraph.
+    read_inside = _names_read_by_subgraphs(model.graph)
     for index, node in enumerate(model.graph.node):
         has_subgraph = any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute)
-        if node.op_type in KEEP_FP32_OPS or node.name in keep_names or has_subgraph or _schema(node, model) is None:
+        feeds_subgraph = any(name in read_inside for name in node.output)
+        if (
+            node.op_type in KEEP_FP32_OPS
+            or node.name in keep_names
+            or has_subgraph
+            or feeds_subgraph
+            or _schema(node, model) is None
+        ):
             if any(is_float(v) for v in list(node.input) + list(node.output)):
                 kept.append(node.name or node.op_type)
             continue
         converted.add(index)
     return converted, kept
+
+
+def _names_read_by_subgraphs(graph: onnx.GraphProto) -> set[str]:
+    """Every value name read by a node inside any subgraph of ``graph``'s nodes (recursively)."""
+    names: set[str] = set()
+    for node in graph.node:
+        for attr in node.attribute:
+            bodies = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+            for body in bodies:
+                names.update(n for inner in body.node for n in inner.input if n)
+                names |= _names_read_by_subgraphs(body)
+    return names
 
 
 def _consumer_types(

@@ -21,6 +21,7 @@ from trtdeploy.log import get_logger
 log = get_logger("engine")
 
 NONE, KEPT, REWRITTEN, MIXED = "none", "kept", "rewritten", "kept+rewritten"
+REWRITE_PREFIX = "rewrite/"  # the node names of the standard ops a rewrite adds (trtdeploy.rewrites)
 
 
 @dataclass
