@@ -271,3 +271,31 @@ def test_fp16_conversion_of_a_rewritten_graph(converted):
     feeds = {"Input": _images(graph.input_shape, seed=0)}
     rows, count = make_session(half).run(None, feeds)
     assert rows.dtype == np.float32 and count.dtype == np.int32 and count.max() > 0
+
+
+def test_nms_trt_batch_agnostic_priors_exact():
+    """NMS_TRT (not the dynamic one) honours isBatchAgnostic: one prior set [1, 2, A*4, 1] for
+    every image (decodeBBoxes.cu l.131); CENTER_SIZE coding with variances."""
+    rng = np.random.default_rng(30)
+    batch, num, classes = 3, 24, 3
+    centres, sizes = rng.uniform(0.2, 0.8, (num, 2)), rng.uniform(0.1, 0.4, (num, 2))
+    corners = np.concatenate([centres - sizes / 2, centres + sizes / 2], 1).reshape(-1)
+    prior = np.stack([corners, np.tile([0.1, 0.1, 0.2, 0.2], num)])[None, :, :, None].astype(np.float32)
+    loc = rng.standard_normal((batch, num * 4, 1, 1)).astype(np.float32)
+    conf = (rng.integers(0, 9, (batch, num * classes, 1, 1)) / 8).astype(np.float32)
+    model = _single_node_model(
+        "NMS_TRT",
+        [("loc", [batch, num * 4, 1, 1]), ("conf", [batch, num * classes, 1, 1]), ("prior", [1, 2, num * 4, 1])],
+        [("NMS", TensorProto.FLOAT), ("NMS_1", TensorProto.FLOAT)],
+        shareLocation=1, varianceEncodedInTarget=0, backgroundLabelId=0, confidenceThreshold=0.3,
+        nmsThreshold=0.45, topK=20, codeType=1, keepTopK=15, numClasses=classes, inputOrder=[0, 1, 2],
+        confSigmoid=0, isNormalized=1, isBatchAgnostic=1,
+    )  # fmt: skip
+    rewritten, _ = rewrite_plugins(model)
+    feeds = {"loc": loc, "conf": conf, "prior": prior}
+    ref, got = make_session(model).run(None, feeds), make_session(rewritten).run(None, feeds)
+    np.testing.assert_array_equal(ref[1], got[1])
+    assert ref[1].min() > 0
+    for a, b in zip(_canonical(ref[0]), _canonical(got[0]), strict=True):
+        np.testing.assert_array_equal(a[:, :2], b[:, :2])
+        assert np.abs(a[:, 2:] - b[:, 2:]).max() <= EXP_BOUND
