@@ -60,13 +60,11 @@ def _greedy_keep(
     corners: np.ndarray,
     overlaps: Callable[[np.ndarray, np.ndarray], np.ndarray],
     limit: int,
-    groups: np.ndarray | None = None,
 ) -> list[int]:
     """Greedy NMS over candidates already in rank order: a candidate is kept unless a kept,
-    higher-ranked one of the same group (all one group when ``groups`` is None) overlaps it
-    (``overlaps(a, b)`` -> bool [len(a), len(b)]); stops after ``limit`` keeps. The IoU rows
-    are computed a block at a time, which gives the one-box-at-a-time loop's result exactly
-    (the same float32 operations per pair) at a fraction of its cost."""
+    higher-ranked one overlaps it (``overlaps(a, b)`` -> bool [len(a), len(b)]); stops after
+    ``limit`` keeps. The IoU rows are computed a block at a time, which gives the one-box-at-a-
+    time loop's result exactly (the same float32 operations per pair) at a fraction of its cost."""
     n = len(corners)
     alive = np.ones(n, dtype=bool)
     kept: list[int] = []
@@ -77,8 +75,6 @@ def _greedy_keep(
         if not alive[start:stop].any():
             continue
         over = overlaps(corners[start:stop], corners[start:])
-        if groups is not None:
-            over &= groups[start:stop, None] == groups[None, start:]
         for i in range(start, stop):
             if not alive[i]:
                 continue
@@ -87,6 +83,22 @@ def _greedy_keep(
             kept.append(i)
             alive[i + 1 :] &= ~over[i - start, i - start + 1 :]
     return kept
+
+
+def _greedy_keep_per_class(
+    corners: np.ndarray,
+    overlaps: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    limit: int,
+    classes: np.ndarray,
+) -> list[int]:
+    """``_greedy_keep`` where only candidates of the same class suppress each other. Each
+    class's greedy run is independent of the others, so the one-loop result (keep in rank
+    order, stop after ``limit``) is the first ``limit`` in rank order of the per-class keeps."""
+    kept: list[int] = []
+    for c in np.unique(classes):
+        idx = np.flatnonzero(classes == c)
+        kept.extend(int(i) for i in idx[_greedy_keep(corners[idx], overlaps, limit)])
+    return sorted(kept)[:limit]
 
 
 def _decode_center_size(boxes: np.ndarray) -> np.ndarray:
@@ -180,12 +192,15 @@ def efficient_nms(
         anchor_idx, class_idx, cand_scores = anchor_idx[order], class_idx[order], cand_scores[order]
         box_class = class_idx if boxes.shape[2] > 1 else np.zeros_like(class_idx)
         cand_boxes = boxes[b, anchor_idx, box_class]
-        keep = _greedy_keep(
-            _corners_sorted(cand_boxes),
-            lambda x, y: _iou_efficient(x, y) >= iou_threshold32,
-            k,
-            None if class_agnostic else class_idx,
-        )
+        corners = _corners_sorted(cand_boxes)
+
+        def overlaps(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+            return _iou_efficient(x, y) >= iou_threshold32
+
+        if class_agnostic:
+            keep = _greedy_keep(corners, overlaps, k)
+        else:
+            keep = _greedy_keep_per_class(corners, overlaps, k, class_idx)
         kept = len(keep)
         out_boxes[b, :kept] = cand_boxes[keep]
         kept_scores = cand_scores[keep]
