@@ -8,6 +8,7 @@ import typer
 from rich.markup import escape
 
 from trtdeploy.cli.common import QuietOpt, VerboseOpt, console, setup_logging, user_errors
+from trtdeploy.deepstream.config import NETWORK_MODES, mode_help
 
 ARCH_HELP = (
     "TAO architecture: ssd, dssd, retinanet, yolo_v3, yolo_v4, yolo_v4_tiny, faster_rcnn, mask_rcnn, "
@@ -55,7 +56,10 @@ def gen_ds_config(
         None, "--batch-size", help="batch-size (default: the engine's max batch, else 1)."
     ),
     network_mode: str = typer.Option(
-        None, "--network-mode", help="fp32, fp16 or int8 (default: from the engine)."
+        None,
+        "--network-mode",
+        help=f"network-mode: {mode_help()}; best builds INT8 + FP16 from the calibration cache "
+        "(default: from the engine).",
     ),
     custom_lib: str = typer.Option(
         None,
@@ -105,8 +109,8 @@ def gen_ds_config(
         from trtdeploy.deploy_card import DeployCard, card_path_for
         from trtdeploy.errors import UsageError
 
-        if network_mode is not None and network_mode.lower() not in ("fp32", "fp16", "int8"):
-            raise UsageError(f"--network-mode {network_mode!r} must be fp32, fp16 or int8")
+        if network_mode is not None and network_mode.lower() not in NETWORK_MODES:
+            raise UsageError(f"--network-mode {network_mode!r} must be one of {mode_help()}")
         check_name(name)
         if ds_parser is not None:
             variant(ds_parser)

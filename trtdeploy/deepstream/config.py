@@ -12,7 +12,22 @@ from pathlib import Path
 from trtdeploy.errors import InputError, UsageError
 
 # Enumerations of gst-nvinfer (DeepStream plugin guide, Gst-nvinfer configuration table).
-NETWORK_MODES = {"fp32": 0, "int8": 1, "fp16": 2}
+# network-mode is NvDsInferNetworkMode: FP32, INT8, FP16 in every 5.0-6.3 release
+# (hiennguyen9874/deepstream-sources@6.3:sources/includes/nvdsinfer_context.h#L115-L119, the same
+# on branches 5.0 ... 6.2); NVIDIA/DeepStream@DeepStream-9.0:includes/nvdsinfer_context.h#L127-L133
+# adds NvDsInferNetworkMode_BEST = 3, which both config parsers accept
+# (src/gst-plugins/gst-nvinfer/gstnvinfer_property_parser.cpp#L705-L722,
+# gstnvinfer_yaml_parser.cpp#L549-L563) while 6.3's reject it: "Error. Invalid value for
+# 'network-mode'" and the config fails to load (6.3 gstnvinfer_property_parser.cpp#L647-L663).
+# BEST builds with kINT8 and kFP16 when int8-calib-file names a readable cache, else it falls
+# back to FP16 (9.0 src/utils/nvdsinfer/nvdsinfer_model_builder.cpp#L1026-L1058, and L419-L454
+# for custom engine libraries; calibrator from the file: nvdsinfer_context_impl.cpp#L2209-L2215),
+# and the engine it saves is named ``..._best.engine`` (nvdsinfer_func_utils.cpp#L207-L222,
+# nvdsinfer_model_builder.cpp#L613-L616). No 7.x/8.0 source is public: 9.0 is the first release
+# read that has it.
+NETWORK_MODES = {"fp32": 0, "int8": 1, "fp16": 2, "best": 3}
+NETWORK_MODE_SINCE = {"fp32": "5.0", "int8": "5.0", "fp16": "5.0", "best": "9.0"}
+CALIBRATED_MODES = ("int8", "best")  # the modes that read int8-calib-file
 NETWORK_TYPES = {
     "detector": 0,
     "classifier": 1,
@@ -104,6 +119,19 @@ PATH_KEYS = (
 def first_release_with(key: str) -> str | None:
     """The first DeepStream release (of those read) whose nvinfer reads ``key``."""
     return next((r for r in DEEPSTREAM_RELEASES if key in PROPERTY_KEYS[r]), None)
+
+
+def release_reads_mode(release: str, mode_name: str) -> bool:
+    """Does DeepStream ``release`` (one of DEEPSTREAM_RELEASES) accept network-mode ``mode_name``?"""
+    return DEEPSTREAM_RELEASES.index(release) >= DEEPSTREAM_RELEASES.index(NETWORK_MODE_SINCE[mode_name])
+
+
+def mode_help() -> str:
+    """The network-mode values as help text: 'fp32 (0), int8 (1), fp16 (2), best (3, DeepStream >= 9.0)'."""
+    return ", ".join(
+        f"{name} ({value}{'' if NETWORK_MODE_SINCE[name] == DEEPSTREAM_RELEASES[0] else f', DeepStream >= {NETWORK_MODE_SINCE[name]}'})"
+        for name, value in NETWORK_MODES.items()
+    )
 
 
 

@@ -25,6 +25,7 @@ from trtdeploy.deepstream.config import (
     NETWORK_MODES,
     NETWORK_TYPES,
     NvInferConfig,
+    mode_help,
     render_ini,
     render_labels,
     render_yaml,
@@ -50,7 +51,7 @@ from trtdeploy.deepstream.validate import (
     validate,
 )
 from trtdeploy.deploy_card import DeployCard
-from trtdeploy.engine.naming import engine_file_name, sidecar_path
+from trtdeploy.engine.naming import PRECISIONS, engine_file_name, sidecar_path
 from trtdeploy.engine.sidecar import Sidecar, TensorInfo
 from trtdeploy.errors import InputError, TrtDeployError, UnsupportedModelError, UsageError
 from trtdeploy.files import atomic_path, check_output, read_json_object, sha256_file
@@ -92,7 +93,7 @@ class DsOptions:
     operate_on_gie_id: int = 1
     operate_on_class_ids: list[int] | None = None
     batch_size: int | None = None
-    network_mode: str | None = None  # fp32 | fp16 | int8
+    network_mode: str | None = None  # a key of config.NETWORK_MODES: fp32 | fp16 | int8 | best (DeepStream >= 9.0)
     custom_lib: str | None = None  # default: the chosen parser variant's library (else the SDK's)
     parse_func: str | None = None
     gpu_id: int = 0
@@ -386,7 +387,7 @@ def _mode_and_batch(
     engine_precision = sidecar_precision(engine_sidecar) if engine_sidecar else None
     mode_name = options.network_mode or engine_precision or ("int8" if calib_cache else "fp16")
     if mode_name not in NETWORK_MODES:
-        raise UsageError(f"--network-mode {mode_name!r} must be fp32, fp16 or int8")
+        raise UsageError(f"--network-mode {mode_name!r} must be one of {mode_help()}")
     if (
         options.network_mode
         and engine_precision in NETWORK_MODES
@@ -442,7 +443,12 @@ def _set_model_files(
         cfg.set("onnx-file", model_rel)
     if engine is not None:
         cfg.set("model-engine-file", _rel(engine, out_dir))
-        expected = engine_file_name(Path(model_path).name, batch, mode_name, gpu_id=options.gpu_id)
+        # network-mode best: nvinfer names what it builds ..._best or ..._fp16 (config.NETWORK_MODES),
+        # no precision build-engine names its engines by, so there is no one name to compare with.
+        expected = (
+            engine_file_name(Path(model_path).name, batch, mode_name, gpu_id=options.gpu_id)
+            if mode_name in PRECISIONS else Path(engine).name
+        )
         if Path(engine).name != expected:
             log.warning(
                 "engine %s is not named as nvinfer names engines (%s); it is used while it exists, "

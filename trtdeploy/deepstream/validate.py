@@ -13,9 +13,11 @@ from typing import Any
 from calibration.cache import CalibrationCache, TrtVersion
 from trtdeploy.deepstream.config import (
     ALL_PROPERTY_KEYS,
+    CALIBRATED_MODES,
     CLASS_ATTR_KEYS,
     CLASS_ATTRS_PREFIX,
     COLOR_FORMATS,
+    NETWORK_MODE_SINCE,
     NETWORK_MODES,
     NETWORK_TYPES,
     PATH_KEYS,
@@ -24,7 +26,9 @@ from trtdeploy.deepstream.config import (
     YAML_UNREAD_CLASS_ATTR_KEYS,
     YAML_UNREAD_PROPERTY_KEYS,
     first_release_with,
+    mode_help,
     nvinfer_path,
+    release_reads_mode,
     same_file_path,
 )
 from trtdeploy.deepstream.parsers import MRCNN_LAYOUT, PARSERS, VARIANTS, contract_problems
@@ -139,9 +143,7 @@ def validate(view: ConfigView) -> list[Problem]:
         )
 
     _check_model_source(view, props, error, warn)
-    mode = _int(props.get("network-mode", "0"))
-    if mode not in MODE_NAMES:
-        error(f"network-mode={props.get('network-mode')} must be 0 (FP32), 1 (INT8) or 2 (FP16)")
+    mode = _check_mode(view, props, error, warn)
     batch = _int(props.get("batch-size", "1"))
     if batch is None or batch < 1:
         error(f"batch-size={props.get('batch-size')} must be a positive integer")
@@ -408,6 +410,26 @@ def _close_key(key: str, known: frozenset[str]) -> str | None:
     return match[0] if match else None
 
 
+def _check_mode(view: ConfigView, props: dict[str, str], error: Report, warn: Report) -> int | None:
+    """network-mode: a value the release reads (config.NETWORK_MODES has the source lines)."""
+    mode = _int(props.get("network-mode", "0"))
+    if mode not in MODE_NAMES:
+        error(f"network-mode={props.get('network-mode')} must be one of {mode_help()}")
+        return mode
+    name = MODE_NAMES[mode]
+    since = NETWORK_MODE_SINCE[name]
+    if view.deepstream and not release_reads_mode(view.deepstream, name):
+        error(
+            f"network-mode={mode} ({name}) is read from DeepStream {since} on: DeepStream {view.deepstream} "
+            "rejects the value and fails to load the config"
+        )
+    elif not view.deepstream and since != NETWORK_MODE_SINCE["fp32"]:
+        warn(f"network-mode={mode} ({name}) needs DeepStream >= {since}: older releases fail to load the config")
+    if name == "best" and not props.get("int8-calib-file"):
+        warn("network-mode=3 (best) without int8-calib-file builds an FP16 engine (nvinfer falls back to FP16)")
+    return mode
+
+
 def engine_save_path(props: dict[str, str], config_path: Path) -> tuple[Path | None, str]:
     """Where nvinfer saves an engine it builds from this config, and why (for messages).
 
@@ -419,8 +441,9 @@ def engine_save_path(props: dict[str, str], config_path: Path) -> tuple[Path | N
     dla<use-dla-core>>_<fp32|fp16|int8>.engine``; NvDsInferContextImpl::buildModel serializes it
     there (nvdsinfer_context_impl.cpp 6.3 line 1800). network-mode=1 (INT8) without a
     calibrator (no int8-calib-file) builds FP16 and names it fp16 (model_builder.cpp 6.3 lines
-    565-586 for .etlt, 1029-1047 for parsed models). With engine-create-func-name the model
-    path is ``<working directory>/model``, unknown here.
+    565-586 for .etlt, 1029-1047 for parsed models). 9.0's network-mode=3 (best) is named
+    ``best``, or builds FP16 and is named fp16 without a calibrator (config.NETWORK_MODES). With
+    engine-create-func-name the model path is ``<working directory>/model``, unknown here.
     """
     if props.get("engine-create-func-name"):
         return None, "engine-create-func-name is set: nvinfer saves the engine as <working directory>/model_b..."
@@ -434,7 +457,7 @@ def engine_save_path(props: dict[str, str], config_path: Path) -> tuple[Path | N
     if mode not in MODE_NAMES or batch is None or batch < 1:
         return None, "network-mode or batch-size invalid"
     precision = MODE_NAMES[mode]
-    if precision == "int8" and not props.get("int8-calib-file"):
+    if precision in CALIBRATED_MODES and not props.get("int8-calib-file"):
         precision = "fp16"  # (a cache named but absent here may be present where DeepStream runs)
     gpu = _int(props.get("gpu-id", "0")) or 0
     dla_core = _int(props.get("use-dla-core"))
@@ -597,5 +620,5 @@ def _check_engine(
                 f"engine is TensorRT {engine_version}: TensorRT ignores a cache from another version; "
                 f"recalibrate or rewrite the header as TRT-{want}-..."
             )
-    if (cache is not None or view.calib_problem is not None) and mode != NETWORK_MODES["int8"]:
-        warn("int8-calib-file is set but network-mode is not 1 (INT8); it is not used")
+    if (cache is not None or view.calib_problem is not None) and mode not in [NETWORK_MODES[m] for m in CALIBRATED_MODES]:
+        warn("int8-calib-file is set but network-mode is not 1 (INT8) or 3 (best); it is not used")
