@@ -17,6 +17,7 @@ import pytest
 
 from tests.calibration.shapes_generator import write_shapes_jpegs
 from tests.data import fixture_dir
+from tests.shared_cache import converted_core, store_dir
 
 FIXTURE = "ssd_mobilenet_v2_035_shapes_256"
 README_MAP = 0.722  # TensorFlow mAP@[.5:.95] on val/ in the shared fixtures' README.md
@@ -36,17 +37,21 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     import onnx
 
     from calibration import PreprocessSpec, quantize_onnx
-    from tfod_trt.create_onnx import CreateOnnxOptions, create_onnx
+    from tfod_trt.create_onnx import CreateOnnxOptions, attach_head, prepare
     from trtdeploy.deploy_card import DeployCard, card_path_for
     from trtdeploy.engine.fp16 import convert_to_fp16
     from trtdeploy.evaluation import evaluate_model
+    from trtdeploy.families import write_model
 
     fixture = fixture_dir(FIXTURE)
     tmp = tmp_path_factory.mktemp("int8_accuracy")
     fp32 = tmp / "model.onnx"
-    create_onnx(
+    # create-onnx's stages, the converted core shared by the run's tests
+    prepared = prepare(
         CreateOnnxOptions(saved_model=fixture / "saved_model", label_map=fixture / "label_map.pbtxt", output=fp32)
     )
+    core = converted_core(store_dir(tmp_path_factory), fixture / "saved_model", False)
+    write_model(*attach_head(core, prepared), fp32)
     card = card_path_for(fp32)
     fp16_model, _ = convert_to_fp16(onnx.load(str(fp32)))
     fp16 = tmp / "model_fp16.onnx"

@@ -10,6 +10,7 @@ import pytest
 from calibration import ImageBatcher, PreprocessSpec, quantize_onnx, read_cache
 from tests.calibration.calib_helpers import detections, matched
 from tests.data import fixture_dir
+from tests.shared_cache import converted_core, store_dir
 from trtdeploy.sample_images import write_photo_jpegs
 
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
@@ -22,11 +23,11 @@ EVAL_IMAGES = 32
 @pytest.fixture(scope="module")
 def ssd(tmp_path_factory: pytest.TempPathFactory) -> dict:
     fixture = fixture_dir(FIXTURE)
-    from tfod_trt.create_onnx import CreateOnnxOptions, convert_core, prepare
+    from tfod_trt.create_onnx import CreateOnnxOptions, prepare
 
     tmp = tmp_path_factory.mktemp("ssd")
     prepared = prepare(CreateOnnxOptions(saved_model=fixture / "saved_model", output=tmp / "unused.onnx"))
-    core = convert_core(prepared)  # pre-NMS: decoded boxes [B,A,4] and scores [B,A,C]
+    core = converted_core(store_dir(tmp_path_factory), fixture / "saved_model", False)  # pre-NMS: decoded boxes [B,A,4] and scores [B,A,C]
     onnx_path = tmp / "ssd_core.onnx"
     onnx.save(core.model, str(onnx_path))
     input_name = core.model.graph.input[0].name

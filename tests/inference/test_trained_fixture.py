@@ -11,6 +11,7 @@ import re
 import pytest
 
 from tests.data import fixture_dir, fixtures_root
+from tests.shared_cache import converted_core, store_dir
 
 NAME = "ssd_mobilenet_v2_035_shapes_256"
 
@@ -23,18 +24,22 @@ def readme_map() -> float:
 
 @pytest.mark.tf
 @pytest.mark.slow
-def test_saved_model_and_converted_onnx_give_the_readme_map(tmp_path):
-    from tfod_trt.create_onnx import CreateOnnxOptions, create_onnx
+def test_saved_model_and_converted_onnx_give_the_readme_map(tmp_path, tmp_path_factory):
+    from tfod_trt.create_onnx import CreateOnnxOptions, attach_head, prepare
     from trtdeploy.evaluation import evaluate_model
+    from trtdeploy.families import write_model
 
     base = fixture_dir(NAME)
     val = base / "val"
     expected = readme_map()
     results = {"saved_model": evaluate_model(base / "saved_model", val, val / "instances_val.json")}
+    # create-onnx's stages: the converted core (shared by the run's tests), then each head
+    prepared = prepare(CreateOnnxOptions(saved_model=base / "saved_model", output=tmp_path / "unused.onnx",
+                                         label_map=base / "label_map.pbtxt"))
+    core = converted_core(store_dir(tmp_path_factory), base / "saved_model", False)
     for nms in ("efficient", "onnx"):
         onnx_path = tmp_path / f"{nms}.onnx"
-        create_onnx(CreateOnnxOptions(saved_model=base / "saved_model", output=onnx_path,
-                                      label_map=base / "label_map.pbtxt", nms=nms))
+        write_model(*attach_head(core, prepared, nms), onnx_path)
         results[nms] = evaluate_model(onnx_path, val, val / "instances_val.json")
     maps = {name: r["AP"] for name, r in results.items()}
     assert all(r["images"] == 200 for r in results.values())

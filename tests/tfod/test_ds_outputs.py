@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.data import BUNDLED_MODEL
+from tests.shared_cache import converted_core, store_dir
 from trtdeploy.deploy_card import DS_OUTPUTS, NmsParams
 from trtdeploy.graph_passes import PassContext, run_passes
 
@@ -71,7 +72,7 @@ def test_emission_table_agrees_with_the_parser_contracts(variant):
 
 @pytest.fixture(scope="module")
 def bundled(tmp_path_factory):
-    from tfod_trt.create_onnx import CreateOnnxOptions, convert_core, prepare
+    from tfod_trt.create_onnx import CreateOnnxOptions, prepare
 
     prepared = prepare(
         CreateOnnxOptions(
@@ -81,7 +82,7 @@ def bundled(tmp_path_factory):
             score_threshold=0.05,
         )
     )
-    return prepared, convert_core(prepared)
+    return prepared, converted_core(store_dir(tmp_path_factory), BUNDLED_MODEL / "saved_model", False)
 
 
 def photos(prepared) -> np.ndarray:
