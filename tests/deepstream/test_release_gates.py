@@ -1,4 +1,4 @@
-"""network-mode=3 ("best"): read by DeepStream 9.0's nvinfer, rejected by 6.3's.
+"""What a DeepStream release reads: network-mode=3 ("best", 9.0 on) and YAML configs (6.1 on).
 
 Facts (restated from the source, cited in trtdeploy/deepstream/config.py beside NETWORK_MODES):
 - NVIDIA/DeepStream@DeepStream-9.0:includes/nvdsinfer_context.h L127-L133: NvDsInferNetworkMode
@@ -8,6 +8,9 @@ Facts (restated from the source, cited in trtdeploy/deepstream/config.py beside 
 - 9.0 nvdsinfer_model_builder.cpp L1026-L1058: BEST with a calibrator (int8-calib-file readable)
   sets kINT8 and kFP16, without one it falls back to FP16; the saved engine is named with
   networkMode2Str (nvdsinfer_func_utils.cpp L207-L222: "best") at model_builder.cpp L613-L616.
+- YAML: hiennguyen9874/deepstream-sources@6.1 sources/gst-plugins/gst-nvinfer/gstnvinfer.cpp
+  L458-L465 parses a .yml/.yaml config with gst_nvinfer_parse_config_file_yaml; branches 5.0,
+  6.0 and 6.0.1 have no YAML parser in gst-nvinfer at all.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import pytest
 from tests.deepstream.test_check_ds_config import _tfod_card, ds_onnx
 from tests.deepstream.test_ds_paths import _config
 from trtdeploy.deepstream import DsOptions, check_ds_config, gen_ds_config, read_config
+from trtdeploy.deepstream.config import release_reads_yaml
 from trtdeploy.deepstream.validate import engine_save_path
 from trtdeploy.deploy_card import card_path_for
 from trtdeploy.errors import UsageError
@@ -70,3 +74,22 @@ def test_gen_ds_config_writes_best(tmp_path: Path) -> None:
     assert any("DeepStream >= 9.0" in p.message for p in result.problems if p.level == "warning")
     with pytest.raises(UsageError, match="best \\(3, DeepStream >= 9.0\\)"):
         gen_ds_config(card, model, tmp_path / "ds2", DsOptions(name="m", network_mode="fastest"))
+
+
+def test_yaml_configs_are_read_from_deepstream_6_1_on(tmp_path: Path) -> None:
+    from trtdeploy.cli.ds_config import gen_ds_config as command
+
+    model = ds_onnx(tmp_path / "m.onnx")
+    card = _tfod_card("deepstream")
+    card.save(card_path_for(model))
+    yml = gen_ds_config(card, model, tmp_path / "ds", DsOptions(name="m")).paths[1]
+    assert yml.suffix == ".yml"
+
+    def yaml_errors(release: str) -> list[str]:
+        return [p.message for p in check_ds_config(yml, deepstream=release) if "YAML" in p.message and p.level == "error"]
+
+    assert yaml_errors("6.1") == [] and yaml_errors("9.0") == []
+    for older in ("5.0", "6.0"):
+        assert yaml_errors(older) == [f"DeepStream {older} reads no YAML nvinfer config (YAML from 6.1 on): use the .txt form"]
+    assert "(DeepStream >= 6.1)" in (command.__doc__ or "")
+    assert not release_reads_yaml("6.0.1") and release_reads_yaml("6.1.1")  # the dry run's releases too

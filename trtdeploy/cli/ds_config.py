@@ -81,7 +81,7 @@ def gen_ds_config(
     verbose: int = VerboseOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Write config_infer_primary_<name>.txt and .yml (DeepStream >= 6.2) and the labels file.
+    """Write config_infer_primary_<name>.txt and .yml (DeepStream >= 6.1) and the labels file.
 
     Every model-determined key comes from the deploy card; the result is validated before
     anything is written.

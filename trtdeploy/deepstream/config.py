@@ -1,4 +1,4 @@
-"""The nvinfer configuration as data, its two file forms (INI and DeepStream >= 6.2 YAML),
+"""The nvinfer configuration as data, its two file forms (INI and DeepStream >= 6.1 YAML),
 label files, and reading an existing config back for check-ds-config."""
 
 from __future__ import annotations
@@ -80,6 +80,12 @@ _ADDED = {
     "warmup-engine",
 }
 DEEPSTREAM_RELEASES = ("5.0", *_ADDED)  # releases whose parser source was read
+# gst-nvinfer reads a .yml/.yaml config (gst_nvinfer_parse_config_file_yaml) from DeepStream 6.1 on:
+# hiennguyen9874/deepstream-sources@6.1:sources/gst-plugins/gst-nvinfer/gstnvinfer.cpp#L458-L465
+# (the suffix test; gstnvinfer_yaml_parser.cpp first appears on that branch, and its Makefile
+# L18 and L37 build it and link yaml-cpp), while 5.0, 6.0 and 6.0.1 have neither the file nor the
+# test; NVIDIA/DeepStream@DeepStream-9.0 gstnvinfer.cpp#L513-L522 is the same.
+YAML_SINCE = "6.1"
 
 
 def _property_keys() -> dict[str, frozenset[str]]:
@@ -121,9 +127,18 @@ def first_release_with(key: str) -> str | None:
     return next((r for r in DEEPSTREAM_RELEASES if key in PROPERTY_KEYS[r]), None)
 
 
+def _release_tuple(release: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in release.split("."))
+
+
 def release_reads_mode(release: str, mode_name: str) -> bool:
-    """Does DeepStream ``release`` (one of DEEPSTREAM_RELEASES) accept network-mode ``mode_name``?"""
-    return DEEPSTREAM_RELEASES.index(release) >= DEEPSTREAM_RELEASES.index(NETWORK_MODE_SINCE[mode_name])
+    """Does DeepStream ``release`` (e.g. "6.3", "6.0.1") accept network-mode ``mode_name``?"""
+    return _release_tuple(release) >= _release_tuple(NETWORK_MODE_SINCE[mode_name])
+
+
+def release_reads_yaml(release: str) -> bool:
+    """Does DeepStream ``release`` (e.g. "6.3", "6.0.1") read YAML nvinfer configs?"""
+    return _release_tuple(release) >= _release_tuple(YAML_SINCE)
 
 
 def mode_help() -> str:
@@ -177,7 +192,7 @@ def render_ini(config: NvInferConfig, header: str = "") -> str:
 
 
 def render_yaml(config: NvInferConfig, header: str = "") -> str:
-    """The YAML form nvinfer reads since DeepStream 6.2: the INI groups become mappings."""
+    """The YAML form nvinfer reads since DeepStream 6.1 (YAML_SINCE): the INI groups become mappings."""
     lines = [f"# {line}" if line else "#" for line in header.splitlines()]
     lines.append(f"{PROPERTY}:")
     lines += [f"  {k}: {_yaml_scalar(v)}" for k, v in config.properties.items()]

@@ -54,7 +54,7 @@ from trtdeploy.deepstream.clustering import (
     pre_cluster_filter,
     to_frame,
 )
-from trtdeploy.deepstream.config import CLASS_ATTRS_ALL, LoadedConfig, read_config
+from trtdeploy.deepstream.config import CLASS_ATTRS_ALL, YAML_SINCE, LoadedConfig, read_config, release_reads_yaml
 from trtdeploy.deepstream.nvinfer_preprocess import (
     DEFAULT_FILTER,
     FILTER_NAMES,
@@ -216,9 +216,8 @@ def _release(loaded: LoadedConfig, deepstream: str | None, where: str) -> str:
     if release not in MAPPING:
         raise UsageError(f"--deepstream {release}: the dry run emulates DeepStream {', '.join(MAPPING)} "
                          "(7.x/8.0 have no public source; 6.3 and 9.0 agree, use 9.0)")
-    if loaded.yaml and release in ("6.0", "6.0.1"):
-        # gst-nvinfer reads .yml/.yaml configs from 6.1 on (6.1 gstnvinfer.cpp l.458-460, 9.0 l.513-516)
-        raise InputError(f"{where}: DeepStream {release} reads no YAML config (from 6.1 on); use the .txt form")
+    if loaded.yaml and not release_reads_yaml(release):  # config.YAML_SINCE has the source lines
+        raise InputError(f"{where}: DeepStream {release} reads no YAML config (from {YAML_SINCE} on); use the .txt form")
     return release
 
 

@@ -23,12 +23,14 @@ from trtdeploy.deepstream.config import (
     PATH_KEYS,
     PROPERTY,
     PROPERTY_KEYS,
+    YAML_SINCE,
     YAML_UNREAD_CLASS_ATTR_KEYS,
     YAML_UNREAD_PROPERTY_KEYS,
     first_release_with,
     mode_help,
     nvinfer_path,
     release_reads_mode,
+    release_reads_yaml,
     same_file_path,
 )
 from trtdeploy.deepstream.parsers import MRCNN_LAYOUT, PARSERS, VARIANTS, contract_problems
@@ -136,6 +138,8 @@ def validate(view: ConfigView) -> list[Problem]:
     def warn(msg: str) -> None:
         out.append(Problem(WARNING, msg))
 
+    if view.yaml and view.deepstream and not release_reads_yaml(view.deepstream):
+        error(f"DeepStream {view.deepstream} reads no YAML nvinfer config (YAML from {YAML_SINCE} on): use the .txt form")
     net_type = network_type_of(props)
     if net_type not in NETWORK_TYPES.values():
         error(
