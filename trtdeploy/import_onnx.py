@@ -222,8 +222,12 @@ def detections_to_contract(graph: gs.Graph, ctx: PassContext) -> None:
     (valid,) = add_node(graph, "Greater", [scores, const("import/zero", np.float32(0.0))], "import/valid",
                         dtypes=[np.bool_])
     (valid_i,) = add_node(graph, "Cast", [valid], "import/valid_int", dtypes=[np.int32], attrs={"to": 6})
-    (count,) = add_node(graph, "ReduceSum", [valid_i, const("import/axes", np.array([1], np.int64))],
-                        "import/count", dtypes=[np.int32], attrs={"keepdims": 1})
+    if (graph.opset or 13) >= 13:  # ReduceSum takes its axes as an input from opset 13 on
+        (count,) = add_node(graph, "ReduceSum", [valid_i, const("import/axes", np.array([1], np.int64))],
+                            "import/count", dtypes=[np.int32], attrs={"keepdims": 1})
+    else:  # the tutorial converts at opset 12
+        (count,) = add_node(graph, "ReduceSum", [valid_i], "import/count", dtypes=[np.int32],
+                            attrs={"keepdims": 1, "axes": [1]})
     nms_names = contracts.TFOD_NAMES if not contract.ds_parser else tuple(f"nms/{n}" for n in contracts.TFOD_NAMES)
     tensors = []
     for name, tensor, dtype, shape in zip(nms_names, (count, boxes, scores, classes),

@@ -29,7 +29,8 @@ class AutomlCache:
         self._runner = None
         self._pixels: np.ndarray | None = None
         self._reference: list | None = None
-        self.files: dict[str, Path] = {}
+        self._tutorial: Path | None = None
+        self._hard_nms = None
 
     def core(self, dynamic: bool):
         from tfod_trt.create_onnx import CreateOnnxOptions, convert_core, prepare
@@ -65,6 +66,37 @@ class AutomlCache:
         if self._reference is None:
             self._reference = self.runner().detections(self.pixels())
         return self._reference
+
+
+    def tutorial(self) -> Path:
+        """The whole fixture converted by tf2onnx as the tf2onnx efficientdet tutorial does (once)."""
+        from tfod_trt.automl.tutorial import tutorial_onnx
+
+        if self._tutorial is None:
+            self._tutorial = tutorial_onnx(saved_model(), self.tmp / "tutorial.onnx", fast=True)
+        return self._tutorial
+
+    def hard_nms(self):
+        """TensorFlow running the graph the tutorial ONNX was converted from."""
+        from tfod_trt.automl.tutorial import HardNmsRunner
+
+        if self._hard_nms is None:
+            self._hard_nms = HardNmsRunner(saved_model())
+        return self._hard_nms
+
+
+def deepstream_dry_run(model: Path, out_dir: Path, num_images: int):
+    """gen-ds-config for ``model`` (its card next to it), then the nvinfer dry run on photos."""
+    from trtdeploy.deepstream.check import check_ds_config
+    from trtdeploy.deepstream.dry_run import DryRun, NvInferSetup, load_images
+    from trtdeploy.deepstream.generate import DsOptions, gen_ds_config
+    from trtdeploy.deploy_card import DeployCard, card_path_for
+
+    card = DeployCard.load(card_path_for(model))
+    ini = gen_ds_config(card, model, out_dir, DsOptions(name="automl")).paths[0]
+    assert [p.message for p in check_ds_config(ini) if p.level == "error"] == []
+    setup = NvInferSetup.from_config(ini)
+    return setup, DryRun(setup).run(load_images(None, num_images))
 
 
 @pytest.fixture(scope="session")
