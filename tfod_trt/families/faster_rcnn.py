@@ -59,6 +59,7 @@ class FasterRcnnFamily(SsdFamily):
             "first_stage_iou": config.first_stage_nms_iou_threshold,
             "first_stage_score": config.first_stage_nms_score_threshold,
             "matmul_crop": config.use_matmul_crop_and_resize,
+            "letterbox": config.resizer == "keep_aspect_ratio_resizer",
             "num_classes": config.num_classes,
             "num_score_columns": f.score_columns,
             "box_columns": f.box_columns,

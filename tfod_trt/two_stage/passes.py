@@ -105,8 +105,8 @@ def proposals(graph: gs.Graph, ctx: PassContext) -> None:
         picked, valid = _proposals_efficient(graph, op, boxes, scores, ctx)
     else:
         picked, valid = _proposals_onnx(op, boxes, scores, ctx)
-    height, width = ctx.facts["input_hw"]
-    upper = op.c("window", np.array([height, width, height, width], np.float32))
+    upper = _clip_window(graph, op, ctx) if ctx.facts.get("letterbox") else op.c(
+        "window", np.array([*ctx.facts["input_hw"]] * 2, np.float32))
     clipped = op("Min", [op("Max", [picked, op.c("zero", np.float32(0.0))], "clip_low"), upper], "clip_high")
     zero = op.c("pad_box", np.float32(0.0))
     (out,) = add_node(graph, "Where", [op("Unsqueeze", [valid, op.c("v_axes", [2])], "valid_3d"), clipped, zero],
@@ -114,7 +114,42 @@ def proposals(graph: gs.Graph, ctx: PassContext) -> None:
     out.shape = [boxes.shape[0], n, 4]
     (valid_out,) = add_node(graph, "Identity", [valid], "proposal_valid", dtypes=[np.bool_])
     valid_out.shape = [boxes.shape[0], n]
-    graph.outputs = [t for t in graph.outputs if t.name not in ("rpn_boxes", "rpn_scores")] + [out, valid_out]
+    (window,) = add_node(graph, "Identity", [upper], "clip_window", dtypes=[np.float32])
+    window.shape = [boxes.shape[0] if ctx.facts.get("letterbox") else 1, 1, 4]
+    graph.outputs = [t for t in graph.outputs if t.name not in ("rpn_boxes", "rpn_scores")] + [out, valid_out, window]
+
+
+def _clip_window(graph: gs.Graph, op: _Ops, ctx: PassContext) -> gs.Variable:
+    """[B,1,4] (h, w, h, w): the true image area of each padded input, where TFOD clips the
+    proposals (its first-stage clip window is the resized image before padding, from
+    ``true_image_shapes``). keep_aspect_ratio_resizer pads the bottom/right with zero pixels, so
+    the area ends after the last row and the last column holding a non-zero pixel (a photo whose
+    own border rows are exactly black is clipped a little tighter than TFOD clips it); a black
+    image keeps the whole input."""
+    image = next(t for t in graph.inputs if t.name == "input_tensor")
+    height, width = ctx.facts["input_hw"]
+    lit = op("Greater", [_reduce_max(op, image, 3, "pixel_max", keepdims=0),
+                         op.c("black", np.float32(0.0))], "lit")  # [B,H,W]
+    lit = op("Cast", [lit], "lit_f", to=1)
+
+    def extent(axis: int, size: int, name: str) -> gs.Variable:
+        # rows (or columns) that hold a lit pixel, times their 1-based index: the largest is the extent
+        any_lit = _reduce_max(op, lit, 3 - axis, f"{name}_lit", keepdims=0)  # [B,size]
+        index = op.c(f"{name}_index", np.arange(1, size + 1, dtype=np.float32).reshape(1, size))
+        last = _reduce_max(op, op("Mul", [any_lit, index], f"{name}_indexed"), 1, f"{name}_last", keepdims=1)
+        return op("Where", [op("Greater", [last, op.c(f"{name}_none", np.float32(0.0))], f"{name}_found"), last,
+                            op.c(f"{name}_full", np.float32(size))], f"{name}_extent")  # [B,1]
+
+    h, w = extent(1, height, "rows"), extent(2, width, "cols")
+    window = op("Concat", [h, w, h, w], "window_2d", axis=1)  # [B,4]
+    return op("Unsqueeze", [window, op.c("window_axes", [1], np.int64)], "window")
+
+
+def _reduce_max(op: _Ops, tensor: Any, axis: int, name: str, keepdims: int) -> gs.Variable:
+    """ReduceMax over one axis; the axes became an input in opset 18."""
+    if op.graph.opset >= 18:
+        return op("ReduceMax", [tensor, op.c(f"{name}_axes", [axis], np.int64)], name, keepdims=keepdims)
+    return op("ReduceMax", [tensor], name, axes=[axis], keepdims=keepdims)
 
 
 def _proposals_onnx(op: _Ops, boxes: gs.Variable, scores: gs.Variable, ctx: PassContext) -> tuple[Any, Any]:
@@ -221,6 +256,7 @@ def second_stage(graph: gs.Graph, ctx: PassContext) -> None:
     height, width = ctx.facts["input_hw"]
     normalised = op("Div", [corners, op.c("input_size", np.array([height, width, height, width], np.float32))],
                     "normalised")  # [B,N,q,4]
+    visible = _visible(op, corners, outs["clip_window"])  # [B,N,q]
     shape = [0, n, 4] if q == 1 else [0, n, q, 4]
     boxes = gs.Variable("boxes", dtype=np.float32)
     graph.nodes.append(gs.Node("Reshape", "second_stage/boxes", inputs=[normalised, op.c("box_shape", shape, np.int64)],
@@ -229,11 +265,29 @@ def second_stage(graph: gs.Graph, ctx: PassContext) -> None:
     class_scores = op("Slice", [outs["second_scores"], op.c("cs", [1]), op.c("ce", [num_classes + 1]), op.c("ca", [2])],
                       "class_scores")
     invalid = np.float32(INVALID_SCORE if ctx.facts["nms"] != "none" else 0.0)
-    (scores,) = add_node(graph, "Where", [op("Unsqueeze", [valid, op.c("v_axes", [2], np.int64)], "valid_3d"),
-                                          class_scores, op.c("invalid", invalid)], "scores", dtypes=[np.float32])
+    keep = op("And", [op("Unsqueeze", [valid, op.c("v_axes", [2], np.int64)], "valid_3d"), visible], "keep")
+    (scores,) = add_node(graph, "Where", [keep, class_scores, op.c("invalid", invalid)], "scores", dtypes=[np.float32])
     scores.shape = [batch, n, num_classes]
     ctx.facts["background"] = "column 0 of the second-stage class predictions (background) dropped"
     graph.outputs = [boxes, scores]
+
+
+def _visible(op: _Ops, corners: gs.Tensor, window: gs.Tensor) -> gs.Variable:
+    """[B,N,q] whether a decoded box keeps some area once clipped to the true image area: TFOD
+    clips its second-stage detections to that window and, its second-stage NMS not padding
+    (batch_non_max_suppression.use_static_shapes is false), drops the ones left with no area
+    before taking max_total_detections (post_processing.py ``_clip_window_prune_boxes``). Here
+    they are dropped before the NMS (a dropped box no longer suppresses a visible one; rare,
+    as it lies in the padding)."""
+    win = op("Unsqueeze", [window, op.c("win_axes", [2], np.int64)], "window_4d")  # [B,1,1,4]
+    clipped = op("Min", [op("Max", [corners, op.c("zero", np.float32(0.0))], "vis_low"), win], "vis_clip")
+    low = op("Slice", [clipped, op.c("vs0", [0]), op.c("ve0", [2]), op.c("vax0", [3])], "vis_low_corner")
+    high = op("Slice", [clipped, op.c("vs1", [2]), op.c("ve1", [4]), op.c("vax1", [3])], "vis_high_corner")
+    extent = op("Sub", [high, low], "vis_extent")  # [B,N,q,2]
+    ext_y = op("Slice", [extent, op.c("vs2", [0]), op.c("ve2", [1]), op.c("vax2", [3])], "vis_height")
+    ext_x = op("Slice", [extent, op.c("vs3", [1]), op.c("ve3", [2]), op.c("vax3", [3])], "vis_width")
+    area = op("Squeeze", [op("Mul", [ext_y, ext_x], "vis_area_4d"), op.c("vis_sq", [3], np.int64)], "vis_area")
+    return op("Greater", [area, op.c("no_area", np.float32(0.0))], "visible")
 
 
 CORE_PASSES = [
