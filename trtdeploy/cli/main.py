@@ -15,8 +15,10 @@ from trtdeploy.cli import (
     ds_config,
     ds_run,
     evaluate,
+    import_onnx,
     import_tao,
     infer,
+    rewrite_plugins,
     verify,
 )
 from trtdeploy.cli.common import run_app
@@ -48,7 +50,7 @@ def _root(
 
 
 # In pipeline order: what --help lists.
-for module in (create_onnx, import_tao, verify, infer, evaluate, compare, benchmark, build_engine, calib, ds_config, ds_run):
+for module in (create_onnx, import_onnx, import_tao, rewrite_plugins, verify, infer, evaluate, compare, benchmark, build_engine, calib, ds_config, ds_run):
     module.register(app)
 
 
