@@ -64,7 +64,7 @@ class CreateOnnxOptions:
 @dataclass
 class Prepared:
     options: CreateOnnxOptions
-    config: TfodConfig | AutomlConfig  # the family's facts (read_config)
+    config: Any  # the family's facts (read_config): TfodConfig (SSD) or AutomlConfig (AutoML)
     labels: list[str]
     height: int
     width: int

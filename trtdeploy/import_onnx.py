@@ -273,8 +273,8 @@ def nms_settings(model: onnx.ModelProto, k: int) -> tuple[float, float]:
             if iou is not None and score is not None and iou.size == 1 and score.size == 1:
                 found.add((float(np.float32(score.item())), float(np.float32(iou.item()))))
     if len(found) == 1:
-        score, iou = found.pop()
-        return float(str(np.float32(score))), float(str(np.float32(iou)))
+        score_value, iou_value = found.pop()
+        return float(str(np.float32(score_value))), float(str(np.float32(iou_value)))
     return 0.0, 0.5
 
 

@@ -187,8 +187,8 @@ def _normalisation(functions: list[tuple[str, list[NodeDef]]]) -> tuple[np.ndarr
             f"{TITLE}: cannot determine the input normalisation: expected one (pixel - mean) / std by per-channel "
             f"constants in the serving graph, found {len(pairs)}"
         )
-    mean, std = pairs.pop()
-    return np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    mean_values, std_values = pairs.pop()
+    return np.asarray(mean_values, np.float32), np.asarray(std_values, np.float32)
 
 
 def _nms(functions: list[tuple[str, list[NodeDef]]]) -> tuple[int, float, float, float]:
