@@ -39,8 +39,9 @@ the other sources.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 SDK_REPO = "hiennguyen9874/deepstream-sources"
 SDK_PARSER_FILE = "sources/libs/nvdsinfer_customparser/nvdsinfer_custombboxparser.cpp"
@@ -141,15 +142,15 @@ class ParserVariant:
     box_order: str  # y1x1y2x2 | x1y1x2y2 | nms_rows (image,label,conf,x1,y1,x2,y2) | detectnet_grid
     box_units: str  # normalized | pixels | detectnet (grid offsets * 35)
     box_scale: str  # how box values become pixels
-    class_id_base: int  # the class value is used as this-based index into labels and thresholds
     class_over_limit: str  # continue | break | assert | not_read
     threshold: str  # which pre-cluster threshold applies
     count_rule: str
     clips: str
-    nms_inside: bool  # the model already suppressed duplicates: cluster-mode 4
-    max_objects: int | None
     facts: tuple[Fact, ...]
     cite: Citation  # the whole function
+    class_id_base: int = 0  # the class value is used as this-based index into labels and thresholds
+    nms_inside: bool = True  # the model already suppressed duplicates: cluster-mode 4
+    max_objects: int | None = None
     instance_mask: bool = False
     notes: str = ""
     deploy_layouts: tuple[str, ...] = field(default=())  # deploy-card output layouts it can read
@@ -200,167 +201,149 @@ class ParserVariant:
 ROTATION_ANGLE_FIELD = _ds(168, 170, DS_HEADER_FILE)
 _ROT = f"rotation_angle (new in 9.0, {DS_HEADER_FILE} L{ROTATION_ANGLE_FIELD.first}-L{ROTATION_ANGLE_FIELD.last})"
 
+# The branches the fact tables below cite most (the SDK 6.3 files, deepstream_tao_apps master and
+# its two DeepStream 6.2 releases) and the sources a table line may name instead of its table's.
+_TM = "master"
+_T62 = "release/tao3.0_ds6.2ga"
+_T40 = "release/tao4.0_ds6.2ga"
+_GST = "src/gst-plugins/gst-nvinfer/"
+_SOURCES: dict[str, Callable[[int, int], Citation]] = {
+    "sdk": partial(_sdk, "6.3"),
+    "sdk-nvinfer": partial(_sdk, "6.3", path=SDK_NVINFER_FILE),
+    "tao": partial(_tao, _TM),
+    "tao3.0-6.2": partial(_tao, _T62),
+    "tao4.0-6.2": partial(_tao, _T40),
+    "ds": _ds,
+    "ds-tao": partial(_ds, path=DS_TAO_PARSER_FILE),
+    "ds-nvinfer": partial(_ds, path=DS_NVINFER_FILE),
+    "ds-gstnvinfer": partial(_ds, path=_GST + "gstnvinfer.cpp"),
+    "ds-meta": partial(_ds, path=_GST + "gstnvinfer_meta_utils.cpp"),
+    "ds-props": partial(_ds, path=_GST + "gstnvinfer_property_parser.cpp"),
+    "ds-osd": partial(_ds, path="includes/nvll_osd_struct.h"),
+}
+_FACT_LINE = re.compile(r"(?:(?P<source>\S+) )?L(?P<first>\d+)(?:-L(?P<last>\d+))? (?P<text>.+)")
+
+
+def _facts(source: str, table: str) -> tuple[Fact, ...]:
+    """A fact table as text, one fact a line: ``[SOURCE ]L<first>[-L<last>] <rule>``, the lines
+    cited in ``source`` (a key of _SOURCES) unless the line names another; ``$ROT`` stands for
+    the rotation_angle note. One line a fact keeps the tables from repeating in shape."""
+    facts = []
+    for line in table.strip("\n").splitlines():
+        match = _FACT_LINE.fullmatch(line.strip())
+        if match is None:
+            raise ValueError(f"not a fact line (SOURCE L<first>-L<last> rule): {line!r}")
+        first = int(match["first"])
+        cite = _SOURCES[match["source"] or source](first, int(match["last"] or first))
+        facts.append(Fact(match["text"].replace("$ROT", _ROT), cite))
+    return tuple(facts)
+
 # NvDsInferParseCustomTfSSD, SDK library. Body identical on SDK branches 5.0, 6.0, 6.0.1, 6.1,
 # 6.1.1, 6.2, 6.3 (6.3: lines 214-278; 6.2: 205-269) and, but for `res{}`, 9.0 (L315-L382).
 # Not in deepstream_tao_apps.
 _TFSSD = "6.3"
-_TFSSD_FACTS = (
-    Fact("looks layers up by name and only among layers whose dataType is FLOAT", _sdk(_TFSSD, 219, 226)),
-    Fact(
-        "names: num_detections (optional), detection_scores, detection_classes, detection_boxes", _sdk(_TFSSD, 228, 231)
-    ),
-    Fact(
-        "scores, classes or boxes not found (or not FLOAT): prints an error and returns false", _sdk(_TFSSD, 232, 236)
-    ),
-    Fact(
-        "row count = detection_classes inferDims.d[0]; a FLOAT num_detections overrides it with (int)buf[0], capped at d[0]",
-        _sdk(_TFSSD, 238, 245),
-    ),
-    Fact("classId = (unsigned) detection_classes[i] (float); score = detection_scores[i]", _sdk(_TFSSD, 248, 249)),
-    Fact(
-        "continue when classId >= number of thresholds (num-detected-classes) or score < perClassPreclusterThreshold[classId]",
-        _sdk(_TFSSD, 250, 253),
-    ),
-    Fact("boxes [y1,x1,y2,x2] normalised, multiplied by network width/height", _sdk(_TFSSD, 254, 260)),
-    Fact("each corner clipped to [0, width-1] / [0, height-1]", _sdk(_TFSSD, 261, 264)),
-    Fact(
-        "continue when x2 <= x1 or y2 <= y1 after clipping (zero padding rows are dropped here)", _sdk(_TFSSD, 265, 267)
-    ),
-    Fact(
-        "left=x1, top=y1, width=x2-x1, height=y2-y1; pushed when width and height are non-zero", _sdk(_TFSSD, 268, 274)
-    ),
-    Fact(
-        "9.0: `res{}` value-initialises the object, so " + _ROT + " is 0 (axis-aligned); the only change from 6.3",
-        _ds(351, 351),
-    ),
-)
+_TFSSD_FACTS = _facts("sdk", """
+    L219-L226 looks layers up by name and only among layers whose dataType is FLOAT
+    L228-L231 names: num_detections (optional), detection_scores, detection_classes, detection_boxes
+    L232-L236 scores, classes or boxes not found (or not FLOAT): prints an error and returns false
+    L238-L245 row count = detection_classes inferDims.d[0]; a FLOAT num_detections overrides it with (int)buf[0], capped at d[0]
+    L248-L249 classId = (unsigned) detection_classes[i] (float); score = detection_scores[i]
+    L250-L253 continue when classId >= number of thresholds (num-detected-classes) or score < perClassPreclusterThreshold[classId]
+    L254-L260 boxes [y1,x1,y2,x2] normalised, multiplied by network width/height
+    L261-L264 each corner clipped to [0, width-1] / [0, height-1]
+    L265-L267 continue when x2 <= x1 or y2 <= y1 after clipping (zero padding rows are dropped here)
+    L268-L274 left=x1, top=y1, width=x2-x1, height=y2-y1; pushed when width and height are non-zero
+    ds L351 9.0: `res{}` value-initialises the object, so $ROT is 0 (axis-aligned); the only change from 6.3
+""")
 
 # NvDsInferParseCustomEfficientDetTAO, SDK library: identical on SDK 6.1, 6.1.1, 6.2, 6.3
 # (6.3: lines 607-672) and, but for `object{}`, 9.0 (L715-L784); absent from 5.0, 6.0, 6.0.1.
 _EDS = "6.3"
-_SDK_EFFDET_FACTS = (
-    Fact("returns false unless exactly 4 output layers", _sdk(_EDS, 613, 618)),
-    Fact("by position: [0] count int*, [1] boxes float*, [2] scores float*, [3] classes float*", _sdk(_EDS, 620, 627)),
-    Fact("threshold = perClassThreshold[0] (class 0's pre-cluster threshold) for every class", _sdk(_EDS, 629, 629)),
-    Fact("max over all boxes elements (inferDims.numElements of output 1)", _sdk(_EDS, 631, 637)),
-    Fact("when count > 0: assert(!(max_box < 2.0)) - normalised boxes abort the process", _sdk(_EDS, 639, 640)),
-    Fact("loop i < count[0]; continue when score < threshold", _sdk(_EDS, 641, 643)),
-    Fact("assert((unsigned) classes[i] < num-detected-classes)", _sdk(_EDS, 644, 644)),
-    Fact("continue when box[2] < box[0] or box[3] < box[1]", _sdk(_EDS, 651, 652)),
-    Fact(
-        "classId = (int) classes[i]; left=box[1], top=box[0], width=box[3]-left, height=box[2]-top (pixels y1,x1,y2,x2)",
-        _sdk(_EDS, 654, 661),
-    ),
-    Fact(
-        "left/width clipped to [0, width-1], top/height to [0, height-1] (width from the unclipped left)",
-        _sdk(_EDS, 663, 666),
-    ),
-    Fact(
-        "9.0: `object{}` value-initialises the object, so " + _ROT + " is 0; the only change from 6.3",
-        _ds(765, 765),
-    ),
-)
+_SDK_EFFDET_FACTS = _facts("sdk", """
+    L613-L618 returns false unless exactly 4 output layers
+    L620-L627 by position: [0] count int*, [1] boxes float*, [2] scores float*, [3] classes float*
+    L629 threshold = perClassThreshold[0] (class 0's pre-cluster threshold) for every class
+    L631-L637 max over all boxes elements (inferDims.numElements of output 1)
+    L639-L640 when count > 0: assert(!(max_box < 2.0)) - normalised boxes abort the process
+    L641-L643 loop i < count[0]; continue when score < threshold
+    L644 assert((unsigned) classes[i] < num-detected-classes)
+    L651-L652 continue when box[2] < box[0] or box[3] < box[1]
+    L654-L661 classId = (int) classes[i]; left=box[1], top=box[0], width=box[3]-left, height=box[2]-top (pixels y1,x1,y2,x2)
+    L663-L666 left/width clipped to [0, width-1], top/height to [0, height-1] (width from the unclipped left)
+    ds L765 9.0: `object{}` value-initialises the object, so $ROT is 0; the only change from 6.3
+""")
 
 # deepstream_tao_apps NvDsInferParseCustomEfficientDetTAO, release/tao4.0_ds6.3ga and later:
 # identical on tao4.0_ds6.3ga, tao5.1_ds6.4ga, tao5.3_ds7.0ga (lines 334-396), tao_ds7.1ga
 # (421-483), tao_ds8.0ga and master (469-531), and DeepStream 9.0's copy but for one line
 # (L466-L530). Cited on master.
-_TM = "master"
-_TAO_EFFDET_FACTS = (
-    Fact("returns false unless exactly 4 output layers", _tao(_TM, 473, 479)),
-    Fact(
-        "by name (strcmp over the 4 layers, a later duplicate wins): num_detections int*, detection_boxes float*, detection_scores float*, detection_classes int*",
-        _tao(_TM, 481, 497),
-    ),
-    Fact("a name not found leaves a null pointer that is dereferenced when first read (crash)", _tao(_TM, 481, 497)),
-    Fact("threshold = perClassThreshold[0] (class 0's pre-cluster threshold) for every class", _tao(_TM, 499, 500)),
-    Fact("when count > 0, loop i < count[0]; continue when score < threshold", _tao(_TM, 502, 505)),
-    Fact("break (stop reading all further rows) at the first classes[i] >= num-detected-classes", _tao(_TM, 506, 508)),
-    Fact("continue when box[2] < box[0] or box[3] < box[1]", _tao(_TM, 510, 511)),
-    Fact("left=box[1], top=box[0], width=box[3]-left, height=box[2]-top (pixels y1,x1,y2,x2)", _tao(_TM, 513, 520)),
-    Fact(
-        "left/width clipped to [0, width-1], top/height to [0, height-1] (width from the unclipped left)",
-        _tao(_TM, 522, 525),
-    ),
-    Fact(
-        "DeepStream 9.0's tao_apps copy: sets `object.rotation_angle = 0.0f;`, the only change from master",
-        _ds(512, 512, DS_TAO_PARSER_FILE),
-    ),
-)
+_TAO_EFFDET_FACTS = _facts("tao", """
+    L473-L479 returns false unless exactly 4 output layers
+    L481-L497 by name (strcmp over the 4 layers, a later duplicate wins): num_detections int*, detection_boxes float*, detection_scores float*, detection_classes int*
+    L481-L497 a name not found leaves a null pointer that is dereferenced when first read (crash)
+    L499-L500 threshold = perClassThreshold[0] (class 0's pre-cluster threshold) for every class
+    L502-L505 when count > 0, loop i < count[0]; continue when score < threshold
+    L506-L508 break (stop reading all further rows) at the first classes[i] >= num-detected-classes
+    L510-L511 continue when box[2] < box[0] or box[3] < box[1]
+    L513-L520 left=box[1], top=box[0], width=box[3]-left, height=box[2]-top (pixels y1,x1,y2,x2)
+    L522-L525 left/width clipped to [0, width-1], top/height to [0, height-1] (width from the unclipped left)
+    ds-tao L512 DeepStream 9.0's tao_apps copy: sets `object.rotation_angle = 0.0f;`, the only change from master
+""")
 
 # deepstream_tao_apps release/tao3.0_ds6.2ga (and tao3.0_ds6.1.1ga, same body): lines 325-396.
-_T62 = "release/tao3.0_ds6.2ga"
-_TAO62_EFFDET_FACTS = (
-    Fact("returns false unless exactly 4 output layers", _tao(_T62, 329, 335)),
-    Fact("by position: [0] count int*, [1] boxes float*, [2] scores float*, [3] classes float*", _tao(_T62, 337, 344)),
-    Fact("threshold = perClassThreshold[0] for every class", _tao(_T62, 346, 347)),
-    Fact("max over all boxes elements; normalized = max < 2.0", _tao(_T62, 349, 357)),
-    Fact("when count > 0: assert(normalized == 0) - normalised boxes abort the process", _tao(_T62, 360, 362)),
-    Fact("continue when score < threshold", _tao(_T62, 363, 366)),
-    Fact("assert((int) classes[i] < num-detected-classes) (signed: a negative class passes)", _tao(_T62, 367, 367)),
-    Fact("continue when box[2] < box[0] or box[3] < box[1]", _tao(_T62, 374, 375)),
-    Fact("left=box[1], top=box[0], width=box[3]-left, height=box[2]-top, clipped", _tao(_T62, 377, 390)),
-)
+_TAO62_EFFDET_FACTS = _facts("tao3.0-6.2", """
+    L329-L335 returns false unless exactly 4 output layers
+    L337-L344 by position: [0] count int*, [1] boxes float*, [2] scores float*, [3] classes float*
+    L346-L347 threshold = perClassThreshold[0] for every class
+    L349-L357 max over all boxes elements; normalized = max < 2.0
+    L360-L362 when count > 0: assert(normalized == 0) - normalised boxes abort the process
+    L363-L366 continue when score < threshold
+    L367 assert((int) classes[i] < num-detected-classes) (signed: a negative class passes)
+    L374-L375 continue when box[2] < box[0] or box[3] < box[1]
+    L377-L390 left=box[1], top=box[0], width=box[3]-left, height=box[2]-top, clipped
+""")
 
 # deepstream_tao_apps release/tao4.0_ds6.2ga: lines 334-381 (int classes, still by position).
-_T40 = "release/tao4.0_ds6.2ga"
-_TAO40_EFFDET_FACTS = (
-    Fact("returns false unless exactly 4 output layers", _tao(_T40, 338, 344)),
-    Fact("by position: [0] count int*, [1] boxes float*, [2] scores float*, [3] classes int*", _tao(_T40, 346, 349)),
-    Fact("threshold = perClassThreshold[0] for every class; no normalised-box check", _tao(_T40, 351, 352)),
-    Fact("when count > 0, loop i < count[0]; continue when score < threshold", _tao(_T40, 354, 357)),
-    Fact("assert((int) classes[i] < num-detected-classes)", _tao(_T40, 358, 358)),
-    Fact("continue when box[2] < box[0] or box[3] < box[1]", _tao(_T40, 360, 361)),
-    Fact("left=box[1], top=box[0], width=box[3]-left, height=box[2]-top, clipped", _tao(_T40, 363, 375)),
-)
+_TAO40_EFFDET_FACTS = _facts("tao4.0-6.2", """
+    L338-L344 returns false unless exactly 4 output layers
+    L346-L349 by position: [0] count int*, [1] boxes float*, [2] scores float*, [3] classes int*
+    L351-L352 threshold = perClassThreshold[0] for every class; no normalised-box check
+    L354-L357 when count > 0, loop i < count[0]; continue when score < threshold
+    L358 assert((int) classes[i] < num-detected-classes)
+    L360-L361 continue when box[2] < box[0] or box[3] < box[1]
+    L363-L375 left=box[1], top=box[0], width=box[3]-left, height=box[2]-top, clipped
+""")
 
 # NvDsInferParseCustomBatchedNMSTLT: SDK 6.0-6.3 (6.3: lines 467-530) and deepstream_tao_apps
 # tao3.0_ds6.1.1ga ... master (master: 241-302) read the same way (the TAO copy differs only
 # in a debug print's text); so do both DeepStream 9.0 copies (SDK L574-L636, tao_apps L237-L300).
-_BATCHED_FACTS = (
-    Fact("returns false unless exactly 4 output layers", _sdk("6.3", 473, 478)),
-    Fact(
-        "by position: [0] keep count int*, [1] boxes float*, [2] scores float*, [3] classes float*",
-        _sdk("6.3", 484, 487),
-    ),
-    Fact("threshold = perClassThreshold[0] for every class", _sdk("6.3", 489, 489)),
-    Fact(
-        "loop while i < count[0] and fewer than 202 objects were pushed (objectList.size() <= 200)",
-        _sdk("6.3", 491, 498),
-    ),
-    Fact("continue when score < threshold", _sdk("6.3", 499, 500)),
-    Fact("continue when (unsigned) classes[i] >= num-detected-classes", _sdk("6.3", 508, 509)),
-    Fact("continue when box[2] < box[0] or box[3] < box[1] (boxes x1,y1,x2,y2)", _sdk("6.3", 510, 511)),
-    Fact("boxes normalised: x*width, y*height, each clipped to [0, size-1]; width = x2' - left", _sdk("6.3", 513, 523)),
-    Fact("continue when the clipped width or height is negative", _sdk("6.3", 525, 526)),
-    Fact("TAO copy: same reads and rules", _tao(_TM, 241, 302)),
-    Fact(
-        "9.0 SDK: `object{}` value-initialises the object (" + _ROT + " is 0); the only change from 6.3", _ds(621, 621)
-    ),
-    Fact(
-        "9.0 tao_apps copy: sets `object.rotation_angle = 0.0f;`, the only change from master",
-        _ds(287, 287, DS_TAO_PARSER_FILE),
-    ),
-)
+_BATCHED_FACTS = _facts("sdk", """
+    L473-L478 returns false unless exactly 4 output layers
+    L484-L487 by position: [0] keep count int*, [1] boxes float*, [2] scores float*, [3] classes float*
+    L489 threshold = perClassThreshold[0] for every class
+    L491-L498 loop while i < count[0] and fewer than 202 objects were pushed (objectList.size() <= 200)
+    L499-L500 continue when score < threshold
+    L508-L509 continue when (unsigned) classes[i] >= num-detected-classes
+    L510-L511 continue when box[2] < box[0] or box[3] < box[1] (boxes x1,y1,x2,y2)
+    L513-L523 boxes normalised: x*width, y*height, each clipped to [0, size-1]; width = x2' - left
+    L525-L526 continue when the clipped width or height is negative
+    tao L241-L302 TAO copy: same reads and rules
+    ds L621 9.0 SDK: `object{}` value-initialises the object ($ROT is 0); the only change from 6.3
+    ds-tao L287 9.0 tao_apps copy: sets `object.rotation_angle = 0.0f;`, the only change from master
+""")
 
 # NvDsInferParseCustomNMSTLT: SDK 6.0-6.3 (6.3: lines 355-403); TAO tao3.0_ds6.1.1ga ... master
 # (master: 127-175). The two differ only in the assert's cast. DeepStream 9.0: SDK L461-L509,
 # tao_apps copy L121-L171, each with the one rotation_angle change.
-_NMSTLT_FACTS = (
-    Fact("returns false unless exactly 2 output layers", _sdk("6.3", 360, 365)),
-    Fact("by position: [0] rows of 7 floats, [1] keep count int*", _sdk("6.3", 369, 370)),
-    Fact("threshold = perClassThreshold[0] for every class", _sdk("6.3", 371, 371)),
-    Fact(
-        "row [image_id, label, confidence, xmin, ymin, xmax, ymax]; continue when confidence < threshold",
-        _sdk("6.3", 375, 381),
-    ),
-    Fact("SDK: assert((unsigned) label < num-detected-classes)", _sdk("6.3", 382, 382)),
-    Fact(
-        "left = clip(xmin*width), top = clip(ymin*height), width = clip((xmax-xmin)*width), height likewise; no degenerate-box check",
-        _sdk("6.3", 389, 397),
-    ),
-    Fact("TAO: assert((int) label < num-detected-classes) (signed: a negative label passes)", _tao(_TM, 143, 154)),
-)
+_NMSTLT_FACTS = _facts("sdk", """
+    L360-L365 returns false unless exactly 2 output layers
+    L369-L370 by position: [0] rows of 7 floats, [1] keep count int*
+    L371 threshold = perClassThreshold[0] for every class
+    L375-L381 row [image_id, label, confidence, xmin, ymin, xmax, ymax]; continue when confidence < threshold
+    L382 SDK: assert((unsigned) label < num-detected-classes)
+    L389-L397 left = clip(xmin*width), top = clip(ymin*height), width = clip((xmax-xmin)*width), height likewise; no degenerate-box check
+    tao L143-L154 TAO: assert((int) label < num-detected-classes) (signed: a negative label passes)
+""")
 _NMSTLT_90_SDK = Fact(
     "9.0 SDK: `object{}` value-initialises the object (" + _ROT + " is 0); the only change from 6.3", _ds(495, 495)
 )
@@ -373,36 +356,20 @@ _NMSTLT_90_TAO = Fact(
 # master (master: 305-379); same reads and rules. DeepStream 9.0: the same body token for token
 # in both copies (SDK L639-L713, tao_apps L303-L377, re-read 2026-12 for issue 14); it fills
 # NvDsInferInstanceMaskInfo, which has no rotation_angle.
-_MRCNN_FACTS = (
-    Fact(
-        "looks layers up by name among FLOAT layers: generate_detections, mask_fcn_logits/BiasAdd",
-        _sdk("6.3", 538, 548),
-    ),
-    Fact("either missing (or not FLOAT): returns false", _sdk("6.3", 550, 554)),
-    Fact("returns false unless the mask layer has 4 dims [N, C, h, w]", _sdk("6.3", 556, 560)),
-    Fact("rows = mask d[0]; a class count != mask d[1] only warns", _sdk("6.3", 562, 570)),
-    Fact("detection rows of 6 floats: y1, x1, y2, x2 (pixels), class_id, score", _sdk("6.3", 38, 40)),
-    Fact("continue when score < perClassPreclusterThreshold[0]", _sdk("6.3", 576, 580)),
-    Fact(
-        "left/top clipped; width = clip(x2) - x1 (unclipped x1); continue when width or height <= 0",
-        _sdk("6.3", 582, 588),
-    ),
-    Fact(
-        "classId = (int) class_id; mask = mask buffer at row i*num-detected-classes + classId (not mask d[1])",
-        _sdk("6.3", 589, 599),
-    ),
-    Fact(
-        "9.0: the same body in the SDK library and the tao_apps copy (struct MrcnnRawDetection unchanged, L109-L111)",
-        _ds(638, 713),
-    ),
-    Fact("9.0: names generate_detections and mask_fcn_logits/BiasAdd, FLOAT layers only", _ds(643, 661)),
-    Fact("9.0: the box values are clipped to width-1 / height-1, never scaled: network pixels", _ds(690, 695)),
-    Fact(
-        "9.0: the mask block is memcpy'd as it is (mask_width x mask_height floats, d[3] x d[2]): no sigmoid, "
-        "so the values are whatever the model emits (logits, as the layer name says)",
-        _ds(699, 706),
-    ),
-)
+_MRCNN_FACTS = _facts("sdk", """
+    L538-L548 looks layers up by name among FLOAT layers: generate_detections, mask_fcn_logits/BiasAdd
+    L550-L554 either missing (or not FLOAT): returns false
+    L556-L560 returns false unless the mask layer has 4 dims [N, C, h, w]
+    L562-L570 rows = mask d[0]; a class count != mask d[1] only warns
+    L38-L40 detection rows of 6 floats: y1, x1, y2, x2 (pixels), class_id, score
+    L576-L580 continue when score < perClassPreclusterThreshold[0]
+    L582-L588 left/top clipped; width = clip(x2) - x1 (unclipped x1); continue when width or height <= 0
+    L589-L599 classId = (int) class_id; mask = mask buffer at row i*num-detected-classes + classId (not mask d[1])
+    ds L638-L713 9.0: the same body in the SDK library and the tao_apps copy (struct MrcnnRawDetection unchanged, L109-L111)
+    ds L643-L661 9.0: names generate_detections and mask_fcn_logits/BiasAdd, FLOAT layers only
+    ds L690-L695 9.0: the box values are clipped to width-1 / height-1, never scaled: network pixels
+    ds L699-L706 9.0: the mask block is memcpy'd as it is (mask_width x mask_height floats, d[3] x d[2]): no sigmoid, so the values are whatever the model emits (logits, as the layer name says)
+""")
 # Not modelled as a variant: NvDsInferParseCustomMrcnnTLT, in the 9.0 SDK library only (not the
 # tao_apps copy), NVIDIA/DeepStream@DeepStream-9.0:src/utils/nvdsinfer_customparser/
 # nvdsinfer_custombboxparser.cpp L385-L459, is the same body but looks the mask layer up as
@@ -410,28 +377,16 @@ _MRCNN_FACTS = (
 
 # What nvinfer and the OSD do with the parser's objects (DeepStream 9.0 sources). Instance masks
 # are attached only with output-instance-mask=1, thresholded by the OSD at segmentation-threshold.
-_GST = "src/gst-plugins/gst-nvinfer/"
-MRCNN_NVINFER_FACTS = (
-    Fact(
-        "InstanceSegmentPostprocessor: after the parser, objects with classId >= num-detected-classes or "
-        "confidence < perClassPreclusterThreshold[classId] are dropped",
-        _ds(584, 594, DS_NVINFER_FILE),
-    ),
-    Fact("then per class the topK highest (topk < 0: all) are kept; no clustering", _ds(600, 610, DS_NVINFER_FILE)),
-    Fact("any cluster-mode but 4 (NONE) fails the frame: 'Invalid cluster mode for instance mask detection'",
-         _ds(702, 712, DS_NVINFER_FILE)),
-    Fact("output-instance-mask=1 with cluster-mode != 4 fails at start", _ds(1034, 1041, _GST + "gstnvinfer.cpp")),
-    Fact(
-        "with output-instance-mask the mask is copied into obj_meta->mask_params with threshold = "
-        "segmentation-threshold, width/height = the parser's mask_width/mask_height",
-        _ds(206, 214, _GST + "gstnvinfer_meta_utils.cpp"),
-    ),
-    Fact("NvOSD_MaskParams.threshold is the 'Threshold for binarization' of the mask over its box",
-         _ds(177, 183, "includes/nvll_osd_struct.h")),
-    Fact("segmentation-threshold is a double and a negative value refuses the config (default 0)",
-         _ds(1207, 1217, _GST + "gstnvinfer_property_parser.cpp")),
-    Fact("output-instance-mask is read as a GKeyFile boolean", _ds(382, 386, _GST + "gstnvinfer_property_parser.cpp")),
-)
+MRCNN_NVINFER_FACTS = _facts("ds-nvinfer", """
+    L584-L594 InstanceSegmentPostprocessor: after the parser, objects with classId >= num-detected-classes or confidence < perClassPreclusterThreshold[classId] are dropped
+    L600-L610 then per class the topK highest (topk < 0: all) are kept; no clustering
+    L702-L712 any cluster-mode but 4 (NONE) fails the frame: 'Invalid cluster mode for instance mask detection'
+    ds-gstnvinfer L1034-L1041 output-instance-mask=1 with cluster-mode != 4 fails at start
+    ds-meta L206-L214 with output-instance-mask the mask is copied into obj_meta->mask_params with threshold = segmentation-threshold, width/height = the parser's mask_width/mask_height
+    ds-osd L177-L183 NvOSD_MaskParams.threshold is the 'Threshold for binarization' of the mask over its box
+    ds-props L1207-L1217 segmentation-threshold is a double and a negative value refuses the config (default 0)
+    ds-props L382-L386 output-instance-mask is read as a GKeyFile boolean
+""")
 
 
 @dataclass(frozen=True)
@@ -469,36 +424,17 @@ MRCNN_LAYOUT = InstanceMaskLayout(
 # parseBoundingBox, identical on SDK 6.0-6.3 (6.3: lines 33-149) and 9.0 (L40-L179; the same
 # tokens, reformatted).
 _DN = "6.3"
-_DETECTNET_FACTS = (
-    Fact(
-        "bbox layer = the last output whose name contains 'bbox', coverage = the last containing 'cov'",
-        _sdk(_DN, 41, 48, SDK_NVINFER_FILE),
-    ),
-    Fact("either missing: error and return false", _sdk(_DN, 50, 57, SDK_NVINFER_FILE)),
-    Fact("both read as float* without a dtype check; dims read as C,H,W", _sdk(_DN, 59, 66, SDK_NVINFER_FILE)),
-    Fact(
-        "grid centres (i*stride + 0.5)/35 with stride = ceil(network size / bbox grid size)",
-        _sdk(_DN, 68, 83, SDK_NVINFER_FILE),
-    ),
-    Fact(
-        "classes parsed = min(coverage C, num-detected-classes); class c's 4 planes start at c*4*H*W",
-        _sdk(_DN, 85, 94, SDK_NVINFER_FILE),
-    ),
-    Fact("continue when coverage < perClassPreclusterThreshold[c]", _sdk(_DN, 101, 104, SDK_NVINFER_FILE)),
-    Fact(
-        "x1 = (centre - o0)*35, y1 = (centre - o1)*35, x2 = (o2 + centre)*35, y2 = (o3 + centre)*35",
-        _sdk(_DN, 109, 117, SDK_NVINFER_FILE),
-    ),
-    Fact(
-        "values >= size become size-1, values < 0 become 0; continue when x2-x1 or y2-y1 < 0",
-        _sdk(_DN, 119, 140, SDK_NVINFER_FILE),
-    ),
-    Fact(
-        "9.0: the same body; objects are pushed as {classIndex, left, top, width, height, confidence}, "
-        "so the new rotation_angle is zero-initialised",
-        _ds(172, 174, DS_NVINFER_FILE),
-    ),
-)
+_DETECTNET_FACTS = _facts("sdk-nvinfer", """
+    L41-L48 bbox layer = the last output whose name contains 'bbox', coverage = the last containing 'cov'
+    L50-L57 either missing: error and return false
+    L59-L66 both read as float* without a dtype check; dims read as C,H,W
+    L68-L83 grid centres (i*stride + 0.5)/35 with stride = ceil(network size / bbox grid size)
+    L85-L94 classes parsed = min(coverage C, num-detected-classes); class c's 4 planes start at c*4*H*W
+    L101-L104 continue when coverage < perClassPreclusterThreshold[c]
+    L109-L117 x1 = (centre - o0)*35, y1 = (centre - o1)*35, x2 = (o2 + centre)*35, y2 = (o3 + centre)*35
+    L119-L140 values >= size become size-1, values < 0 become 0; continue when x2-x1 or y2-y1 < 0
+    ds-nvinfer L172-L174 9.0: the same body; objects are pushed as {classIndex, left, top, width, height, confidence}, so the new rotation_angle is zero-initialised
+""")
 
 # Branches with the same function body (compared whitespace-insensitively).
 _SDK_60_63 = ("sdk:6.0", "sdk:6.0.1", "sdk:6.1", "sdk:6.1.1", "sdk:6.2", "sdk:6.3")
@@ -583,16 +519,11 @@ _SDK_TFSSD = ParserVariant(
         _float_layer("classes", "d[0] = K rows", "return false", _sdk(_TFSSD, 230, 238), "detection_classes"),
         _float_layer("boxes", "[K,4]", "return false", _sdk(_TFSSD, 231, 236), "detection_boxes"),
     ),
-    box_order="y1x1y2x2",
-    box_units="normalized",
-    box_scale=_SCALED_TO_NETWORK,
-    class_id_base=0,
+    box_order="y1x1y2x2", box_units="normalized", box_scale=_SCALED_TO_NETWORK,
     class_over_limit="continue",
     threshold="perClassPreclusterThreshold[classId] (per class)",
     count_rule="(int) of a FLOAT num_detections[0], capped at K; without it all K rows",
     clips=_CLIP_WH + "; boxes with x2<=x1 or y2<=y1 after clipping are skipped",
-    nms_inside=True,
-    max_objects=None,
     facts=_TFSSD_FACTS,
     cite=_sdk(_TFSSD, 214, 278),
     same_in=(_ds(315, 382),),
@@ -615,16 +546,11 @@ _SDK_EFFICIENTDET = ParserVariant(
         _sdk(_EDS, 627, 627),
         boxes_dims="[K,4], all numElements scanned",
     ),
-    box_order="y1x1y2x2",
-    box_units="pixels",
-    box_scale="none (network pixels)",
-    class_id_base=0,
+    box_order="y1x1y2x2", box_units="pixels", box_scale="none (network pixels)",
     class_over_limit="assert",
     threshold=_THRESHOLD_0,
     count_rule="int32 count[0]; rows past the buffer are read as memory beyond it",
     clips="left/width to [0, width-1], top/height to [0, height-1]; asserts the largest box value >= 2",
-    nms_inside=True,
-    max_objects=None,
     facts=_SDK_EFFDET_FACTS,
     cite=_sdk(_EDS, 607, 672),
     same_in=(_ds(715, 784),),
@@ -709,15 +635,11 @@ _BATCHEDNMS = ParserVariant(
     tensors=_four_by_position(
         _sdk("6.3", 484, 484), _sdk("6.3", 485, 485), _sdk("6.3", 486, 486), _sdk("6.3", 487, 487)
     ),
-    box_order="x1y1x2y2",
-    box_units="normalized",
-    box_scale=_SCALED_TO_NETWORK,
-    class_id_base=0,
+    box_order="x1y1x2y2", box_units="normalized", box_scale=_SCALED_TO_NETWORK,
     class_over_limit="continue",
     threshold=_THRESHOLD_0,
     count_rule="int32 count[0]; stops after 201 objects",
     clips=_CLIP_WH + "; boxes with x2<x1 or y2<y1 (before scaling) or a negative clipped size are skipped",
-    nms_inside=True,
     max_objects=201,
     facts=_BATCHED_FACTS,
     cite=_sdk("6.3", 467, 530),
@@ -736,16 +658,11 @@ _NMSTLT = ParserVariant(
     lookup="position",
     num_outputs=2,
     tensors=_nms_rows_and_count(_sdk("6.3", 369, 369), _sdk("6.3", 370, 370)),
-    box_order="nms_rows",
-    box_units="normalized",
-    box_scale=_SCALED_TO_NETWORK,
-    class_id_base=0,
+    box_order="nms_rows", box_units="normalized", box_scale=_SCALED_TO_NETWORK,
     class_over_limit="assert",
     threshold=_THRESHOLD_0,
     count_rule="int32 count[0]",
     clips="left/top/width/height each clipped to [0, size-1]; no degenerate-box check",
-    nms_inside=True,
-    max_objects=None,
     facts=(*_NMSTLT_FACTS, _NMSTLT_90_SDK),
     cite=_sdk("6.3", 355, 403),
     same_in=(_ds(461, 509),),
@@ -788,16 +705,11 @@ _MRCNN = ParserVariant(
             "masks", "[N,C,h,w], 4 dims required", "return false", _sdk("6.3", 548, 560), "mask_fcn_logits/BiasAdd"
         ),
     ),
-    box_order="y1x1y2x2",
-    box_units="pixels",
-    box_scale="none (network pixels)",
-    class_id_base=0,
+    box_order="y1x1y2x2", box_units="pixels", box_scale="none (network pixels)",
     class_over_limit="not_read",
     threshold=_THRESHOLD_0,
     count_rule="all N = mask d[0] rows",
     clips="left/top clipped; width = clip(x2) - x1; rows with width or height <= 0 skipped",
-    nms_inside=True,
-    max_objects=None,
     facts=_MRCNN_FACTS,
     cite=_sdk("6.3", 532, 605),
     same_in=(_ds(638, 713), _ds(302, 377, DS_TAO_PARSER_FILE)),
@@ -824,16 +736,12 @@ _DETECTNET_BUILTIN = ParserVariant(
             "bbox", "float32", "[4C,H,W]", "return false", _sdk(_DN, 41, 57, SDK_NVINFER_FILE), name_contains="bbox"
         ),
     ),
-    box_order="detectnet_grid",
-    box_units="detectnet",
-    box_scale="grid centre offsets times 35 (bboxNorm)",
-    class_id_base=0,
+    box_order="detectnet_grid", box_units="detectnet", box_scale="grid centre offsets times 35 (bboxNorm)",
     class_over_limit="not_read",
     threshold="perClassPreclusterThreshold[c] (per class)",
     count_rule="every grid cell of every class < min(C, num-detected-classes)",
     clips="values >= size become size-1, < 0 become 0 (NaN passes through)",
     nms_inside=False,
-    max_objects=None,
     facts=_DETECTNET_FACTS,
     cite=_sdk(_DN, 33, 149, SDK_NVINFER_FILE),
     same_in=(_ds(40, 179, DS_NVINFER_FILE),),
