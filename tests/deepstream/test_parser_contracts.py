@@ -393,3 +393,16 @@ def test_90_facts_quote_their_lines() -> None:
                 assert _code(quoted) in cited, (v.key, quoted, str(fact.cite))
                 checked += 1
     assert checked >= 6
+
+
+def test_a_fact_table_line_is_a_rule_and_its_source_lines() -> None:
+    facts = parsers._facts("sdk", """
+        L613-L618 returns false
+        ds-tao L512 sets $ROT
+    """)
+    assert [(f.text, str(f.cite)) for f in facts] == [
+        ("returns false", f"{parsers.SDK_REPO}@6.3:{parsers.SDK_PARSER_FILE}#L613-L618"),
+        (f"sets {parsers._ROT}", f"{parsers.DS_REPO}@DeepStream-9.0:{parsers.DS_TAO_PARSER_FILE}#L512-L512"),
+    ]
+    with pytest.raises(ValueError, match="not a fact line"):
+        parsers._facts("sdk", "613-618 no L prefix")

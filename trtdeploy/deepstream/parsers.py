@@ -229,7 +229,9 @@ def _facts(source: str, table: str) -> tuple[Fact, ...]:
     cited in ``source`` (a key of _SOURCES) unless the line names another; ``$ROT`` stands for
     the rotation_angle note. One line a fact keeps the tables from repeating in shape."""
     facts = []
-    for line in table.strip("\n").splitlines():
+    for line in table.splitlines():
+        if not line.strip():
+            continue
         match = _FACT_LINE.fullmatch(line.strip())
         if match is None:
             raise ValueError(f"not a fact line (SOURCE L<first>-L<last> rule): {line!r}")
