@@ -20,8 +20,9 @@ and ``_postprocess_box_classifier``, tensorflow/models research/object_detection
    stage's post-processing, boxes clipped to [0, 1] after NMS as TFOD clips after its NMS.
 
 ``--nms efficient`` uses EfficientNMS_TRT for the proposals and the CropAndResizeDynamic
-plugin for the crop; ``onnx`` and ``none`` use ONNX NonMaxSuppression and GridSample
-(``trtdeploy.rewrites.crop_and_resize``), so they build without plugins.
+plugin for the crop; ``onnx`` uses ONNX NonMaxSuppression (TensorRT's NMS layer) and
+``none`` a greedy NMS Loop of plain ops (TensorRT-RTX has no NMS layer), both with the
+GridSample crop (``trtdeploy.rewrites.crop_and_resize``), so they need no plugins.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from trtdeploy.errors import GraphError
 from trtdeploy.graph_passes import PassContext, add_node, const
 from trtdeploy.rewrites.crop_and_resize import add_crop_and_resize
 
+LOOP_CANDIDATES = 3840  # TensorRT's TopK limit (trtdeploy.rewrites._nms_core.TRT_TOPK_MAX)
 INVALID_SCORE = -1.0  # below any score threshold in [0, 1]: a padding proposal never survives NMS
 
 
@@ -103,6 +105,8 @@ def proposals(graph: gs.Graph, ctx: PassContext) -> None:
     op = _Ops(graph, "proposals")
     if ctx.facts["nms"] == "efficient":
         picked, valid = _proposals_efficient(graph, op, boxes, scores, ctx)
+    elif ctx.facts["nms"] == "none":
+        picked, valid = _proposals_loop(graph, boxes, scores, ctx)
     else:
         picked, valid = _proposals_onnx(op, boxes, scores, ctx)
     upper = _clip_window(graph, op, ctx) if ctx.facts.get("letterbox") else op.c(
@@ -174,6 +178,27 @@ def _proposals_onnx(op: _Ops, boxes: gs.Variable, scores: gs.Variable, ctx: Pass
     picked = op("GatherND", [boxes, op("Unsqueeze", [top_index, op.c("ti_axes", [2], np.int64)], "top_index_3d")],
                 "picked", batch_dims=1)
     return picked, valid
+
+
+def _proposals_loop(graph: gs.Graph, boxes: gs.Variable, scores: gs.Variable, ctx: PassContext) -> tuple[Any, Any]:
+    """Greedy NMS as an ONNX Loop (``trtdeploy.rewrites._nms_core``, no NonMaxSuppression, which
+    TensorRT-RTX cannot build) over the LOOP_CANDIDATES best-scoring anchors (TensorRT's TopK
+    limit): TFOD runs its NMS over every anchor, so a proposal past that rank is missed (none on
+    the fixture's photos: its 300 proposals end far earlier). Same IoU (no +1 pixel) and strict
+    thresholds as TensorFlow's NonMaxSuppression."""
+    from trtdeploy.rewrites._nms_core import IouRule, Ops, merge_per_image, per_class_nms
+
+    n, num_anchors = ctx.facts["num_proposals"], len(ctx.facts["anchors"])
+    k = min(LOOP_CANDIDATES, num_anchors)
+    op = Ops(graph, "proposals/loop")
+    scores_c = op("Transpose", [scores], perm=[0, 2, 1])  # [B,1,A]
+    valid = op("Greater", [scores_c, op.const(np.float32(ctx.facts["first_stage_score"]))])
+    kept_scores, kept, cand = per_class_nms(
+        op, op.unsqueeze(boxes, [1]), scores_c, valid, num_classes=1, k=k,
+        iou_threshold=float(ctx.facts["first_stage_iou"]), rule=IouRule(normalized=True, caffe_semantics=False),
+    )
+    merged = merge_per_image(op, kept_scores, kept, cand, num_classes=1, k=k, keep_top_k=n)
+    return merged.boxes, merged.valid
 
 
 def _proposals_efficient(graph: gs.Graph, op: _Ops, boxes: gs.Variable, scores: gs.Variable,
