@@ -20,10 +20,12 @@ def rewrite_plugins(
     verbose: int = VerboseOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Replace TensorRT plugin nodes by standard ONNX ops that write the same output tensors
-    (names, order, shapes; NMS_TRT's keep count declared int32, the bytes the plugin writes),
-    so the DeepStream TAO parser and the deploy card stay valid. build-engine does this by
-    itself when its backend lacks a plugin. Where results can differ: docs/tao_plugins.md.
+    """Replace TensorRT plugin nodes by standard ONNX ops (for TensorRT 11 and TensorRT-RTX).
+
+    The standard ops write the same output tensors (names, order, shapes; NMS_TRT's keep count
+    declared int32, the bytes the plugin writes), so the DeepStream TAO parser and the deploy
+    card stay valid. build-engine does this by itself when its backend lacks a plugin. Where
+    results can differ: docs/tao_plugins.md.
 
     Examples:
 
