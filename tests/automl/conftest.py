@@ -31,6 +31,7 @@ class AutomlCache:
         self._reference: list | None = None
         self._tutorial: Path | None = None
         self._hard_nms = None
+        self._hard_graph = None
 
     def core(self, dynamic: bool):
         from tfod_trt.create_onnx import CreateOnnxOptions, convert_core, prepare
@@ -68,12 +69,20 @@ class AutomlCache:
         return self._reference
 
 
+    def hard_graph(self):
+        """The serving graph with hard NMS and the tutorial's detections output (frozen once)."""
+        from tfod_trt.automl.tutorial import hard_nms_graph
+
+        if self._hard_graph is None:
+            self._hard_graph = hard_nms_graph(saved_model())
+        return self._hard_graph
+
     def tutorial(self) -> Path:
         """The whole fixture converted by tf2onnx as the tf2onnx efficientdet tutorial does (once)."""
         from tfod_trt.automl.tutorial import tutorial_onnx
 
         if self._tutorial is None:
-            self._tutorial = tutorial_onnx(saved_model(), self.tmp / "tutorial.onnx", fast=True)
+            self._tutorial = tutorial_onnx(saved_model(), self.tmp / "tutorial.onnx", fast=True, graph=self.hard_graph())
         return self._tutorial
 
     def hard_nms(self):
@@ -81,7 +90,7 @@ class AutomlCache:
         from tfod_trt.automl.tutorial import HardNmsRunner
 
         if self._hard_nms is None:
-            self._hard_nms = HardNmsRunner(saved_model())
+            self._hard_nms = HardNmsRunner(saved_model(), self.hard_graph())
         return self._hard_nms
 
 

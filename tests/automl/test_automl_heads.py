@@ -134,3 +134,23 @@ def test_deepstream_layout_passes_ds_run_against_tensorflow(automl_cache, tmp_pa
     comparisons = compare_with_runner(automl_cache.runner(), results, setup, class_id_base_for(path))
     assert sum(c.reference for c in comparisons) >= 40
     assert matched_fraction(comparisons) >= 0.99, comparisons
+
+
+def test_verify_command_on_an_automl_model(automl_cache, tmp_path, monkeypatch):
+    """`trtdeploy verify --saved-model` picks the AutoML reference for an AutoML export (the runner
+    the session already loaded stands in for a fresh one) and checks the card's saved-model hashes."""
+    from typer.testing import CliRunner
+
+    import tfod_trt.runner
+    from trtdeploy.cli.main import app
+
+    runner = automl_cache.runner()
+    built = []
+    monkeypatch.setattr(tfod_trt.runner, "AutomlRunner", lambda path, nms: built.append(nms) or runner)
+    write(automl_cache, False, "onnx", "tfod", tmp_path / "model.onnx")
+    from tests.automl.conftest import saved_model
+
+    result = CliRunner().invoke(app, ["verify", "--saved-model", str(saved_model()), "--onnx",
+                                      str(tmp_path / "model.onnx"), "--num", "2"])
+    assert result.exit_code == 0, result.output
+    assert "200/200" in result.output and built and built[0].score_threshold == SCORE_THRESHOLD

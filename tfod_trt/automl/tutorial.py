@@ -49,16 +49,16 @@ def hard_nms_graph(saved_model: Path) -> tuple[Any, str]:
         return graph.as_graph_def(), INPUT + ":0"
 
 
-def tutorial_onnx(saved_model: Path, output: Path, fast: bool = False) -> Path:
+def tutorial_onnx(saved_model: Path, output: Path, fast: bool = False, graph: tuple[Any, str] | None = None) -> Path:
     """Write the tutorial-style ONNX of ``saved_model`` to ``output`` (minutes: the whole graph).
     ``fast``: through create-onnx's tf2onnx driver (tfod_trt.tf_graph._tf2onnx: no second freeze,
     no graph copy per optimizer), for tests; otherwise tf2onnx's own from_graph_def, as
-    ``python -m tf2onnx.convert`` runs it."""
+    ``python -m tf2onnx.convert`` runs it. ``graph``: a ``hard_nms_graph`` result to reuse."""
     import onnx
 
     require("tensorflow")
     tf2onnx = require("tf2onnx")
-    graph_def, image = hard_nms_graph(saved_model)
+    graph_def, image = graph or hard_nms_graph(saved_model)
     if fast:
         from tfod_trt.tf_graph import _tf2onnx
 
@@ -75,9 +75,9 @@ class HardNmsRunner:
     NMS) in a TensorFlow session, on uint8 pixels at the network size; ``detections`` gives
     normalised y1,x1,y2,x2 boxes and 0-based classes like our runners."""
 
-    def __init__(self, saved_model: Path) -> None:
+    def __init__(self, saved_model: Path, graph: tuple[Any, str] | None = None) -> None:
         tf = require("tensorflow")
-        graph_def, self._image = hard_nms_graph(saved_model)
+        graph_def, self._image = graph or hard_nms_graph(saved_model)
         self._graph = tf.Graph()
         with self._graph.as_default():
             tf.compat.v1.import_graph_def(graph_def, name="")
