@@ -54,12 +54,14 @@ _FALLBACK_FAMILIES: tuple[tuple[str, str, tuple[str, ...], tuple[str, ...]], ...
 @dataclass(frozen=True)
 class Support:
     ok: bool | None  # None: unknown (the family declares no plugin list for its own graph)
-    why: str = ""  # the reason when not ok
+    why: str = ""  # the reason when not ok; when ok, what build-engine does to make it so
 
     def cell(self) -> str:
         if self.ok is None:
             return f"unknown: {self.why}"
-        return "yes" if self.ok else f"no: {self.why}"
+        if self.ok:
+            return f"yes ({self.why})" if self.why else "yes"
+        return f"no: {self.why}"
 
 
 @dataclass(frozen=True)
@@ -106,11 +108,20 @@ def head_support(head: str, target: str, plugin_ops: Iterable[str] | None = (), 
         return Support(False, f"{caps.label} cannot build the NMS layer")
     needed = [HEAD_PLUGIN_OPS[head]] if head in HEAD_PLUGIN_OPS else []
     missing = [op for op in [*needed, *(plugin_ops or ())] if caps.unavailable_plugin(op)]
+    rewritten: list[str] = []
+    if missing and own_head:
+        # A graph exported with its own plugins (TAO): build-engine rewrites the plugins the
+        # backend lacks into standard ops (trtdeploy.rewrites). trtdeploy's own heads are chosen
+        # at create-onnx instead, where a head the target lacks is refused with the ones it has.
+        from trtdeploy import rewrites
+
+        rewritten = [op for op in missing if op in rewrites.rewritable()]
+        missing = [op for op in missing if op not in rewritten]
     if missing:
         return Support(False, f"{caps.label} ships no {', '.join(missing)} plugin")
     if plugin_ops is None and own_head and head not in HEAD_PLUGIN_OPS and head != "none":
         return Support(None, "the family lists no plugins")
-    return Support(True)
+    return Support(True, f"build-engine rewrites {', '.join(rewritten)} into standard ops" if rewritten else "")
 
 
 def _info(family: object) -> FamilyInfo:
