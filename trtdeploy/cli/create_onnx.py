@@ -1,4 +1,5 @@
-"""`trtdeploy create-onnx`: a TF2 Object Detection API SSD saved model to ONNX + deploy card."""
+"""`trtdeploy create-onnx`: a TF2 Object Detection API SSD or Google AutoML EfficientDet saved
+model to ONNX + deploy card."""
 
 from __future__ import annotations
 
@@ -39,7 +40,8 @@ _LAYOUT_HELP = (
 def create_onnx(
     saved_model: Path = typer.Option(..., "--saved-model", help="The exported saved_model/ folder."),
     output: Path = typer.Option(..., "--output", "-o", help="The ONNX file to write (deploy card goes next to it)."),
-    pipeline_config: Path = typer.Option(None, help="pipeline.config (default: next to the saved model folder)."),
+    pipeline_config: Path = typer.Option(None, help="pipeline.config of a TFOD export (default: next to the saved "
+                                         "model folder; an AutoML EfficientDet export needs none)."),
     label_map: Path = typer.Option(None, help="Label map .pbtxt; without it labels are class_1..class_N."),
     nms: str = typer.Option(None, help=capabilities.nms_help("tfod_ssd")
                             + " --ds-parser batchednms defaults to batched."),
@@ -59,11 +61,13 @@ def create_onnx(
     verbose: int = VerboseOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Convert a TF2 Object Detection API SSD model to ONNX with an NMS head.
+    """Convert a TF2 Object Detection API SSD or an AutoML EfficientDet model to ONNX with an NMS head.
 
     The graph takes float RGB pixels 0-255 of the model's input size (normalisation stays in
     the graph) and writes MODEL.deploy.json next to MODEL.onnx with every fact later stages
-    need.
+    need. An AutoML EfficientDet export (google/automl, with its 'predict' signature) needs no
+    pipeline.config: its input size, classes, anchors and NMS settings come from the saved model
+    (docs/automl.md).
 
     Examples:
 
@@ -76,6 +80,8 @@ def create_onnx(
       trtdeploy create-onnx --saved-model export/saved_model -o ds.onnx --ds-parser tao-efficientdet
 
       trtdeploy create-onnx --saved-model export/saved_model -o rtx.onnx --target rtx
+
+      trtdeploy create-onnx --saved-model efficientdet-d0/saved_model -o d0.onnx --score-threshold 0.05
     """
     setup_logging(verbose, quiet)
     with user_errors():
