@@ -35,8 +35,9 @@ def has_plugin_nodes(model: onnx.ModelProto) -> bool:
     return any(node.op_type in referenced and node.domain in ("", "ai.onnx") for node in model.graph.node)
 
 
-def make_session(model: onnx.ModelProto | str | Path) -> onnxruntime.InferenceSession:
-    """A CPU ONNX Runtime session for ``model`` (a ModelProto or a path), plugin nodes included."""
+def make_session(model: onnx.ModelProto | str | Path) -> onnxruntime.InferenceSession | PluginSession:
+    """A CPU ONNX Runtime session for ``model`` (a ModelProto or a path), plugin nodes included
+    (then wrapped in a PluginSession, which reports a reference's error as an InputError)."""
     import onnxruntime as ort
 
     if not isinstance(model, onnx.ModelProto):
@@ -46,10 +47,49 @@ def make_session(model: onnx.ModelProto | str | Path) -> onnxruntime.InferenceSe
         model = onnx.load(str(path))
     _refuse_plugins_without_reference(model)
     options = ort.SessionOptions()
-    if has_plugin_nodes(model):
-        model = with_reference_ops(model)
-        options.register_custom_ops_library(_extensions_library())
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    if not has_plugin_nodes(model):
+        return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    model = with_reference_ops(model)
+    options.register_custom_ops_library(_extensions_library())
+    return PluginSession(ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"]))
+
+
+# An exception raised inside a Python custom op does not come back through ONNX Runtime: it
+# terminates the process (pybind11::error_already_set thrown through C++, exit 134). So the
+# references' adapters record it here and return empty outputs; PluginSession.run raises it.
+_failures: list[tuple[str, Exception]] = []
+_failures_lock = threading.Lock()
+
+
+class PluginSession:
+    """An ONNX Runtime session whose plugin nodes run CPU references: ``run`` raises what a
+    reference raised (as one InputError naming the plugin) instead of letting it end the process."""
+
+    def __init__(self, session: onnxruntime.InferenceSession) -> None:
+        self.session = session
+
+    def __getattr__(self, name: str) -> Any:  # get_inputs, get_outputs, ...
+        return getattr(self.session, name)
+
+    def run(self, *args: Any, **kwargs: Any) -> list[Any]:
+        with _failures_lock:
+            _failures.clear()
+        try:
+            result = self.session.run(*args, **kwargs)
+        except Exception:
+            _raise_failure()
+            raise
+        _raise_failure()
+        return result
+
+
+def _raise_failure() -> None:
+    with _failures_lock:
+        failure = _failures[0] if _failures else None
+        _failures.clear()
+    if failure is not None:
+        plugin, exc = failure
+        raise InputError(f"the {plugin} node cannot run on its CPU reference: {exc}") from exc
 
 
 def _refuse_plugins_without_reference(model: onnx.ModelProto) -> None:
@@ -154,11 +194,16 @@ def _register(ortx: Any) -> None:
             inputs=[dtypes[d] for d in impl.inputs],
             outputs=[dtypes[d] for d in impl.outputs],
             attrs={name: kinds[kind] for name, (kind, _) in table.items()},
-        )(_adapter(impl.compute, table))
+        )(_adapter(impl, table))
 
 
-def _adapter(compute: Any, table: dict[str, tuple[str, Any]]) -> Any:
+def _adapter(impl: plugin_refs.Implementation, table: dict[str, tuple[str, Any]]) -> Any:
     def run(*arrays: np.ndarray, **attrs: Any) -> tuple:
-        return compute(*arrays, **{name: _decode(table[name][0], value) for name, value in attrs.items()})
+        try:
+            return impl.compute(*arrays, **{name: _decode(table[name][0], value) for name, value in attrs.items()})
+        except Exception as exc:  # must not reach ONNX Runtime: see _failures
+            with _failures_lock:
+                _failures.append((impl.plugin, exc))
+            return tuple(np.zeros((0,), dtype=dtype) for dtype in impl.outputs)
 
     return run
