@@ -48,10 +48,11 @@ def _plugin_refused(tmp_path: Path, plugin: str, backend: Backend, match: str) -
     _refused(tmp_path, onnx_path, BuildOptions(precision="fp32"), backend, UnsupportedModelError, match)
 
 
-# Plugins without a standard-op rewrite (trtdeploy.rewrites): BatchedNMS_TRT and NMS_TRT are
-# rewritten now (tests/tao/test_plugin_rewrites.py), so they are no longer refused.
+# Plugins without a standard-op rewrite (trtdeploy.rewrites): BatchedNMS_TRT, NMS_TRT and
+# EfficientNMS_TRT are rewritten now (tests/tao/test_plugin_rewrites.py,
+# tests/tao/test_efficient_nms_rewrite.py), so they are no longer refused.
 @pytest.mark.rtx
-@pytest.mark.parametrize("plugin", ["EfficientNMS_TRT", "EfficientNMS_ONNX_TRT"])
+@pytest.mark.parametrize("plugin", ["EfficientNMS_ONNX_TRT"])
 def test_plugin_ops_on_rtx(tmp_path, plugin):
     _plugin_refused(
         tmp_path,
