@@ -27,6 +27,21 @@ builds around its plugin node, read in NVIDIA/tao_tensorflow1_backend (commit d7
   topK 1024, keepTopK = max detections, isNormalized 0, clipBoxes 0; outputs
   ``num_detections``, ``detection_boxes``, ``detection_scores``, ``detection_classes``.
 
+* EfficientDet-TAO 5 (NVIDIA/tao_tensorflow2_backend main c252179,
+  ``nvidia_tao_tf2/cv/efficientdet/exporter/onnx_exporter.py``; ``efficientdet_tao5``): input
+  ``input`` NHWC (``scripts/export.py`` l.87 ``update_preprocessor('NHWC', ...)``) transposed to
+  NCHW and scaled (onnx_exporter.py l.199-214), opset 13 (l.108); EfficientNMS_TRT named
+  ``nms/non_maximum_suppression`` (l.431-442, l.475-480) on the box net's raw deltas [B, A, 4]
+  (y, x, h, w), the class net's logits [B, A, C] and the anchors constant ``nms/anchors:0``
+  [1, A, 4] (y, x, h, w; l.349-375): plugin_version "1", background_class -1,
+  max_output_boxes = max detections, score_threshold = max(0.01, export.min_score_thresh),
+  iou_threshold from the TF graph's NMS (``inferencer/inference.py`` l.174-181:
+  combined_non_max_suppression's default 0.5), score_activation 1, box_coding 1, class_agnostic
+  unset (0); outputs ``num_detections`` int32 [N, 1], ``detection_boxes`` [N, K, 4],
+  ``detection_scores`` [N, K], ``detection_classes`` int32 [N, K] (l.447-466). The spec values are
+  ../shared/reference/tao_specs/efficientdet_tf2/specs/spec_retrain.yaml's (min_score_thresh 0.4,
+  max_detections_per_image 100).
+
 NMS thresholds and top_k are the tutorial specs' (../shared/reference/tao_specs: SSD, DSSD,
 RetinaNet 0.01 / 0.6 / 200; YOLO 0.001 / 0.5 / 200), with 3 KITTI classes.
 """
@@ -306,6 +321,51 @@ def efficientdet_tao(seed: int = 7, max_detections: int = 100) -> TaoGraph:
         classes,
         _EFFDET_NAMES,
     )
+
+
+def efficientdet_tao5(seed: int = 8, max_detections: int = 100, size: int = 64) -> TaoGraph:
+    """TAO 5 EfficientDet: NHWC input, EfficientNMS_TRT decoding the raw deltas with its anchors."""
+    g, per_cell, classes = _G(seed), 4, len(KITTI)
+    nchw = g.node("Transpose", ["input"], "preprocessor/transpose", perm=[0, 3, 1, 2])
+    scaled = g.node("Mul", [nchw, g.init(np.float32(1 / 255 / 0.224), "scale")], "preprocessor/scale")
+    x = g.node("Add", [scaled, g.init(np.float32(-2.0), "mean")], "preprocessor/mean")
+    p3 = g.relu(g.conv(x, 3, 8, stride=4))  # size/4
+    p4 = g.relu(g.conv(p3, 8, 8, stride=2))  # size/8
+    cells = [(size // 4) ** 2, (size // 8) ** 2]
+    num = per_cell * sum(cells)
+    # class-predict: focal-loss prior bias (a trained model's scores are mostly low), logits out
+    logits = g.node(
+        "Concat",
+        [g.nhwc_flat(g.conv(p, 8, per_cell * classes, scale=0.1, bias=-4.6), classes) for p in (p3, p4)],
+        axis=1,
+    )
+    deltas = g.node("Concat", [g.nhwc_flat(g.conv(p, 8, per_cell * 4, scale=0.03), 4) for p in (p3, p4)], axis=1)
+    centres = g.rng.uniform(0, size, (1, num, 2))
+    hw = g.rng.uniform(size / 8, size / 3, (1, num, 2))
+    anchors = g.init(np.concatenate([centres, hw], -1).astype(np.float32), "nms/anchors:0")
+    g.nodes.append(
+        helper.make_node(
+            "EfficientNMS_TRT",
+            [deltas, logits, anchors],
+            list(_EFFDET_NAMES),
+            name="nms/non_maximum_suppression",
+            plugin_version="1",
+            background_class=-1,
+            max_output_boxes=max_detections,
+            score_threshold=max(0.01, 0.4),
+            iou_threshold=0.5,
+            score_activation=1,
+            box_coding=1,
+        )
+    )
+    types = (TensorProto.INT32, TensorProto.FLOAT, TensorProto.FLOAT, TensorProto.INT32)
+    shapes = (["N", 1], ["N", max_detections, 4], ["N", max_detections], ["N", max_detections])
+    outs = [helper.make_tensor_value_info(n, t, s) for n, t, s in zip(_EFFDET_NAMES, types, shapes, strict=True)]
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", size, size, 3])
+    graph = helper.make_graph(g.nodes, "tao5_efficientdet", [inp], outs, g.inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return TaoGraph("efficientdet_tao5", model, (3, size, size), "tao-efficientdet", classes, _EFFDET_NAMES)
 
 
 ALL = {
