@@ -42,9 +42,11 @@ class FasterRcnnFamily(SsdFamily):
         if opts.opset < MIN_OPSET:
             raise UsageError(f"{self.title} needs --opset {MIN_OPSET} or later (the crop uses GridSample), "
                              f"got {opts.opset}")
+        if opts.input_format == "nchw":  # the crop and the letterbox window read the NHWC input
+            raise UsageError(f"{self.title}: --input-format nchw is not supported yet; use nhwc")
         batch = None if opts.dynamic_batch else opts.batch
         core = convert_two_stage(Path(opts.saved_model), batch, request.height, request.width, opts.opset,
-                                 opts.input_format == "nchw", config.first_stage_max_proposals,
+                                 False, config.first_stage_max_proposals,
                                  config.initial_crop_size)
         f = core.facts
         facts: dict[str, Any] = {

@@ -203,7 +203,9 @@ def convert_two_stage(
     saved_model: Path, batch: int | None, height: int, width: int, opset: int, nchw: bool,
     num_proposals: int, crop_size: int,
 ) -> TwoStageCore:
-    """Freeze, cut and convert with tf2onnx (one run for both networks)."""
+    """Freeze, cut and convert with tf2onnx (one run for both networks); NHWC input only."""
+    if nchw:
+        raise InputError(f"{FAMILY}: --input-format nchw is not supported yet; use nhwc")
     tf = require("tensorflow")
     tf2onnx = require("tf2onnx")
     cut = find_cut(Path(saved_model))
@@ -219,8 +221,6 @@ def convert_two_stage(
     outputs = [f"{name}:0" for name in _kept(cut)]
     model = _tf2onnx(sub, [INPUT_NAME + ":0", CROPS_NAME + ":0"], outputs, opset, False, FAMILY)
     log.debug("tf2onnx converted the two-stage cut in %.1f s", time.perf_counter() - start)
-    if nchw:
-        raise InputError(f"{FAMILY}: --input-format nchw is not supported yet; use nhwc")
     box_columns, score_columns = _second_stage_columns(model, num_proposals)
     facts = TwoStageFacts(anchors, first_scales, second_scales, scale, offset, num_proposals, crop_size,
                           box_columns, score_columns)

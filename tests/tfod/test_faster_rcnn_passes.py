@@ -1,0 +1,96 @@
+"""The Faster R-CNN glue passes on tiny hand-made graphs (no TensorFlow): the letterbox's true
+image area, and the proposal NMS of each head against a NumPy greedy NMS."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx_graphsurgeon as gs
+import pytest
+
+from tfod_trt.two_stage.passes import proposals
+from trtdeploy.graph_passes import PassContext
+
+
+def _session(graph: gs.Graph):
+    import onnxruntime as ort
+
+    from trtdeploy.nms.ort_session import make_session
+
+    model = gs.export_onnx(graph.cleanup().toposort())
+    model.ir_version = 8
+    if any(n.op_type == "EfficientNMS_TRT" for n in model.graph.node):
+        return make_session(model)
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def _proposal_graph(nms: str, num_anchors: int, n: int, letterbox: bool, hw=(16, 16)):
+    image = gs.Variable("input_tensor", dtype=np.float32, shape=[2, *hw, 3])
+    boxes = gs.Variable("boxes_in", dtype=np.float32, shape=[2, num_anchors, 4])
+    scores = gs.Variable("scores_in", dtype=np.float32, shape=[2, num_anchors, 1])
+    rpn_boxes = gs.Variable("rpn_boxes", dtype=np.float32, shape=[2, num_anchors, 4])
+    rpn_scores = gs.Variable("rpn_scores", dtype=np.float32, shape=[2, num_anchors, 1])
+    graph = gs.Graph(inputs=[image, boxes, scores], outputs=[rpn_boxes, rpn_scores], opset=17)
+    graph.nodes += [gs.Node("Identity", inputs=[boxes], outputs=[rpn_boxes]),
+                    gs.Node("Identity", inputs=[scores], outputs=[rpn_scores])]
+    facts = {"nms": nms, "num_proposals": n, "anchors": np.zeros((num_anchors, 4)), "input_hw": hw,
+             "first_stage_iou": 0.5, "first_stage_score": 0.1, "letterbox": letterbox}
+    proposals(graph, PassContext("test", facts))
+    return _session(graph)
+
+
+def _greedy(boxes: np.ndarray, scores: np.ndarray, iou: float, score: float, n: int) -> list[int]:
+    """TensorFlow's NonMaxSuppression: score > threshold, suppress IoU > threshold, by score."""
+    order = [i for i in np.argsort(-scores, kind="stable") if scores[i] > score]
+    kept: list[int] = []
+    for i in order:
+        if len(kept) == n:
+            break
+        ok = True
+        for j in kept:
+            y1, x1 = np.maximum(boxes[i, :2], boxes[j, :2])
+            y2, x2 = np.minimum(boxes[i, 2:], boxes[j, 2:])
+            inter = max(y2 - y1, 0) * max(x2 - x1, 0)
+            area = lambda b: (b[2] - b[0]) * (b[3] - b[1])  # noqa: E731
+            if inter / (area(boxes[i]) + area(boxes[j]) - inter) > iou:
+                ok = False
+                break
+        if ok:
+            kept.append(i)
+    return kept
+
+
+@pytest.mark.parametrize("nms", ["onnx", "none", "efficient"])
+def test_proposals_are_greedy_nms_sorted_clipped_padded(nms):
+    rng = np.random.default_rng(3)
+    num, n = 60, 12
+    corner = rng.uniform(-4, 14, (2, num, 2))
+    boxes = np.concatenate([corner, corner + rng.uniform(1, 8, (2, num, 2))], axis=2).astype(np.float32)
+    scores = rng.uniform(0, 1, (2, num, 1)).astype(np.float32)
+    scores[1, 5:, 0] = 0.05  # image 2: only 5 boxes above the score threshold -> padding rows
+    image = np.ones((2, 16, 16, 3), np.float32)
+    session = _proposal_graph(nms, num, n, letterbox=False)
+    picked, valid, window = session.run(["proposal_boxes", "proposal_valid", "clip_window"],
+                                        {"input_tensor": image, "boxes_in": boxes, "scores_in": scores})
+    assert window.reshape(-1).tolist() == [16.0] * 4
+    for b in range(2):
+        expected = _greedy(boxes[b], scores[b, :, 0], 0.5, 0.1, n)
+        assert valid[b].sum() == len(expected)
+        assert np.allclose(picked[b, :len(expected)], np.clip(boxes[b, expected], 0, 16))
+        assert not picked[b, len(expected):].any()  # zero padding
+
+
+def test_letterbox_window_is_the_lit_area():
+    """Rows and columns up to the last non-zero pixel: 10x7 of a 16x16 input; a black image
+    keeps the whole input."""
+    image = np.zeros((2, 16, 16, 3), np.float32)
+    image[0, :10, :7] = 128.0
+    image[0, 3, 2] = 0.0  # a black pixel inside the image does not matter
+    boxes = np.tile(np.array([[0.0, 0.0, 15.0, 15.0]], np.float32), (2, 4, 1))
+    scores = np.full((2, 4, 1), 0.9, np.float32)
+    session = _proposal_graph("onnx", 4, 2, letterbox=True)
+    picked, window = session.run(["proposal_boxes", "clip_window"],
+                                 {"input_tensor": image, "boxes_in": boxes, "scores_in": scores})
+    assert window[0, 0].tolist() == [10.0, 7.0, 10.0, 7.0]
+    assert window[1, 0].tolist() == [16.0] * 4
+    assert picked[0, 0].tolist() == [0.0, 0.0, 10.0, 7.0]
+    assert picked[1, 0].tolist() == [0.0, 0.0, 15.0, 15.0]
