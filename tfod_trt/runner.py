@@ -24,6 +24,7 @@ from trtdeploy.runners import CardRunner
 # TFOD's detection_classes are label-map ids: column index + 1 (label_id_offset).
 LABEL_ID_OFFSET = 1
 OUTPUT_NAMES = ["num_detections", "detection_boxes", "detection_scores", "detection_classes"]
+RAW_NAMES = ("raw_detection_boxes", "raw_detection_scores")  # TFOD's raw output names (trtdeploy.exact.TFOD_RAW)
 
 
 def saved_model_card(saved_model: Path, label_map: Path | None = None) -> DeployCard:
@@ -158,13 +159,14 @@ class AutomlRunner(CardRunner):
 
     @property
     def card(self) -> DeployCard:
+        """The raw contract (decoded boxes and scores, NMS on read with ``nms``): what ``infer``
+        returns, read as a `--nms none` graph's outputs are."""
         c = self.config
         return DeployCard(
             input=InputSpec(name="images", shape=[1, c.height, c.width, 3], layout="NHWC"),
             preprocess=Preprocess(resize="letterbox", pad_corner="top_left"),
-            output=OutputSpec(nms="other", layout="tfod", names=["output_3", "output_0", "output_1", "output_2"],
-                              num_classes=c.num_classes, class_id_base=1, class_dtype="float32", box_units="pixels",
-                              max_detections=c.max_total_detections),
+            output=OutputSpec(nms="none", layout="raw", names=list(RAW_NAMES), num_classes=c.num_classes,
+                              max_detections=self.nms.max_detections),
             labels=[f"class_{i}" for i in range(1, c.num_classes + 1)],
             background="none",
             nms=self.nms,
@@ -185,7 +187,7 @@ class AutomlRunner(CardRunner):
                      for image in np.asarray(batch, np.float32)]
         return [np.concatenate([outs[i] for outs in per_image]) for i in range(len(names))]
 
-    def infer(self, batch: np.ndarray, names: Sequence[str] = ("raw_detection_boxes", "raw_detection_scores")) -> dict[str, np.ndarray]:
+    def infer(self, batch: np.ndarray, names: Sequence[str] = RAW_NAMES) -> dict[str, np.ndarray]:
         """Decoded, unclipped boxes [N,A,4] and sigmoid scores [N,A,C] under TFOD's raw names."""
         from tfod_trt.automl.convert import raw_heads_reference
 
@@ -194,19 +196,12 @@ class AutomlRunner(CardRunner):
         return {name: found[name] for name in names}
 
     def detections(self, pixels: np.ndarray) -> list[Detections]:
-        from trtdeploy.nms.reference import efficient_nms
+        """Our hard NMS (the EfficientNMS reference with the card's parameters, boxes clipped after
+        it) on the decoded raw heads: trtdeploy.detections.from_raw_outputs, as for `--nms none`."""
+        from trtdeploy.detections import from_raw_outputs
 
         raw = self.infer(pixels)
-        p = self.nms
-        num, boxes, scores, classes = efficient_nms(
-            raw["raw_detection_boxes"], raw["raw_detection_scores"], score_threshold=p.score_threshold,
-            iou_threshold=p.iou_threshold, max_output_boxes=p.max_detections, class_agnostic=p.class_agnostic,
-        )
-        return [
-            Detections(np.clip(boxes[b, :n], 0.0, 1.0).astype(np.float32), scores[b, :n].astype(np.float32),
-                       classes[b, :n].astype(np.int64))
-            for b, n in enumerate(int(v) for v in np.asarray(num).reshape(len(pixels), -1)[:, 0])
-        ]
+        return from_raw_outputs([raw[name] for name in RAW_NAMES], self.card)
 
     def serving_detections(self, pixels: np.ndarray) -> list[Detections]:
         """The export's serving signature on the same pixels (rounded to uint8, as it takes them)."""
