@@ -8,6 +8,7 @@ gen-ds-config writes the same keys for the rewritten model."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -297,12 +298,12 @@ def test_ds_config_same_for_the_rewritten_tao5_model(tmp_path: Path):
     from typer.testing import CliRunner
 
     from tests.deepstream.ds_helpers import SPECS, need_reference
-    from trtdeploy.cli import ds_config, import_tao
+    from trtdeploy.cli import ds_config, ds_run, import_tao
     from trtdeploy.cli import rewrite_plugins as rewrite_cli
 
     need_reference()
     app = typer.Typer()
-    for command in (import_tao, rewrite_cli, ds_config):
+    for command in (import_tao, rewrite_cli, ds_config, ds_run):
         command.register(app)
     runner = CliRunner()
 
@@ -332,3 +333,23 @@ def test_ds_config_same_for_the_rewritten_tao5_model(tmp_path: Path):
         configs[name] = [line for line in text.splitlines() if model.name not in line]
     assert configs["plugin"] == configs["std"]  # every key but the model's file names
     assert "parse-bbox-func-name=NvDsInferParseCustomEfficientDetTAO" in configs["std"]
+
+    # ds-run (nvinfer's preprocessing, the parser emulation) reads the same objects from both
+    from PIL import Image
+
+    image = tmp_path / "frame.png"
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(image)
+    found = {}
+    for name in ("plugin", "std"):
+        cli(
+            "ds-run",
+            tmp_path / f"ds_{name}" / "config_infer_primary_d0.txt",
+            "-i",
+            image,
+            "-o",
+            tmp_path / f"run_{name}",
+        )
+        found[name] = json.loads((tmp_path / f"run_{name}" / "frame.json").read_text())
+    objects = found["plugin"].get("objects", found["plugin"])
+    assert objects, "the plugin model must detect something for the comparison to mean anything"
+    assert found["plugin"] == found["std"]
