@@ -212,6 +212,27 @@ def test_same_detections_as_the_reference(case):
     assert any(len(np.unique(c)) > 1 for c in classes_out)
 
 
+@pytest.mark.parametrize("per_class, coding, agnostic", [(False, 0, 0), (True, 0, 1), (False, 1, 0), (True, 1, 0)])
+def test_random_inputs_identical(per_class, coding, agnostic):
+    """Continuous random boxes and scores (no exp on the way: bit-identical), batch 3."""
+    rng = np.random.default_rng(60 + 4 * per_class + 2 * coding + agnostic)
+    batch, num, classes = 3, 80, 5
+    shape = (batch, num, classes) if per_class else (batch, num)
+    first = rng.uniform(0, 1, (*shape, 2))
+    second = rng.uniform(0.05, 0.3, (*shape, 2)) + (0 if coding else first)  # sizes, or far corners
+    feeds = {
+        "boxes": np.concatenate([first, second], -1).astype(np.float32),
+        "scores": rng.uniform(0, 1, (batch, num, classes)).astype(np.float32),
+    }
+    model = _one_node(
+        batch, num, classes, per_class=per_class, with_anchors=False,
+        score_threshold=0.6, iou_threshold=0.3, max_output_boxes=50, box_coding=coding, class_agnostic=agnostic,
+    )  # fmt: skip
+    ref, got = _run_both(model, feeds)
+    _assert_same(ref, got)
+    assert ref[0].min() > 0
+
+
 def test_more_candidates_than_one_topk_ranks():
     """4200 candidates (1400 anchors x 3 classes): the first 3840 ranks come from TopK, ranks
     3840-4095 from the second TopK after ScatterElements; ranks past 4096 never take part. The
@@ -353,3 +374,18 @@ def test_ds_config_same_for_the_rewritten_tao5_model(tmp_path: Path):
     objects = found["plugin"].get("objects", found["plugin"])
     assert objects, "the plugin model must detect something for the comparison to mean anything"
     assert found["plugin"] == found["std"]
+
+
+def test_refusals_name_the_node_and_the_fix():
+    from trtdeploy.errors import UnsupportedModelError
+
+    dynamic = _one_node(1, 10, 2, per_class=False, with_anchors=False, score_threshold=0.5)
+    for value in dynamic.graph.input:  # the number of boxes unknown
+        value.type.tensor_type.shape.dim[1].dim_param = "A"
+    with pytest.raises(
+        UnsupportedModelError, match=r"EfficientNMS_TRT node 'nms': .*static A and C.*fixed input sizes"
+    ):
+        rewrite_plugins(dynamic)
+    coding = _one_node(1, 10, 2, per_class=False, with_anchors=False, box_coding=2)
+    with pytest.raises(UnsupportedModelError, match=r"EfficientNMS_TRT node 'nms': box_coding 2 is not 0 or 1"):
+        rewrite_plugins(coding)
