@@ -120,11 +120,12 @@ def test_tao_families_declare_the_contract_their_cards_store_and_their_plugins(m
     # YOLO's x1,y1,x2,y2 BatchedNMS outputs are what NvDsInferParseCustomBatchedNMSTLT reads (contracts.py).
     assert families.get("tao_yolo_v4").contracts == ("ds/batchednms",)
     # The matrix reads the family's declaration: a declared plugin shows in the backend cells,
-    # as a refusal where the backend lacks it and no rewrite exists (EfficientNMS_TRT on RTX),
+    # as a refusal where the backend lacks it and no rewrite exists (MultilevelCropAndResize_TRT on
+    # RTX; EfficientNMS_TRT is rewritten now: trtdeploy/rewrites/efficient_nms.py),
     # as build-engine's rewrite where one does (ProposalDynamic: trtdeploy/rewrites/proposal.py).
-    monkeypatch.setattr(families.get("tao_unet"), "plugin_ops", ("EfficientNMS_TRT",))
+    monkeypatch.setattr(families.get("tao_unet"), "plugin_ops", ("MultilevelCropAndResize_TRT",))
     (row,) = [r for r in capabilities.matrix() if r.family.key == "tao_unet"]
-    assert row.support("rtx").ok is False and "EfficientNMS_TRT" in row.support("rtx").why
+    assert row.support("rtx").ok is False and "MultilevelCropAndResize_TRT" in row.support("rtx").why
     assert row.support("trt11").ok is True and row.support("trt11").why == ""
     monkeypatch.setattr(families.get("tao_unet"), "plugin_ops", ("ProposalDynamic",))
     (row,) = [r for r in capabilities.matrix() if r.family.key == "tao_unet"]
