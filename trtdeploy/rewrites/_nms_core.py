@@ -237,3 +237,34 @@ def merge_per_image(op: Ops, scores: Any, kept: Any, cand: Any, *, num_classes: 
         vals, valid, classes = (op("Pad", [t, pad2]) for t in (vals, valid, classes))
         boxes = op("Pad", [boxes, pad3])
     return Merged(op("Greater", [valid, op.const(0.5)]), vals, classes, boxes)
+
+
+def write_detections(
+    op: Ops,
+    node: gs.Node,
+    selection: Merged,
+    *,
+    keep: int,
+    batch: Any,
+    class_dtype: Any,
+    class_pad: float,
+) -> None:
+    """The plugin ``node``'s four outputs (num_detections int32 [B, 1], boxes [B, K, 4], scores
+    [B, K], classes [B, K] of ``class_dtype``) written from the padded selection: rows not valid
+    get box 0, score 0 and class ``class_pad``. The node is detached from its tensors."""
+    num, out_boxes, out_scores, out_classes = list(node.outputs)
+    node.outputs.clear()
+    node.inputs.clear()
+    valid, zero = selection.valid, op.const(0.0)
+    count = op.reduce_sum(op("Cast", [valid], to=6), [1])
+    op.into("Reshape", [count, op.const([-1, 1], np.int64, "shape")], num, "num")
+    op.into("Where", [op.unsqueeze(valid, [2]), selection.boxes, zero], out_boxes, "boxes")
+    op.into("Where", [valid, selection.scores, zero], out_scores, "scores")
+    op.into("Where", [valid, selection.classes, op.const(class_pad, class_dtype)], out_classes, "classes")
+    for tensor, dtype, shape in (
+        (num, np.int32, [batch, 1]),
+        (out_boxes, np.float32, [batch, keep, 4]),
+        (out_scores, np.float32, [batch, keep]),
+        (out_classes, class_dtype, [batch, keep]),
+    ):
+        tensor.dtype, tensor.shape = dtype, shape

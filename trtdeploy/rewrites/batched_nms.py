@@ -24,11 +24,13 @@ from trtdeploy.rewrites import Rewrite
 from trtdeploy.rewrites._nms_core import (
     MIN_OPSET,
     IouRule,
+    Merged,
     Ops,
     check_threshold,
     check_top_k,
     merge_per_image,
     per_class_nms,
+    write_detections,
 )
 
 
@@ -74,26 +76,12 @@ def _apply(graph: gs.Graph, node: gs.Node) -> None:
     )
     m = merge_per_image(op, kept_scores, kept, cand, num_classes=num_classes, k=top_k, keep_top_k=keep_top_k)
 
-    zero = op.const(0.0)
-    box = op("Clip", [m.boxes, zero, op.const(1.0)]) if a["clipBoxes"] else m.boxes
-    outputs = list(node.outputs)
-    node.outputs.clear()
-    node.inputs.clear()
-    num, out_boxes, out_scores, out_classes = outputs
-    op.into(
-        "Reshape", [op.reduce_sum(op("Cast", [m.valid], to=6), [1]), op.const([-1, 1], np.int64, "shape")], num, "num"
-    )
-    op.into("Where", [op.unsqueeze(m.valid, [2]), box, zero], out_boxes, "boxes")
-    op.into("Identity", [m.scores], out_scores, "scores")  # already 0 where not valid
-    op.into("Where", [m.valid, m.classes, op.const(-1.0)], out_classes, "classes")
+    box = op("Clip", [m.boxes, op.const(0.0), op.const(1.0)]) if a["clipBoxes"] else m.boxes
+    num, out_boxes = node.outputs[0], node.outputs[1]
     batch = num.shape[0] if num.shape else (out_boxes.shape[0] if out_boxes.shape else None)
-    for tensor, dtype, shape in (
-        (num, np.int32, [batch, 1]),
-        (out_boxes, np.float32, [batch, keep_top_k, 4]),
-        (out_scores, np.float32, [batch, keep_top_k]),
-        (out_classes, np.float32, [batch, keep_top_k]),
-    ):
-        tensor.dtype, tensor.shape = dtype, shape
+    # scores are already 0 where not valid; classes -1 there (gatherNMSOutputs.cu)
+    selection = Merged(m.valid, m.scores, m.classes, box)
+    write_detections(op, node, selection, keep=keep_top_k, batch=batch, class_dtype=np.float32, class_pad=-1.0)
 
 
 _DIFFERENCES = (

@@ -38,7 +38,15 @@ from trtdeploy import plugins
 from trtdeploy.errors import UnsupportedModelError
 from trtdeploy.nms.reference import EFFICIENT_NMS_MAX_CANDIDATES
 from trtdeploy.rewrites import Rewrite
-from trtdeploy.rewrites._nms_core import MIN_OPSET, TRT_TOPK_MAX, Ops, _sorted_corners, check_top_k
+from trtdeploy.rewrites._nms_core import (
+    MIN_OPSET,
+    TRT_TOPK_MAX,
+    Merged,
+    Ops,
+    _sorted_corners,
+    check_top_k,
+    write_detections,
+)
 
 
 def _static_dims(node: gs.Node) -> tuple[int, int, bool]:
@@ -189,28 +197,29 @@ def _greedy_loop(
     return op("Loop", [op.const(n, np.int64, "trip_count"), op.const(True, np.bool_, "cond"), kept0], body=body)
 
 
-def _apply(graph: gs.Graph, node: gs.Node) -> None:
-    plugin = plugins.get(node.op)
-    assert plugin is not None
+def _check(node: gs.Node, a: dict[str, Any]) -> None:
     if len(node.inputs) not in (2, 3) or len(node.outputs) != 4:
         raise UnsupportedModelError(
             f"{node.op} node {node.name!r}: needs inputs (boxes, scores[, anchors]) and 4 outputs, got "
             f"{len(node.inputs)} input(s) and {len(node.outputs)} output(s)"
         )
-    a = plugin.resolved_attrs(dict(node.attrs), node.name)
+    if int(a["box_coding"]) not in (0, 1):
+        raise UnsupportedModelError(
+            f"{node.op} node {node.name!r}: box_coding {a['box_coding']} is not 0 or 1 (the only codings the plugin has)"
+        )
+    if int(a["max_output_boxes"]) < 1:
+        raise UnsupportedModelError(
+            f"{node.op} node {node.name!r}: max_output_boxes {a['max_output_boxes']} must be >= 1"
+        )
+
+
+def _candidates(op: Ops, node: gs.Node, a: dict[str, Any]) -> dict[str, Any]:
+    """Decoded boxes, ranked candidates and their validity, boxes, raw scores and classes."""
     num_anchors, num_classes, per_class = _static_dims(node)
-    box_coding, keep = int(a["box_coding"]), int(a["max_output_boxes"])
-    if box_coding not in (0, 1):
-        raise UnsupportedModelError(f"{node.op} node {node.name!r}: box_coding {box_coding} is not 0 or 1")
-    if keep < 1:
-        raise UnsupportedModelError(f"{node.op} node {node.name!r}: max_output_boxes {keep} must be >= 1")
     boxes_in, scores_in = node.inputs[0], node.inputs[1]
     anchors_in = node.inputs[2] if len(node.inputs) == 3 else None
-    op = Ops(graph, f"rewrite/{node.name or node.op}")
-    total = num_anchors * num_classes
-
-    parts = num_classes if per_class else 1
-    boxes = _decode(op, op.reshape(boxes_in, [0, num_anchors, parts, 4]), anchors_in, box_coding)
+    total, parts = num_anchors * num_classes, (num_classes if per_class else 1)
+    boxes = _decode(op, op.reshape(boxes_in, [0, num_anchors, parts, 4]), anchors_in, int(a["box_coding"]))
     passing = _sigmoid(op, scores_in) if a["score_activation"] else scores_in
     valid = _ge(op, passing, op.const(np.float32(a["score_threshold"])))  # [B, A, C]
     background = int(a["background_class"])
@@ -218,65 +227,56 @@ def _apply(graph: gs.Graph, node: gs.Node) -> None:
         not_bg = np.ones((1, 1, num_classes), dtype=bool)
         not_bg[0, 0, background] = False
         valid = op("And", [valid, op.const(not_bg, np.bool_, "not_background")])
-    scores = op.reshape(scores_in, [0, total])
-    valid = op.reshape(valid, [0, total])
-    masked = op("Where", [valid, scores, op.const(-np.inf)])
-    idx, kept0, n = _rank(op, masked, valid, total)
-    take = min(keep, n)
-    check_top_k(node.op, node.name, take)
-
+    scores, valid = op.reshape(scores_in, [0, total]), op.reshape(valid, [0, total])
+    idx, kept0, n = _rank(op, op("Where", [valid, scores, op.const(-np.inf)]), valid, total)
     c = op.const(num_classes, np.int64, "classes")
     anchor_idx = op("Div", [idx, c])
-    class_idx = op("Sub", [idx, op("Mul", [anchor_idx, c])])
-    box_idx = idx if per_class else anchor_idx
-    idx3 = op("Expand", [op.unsqueeze(box_idx, [2]), op.const([1, 1, 4], np.int64, "shape")])
-    cand = op("GatherElements", [op.reshape(boxes, [0, num_anchors * parts, 4]), idx3], axis=1)  # [B, n, 4]
-    cand_scores = op("GatherElements", [scores, idx], axis=1)
-    classes_f = op("Cast", [class_idx], to=1)
-    kept = _greedy_loop(
-        op,
-        cand,
-        kept0,
-        None if a["class_agnostic"] else classes_f,
-        n=n,
-        iou_threshold=float(a["iou_threshold"]),
-        keep=keep,
-    )
+    idx3 = op("Expand", [op.unsqueeze(idx if per_class else anchor_idx, [2]), op.const([1, 1, 4], np.int64, "shape")])
+    return {
+        "n": n,
+        "kept0": kept0,
+        "boxes": op("GatherElements", [op.reshape(boxes, [0, num_anchors * parts, 4]), idx3], axis=1),  # [B, n, 4]
+        "scores": op("GatherElements", [scores, idx], axis=1),
+        "classes": op("Sub", [idx, op("Mul", [anchor_idx, c])]),  # int64 [B, n]
+    }
 
-    # the first `keep` kept in rank order: TopK over kept * (n - position), ties impossible
+
+def _first_kept(op: Ops, cand: dict[str, Any], kept: Any, *, keep: int, activation: bool) -> Merged:
+    """The first ``keep`` kept in rank order (TopK over kept * (n - position): no ties), padded."""
+    n = cand["n"]
+    take = min(keep, n)
     rank_key = op("Mul", [kept, op.const(np.arange(n, 0, -1), np.float32, "rank_key")])
     key, sel = op.topk(rank_key, take, axis=1)
-    sel_valid = op("Greater", [key, op.const(0.5)])
+    valid = op("Cast", [op("Greater", [key, op.const(0.5)])], to=1)
     sel4 = op("Expand", [op.unsqueeze(sel, [2]), op.const([1, 1, 4], np.int64, "shape")])
-    out_box = op("GatherElements", [cand, sel4], axis=1)
-    out_score = op("GatherElements", [cand_scores, sel], axis=1)
-    if a["score_activation"]:
-        out_score = _sigmoid(op, out_score)
-    out_class = op("GatherElements", [class_idx, sel], axis=1)
+    boxes = op("GatherElements", [cand["boxes"], sel4], axis=1)
+    scores = op("GatherElements", [cand["scores"], sel], axis=1)
+    if activation:
+        scores = _sigmoid(op, scores)
+    classes = op("Cast", [op("GatherElements", [cand["classes"], sel], axis=1)], to=6)
     if take < keep:  # fewer candidates than rows: zero rows at the end
         pad2 = op.const([0, 0, 0, keep - take], np.int64, "pads")
-        sel_valid = op("Pad", [op("Cast", [sel_valid], to=1), pad2])
-        sel_valid = op("Greater", [sel_valid, op.const(0.5)])
-        out_score, out_class = op("Pad", [out_score, pad2]), op("Pad", [out_class, pad2])
-        out_box = op("Pad", [out_box, op.const([0, 0, 0, 0, keep - take, 0], np.int64, "pads")])
+        valid, scores, classes = (op("Pad", [t, pad2]) for t in (valid, scores, classes))
+        boxes = op("Pad", [boxes, op.const([0, 0, 0, 0, keep - take, 0], np.int64, "pads")])
+    return Merged(op("Greater", [valid, op.const(0.5)]), scores, classes, boxes)
 
-    outputs = list(node.outputs)
-    node.outputs.clear()
-    node.inputs.clear()
-    num, out_boxes, out_scores, out_classes = outputs
-    count = op.reduce_sum(op("Cast", [sel_valid], to=6), [1])
-    op.into("Reshape", [count, op.const([-1, 1], np.int64, "shape")], num, "num")
-    op.into("Where", [op.unsqueeze(sel_valid, [2]), out_box, op.const(0.0)], out_boxes, "boxes")
-    op.into("Where", [sel_valid, out_score, op.const(0.0)], out_scores, "scores")
-    op.into("Where", [sel_valid, op("Cast", [out_class], to=6), op.const(0, np.int32)], out_classes, "classes")
-    batch = scores_in.shape[0] if scores_in.shape else None
-    for tensor, dtype, shape in (
-        (num, np.int32, [batch, 1]),
-        (out_boxes, np.float32, [batch, keep, 4]),
-        (out_scores, np.float32, [batch, keep]),
-        (out_classes, np.int32, [batch, keep]),
-    ):
-        tensor.dtype, tensor.shape = dtype, shape
+
+def _apply(graph: gs.Graph, node: gs.Node) -> None:
+    plugin = plugins.get(node.op)
+    assert plugin is not None
+    a = plugin.resolved_attrs(dict(node.attrs), node.name)
+    _check(node, a)
+    keep = int(a["max_output_boxes"])
+    op = Ops(graph, f"rewrite/{node.name or node.op}")
+    batch = node.inputs[1].shape[0] if node.inputs[1].shape else None
+    cand = _candidates(op, node, a)
+    check_top_k(node.op, node.name, min(keep, cand["n"]))
+    classes = None if a["class_agnostic"] else op("Cast", [cand["classes"]], to=1)
+    kept = _greedy_loop(
+        op, cand["boxes"], cand["kept0"], classes, n=cand["n"], iou_threshold=float(a["iou_threshold"]), keep=keep
+    )
+    selection = _first_kept(op, cand, kept, keep=keep, activation=bool(a["score_activation"]))
+    write_detections(op, node, selection, keep=keep, batch=batch, class_dtype=np.int32, class_pad=0)
 
 
 _DIFFERENCES = (
