@@ -118,9 +118,16 @@ def test_none_head_keeps_per_class_boxes_as_the_raw_per_class_contract():
     np.testing.assert_array_equal(out_scores, scores)
 
 
-def test_onnx_head_refuses_per_class_boxes():
-    with pytest.raises(UsageError, match=r"per-class boxes.*--nms efficient or batched"):
-        per_class_graph("onnx", 1, 10, 3)
+def test_onnx_head_refuses_class_agnostic_per_class_boxes():
+    # per-class boxes are taken by the onnx head since issue 14 (tests/tfod/test_faster_rcnn_passes.py
+    # compares it with EfficientNMS's reference); class-agnostic NMS over them is refused
+    from dataclasses import replace
+
+    graph = gs.Graph(opset=17)
+    boxes = gs.Variable("in_boxes", np.float32, ["batch", 10, 3, 4])
+    scores = gs.Variable("in_scores", np.float32, ["batch", 10, 3])
+    with pytest.raises(UsageError, match=r"class-agnostic NMS over per-class boxes"):
+        add_nms_head(graph, boxes, scores, "onnx", replace(PARAMS, class_agnostic=True), "tfod", (300, 400))
 
 
 def test_per_class_boxes_must_match_the_class_count():

@@ -94,3 +94,32 @@ def test_letterbox_window_is_the_lit_area():
     assert window[1, 0].tolist() == [16.0] * 4
     assert picked[0, 0].tolist() == [0.0, 0.0, 10.0, 7.0]
     assert picked[1, 0].tolist() == [0.0, 0.0, 15.0, 15.0]
+
+
+def test_onnx_head_per_class_boxes_equals_efficient_nms():
+    """Per-class boxes [B,A,C,4] (a second stage without share_box_across_classes): the onnx head
+    and EfficientNMS_TRT's CPU reference keep the same detections."""
+    from trtdeploy.deploy_card import NmsParams
+    from trtdeploy.nms import add_nms_head
+
+    rng = np.random.default_rng(5)
+    b, a, c = 2, 40, 3
+    corner = rng.uniform(0, 0.8, (b, a, c, 2))
+    boxes = np.concatenate([corner, corner + rng.uniform(0.05, 0.3, (b, a, c, 2))], axis=3).astype(np.float32)
+    scores = rng.uniform(0, 1, (b, a, c)).astype(np.float32)
+    params = NmsParams(score_threshold=0.2, iou_threshold=0.4, max_detections=25, max_detections_per_class=25)
+    results = {}
+    for kind in ("onnx", "efficient"):
+        bx = gs.Variable("boxes", dtype=np.float32, shape=[b, a, c, 4])
+        sc = gs.Variable("scores", dtype=np.float32, shape=[b, a, c])
+        graph = gs.Graph(inputs=[bx, sc], opset=17)
+        add_nms_head(graph, bx, sc, kind, params, "tfod", (64, 64))
+        results[kind] = _session(graph).run(None, {"boxes": boxes, "scores": scores})
+    onnx_out, efficient_out = results["onnx"], results["efficient"]
+    assert onnx_out[0].tolist() == efficient_out[0].tolist() and onnx_out[0].min() > 5
+    for got, want in zip(onnx_out[1:], efficient_out[1:], strict=True):
+        assert np.array_equal(got, want)
+    # the kept boxes are the per-class ones: each detection's box is its class's box of its anchor
+    n = int(onnx_out[0][0, 0])
+    for box, cls in zip(onnx_out[1][0, :n], onnx_out[3][0, :n], strict=True):
+        assert any(np.array_equal(box, boxes[0, i, cls]) for i in range(a))

@@ -28,8 +28,10 @@ C classes), chosen by ``layout`` (+ ``ds_parser``) and the boxes' shape:
   the ``raw-per-class`` contract: ``boxes`` [B,A,C,4].
 
 Boxes may be shared by all classes [B,A,4] or one per class [B,A,C,4] (two-stage detectors):
-efficient, batched and none take both; the onnx head (ONNX NonMaxSuppression takes boxes
-[B,A,4] shared by every class) takes shared boxes only.
+every head takes both (EfficientNMS_TRT: shareLocation is boxes d[2] == 1, else d[2] must be
+numClasses, NVIDIA/TensorRT release/10.16 plugin/efficientNMSPlugin/efficientNMSPlugin.cpp
+l.330-336; the onnx head runs one
+NonMaxSuppression batch entry per image and class), except class-agnostic onnx NMS.
 
 Every node and intermediate tensor this module adds is named ``nms/...``.
 """
@@ -61,7 +63,7 @@ KIND_LAYOUTS: dict[str, tuple[str, ...]] = {
 
 RAW_NAMES = contracts.RAW_NAMES
 # The heads that take per-class boxes [B,A,C,4] (see the module docstring).
-PER_CLASS_KINDS = ("efficient", "batched", "none")
+PER_CLASS_KINDS = ("efficient", "batched", "onnx", "none")
 # The heads whose box outputs are already clipped to [0, 1] (BatchedNMS: clipBoxes 1).
 SELF_CLIPPING_HEADS = ("batched",)
 
@@ -98,6 +100,8 @@ def add_nms_head(
             f"the {kind} NMS head takes boxes shared by all classes [B,A,4] (ONNX NonMaxSuppression has no "
             f"per-class boxes), got {boxes.name!r} {boxes.shape}; use --nms {' or '.join(PER_CLASS_KINDS[:2])}"
         )
+    if per_class and kind == "onnx" and params.class_agnostic:
+        raise UsageError("the onnx NMS head cannot do class-agnostic NMS over per-class boxes; use --nms efficient")
     if per_class and kind == "none":
         out = contracts.contract("raw-per-class")
     _check_params(params, kind)

@@ -18,6 +18,10 @@ Threshold semantics: ONNX NonMaxSuppression keeps ``score > score_threshold`` an
 ``IoU >= ...``. Both thresholds are therefore passed as the next float32 below the requested
 value, which makes the strict comparisons inclusive for float32 values.
 
+Per-class boxes [B,A,C,4] (two-stage detectors): each (image, class) pair is one batch entry of
+NonMaxSuppression (boxes [B*C,A,4], scores [B*C,1,A]) and the kept box is read at the flat
+(anchor, class) index; not with ``class_agnostic``.
+
 Remaining differences from EfficientNMS_TRT: ``max_detections_per_class`` caps each class
 here (ONNX requires a value; ignored with ``class_agnostic``) while EfficientNMS has no
 per-class cap; EfficientNMS only considers its 4096 best candidates; and with
@@ -151,6 +155,21 @@ def _select(
             "Concat", [_col(op, sel_batch, "b"), _col(op, sel_anchor, "a")], "sel_ba", axis=1
         )
         sel_class = op("GatherND", [best_class, batch_anchor], "sel_class")
+    elif len(boxes.shape) == 4:
+        # Per-class boxes [B,A,C,4]: NonMaxSuppression takes boxes shared by its classes, so each
+        # (image, class) pair becomes one of its batch entries: boxes [B*C,A,4], scores [B*C,1,A].
+        num_anchors, num_classes = boxes.shape[1], boxes.shape[2]
+        pair_boxes = op("Reshape", [op("Transpose", [boxes], "boxes_t", perm=[0, 2, 1, 3]),
+                                    op.const("pair_boxes_shape", [-1, num_anchors, 4], np.int64)], "pair_boxes")
+        nms_scores = op("Reshape", [op("Transpose", [scores], "scores_t", perm=[0, 2, 1]),
+                                    op.const("pair_scores_shape", [-1, 1, num_anchors], np.int64)], "pair_scores")
+        selected = op(
+            "NonMaxSuppression", [pair_boxes, nms_scores, *nms_args], "nms", center_point_box=0
+        )
+        pair = op.column(selected, 0, "sel_pair")
+        sel_batch = op("Div", [pair, op.const("pair_div_c", num_classes, np.int64)], "sel_batch")
+        sel_class = op("Mod", [pair, op.const("pair_mod_c", num_classes, np.int64)], "sel_class")
+        sel_anchor = op.column(selected, 2, "sel_anchor")
     else:
         nms_scores = op("Transpose", [scores], "scores_t", perm=[0, 2, 1])  # [B,C,A]
         selected = op(
@@ -223,12 +242,17 @@ def _top_detections(
     )  # [B,K']
     top_anchor = op("Div", [top_index, op.const("div_c", num_classes, np.int64)], "top_anchor")
     top_class = op("Mod", [top_index, op.const("mod_c", num_classes, np.int64)], "top_class")
-    top_boxes = op(
-        "GatherND",
-        [boxes, _unsqueeze_last(op, top_anchor, "top_anchor_idx")],
-        "top_boxes",
-        batch_dims=1,
-    )
+    if len(boxes.shape) == 4:  # per-class boxes: [B,A,C,4] -> [B,A*C,4] at the flat index a*C + c
+        flat_boxes = op("Reshape", [boxes, op.const("flat_boxes_shape", [0, -1, 4], np.int64)], "flat_boxes")
+        top_boxes = op("GatherND", [flat_boxes, _unsqueeze_last(op, top_index, "top_pair_idx")], "top_boxes",
+                       batch_dims=1)
+    else:
+        top_boxes = op(
+            "GatherND",
+            [boxes, _unsqueeze_last(op, top_anchor, "top_anchor_idx")],
+            "top_boxes",
+            batch_dims=1,
+        )
 
     valid_3d = _unsqueeze_last(op, valid, "valid_3d")
     det_boxes = op(
