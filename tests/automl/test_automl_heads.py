@@ -121,19 +121,30 @@ def _iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area - inter, 1e-12)
 
 
-def test_deepstream_layout_passes_ds_run_against_tensorflow(automl_cache, tmp_path):
-    """create-onnx route: the deepstream layout (default parser variant), gen-ds-config, the nvinfer
-    dry run on photos at their own sizes, matched against the AutoML runner on the same pixels."""
-    from tests.automl.conftest import deepstream_dry_run
-    from trtdeploy.deepstream.dry_run import class_id_base_for, compare_with_runner, matched_fraction
+def test_deepstream_layout_passes_ds_run_against_tensorflow(automl_cache, tmp_path, monkeypatch):
+    """create-onnx route: the deepstream layout (default parser variant), gen-ds-config, then
+    `ds-run --compare-saved-model` on 4 photos at their own sizes: the nvinfer dry run matched
+    against the AutoML reference on the very pixels it inferred on (the session's runner stands in
+    for the one ds-run would load)."""
+    from typer.testing import CliRunner
+
+    import tfod_trt.runner
+    from tests.automl.conftest import saved_model
+    from trtdeploy.cli.main import app
+    from trtdeploy.deepstream.check import check_ds_config
+    from trtdeploy.deepstream.generate import DsOptions, gen_ds_config
+    from trtdeploy.deploy_card import DeployCard
 
     path = tmp_path / "model" / "automl.onnx"
     path.parent.mkdir()
     write(automl_cache, False, "efficient", "deepstream", path)
-    setup, results = deepstream_dry_run(path, tmp_path / "ds", 4)
-    comparisons = compare_with_runner(automl_cache.runner(), results, setup, class_id_base_for(path))
-    assert sum(c.reference for c in comparisons) >= 40
-    assert matched_fraction(comparisons) >= 0.99, comparisons
+    ini = gen_ds_config(DeployCard.load(card_path_for(path)), path, tmp_path / "ds", DsOptions(name="automl")).paths[0]
+    assert [p.message for p in check_ds_config(ini) if p.level == "error"] == []
+    runner = automl_cache.runner()  # loaded before the stand-in is patched in
+    monkeypatch.setattr(tfod_trt.runner, "AutomlRunner", lambda path, nms: runner)
+    result = CliRunner().invoke(app, ["ds-run", str(ini), "--num", "4", "--compare-saved-model", str(saved_model())])
+    assert result.exit_code == 0, result.output
+    assert "matched" in result.output and "nothing was compared" not in result.output, result.output
 
 
 def test_verify_command_on_an_automl_model(automl_cache, tmp_path, monkeypatch):
