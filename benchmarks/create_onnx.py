@@ -63,7 +63,7 @@ def main() -> None:
 
 def _is_automl(saved_model: Path) -> bool:
     sys.path.insert(0, str(REPO))
-    from tfod_trt.runner import is_automl_export
+    from tfod_trt.automl.hparams import is_automl_export
 
     return is_automl_export(saved_model)
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import onnx
 
-from tfod_trt.automl.hparams import AutomlConfig
+from tfod_trt.automl.hparams import AutomlConfig, is_automl_export
 from tfod_trt.families.ssd import source_hashes  # noqa: F401 - re-exported (its home was here)
 from tfod_trt.pipeline_config import TfodConfig, read_label_map
 from trtdeploy import families
@@ -187,6 +187,11 @@ def prepare(options: CreateOnnxOptions) -> Prepared:
                 f"({exc})"
             ) from exc
         raise
+    if family.key != "automl_efficientdet" and is_automl_export(saved_model):
+        raise UnsupportedModelError(
+            f"{saved_model} is a Google AutoML EfficientDet export (its 'predict' signature), not a {family.title} one: "
+            f"drop --pipeline-config {config_path} (AutoML exports need none)"
+        )
     families.check_head(family, nms)
     config = family.read_config(source)
     labels = (

@@ -217,20 +217,11 @@ class AutomlRunner(CardRunner):
         return result
 
 
-def is_automl_export(saved_model: Path) -> bool:
-    """An AutoML EfficientDet export (its 'predict' signature with the raw heads), read without TensorFlow."""
-    from tfod_trt.automl.hparams import check_predict
-    from tfod_trt.automl.saved_model_proto import read_saved_model
-
-    try:
-        return check_predict(read_saved_model(Path(saved_model))) is None
-    except InputError:
-        return False
-
-
 def saved_model_runner(saved_model: Path, card: DeployCard | None = None) -> CardRunner:
     """verify's TensorFlow side for a saved model of any family we convert: AutoML's raw heads +
     our NMS (the card's parameters) for an AutoML export, the serving signature otherwise."""
+    from tfod_trt.automl.hparams import is_automl_export
+
     if is_automl_export(saved_model):
         return AutomlRunner(saved_model, card.nms if card is not None else None)
     return TfodRunner(saved_model)

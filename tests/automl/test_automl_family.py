@@ -117,3 +117,13 @@ def test_saved_model_pb_reader_matches_the_signatures(tmp_path):
     (tmp_path / "saved_model.pb").write_bytes(b"\x12\x05garbage")
     with pytest.raises(InputError, match="cannot read"):
         read_saved_model(Path(tmp_path))
+
+
+def test_automl_export_with_a_pipeline_config_is_refused(tmp_path):
+    """A TFOD pipeline.config given with an AutoML export would make the SSD family claim it:
+    refused before any conversion, naming the AutoML export and the option to drop."""
+    from tfod_trt.create_onnx import CreateOnnxOptions, prepare
+
+    with pytest.raises(UnsupportedModelError, match="is a Google AutoML EfficientDet export.*drop --pipeline-config"):
+        prepare(CreateOnnxOptions(saved_model=saved_model(), output=tmp_path / "m.onnx",
+                                  pipeline_config=BUNDLED_MODEL / "pipeline.config"))

@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from tfod_trt.automl.saved_model_proto import NodeDef, SavedModelProto, Signature
-from trtdeploy.errors import UnsupportedModelError
+from tfod_trt.automl.saved_model_proto import NodeDef, SavedModelProto, Signature, read_saved_model
+from trtdeploy.errors import InputError, UnsupportedModelError
 
 TITLE = "AutoML EfficientDet"
 PREDICT = "predict"
@@ -93,6 +93,15 @@ def check_predict(sm: SavedModelProto) -> str | None:
     if len(shapes) < 2 or len(shapes) % 2 or any(s is None or len(s) != 4 for s in shapes):
         return f"its 'predict' signature gives {len(shapes)} outputs, not AutoML's class and box maps per level"
     return None
+
+
+def is_automl_export(saved_model: Path) -> bool:
+    """An AutoML EfficientDet export (its 'predict' signature with the raw heads); reads only
+    saved_model.pb's signatures, without TensorFlow."""
+    try:
+        return check_predict(read_saved_model(Path(saved_model))) is None
+    except InputError:
+        return False
 
 
 def read_config(sm: SavedModelProto) -> AutomlConfig:
