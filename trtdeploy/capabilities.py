@@ -109,10 +109,9 @@ def head_support(head: str, target: str, plugin_ops: Iterable[str] | None = (), 
     needed = [HEAD_PLUGIN_OPS[head]] if head in HEAD_PLUGIN_OPS else []
     missing = [op for op in [*needed, *(plugin_ops or ())] if caps.unavailable_plugin(op)]
     rewritten: list[str] = []
-    if missing and own_head:
-        # A graph exported with its own plugins (TAO): build-engine rewrites the plugins the
-        # backend lacks into standard ops (trtdeploy.rewrites). trtdeploy's own heads are chosen
-        # at create-onnx instead, where a head the target lacks is refused with the ones it has.
+    if missing:
+        # build-engine rewrites the plugins the backend lacks into standard ops that write the
+        # same tensors (trtdeploy.rewrites), for TAO exports and trtdeploy's own heads alike.
         from trtdeploy import rewrites
 
         rewritten = [op for op in missing if op in rewrites.rewritable()]
@@ -176,14 +175,16 @@ def family_info(key: str) -> FamilyInfo:
 
 
 def default_head(target: str | None, family: str = "tfod_ssd") -> str:
-    """The family's first head (its default) that ``target`` builds; the plain default without
-    a target."""
+    """The family's first head (its default) that ``target`` builds as it is, else the first
+    it builds after build-engine's plugin rewrite; the plain default without a target."""
     info = family_info(family)
     if target is None:
         return info.heads[0]
-    for head in info.heads:
-        if head_support(head, target, info.plugin_ops, info.own_head).ok:
-            return head
+    supports = [(head, head_support(head, target, info.plugin_ops, info.own_head)) for head in info.heads]
+    native = [head for head, support in supports if support.ok and not support.why]  # no rewrite needed
+    built = [head for head, support in supports if support.ok]
+    if native or built:
+        return (native or built)[0]
     raise UsageError(f"no {info.title} head builds for --target {target}")
 
 
