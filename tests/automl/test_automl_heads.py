@@ -66,6 +66,18 @@ def test_heads_match_tensorflow(nms, dynamic, batches, automl_cache, tmp_path):
 
 
 
+def test_batched_head_matches_tensorflow(automl_cache, tmp_path):
+    """`--nms batched` (BatchedNMS_TRT, run by its CPU reference) on 2 photos (its reference takes
+    ~4 s a photo; all 8 measured once: 800/800 matched, max score difference 1.1e-5)."""
+    _, card = write(automl_cache, False, "batched", "batched", tmp_path / "model.onnx")
+    reference = automl_cache.reference()[:2]
+    runner = OnnxRuntimeRunner(tmp_path / "model.onnx", card)
+    stats = compare(reference, run_batched(runner.detections, automl_cache.pixels()[:2], 1),
+                    Tolerance(iou=0.99, min_matched=MIN_MATCHED, score=1.0, score_threshold=SCORE_THRESHOLD))
+    assert stats.reference >= 100 and stats.matched_fraction >= MIN_MATCHED, stats
+    assert stats.max_score_diff <= score_bound(automl_cache, stats.max_score_diff), stats
+
+
 @pytest.mark.rtx
 def test_raw_graph_builds_with_tensorrt_rtx_and_onnx_nms_is_refused(automl_cache, tmp_path):
     """`--nms none` builds in FP32 and FP16 (dynamic profile up to 2); `--nms onnx` is refused
