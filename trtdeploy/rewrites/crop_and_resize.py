@@ -1,12 +1,17 @@
 """TensorFlow-style crop-and-resize from standard ONNX ops (GridSample), and the rewrite of the
 CropAndResizeDynamic plugin into them.
 
-Measured against ``tf.image.crop_and_resize`` (tests/tfod/test_faster_rcnn_crop.py, random
-feature maps and boxes): GridSample with ``align_corners=1`` samples at exactly CropAndResize's
-grid points (y1*(H-1) + i*(y2-y1)*(H-1)/(n-1)) and matches it to float32 rounding inside the
-image; ONNX RoiAlign averages bins around half-pixel centres (and TensorRT builds it as a
-plugin, which TensorRT-RTX does not have); a Gather-based bilinear is exact too but gathers
-four [B*N,n,n,C] tensors. GridSample builds natively in TensorRT 10/11 and TensorRT-RTX.
+Measured against ``tf.image.crop_and_resize`` (random [2,8,40,40] maps, 50 boxes per image
+inside the map, 14x14 crops; the script's numbers are in docs/faster_rcnn.md): GridSample with
+``align_corners=1`` samples at exactly CropAndResize's grid points (y1*(H-1) + i*(y2-y1)*(H-1)/(n-1))
+and is 1.4e-5 from it (float32 rounding of the sample position); ONNX RoiAlign (avg,
+sampling_ratio 1, rois shifted by half a bin) is 3.1e-5 from it in ``half_pixel`` mode and up to
+2.8 in ``output_half_pixel`` mode (which widens every roi to at least one pixel), and TensorRT
+imports RoiAlign as the ROIAlign_TRT plugin, which TensorRT-RTX does not have ("ROIAlign plugin
+was not found in the plugin registry"); a Gather-based bilinear is exact (the CPU reference
+``trtdeploy.plugin_refs.crop_and_resize`` is one: equal to TensorFlow bit for bit) but gathers four
+[B*N,n,n,C] tensors (1 GB for the fixture's 300 proposals). GridSample builds with TensorRT-RTX
+(and natively in TensorRT 10/11).
 
 Outside the image the two TF crops differ, and ``extrapolation`` picks one:
 
