@@ -46,8 +46,9 @@ def score_bound(automl_cache, measured: float) -> float:
 
 
 @pytest.mark.parametrize(("nms", "dynamic", "batches"), [
-    ("efficient", False, [1]), ("onnx", False, [1]), ("efficient", True, [4]), ("onnx", True, [4]), ("none", True, [4]),
-], ids=["efficient-batch1", "onnx-batch1", "efficient-dynamic", "onnx-dynamic", "none-dynamic"])
+    ("efficient", False, [1]), ("onnx", False, [1]), ("none", False, [1]),
+    ("efficient", True, [4]), ("onnx", True, [4]), ("none", True, [4]),
+], ids=["efficient-batch1", "onnx-batch1", "none-batch1", "efficient-dynamic", "onnx-dynamic", "none-dynamic"])
 def test_heads_match_tensorflow(nms, dynamic, batches, automl_cache, tmp_path):
     """>= 99% of TensorFlow's detections matched (same class, IoU >= 0.99, noise-aware score bound)
     on 8 photos; the dynamic graphs run at batch 4."""
