@@ -10,10 +10,11 @@ import typer
 from trtdeploy import contracts
 from trtdeploy.cli.common import QuietOpt, VerboseOpt, console, setup_logging, user_errors
 from trtdeploy.cli.create_onnx import parse_size
+from trtdeploy.deepstream.parsers import DEFAULT_DS_PARSER
 
 _DS_PARSER_HELP = (
-    "DeepStream bbox parser variant to shape the outputs for (default with the deepstream layout: "
-    "DEFAULT_DS_PARSER of trtdeploy.deepstream.parsers): "
+    f"DeepStream bbox parser variant to shape the outputs for (default with the deepstream layout: "
+    f"{DEFAULT_DS_PARSER}): "
     + ", ".join(k for k, c in contracts.ds_contracts().items() if c.reader == "nms" and "efficient" in c.heads)
     + "."
 )
@@ -43,10 +44,11 @@ def import_onnx(
     verbose: int = VerboseOpt,
     quiet: bool = QuietOpt,
 ) -> None:
-    """Make the tf2onnx efficientdet tutorial's ONNX DeepStream-ready, without re-exporting
-    from TensorFlow: its `detections` rows become tensors a stock DeepStream parser reads, its
-    uint8 input (which TensorRT cannot bind) becomes float32 RGB 0-255 at a fixed size, and a
-    deploy card records what build-engine and gen-ds-config need.
+    """Make the tf2onnx efficientdet tutorial's ONNX DeepStream-ready, without re-exporting.
+
+    Its `detections` rows become tensors a stock DeepStream parser reads, its uint8 input (which
+    TensorRT cannot bind) becomes float32 RGB 0-255 at a fixed size, and a deploy card records
+    what build-engine and gen-ds-config need.
 
     Examples:
 
