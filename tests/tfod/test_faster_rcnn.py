@@ -10,7 +10,7 @@ detections (all 300 per photo, score threshold 0 as in the fixture's config).
 
 Score bound, derived in the run (the rule of trtdeploy/exact.py): SCORE_FLOOR when the measured
 difference is within it, else max(SCORE_FLOOR, K_SCORE x the float32 noise of the converted
-graph on the same photo), the noise being the largest matched-score difference between two
+graph on the same photos), the noise being the largest matched-score difference between two
 float32 evaluations of the same ONNX (ONNX Runtime with and without its graph optimisations:
 different kernels, same arithmetic). A float64 evaluation of the whole graph, as the SSD tests
 use, would run ResNet-50's fifth block on 300 crops in NumPy, far outside the time budget.
@@ -111,21 +111,23 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> _Run:
     return _Run(tmp_path_factory.mktemp("frcnn"))
 
 
-def _noise(run: _Run, path: Path, batch: np.ndarray, runner) -> float:
+def _noise(run: _Run, path: Path, batch: np.ndarray, runner, optimised: list[Detections] | None = None) -> float:
     """Largest matched-score difference between two float32 ONNX Runtime evaluations of the same
-    graph (graph optimisations on and off), on the first photo; measured once, on the first graph
-    asked (the heads share the two networks whose arithmetic makes the noise)."""
+    graph (graph optimisations on and off) on every photo compared; measured once, on the first
+    graph asked (the heads share the two networks whose arithmetic makes the noise).
+    ``optimised``: the runner's detections on ``batch`` when already computed."""
     import onnxruntime as ort
 
     if run._noise is not None:
         return run._noise
-
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    plain = runner.read(dict(zip([o.name for o in session.get_outputs()],
-                                 session.run(None, {"input_tensor": batch[:1]}), strict=True)))
-    optimised = runner.read(runner.infer(batch[:1]))
+    names = [o.name for o in session.get_outputs()]
+    plain = [runner.read(dict(zip(names, session.run(None, {"input_tensor": batch[i:i + 1]}), strict=True)))[0]
+             for i in range(len(batch))]
+    if optimised is None:
+        optimised = [runner.read(runner.infer(batch[i:i + 1]))[0] for i in range(len(batch))]
     run._noise = compare(optimised, plain, TOLERANCE).max_score_diff
     return run._noise
 
@@ -163,7 +165,7 @@ def test_onnx_head_batch1_letterbox(run, tmp_path):
     batch, frames = run.letterboxed(runner)
     assert all(f.resized_height < 640 for f in frames[:2])  # landscape photos: padded at the bottom
     ours = [runner.read(runner.infer(batch[i:i + 1]))[0] for i in range(len(batch))]
-    _check(run.reference(batch, frames), in_original(ours, frames), _bound(_noise(run, path, batch, runner)))
+    _check(run.reference(batch, frames), in_original(ours, frames), _bound(_noise(run, path, batch, runner, ours)))
 
     gen_ds_config(card, path, tmp_path / "ds", DsOptions(name="frcnn"))
     config = tmp_path / "ds" / "config_infer_primary_frcnn.txt"
