@@ -39,10 +39,10 @@ builds around its plugin node, read in NVIDIA/tao_tensorflow1_backend (commit d7
   combined_non_max_suppression's default 0.5), score_activation 1, box_coding 1, class_agnostic
   unset (0); outputs ``num_detections`` int32 [N, 1], ``detection_boxes`` [N, K, 4],
   ``detection_scores`` [N, K], ``detection_classes`` int32 [N, K] (l.447-466). The spec values are
-  ../shared/reference/tao_specs/efficientdet_tf2/specs/spec_retrain.yaml's (min_score_thresh 0.4,
+  the shared reference folder tao_specs/efficientdet_tf2/specs/spec_retrain.yaml's (min_score_thresh 0.4,
   max_detections_per_image 100).
 
-NMS thresholds and top_k are the tutorial specs' (../shared/reference/tao_specs: SSD, DSSD,
+NMS thresholds and top_k are the tutorial specs' (the shared reference folder tao_specs: SSD, DSSD,
 RetinaNet 0.01 / 0.6 / 200; YOLO 0.001 / 0.5 / 200), with 3 KITTI classes.
 """
 

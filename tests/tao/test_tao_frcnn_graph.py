@@ -14,7 +14,7 @@ inputOrder [1, 2, 0], confSigmoid 0, isNormalized 1, topK = rpn post-NMS top N, 
 classifier NMS max boxes; outputs ``nms_out``, ``nms_out_1``), and the NmsInputs layer
 (nvidia_tao_tf1/cv/faster_rcnn/layers/NmsInputs.py l.58-113: ROIs reordered to x1, y1, x2, y2
 and doubled into [N, 2, B*4, 1]; deltas divided by the classifier's regr std and padded with a
-dummy background class). Numbers are the tutorial spec's (../shared/reference/tao_specs/
+dummy background class). Numbers are the tutorial spec's (the shared reference folder tao_specs/
 faster_rcnn/specs/default_spec_resnet18.txt: anchor ratios 1, 0.5, 2, rpn_stride 16, pool 7,
 rpn NMS 0.7, classifier NMS 0.3, confidence 0.0001), scaled down to a 64x96 input.
 
