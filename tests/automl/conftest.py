@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.data import fixture_dir
+from tests.shared_cache import converted_core, store_dir
 
 AUTOML = "automl_efficientdet_d0"
 NUM_IMAGES = 8
@@ -23,8 +24,9 @@ def saved_model() -> Path:
 
 
 class AutomlCache:
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, store: Path) -> None:
         self.tmp = tmp
+        self.store = store
         self.cores: dict[bool, tuple[object, object]] = {}
         self._runner = None
         self._pixels: np.ndarray | None = None
@@ -34,14 +36,15 @@ class AutomlCache:
         self._hard_graph = None
 
     def core(self, dynamic: bool):
-        from tfod_trt.create_onnx import CreateOnnxOptions, convert_core, prepare
+        from tfod_trt.create_onnx import CreateOnnxOptions, prepare
 
         if dynamic not in self.cores:
             options = CreateOnnxOptions(saved_model=saved_model(), output=self.tmp / f"automl_{dynamic}.onnx",
                                         dynamic_batch=dynamic)
             prepared = prepare(options)
             prepared = replace(prepared, nms_params=replace(prepared.nms_params, score_threshold=SCORE_THRESHOLD))
-            self.cores[dynamic] = (prepared, convert_core(prepared))
+            # converted once per run, shared with the run's other processes (tests/shared_cache.py)
+            self.cores[dynamic] = (prepared, converted_core(self.store, saved_model(), dynamic))
         return self.cores[dynamic]
 
     def pixels(self) -> np.ndarray:
@@ -110,4 +113,4 @@ def deepstream_dry_run(model: Path, out_dir: Path, num_images: int):
 
 @pytest.fixture(scope="session")
 def automl_cache(tmp_path_factory: pytest.TempPathFactory) -> AutomlCache:
-    return AutomlCache(tmp_path_factory.mktemp("automl"))
+    return AutomlCache(tmp_path_factory.mktemp("automl"), store_dir(tmp_path_factory))
