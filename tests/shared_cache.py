@@ -102,12 +102,18 @@ class CachedTfRunner:
         return getattr(self._real(), name)
 
     def infer(self, batch: np.ndarray, names: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Every output of the signature is kept per image (one TensorFlow run serves the tests
+        that want detections and those that want the raw pre-NMS outputs)."""
         names = tuple(OUTPUT_NAMES if names is None else names)
         per_image = []
         for image in np.asarray(batch, np.float32):
-            key = key_of("tf-infer", str(self.saved_model.resolve()), names, image)
-            per_image.append(memo(self._store, key, lambda image=image: self._real().infer(image[None], names)))
+            key = key_of("tf-infer-all", str(self.saved_model.resolve()), image)
+            per_image.append(memo(self._store, key, lambda image=image: self._all_outputs(image)))
         return {name: np.concatenate([out[name] for out in per_image]) for name in names}
+
+    def _all_outputs(self, image: np.ndarray) -> dict[str, np.ndarray]:
+        runner = self._real()
+        return runner.infer(image[None], list(runner._fn.structured_outputs))
 
     def detections(self, pixels: np.ndarray) -> list:
         return TfodRunner.detections(self, pixels)  # type: ignore[arg-type]  # reads self.infer only
