@@ -70,15 +70,8 @@ def check_graph(model: onnx.ModelProto, after: str, family: str) -> onnx.ModelPr
     Plugin nodes have no ONNX schema, so the checker sees a copy in which they sit in a
     custom domain, and shape inference runs through them with the output shapes and dtypes of
     the plugin registry (``_infer_through_plugins``); the model is returned as given then."""
-    checked = model
     has_plugins = any(_is_plugin(node) for node in model.graph.node)
-    if has_plugins:
-        checked = onnx.ModelProto()
-        checked.CopyFrom(model)
-        for node in checked.graph.node:
-            if _is_plugin(node):
-                node.domain = plugins.CHECK_DOMAIN
-        checked.opset_import.add(domain=plugins.CHECK_DOMAIN, version=1)
+    checked = _plugins_in_check_domain(model) if has_plugins else model
     try:
         onnx.checker.check_model(checked, full_check=False)
         if has_plugins:
@@ -95,18 +88,25 @@ def _is_plugin(node: onnx.NodeProto) -> bool:
     return node.op_type in PLUGIN_OPS and node.domain in ("", "ai.onnx")
 
 
-_ONNX_DTYPES = {"float32": onnx.TensorProto.FLOAT, "int32": onnx.TensorProto.INT32, "float16": onnx.TensorProto.FLOAT16}
-
-
-def infer_shapes_through_plugins(model: onnx.ModelProto) -> onnx.ModelProto:
-    """A copy of ``model`` with the value infos ONNX shape inference finds when plugin nodes
-    pass the shapes of the plugin registry through (non-strict: unknown stays unknown)."""
+def _plugins_in_check_domain(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose plugin nodes are in a domain of their own, so the ONNX checker
+    and shape inference take them for custom ops instead of refusing unknown standard ones."""
     checked = onnx.ModelProto()
     checked.CopyFrom(model)
     for node in checked.graph.node:
         if _is_plugin(node):
             node.domain = plugins.CHECK_DOMAIN
     checked.opset_import.add(domain=plugins.CHECK_DOMAIN, version=1)
+    return checked
+
+
+_ONNX_DTYPES = {"float32": onnx.TensorProto.FLOAT, "int32": onnx.TensorProto.INT32, "float16": onnx.TensorProto.FLOAT16}
+
+
+def infer_shapes_through_plugins(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` with the value infos ONNX shape inference finds when plugin nodes
+    pass the shapes of the plugin registry through (non-strict: unknown stays unknown)."""
+    checked = _plugins_in_check_domain(model)
     known = _infer_through_plugins(checked, strict=False)
     out = onnx.ModelProto()
     out.CopyFrom(model)
