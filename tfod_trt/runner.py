@@ -30,14 +30,17 @@ RAW_NAMES = ("raw_detection_boxes", "raw_detection_scores")  # TFOD's raw output
 def saved_model_card(saved_model: Path, label_map: Path | None = None) -> DeployCard:
     """A deploy card for running the saved model itself: what create-onnx would record about
     its input and preprocessing, with TFOD's own output tensors (1-based float class ids)."""
-    from tfod_trt.pipeline_config import read_label_map, read_pipeline_config
+    from tfod_trt.pipeline_config import read_label_map
+    from trtdeploy.families import ModelSource, find_family
 
     saved_model = Path(saved_model)
     config_path = saved_model.parent / "pipeline.config"
     if not config_path.is_file():
         raise InputError(f"pipeline.config not found next to {saved_model} (at {config_path}); the saved model's "
                          "input size and resizer come from it")
-    config = read_pipeline_config(config_path)
+    source = ModelSource(saved_model, config_path)
+    family = find_family(source)  # TFOD SSD or Faster R-CNN: both configs are TfodConfig
+    config = family.read_config(source)
     if label_map is None and (saved_model.parent / "label_map.pbtxt").is_file():
         label_map = saved_model.parent / "label_map.pbtxt"
     labels = (read_label_map(label_map, config.num_classes) if label_map
@@ -55,7 +58,7 @@ def saved_model_card(saved_model: Path, label_map: Path | None = None) -> Deploy
         nms=NmsParams(score_threshold=config.score_threshold, iou_threshold=config.iou_threshold,
                       max_detections=config.max_total_detections,
                       max_detections_per_class=config.max_detections_per_class),
-        provenance=Provenance(framework="tensorflow", model_family="tfod_ssd", architecture=config.feature_extractor),
+        provenance=Provenance(framework="tensorflow", model_family=family.key, architecture=config.feature_extractor),
     )
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tests.data import BUNDLED_MODEL
+from tests.data import BUNDLED_MODEL, fixture_dir
 from tests.inference.tiny_model import write_tiny_detector
 from trtdeploy.cli.main import app
 from trtdeploy.deploy_card import DeployCard
@@ -65,6 +65,20 @@ def test_saved_model_card_from_pipeline_config_and_label_map():
     assert card.labels == names
     # TFOD's detection_classes are label-map ids (1-based) as floats
     assert card.output.class_id_base == 1
+
+
+def test_saved_model_card_of_a_faster_rcnn_export():
+    """infer/evaluate on a Faster R-CNN saved model: its pipeline.config is read by its family
+    (keep_aspect_ratio_resizer 640 with padding -> a letterboxed 640x640 input)."""
+    from tfod_trt.runner import saved_model_card
+
+    base = fixture_dir("faster_rcnn_resnet50_v1_640x640_coco17_tpu-8")
+    config = (base / "pipeline.config").read_text()
+    side = int(re.search(r"keep_aspect_ratio_resizer\s*{[^}]*max_dimension:\s*(\d+)", config).group(1))
+    card = saved_model_card(base / "saved_model")
+    assert card.provenance.model_family == "tfod_faster_rcnn"
+    assert card.input.shape == [1, side, side, 3] and card.preprocess.resize == "letterbox"
+    assert len(card.labels) == int(re.search(r"num_classes:\s*(\d+)", config).group(1))
 
 
 @pytest.mark.tf
