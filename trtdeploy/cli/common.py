@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -26,7 +27,10 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
     logger.handlers[:] = [RichHandler(console=console, show_path=False, show_time=False)]
     logger.setLevel(level)
     logger.propagate = False
-    # TensorFlow and tf2onnx are chatty; keep them at warnings unless -vv.
+    # TensorFlow and tf2onnx are chatty; keep them at warnings unless -vv. TensorFlow's C++
+    # start-up lines (cpu_feature_guard, grappler) obey only this variable, read when it loads.
+    if verbose < 2:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     for noisy in ("tensorflow", "tf2onnx", "absl"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if verbose > 1 else logging.ERROR)
 
