@@ -28,6 +28,9 @@ class Rewrite:
     min_opset: int  # the lowest ONNX opset the standard ops need
     differences: str  # where and by how much the result can differ from the plugin, measured
     source: str = ""  # where the plugin's semantics were read
+    # True: ``plugin`` names a standard ONNX op some backend cannot build (NonMaxSuppression on
+    # TensorRT-RTX), rewritten only when asked for by name (rewrite_plugins(only=...))
+    standard: bool = False
 
 
 _found: dict[str, Rewrite] | None = None
@@ -37,6 +40,8 @@ def rewrites() -> dict[str, Rewrite]:
     """Every rewrite by plugin op type (modules imported once)."""
     global _found
     if _found is None:
+        import onnx
+
         from trtdeploy import plugins
 
         found: dict[str, Rewrite] = {}
@@ -45,7 +50,10 @@ def rewrites() -> dict[str, Rewrite]:
             for rewrite in getattr(module, "REWRITES", ()):
                 if rewrite.plugin in found:
                     raise ValueError(f"two rewrites for plugin {rewrite.plugin}")
-                if plugins.get(rewrite.plugin) is None:
+                if rewrite.standard:
+                    if not onnx.defs.has(rewrite.plugin):
+                        raise ValueError(f"rewrite for {rewrite.plugin}, which is not a standard ONNX op")
+                elif plugins.get(rewrite.plugin) is None:
                     raise ValueError(f"rewrite for {rewrite.plugin}, which trtdeploy.plugins does not register")
                 found[rewrite.plugin] = rewrite
         _found = found
@@ -54,4 +62,9 @@ def rewrites() -> dict[str, Rewrite]:
 
 def rewritable() -> frozenset[str]:
     """Plugin op types that have a standard-op rewrite."""
-    return frozenset(rewrites())
+    return frozenset(op for op, r in rewrites().items() if not r.standard)
+
+
+def rewritable_standard() -> frozenset[str]:
+    """Standard ONNX op types that have a rewrite (for backends that cannot build them)."""
+    return frozenset(op for op, r in rewrites().items() if r.standard)

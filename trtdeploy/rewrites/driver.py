@@ -44,7 +44,9 @@ def rewrite_plugins(
     model: onnx.ModelProto, only: Collection[str] | None = None
 ) -> tuple[onnx.ModelProto, list[Rewritten]]:
     """``model`` with every plugin node of a type in ``only`` (all rewritable ones when None)
-    replaced; raises UnsupportedModelError for a plugin in ``only`` that has no rewrite."""
+    replaced; raises UnsupportedModelError for a plugin in ``only`` that has no rewrite. A
+    standard op with a rewrite (``Rewrite.standard``: NonMaxSuppression) is rewritten only when
+    ``only`` names it."""
     import onnx_graphsurgeon as gs
 
     from trtdeploy.rewrites import rewrites
@@ -52,7 +54,9 @@ def rewrite_plugins(
 
     table = rewrites()
     wanted = {op for _, op in plugin_nodes(model)} if only is None else set(only)
-    present = {op for _, op in plugin_nodes(model)} & wanted
+    standard = {n.op_type for n in model.graph.node if n.domain in ("", "ai.onnx") and n.op_type in table}
+    standard &= {op for op, r in table.items() if r.standard}
+    present = ({op for _, op in plugin_nodes(model)} | standard) & wanted
     lacking = sorted(present - set(table))
     if lacking:
         raise UnsupportedModelError(
