@@ -1,8 +1,9 @@
 """Time plain tf2onnx on a whole TFOD saved model against `trtdeploy create-onnx` on the same
 model, in one run, and print both and their ratio.
 
-    .venv/bin/python benchmarks/create_onnx.py [SAVED_MODEL_DIR] [--opset 17]
+    .venv/bin/python benchmarks/create_onnx.py [SAVED_MODEL_DIR] [--opset 17] [--nms onnx]
     .venv/bin/python benchmarks/create_onnx.py --automl      # the AutoML EfficientDet-D0 fixture
+    .venv/bin/python benchmarks/create_onnx.py --frcnn       # the Faster R-CNN fixture (--nms onnx)
 
 Each tool runs in its own fresh Python process (both pay TensorFlow's start-up), as a user
 would run them. Default model: the shared SSD MobileNet v2 320x320 fixture. For an AutoML
@@ -24,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = REPO.parent / "shared" / "fixtures" / "ssd_mobilenet_v2_320x320_coco17_tpu-8" / "saved_model"
 AUTOML = REPO.parent / "shared" / "fixtures" / "automl_efficientdet_d0" / "saved_model"
+FRCNN = REPO.parent / "shared" / "fixtures" / "faster_rcnn_resnet50_v1_640x640_coco17_tpu-8" / "saved_model"
 
 
 def timed(cmd: list[str]) -> float:
@@ -37,17 +39,22 @@ def timed(cmd: list[str]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("saved_model", nargs="?", type=Path, default=None)
     parser.add_argument("--opset", type=int, default=17)
+    parser.add_argument("--nms", default=None, choices=("efficient", "onnx", "batched", "none"),
+                        help="create-onnx's head (default: its own; onnx with --frcnn)")
     parser.add_argument("--automl", action="store_true", help="benchmark the AutoML EfficientDet-D0 fixture")
+    parser.add_argument("--frcnn", action="store_true", help="benchmark the Faster R-CNN ResNet50 640 fixture")
     args = parser.parse_args()
-    args.saved_model = args.saved_model or (AUTOML if args.automl else DEFAULT)
+    args.saved_model = args.saved_model or (AUTOML if args.automl else FRCNN if args.frcnn else DEFAULT)
+    nms = args.nms or ("onnx" if args.frcnn else None)
     if not (args.saved_model / "saved_model.pb").is_file():
         sys.exit(f"{args.saved_model} is not a saved model folder")
     with tempfile.TemporaryDirectory() as tmp:
         ours = timed([sys.executable, "-m", "trtdeploy.cli.main", "create-onnx", "-q", "--saved-model",
-                      str(args.saved_model), "-o", f"{tmp}/ours.onnx", "--opset", str(args.opset)])
+                      str(args.saved_model), "-o", f"{tmp}/ours.onnx", "--opset", str(args.opset),
+                      *(["--nms", nms] if nms else [])])
         print(f"trtdeploy create-onnx          : {ours:7.1f} s", flush=True)
         if _is_automl(args.saved_model):
             script = ("import sys; from pathlib import Path; from tfod_trt.automl.tutorial import tutorial_onnx; "

@@ -17,7 +17,7 @@ use, would run ResNet-50's fifth block on 300 crops in NumPy, far outside the ti
 
 Cost (2 cores): each conversion ~35 s, each photo ~10 s per run of TensorFlow or ONNX Runtime
 (ResNet block 5 runs on 300 crops), so the module uses 2 photos by default; the issue's 8 run
-with ``benchmarks/create_onnx_frcnn.py --verify`` (TRTDEPLOY_FRCNN_PHOTOS=8; docs/faster_rcnn.md).
+with ``TRTDEPLOY_FRCNN_PHOTOS=8 .venv/bin/python -m pytest tests/tfod/test_faster_rcnn.py`` (docs/faster_rcnn.md).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from trtdeploy.verify import Tolerance, compare
 pytestmark = [pytest.mark.slow, pytest.mark.tf]
 
 FIXTURE = "faster_rcnn_resnet50_v1_640x640_coco17_tpu-8"
-# The issue's 8 photos: TRTDEPLOY_FRCNN_PHOTOS=8 (benchmarks/create_onnx_frcnn.py --verify sets it).
+# The issue's 8 photos: TRTDEPLOY_FRCNN_PHOTOS=8.
 NUM_PHOTOS = int(os.environ.get("TRTDEPLOY_FRCNN_PHOTOS", "2"))
 # The efficient head (its plugins' CPU references are slow) and the none head (the onnx head's
 # networks) run on the first photo only, unless the photo count is asked for.
