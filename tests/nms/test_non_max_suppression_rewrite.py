@@ -176,3 +176,14 @@ def test_rtx_cannot_build_the_rewritten_selection(tmp_path: Path, tfod_head):
     onnx.save(_rewritten(tfod_head), str(onnx_path))
     with pytest.raises(BuildError, match="NonZero"):
         build_engine(onnx_path, BuildOptions(precision="fp32", batch=1), backend=backend)
+
+
+def test_rewritten_only_when_named():
+    """NonMaxSuppression is a standard op: rewrite_plugins leaves it unless ``only`` names it, and
+    it is not among the plugin rewrites build-engine takes by itself."""
+    from trtdeploy.rewrites import rewritable, rewritable_standard
+
+    model = _nms_model(1, 2, 12, center=0, max_out=4, iou=0.5, score=0.1)
+    out, done = rewrite_plugins(model)
+    assert done == [] and out is model
+    assert "NonMaxSuppression" in rewritable_standard() and "NonMaxSuppression" not in rewritable()
