@@ -60,7 +60,7 @@ test: $(STAMP)
 	# Optional: NVIDIA's .etlt decrypter in its own Python 3.12/3.10 venv (.venv-tao), best effort.
 	tools/setup_tao_decrypt.sh .venv-tao
 	# Two workers, one test file each at a time (loadfile keeps a file's session caches in one
-	# process): 14.6 min instead of 20.5 min on this 2-core machine, much of the suite being
+	# process; heavy results are shared through tests/shared_cache.py): 13 min on this 2-core machine, much of the suite being
 	# single-threaded Python (NMS references, ONNX's float64 evaluator, TensorFlow start-up).
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=10
 
