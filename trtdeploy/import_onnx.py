@@ -184,7 +184,7 @@ def float_input(graph: gs.Graph, ctx: PassContext) -> None:
 
 def detections_to_contract(graph: gs.Graph, ctx: PassContext) -> None:
     from trtdeploy.graph_passes import add_node, const
-    from trtdeploy.nms.heads import _to_deepstream
+    from trtdeploy.nms.heads import to_deepstream
 
     det = find_detections(graph)
     contract: contracts.OutputContract = ctx.facts["contract"]
@@ -237,7 +237,7 @@ def detections_to_contract(graph: gs.Graph, ctx: PassContext) -> None:
         graph.nodes.append(gs_node("Identity", f"import/{name}", [tensor], [out]))
         tensors.append(out)
     if contract.ds_parser:
-        tensors = _to_deepstream(graph, tensors, (height, width), batch, k, contract)
+        tensors = to_deepstream(graph, tensors, (height, width), batch, k, contract)
     graph.outputs = tensors
     ctx.facts["max_detections"] = k
 

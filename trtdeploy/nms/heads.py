@@ -180,7 +180,7 @@ def _nms_then_shape(
     else:
         outputs = add_onnx_nms(graph, boxes, scores, params, batch, num_anchors, num_classes, nms_names)
     if out.ds_parser:
-        outputs = _to_deepstream(graph, outputs, input_hw, batch, params.max_detections, out)
+        outputs = to_deepstream(graph, outputs, input_hw, batch, params.max_detections, out)
     return outputs
 
 
@@ -388,7 +388,7 @@ _NP_DTYPES = {"int32": np.int32, "float32": np.float32}
 _ONNX_DTYPES = {"int32": onnx.TensorProto.INT32, "float32": onnx.TensorProto.FLOAT}
 
 
-def _to_deepstream(
+def to_deepstream(
     graph: gs.Graph,
     outputs: list[gs.Variable],
     input_hw: tuple[int, int],
