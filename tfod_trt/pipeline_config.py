@@ -219,14 +219,22 @@ class FasterRcnnConfig(TfodConfig):
     share_box_across_classes: bool = False  # one refined box per proposal, not one per class
     clip_anchors_to_image: bool = False
     use_static_shapes: bool = False
+    # Mask R-CNN (mask_rcnn_box_predictor fields of protos/box_predictor.proto): the conversion
+    # reads the mask head's structure from the graph; these are checked against it.
     predict_instance_masks: bool = False
     mask_height: int = 15
     mask_width: int = 15
+    masks_are_class_agnostic: bool = False
+
+    @property
+    def mask_classes(self) -> int:
+        """Masks per detection the mask head predicts: 1 (class agnostic) or num_classes."""
+        return 1 if self.masks_are_class_agnostic else self.num_classes
 
 
 def read_faster_rcnn_config(path: Path) -> FasterRcnnConfig:
-    """The facts of a Faster R-CNN pipeline.config; another meta-architecture, an unsupported
-    feature extractor or box predictor, and Mask R-CNN masks are refused by name."""
+    """The facts of a Faster R-CNN (or Mask R-CNN: ``predict_instance_masks``) pipeline.config;
+    another meta-architecture, an unsupported feature extractor or box predictor are refused by name."""
     path = Path(path)
     arch, block = read_model_block(path)
     if arch != "faster_rcnn":
@@ -295,6 +303,7 @@ def _faster_rcnn_fields(path: Path, block: Message, extractor: str) -> FasterRcn
         predict_instance_masks=bool(predictor.get("predict_instance_masks", False)),
         mask_height=int(predictor.get("mask_height", 15)),
         mask_width=int(predictor.get("mask_width", 15)),
+        masks_are_class_agnostic=bool(predictor.get("masks_are_class_agnostic", False)),
     )
     _check_faster_rcnn(config)
     return config
@@ -302,11 +311,8 @@ def _faster_rcnn_fields(path: Path, block: Message, extractor: str) -> FasterRcn
 
 def _check_faster_rcnn(config: FasterRcnnConfig) -> None:
     path = config.path
-    if config.predict_instance_masks:
-        raise UnsupportedModelError(
-            f"{path}: Mask R-CNN (predict_instance_masks) is not converted yet; create-onnx converts Faster R-CNN "
-            "box detectors"
-        )
+    if config.predict_instance_masks and (config.mask_height < 1 or config.mask_width < 1):
+        raise InputError(f"{path}: mask_height ({config.mask_height}) and mask_width ({config.mask_width}) must be >= 1")
     if config.initial_crop_size < 1 or config.first_stage_max_proposals < 1:
         raise InputError(
             f"{path}: initial_crop_size ({config.initial_crop_size}) and first_stage_max_proposals "

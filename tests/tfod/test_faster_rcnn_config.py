@@ -65,8 +65,8 @@ def test_per_class_boxes_and_native_crop(tmp_path: Path):
         ('type: "faster_rcnn_resnet50_keras"', 'type: "faster_rcnn_resnet50_fpn_keras"', UnsupportedModelError,
          "'faster_rcnn_resnet50_fpn_keras' is not supported \\(FPN"),
         ('type: "faster_rcnn_resnet50_keras"', 'type: "faster_rcnn_nas"', UnsupportedModelError, "'faster_rcnn_nas'"),
-        ("use_dropout: false", "use_dropout: false\n        predict_instance_masks: true", UnsupportedModelError,
-         "Mask R-CNN"),
+        ("use_dropout: false", "use_dropout: false\n        predict_instance_masks: true\n        mask_height: 0",
+         InputError, "mask_height \\(0\\) and mask_width \\(15\\) must be >= 1"),
         ("num_classes: 90", "num_classes: 0", InputError, "num_classes must be >= 1"),
         ("first_stage_nms_iou_threshold: 0.7", "first_stage_nms_iou_threshold: 1.7", InputError,
          "first_stage_nms_iou_threshold must be in"),
@@ -75,6 +75,19 @@ def test_per_class_boxes_and_native_crop(tmp_path: Path):
 def test_refusals_name_what_was_found(tmp_path: Path, old, new, error, message):
     with pytest.raises(error, match=message):
         read_faster_rcnn_config(_variant(tmp_path, old, new))
+
+
+def test_mask_rcnn_fields(tmp_path: Path):
+    """A mask_rcnn config (predict_instance_masks) is read, with the mask size and class-agnostic
+    flag the converter checks the graph's mask head against (protos/box_predictor.proto defaults)."""
+    path = _variant(tmp_path, "use_dropout: false", "use_dropout: false\n        predict_instance_masks: true\n"
+                    "        mask_height: 33\n        mask_width: 31\n        mask_prediction_conv_depth: 0")
+    config = read_faster_rcnn_config(path)
+    assert config.predict_instance_masks and (config.mask_height, config.mask_width) == (33, 31)
+    assert not config.masks_are_class_agnostic and config.mask_classes == 90
+    path.write_text(path.read_text().replace("mask_width: 31", "mask_width: 31\n        masks_are_class_agnostic: true"))
+    assert read_faster_rcnn_config(path).mask_classes == 1
+    assert (read_faster_rcnn_config(_fixture_config()).mask_height, read_faster_rcnn_config(_fixture_config()).mask_width) == (15, 15)
 
 
 def test_an_ssd_config_is_not_a_faster_rcnn(tmp_path: Path):

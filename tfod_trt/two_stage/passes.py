@@ -23,6 +23,16 @@ and ``_postprocess_box_classifier``, tensorflow/models research/object_detection
 plugin for the crop; ``onnx`` uses ONNX NonMaxSuppression (TensorRT's NMS layer) and
 ``none`` a greedy NMS Loop of plain ops (TensorRT-RTX has no NMS layer), both with the
 GridSample crop (``trtdeploy.rewrites.crop_and_resize``), so they need no plugins.
+
+A Mask R-CNN core also has the input ``mask_crops`` and the output ``mask_logits``
+[B*K,1,C,mask_h,mask_w]; ``MASK_PASSES`` are the head passes with an NMS head that makes TFOD's
+four tensors whatever the layout asked for (``nms_head_beside_masks``), then:
+
+6. ``masks``: the feature map cropped at the final detection boxes with the head's crop op,
+   fed to ``mask_crops`` (faster_rcnn_meta_arch.py ``_predict_third_stage``), then the per-class
+   logits [B,K,C,mask_h,mask_w] shaped by ``trtdeploy.masks``: TFOD's ``detection_masks`` (the
+   ``tfod-masks`` contract) or the ``ds/mrcnn`` tensors of NvDsInferParseCustomMrcnnTLTV2
+   (``--output-layout deepstream``).
 """
 
 from __future__ import annotations
@@ -32,11 +42,13 @@ from typing import Any
 import numpy as np
 import onnx_graphsurgeon as gs
 
+from tfod_trt.families.faster_rcnn import MASK_HEADS
 from tfod_trt.passes.decode_boxes import decode_boxes
 from tfod_trt.passes.nms_head import nms_head
 from tfod_trt.passes.stable_names import stable_names
-from tfod_trt.two_stage.tf_cut import CROPS_NAME, OUTPUT_NAMES
-from trtdeploy.errors import GraphError
+from tfod_trt.two_stage.tf_cut import CROPS_NAME, MASK_CROPS_NAME, MASK_OUTPUT, OUTPUT_NAMES
+from trtdeploy.contracts import TFOD_NAMES
+from trtdeploy.errors import GraphError, UsageError
 from trtdeploy.graph_passes import PassContext, add_node, const
 from trtdeploy.rewrites.crop_and_resize import add_crop_and_resize
 
@@ -61,18 +73,29 @@ def _outputs(graph: gs.Graph) -> dict[str, gs.Variable]:
 
 
 def name_two_stage_io(graph: gs.Graph, ctx: PassContext) -> None:
-    if len(graph.inputs) != 2 or len(graph.outputs) != len(OUTPUT_NAMES):
-        raise GraphError(f"{ctx.family}: expected inputs (image, crops) and {len(OUTPUT_NAMES)} outputs from the cut, "
+    masks = bool(ctx.facts.get("masks"))
+    names = (*OUTPUT_NAMES, MASK_OUTPUT) if masks else OUTPUT_NAMES
+    if len(graph.inputs) != 2 + masks or len(graph.outputs) != len(names):
+        raise GraphError(f"{ctx.family}: expected inputs (image, crops{', mask_crops' if masks else ''}) and "
+                         f"{len(names)} outputs from the cut, "
                          f"found {[t.name for t in graph.inputs]} -> {[t.name for t in graph.outputs]}")
-    image, crops = sorted(graph.inputs, key=lambda t: not t.name.startswith("input_tensor"))
+
+    def role(tensor: gs.Tensor) -> int:  # tf2onnx keeps the placeholders' names (with a :0)
+        return 0 if tensor.name.startswith("input_tensor") else 2 if tensor.name.startswith(MASK_CROPS_NAME) else 1
+
+    image, crops, *mask_crops = sorted(graph.inputs, key=role)
     image.name, crops.name = "input_tensor", CROPS_NAME
     batch = ctx.facts["batch"]
     dim0 = batch if batch is not None else "batch"
     image.shape = [dim0, *image.shape[1:]]
     crops.shape = [batch * ctx.facts["num_proposals"] if batch else "batch_x_proposals", *crops.shape[1:]]
-    for tensor, name in zip(graph.outputs, OUTPUT_NAMES, strict=True):
+    for tensor, name in zip(graph.outputs, names, strict=True):
         tensor.name = name
         tensor.shape = [dim0, *tensor.shape[1:]]
+    if masks:  # one row per detection of every image: B*K rows, K known once the head is chosen
+        mask_crops[0].name = MASK_CROPS_NAME
+        mask_crops[0].shape = ["batch_x_detections", *mask_crops[0].shape[1:]]
+        graph.outputs[-1].shape = ["batch_x_detections", *graph.outputs[-1].shape[1:]]
 
 
 def first_stage(graph: gs.Graph, ctx: PassContext) -> None:
@@ -233,27 +256,35 @@ def crop(graph: gs.Graph, ctx: PassContext) -> None:
     crops = next((t for t in graph.inputs if t.name == CROPS_NAME), None)
     if crops is None:
         raise GraphError(f"{ctx.family}: crop expects the graph input {CROPS_NAME!r}")
-    size = ctx.facts["crop_size"]
     height, width = ctx.facts["input_hw"]
     op = _Ops(graph, "crop")
     rois = op("Div", [boxes, op.c("input_size", np.array([height, width, height, width], np.float32))], "rois")
     rois.shape, rois.dtype = list(boxes.shape), np.float32
+    _crop_into(graph, op, features, rois, crops, ctx)
+    graph.inputs = [t for t in graph.inputs if t is not crops]
+    graph.outputs = [t for t in graph.outputs if t is not features]
+
+
+def _crop_into(graph: gs.Graph, op: _Ops, features: gs.Tensor, rois: gs.Tensor, target: gs.Tensor,
+               ctx: PassContext) -> None:
+    """The NHWC feature map [B,h,w,D] cropped at ``rois`` [B,N,4] (normalised on the map) to
+    ``target`` [B*N,crop,crop,D]: the CropAndResizeDynamic plugin with ``--nms efficient``, else
+    the GridSample crop (TFOD's matmul crop repeats the border, its native one samples)."""
+    size = ctx.facts["crop_size"]
     nchw = op("Transpose", [features], "features_nchw", perm=[0, 3, 1, 2])
     b, h, w, d = features.shape
     nchw.shape, nchw.dtype = [b, d, h, w], np.float32
     if ctx.facts["nms"] == "efficient":
-        (regions,) = add_node(graph, "CropAndResizeDynamic", [nchw, rois], "crop/CropAndResizeDynamic",
+        (regions,) = add_node(graph, "CropAndResizeDynamic", [nchw, rois], f"{op.scope}/CropAndResizeDynamic",
                               dtypes=[np.float32],
                               attrs={"plugin_version": "2", "crop_width": int(size), "crop_height": int(size)})
-        regions.shape = [b, boxes.shape[1], d, size, size]
+        regions.shape = [b, rois.shape[1], d, size, size]
     else:
         extrapolation = "neighbor" if ctx.facts["matmul_crop"] else "sample"
-        regions = add_crop_and_resize(graph, nchw, rois, size, size, extrapolation, name="crop/standard")
+        regions = add_crop_and_resize(graph, nchw, rois, size, size, extrapolation, name=f"{op.scope}/standard")
     nhwc = op("Transpose", [regions], "regions_nhwc", perm=[0, 1, 3, 4, 2])  # [B,N,n,n,D]
-    graph.nodes.append(gs.Node("Reshape", "crop/flatten", inputs=[nhwc, op.c("flat", [-1, size, size, d], np.int64)],
-                               outputs=[crops]))
-    graph.inputs = [t for t in graph.inputs if t is not crops]
-    graph.outputs = [t for t in graph.outputs if t is not features]
+    graph.nodes.append(gs.Node("Reshape", f"{op.scope}/flatten",
+                               inputs=[nhwc, op.c("flat", [-1, size, size, d], np.int64)], outputs=[target]))
 
 
 def second_stage(graph: gs.Graph, ctx: PassContext) -> None:
@@ -294,7 +325,7 @@ def second_stage(graph: gs.Graph, ctx: PassContext) -> None:
     (scores,) = add_node(graph, "Where", [keep, class_scores, op.c("invalid", invalid)], "scores", dtypes=[np.float32])
     scores.shape = [batch, n, num_classes]
     ctx.facts["background"] = "column 0 of the second-stage class predictions (background) dropped"
-    graph.outputs = [boxes, scores]
+    graph.outputs = [boxes, scores, *(t for t in graph.outputs if t.name == MASK_OUTPUT)]
 
 
 def _visible(op: _Ops, corners: gs.Tensor, window: gs.Tensor) -> gs.Variable:
@@ -315,6 +346,84 @@ def _visible(op: _Ops, corners: gs.Tensor, window: gs.Tensor) -> gs.Variable:
     return op("Greater", [area, op.c("no_area", np.float32(0.0))], "visible")
 
 
+def nms_head_beside_masks(graph: gs.Graph, ctx: PassContext) -> None:
+    """A Mask R-CNN's NMS head: TFOD's four tensors whatever the layout asked for (``masks``
+    shapes them with the masks into it), the mask network's output kept beside them.
+    ``--nms none`` has no final boxes to crop the masks at."""
+    if ctx.facts["nms"] not in MASK_HEADS:
+        raise UsageError(f"{ctx.family}: --nms {ctx.facts['nms']} has no final detection boxes to crop the masks at; "
+                         f"Mask R-CNN needs --nms {' or '.join(MASK_HEADS)}")
+    layout = ctx.facts["output_layout"]
+    if layout not in ("tfod", "deepstream"):
+        raise UsageError(f"{ctx.family}: output layout {layout!r}: Mask R-CNN makes tfod (tfod-masks) or deepstream "
+                         "(ds/mrcnn) outputs")
+    ctx.facts["mask_layout"] = layout
+    ctx.facts["output_layout"], ctx.facts["ds_parser"] = "tfod", None
+    kept = [t for t in graph.outputs if t.name == MASK_OUTPUT]
+    graph.outputs = [t for t in graph.outputs if t.name != MASK_OUTPUT]
+    nms_head(graph, ctx)
+    graph.outputs = [*graph.outputs, *kept]
+
+
+def _mask_crop(graph: gs.Graph, ctx: PassContext) -> None:
+    """The feature map cropped at the final detection boxes as the mask network's ``mask_crops``.
+
+    TFOD crops at its ``detection_boxes`` (faster_rcnn_meta_arch.py ``_predict_third_stage``):
+    boxes clipped to the true image area and normalised on it (``_postprocess_box_classifier``
+    runs the NMS with ``clip_window`` = the true image shape and ``change_coordinate_frame=True``),
+    which the crop reads as normalised on the whole (padded) feature map. Ours are normalised on
+    the network input, so they go to pixels, are clipped to the clip window and divided by it:
+    the same numbers (with fixed_shape_resizer the window is the input and nothing changes)."""
+    tensors = graph.tensors()
+    outs = _outputs(graph)
+    boxes = outs["detection_boxes"]
+    target = next((t for t in graph.inputs if t.name == MASK_CROPS_NAME), None)
+    if target is None or "feature_map" not in tensors or "clip_window" not in tensors:
+        raise GraphError(f"{ctx.family}: mask_crop expects the input {MASK_CROPS_NAME!r} and the tensors feature_map "
+                         "and clip_window")
+    height, width = ctx.facts["input_hw"]
+    op = _Ops(graph, "mask_crop")
+    pixels = op("Mul", [boxes, op.c("input_size", np.array([height, width, height, width], np.float32))], "pixels")
+    window = tensors["clip_window"]  # [B or 1, 1, 4] (h, w, h, w) of the true image area
+    clipped = op("Min", [op("Max", [pixels, op.c("zero", np.float32(0.0))], "clip_low"), window], "clip_high")
+    rois = op("Div", [clipped, window], "rois")
+    rois.shape, rois.dtype = list(boxes.shape), np.float32
+    _crop_into(graph, op, tensors["feature_map"], rois, target, ctx)
+    graph.inputs = [t for t in graph.inputs if t is not target]
+
+
+def masks(graph: gs.Graph, ctx: PassContext) -> None:
+    """The mask crop (``_mask_crop``), then ``mask_logits`` [B*K,1,C,h,w] -> [B,K,C,h,w] and the
+    ``tfod-masks`` outputs (TFOD's four tensors + detection_masks) or the ``ds/mrcnn`` pair, and
+    the card's output section to match."""
+    from trtdeploy.masks import add_deepstream_masks, add_tfod_masks, ds_output_spec, tfod_output_spec
+
+    _mask_crop(graph, ctx)
+    outs = _outputs(graph)
+    logits = outs[MASK_OUTPUT]
+    count, boxes, scores, classes = (outs[n] for n in TFOD_NAMES)
+    num_masks, mask_h, mask_w = ctx.facts["mask_shape"]
+    k = boxes.shape[1]
+    op = _Ops(graph, "masks")
+    (per_class,) = add_node(graph, "Reshape", [logits, op.c("shape", [-1, k, num_masks, mask_h, mask_w], np.int64)],
+                            "masks/per_class", dtypes=[np.float32])
+    per_class.shape = [boxes.shape[0], k, num_masks, mask_h, mask_w]
+    num_classes = ctx.facts["num_classes"]
+    spec = ctx.facts["output_spec"]
+    if ctx.facts["mask_layout"] == "deepstream":
+        if num_masks == 1 and num_classes > 1:  # class-agnostic masks: the parser picks block class_id of C
+            (per_class,) = add_node(graph, "Expand", [per_class, op.c("classes", [1, 1, num_classes, 1, 1], np.int64)],
+                                    "masks/every_class", dtypes=[np.float32])
+            per_class.shape = [boxes.shape[0], k, num_classes, mask_h, mask_w]
+        graph.outputs = add_deepstream_masks(graph, count, boxes, scores, classes, per_class, ctx.facts["input_hw"],
+                                             "logits", ctx.family)
+        ctx.facts["output_spec"] = ds_output_spec(spec)
+    else:
+        detection_masks = add_tfod_masks(graph, per_class, classes, "logits", family=ctx.family)
+        graph.outputs = [count, boxes, scores, classes, detection_masks]
+        ctx.facts["output_spec"] = tfod_output_spec(spec)
+
+
 CORE_PASSES = [
     ("stable_names", stable_names),
     ("name_two_stage_io", name_two_stage_io),
@@ -327,4 +436,9 @@ HEAD_PASSES = [
     ("nms_head", nms_head),
 ]
 
-__all__ = ["CORE_PASSES", "HEAD_PASSES"]
+MASK_PASSES = [
+    *((name, nms_head_beside_masks if name == "nms_head" else graph_pass) for name, graph_pass in HEAD_PASSES),
+    ("masks", masks),
+]
+
+__all__ = ["CORE_PASSES", "HEAD_PASSES", "MASK_HEADS", "MASK_PASSES"]
