@@ -368,10 +368,13 @@ def nms_head_beside_masks(graph: gs.Graph, ctx: PassContext) -> None:
 def _mask_crop(graph: gs.Graph, ctx: PassContext) -> None:
     """The feature map cropped at the final detection boxes as the mask network's ``mask_crops``.
 
-    TFOD crops at its ``detection_boxes`` (faster_rcnn_meta_arch.py ``_predict_third_stage``):
-    boxes clipped to the true image area and normalised on it (``_postprocess_box_classifier``
-    runs the NMS with ``clip_window`` = the true image shape and ``change_coordinate_frame=True``),
-    which the crop reads as normalised on the whole (padded) feature map. Ours are normalised on
+    TFOD crops at its ``detection_boxes`` (tensorflow/models research/object_detection, TFOD
+    2.8.0 meta_architectures/faster_rcnn_meta_arch.py: ``predict`` passes true_image_shapes to
+    ``_predict_third_stage`` l.833-834, which post-processes with them l.1226-1231 and crops at
+    the result l.1240-1242): boxes clipped to the true image area and normalised on it
+    (``_postprocess_box_classifier``: ``clip_window`` from those shapes l.2106,
+    ``change_coordinate_frame=True`` l.2130), which the crop reads as normalised on the whole
+    (padded) feature map. Ours are normalised on
     the network input, so they go to pixels, are clipped to the clip window and divided by it:
     the same numbers (with fixed_shape_resizer the window is the input and nothing changes)."""
     tensors = graph.tensors()

@@ -64,9 +64,10 @@ FIRST_DECODE = "Decode"  # the first-stage box decode scope (the second stage's 
 # keras_mask_head.py MaskRCNNMaskHead._predict: tf.expand_dims(..., axis=1, name='MaskPredictor')
 MASK_PREDICTOR = "MaskPredictor"  # [B*K,1,C,mask_h,mask_w] per-class mask logits
 CUT = CutPoints(FAMILY, RPN_BOXES, SECOND_SCORES, RPN_CONV, meta_architecture="Faster R-CNN")
-# A Mask R-CNN export post-processes the second stage inside _predict_third_stage, outside the
-# SecondStagePostprocessor scope postprocess() opens for two stages (faster_rcnn_meta_arch.py;
-# measured on a TFOD 2 export: convert_scores, Decode_1/..., Reshape_N at the top level).
+# A Mask R-CNN export post-processes the second stage inside _predict_third_stage (TFOD 2.8.0
+# faster_rcnn_meta_arch.py l.1226-1231), outside the SecondStagePostprocessor scope postprocess()
+# opens for two stages (l.1540); measured on a TFOD 2.8.0 export: convert_scores, Decode_1/...,
+# Reshape_N at the top level.
 MASK_SCORES = "convert_scores"
 MASK_CUT = CutPoints(FAMILY, RPN_BOXES, MASK_SCORES, RPN_CONV, meta_architecture="Faster R-CNN (Mask R-CNN)")
 SECOND_ENCODINGS = "all_refined_box_encodings"  # [B*N,q,4], named by _box_prediction's tf.squeeze
