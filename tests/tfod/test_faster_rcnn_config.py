@@ -95,3 +95,20 @@ def test_an_ssd_config_is_not_a_faster_rcnn(tmp_path: Path):
     path.write_text("model { ssd { num_classes: 3 } }")
     with pytest.raises(UnsupportedModelError, match="describes a model of the SSD meta-architecture, not a TFOD Faster R-CNN"):
         read_faster_rcnn_config(path)
+
+
+def test_mask_rcnn_refusals_come_before_any_conversion(tmp_path: Path):
+    """--nms none (no final boxes to crop the masks at) and --ds-parser (the DeepStream shape of a
+    Mask R-CNN is ds/mrcnn) are refused by convert_core before TensorFlow is asked anything."""
+    from tfod_trt.create_onnx import CreateOnnxOptions, convert_core, prepare
+    from trtdeploy.errors import UsageError
+
+    config = _variant(tmp_path, "use_dropout: false", "use_dropout: false\n        predict_instance_masks: true")
+    options = CreateOnnxOptions(saved_model=fixture_dir(FIXTURE) / "saved_model", output=tmp_path / "m.onnx",
+                                pipeline_config=config, nms="none")
+    with pytest.raises(UsageError, match="TFOD Mask R-CNN: --nms none has no final detection boxes to crop the masks "
+                                         "at; use --nms efficient or onnx"):
+        convert_core(prepare(options))
+    options.nms, options.ds_parser = "onnx", "sdk-tfssd"
+    with pytest.raises(UsageError, match="drop --ds-parser"):
+        convert_core(prepare(options))

@@ -390,21 +390,17 @@ def test_efficient_head_tfod_layout_matches_tensorflow(run):
 
 
 def test_mask_rcnn_refusals_name_what_is_missing(run):
-    """--nms none (no final boxes) is refused before any conversion and when attaching a head;
-    a mask head whose shape pipeline.config does not describe is refused naming both."""
+    """--nms none (no final boxes) is refused when attaching a head to a Mask R-CNN core (before
+    converting: tests/tfod/test_faster_rcnn_config.py); a mask head whose shape pipeline.config
+    does not describe is refused naming both."""
     from dataclasses import replace
 
-    from tfod_trt.create_onnx import CreateOnnxOptions, attach_head, convert_core, prepare
+    from tfod_trt.create_onnx import attach_head
     from tfod_trt.families.faster_rcnn import _check_mask_shape
     from trtdeploy.errors import GraphError, UsageError
 
-    options = CreateOnnxOptions(saved_model=run.saved_model, output=run.tmp / "none.onnx", nms="none")
-    with pytest.raises(UsageError, match="--nms none has no final detection boxes to crop the masks at"):
-        convert_core(prepare(options))
     with pytest.raises(UsageError, match="--nms none has no final detection boxes"):
         attach_head(run.core, run.prepared, "none")
-    with pytest.raises(UsageError, match="drop --ds-parser"):
-        convert_core(prepare(replace(options, nms="onnx", ds_parser="sdk-tfssd")))
     config = replace(run.prepared.config, mask_height=33)
     with pytest.raises(GraphError, match=r"\(90, 15, 15\).*says \(90, 33, 15\)"):
         _check_mask_shape(config, run.core.facts["mask_shape"])
