@@ -123,3 +123,47 @@ def test_onnx_head_per_class_boxes_equals_efficient_nms():
     n = int(onnx_out[0][0, 0])
     for box, cls in zip(onnx_out[1][0, :n], onnx_out[3][0, :n], strict=True):
         assert any(np.array_equal(box, boxes[0, i, cls]) for i in range(a))
+
+
+@pytest.mark.parametrize("nms", ["onnx", "efficient"])
+def test_mask_crop_reads_the_boxes_in_tfods_true_area_frame(nms):
+    """Mask R-CNN's third crop (passes._mask_crop): the final boxes (normalised on the network
+    input) cropped where TFOD crops them, clipped to the clip window and normalised on it, then
+    read on the padded feature map (faster_rcnn_meta_arch.py _predict_third_stage), with the
+    head's crop op; against the CropAndResize reference at rois worked out here."""
+    from tfod_trt.two_stage.passes import _mask_crop
+    from trtdeploy.plugin_refs.crop_and_resize import crop_and_resize
+
+    hw, size, k, depth = (32, 32), 4, 3, 2
+    boxes_in = gs.Variable("boxes_in", dtype=np.float32, shape=[1, k, 4])
+    features_in = gs.Variable("features_in", dtype=np.float32, shape=[1, 8, 8, depth])
+    window_in = gs.Variable("window_in", dtype=np.float32, shape=[1, 1, 4])
+    mask_crops = gs.Variable("mask_crops", dtype=np.float32, shape=[k, size, size, depth])
+    named = {n: gs.Variable(n, dtype=np.float32) for n in ("detection_boxes", "feature_map", "clip_window", "out")}
+    named["detection_boxes"].shape = [1, k, 4]
+    named["feature_map"].shape, named["clip_window"].shape = [1, 8, 8, depth], [1, 1, 4]
+    named["out"].shape = [k, size, size, depth]
+    graph = gs.Graph(inputs=[boxes_in, features_in, window_in, mask_crops],
+                     outputs=[named["detection_boxes"], named["out"]], opset=17)
+    graph.nodes += [gs.Node("Identity", inputs=[src], outputs=[named[dst]]) for src, dst in
+                    ((boxes_in, "detection_boxes"), (features_in, "feature_map"), (window_in, "clip_window"),
+                     (mask_crops, "out"))]
+    _mask_crop(graph, PassContext("test", {"input_hw": hw, "crop_size": size, "nms": nms, "matmul_crop": False}))
+    assert [t.name for t in graph.inputs] == ["boxes_in", "features_in", "window_in"]
+    rng = np.random.default_rng(14)
+    features = rng.standard_normal((1, 8, 8, depth)).astype(np.float32)
+    boxes = np.array([[[0.1, 0.2, 0.5, 0.9], [0.0, 0.0, 0.75, 1.0], [0.6, 0.1, 0.9, 0.4]]], np.float32)
+    window = np.array([[[24.0, 32.0, 24.0, 32.0]]], np.float32)  # a landscape photo letterboxed: 24 of 32 rows
+    from trtdeploy.nms.ort_session import make_session
+
+    model = gs.export_onnx(graph.cleanup().toposort())
+    model.ir_version = 8
+    session = make_session(model)  # the plugin's CPU reference for --nms efficient
+    out = session.run(["out"], {"boxes_in": boxes, "features_in": features, "window_in": window})[0]
+    # TFOD's frame: y clipped to the 24 true rows and divided by them, x unchanged (the full width)
+    rois = np.minimum(boxes * 32.0, window) / window
+    assert rois[0, 2, 2] == 1.0 and rois[0, 1, 2] == 1.0 and rois[0, 2, 0] == np.float32(0.8)
+    expected = crop_and_resize(np.moveaxis(features, -1, 1), rois, size, size)  # [1,k,D,s,s]
+    np.testing.assert_allclose(out, np.moveaxis(expected[0], 1, -1), atol=5e-5)
+    stretched_wrong = crop_and_resize(np.moveaxis(features, -1, 1), boxes, size, size)  # the input frame
+    assert np.abs(out - np.moveaxis(stretched_wrong[0], 1, -1)).max() > 0.1
