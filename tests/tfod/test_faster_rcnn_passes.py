@@ -71,7 +71,7 @@ def test_proposals_are_greedy_nms_sorted_clipped_padded(nms):
     session = _proposal_graph(nms, num, n, letterbox=False)
     picked, valid, window = session.run(["proposal_boxes", "proposal_valid", "clip_window"],
                                         {"input_tensor": image, "boxes_in": boxes, "scores_in": scores})
-    assert window.reshape(-1).tolist() == [16.0] * 4
+    assert window.shape == (1, 1, 4) and window.reshape(-1).tolist() == [16.0] * 4  # as declared: [1,1,4]
     for b in range(2):
         expected = _greedy(boxes[b], scores[b, :, 0], 0.5, 0.1, n)
         assert valid[b].sum() == len(expected)

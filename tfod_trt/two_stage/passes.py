@@ -133,7 +133,7 @@ def proposals(graph: gs.Graph, ctx: PassContext) -> None:
     else:
         picked, valid = _proposals_onnx(op, boxes, scores, ctx)
     upper = _clip_window(graph, op, ctx) if ctx.facts.get("letterbox") else op.c(
-        "window", np.array([*ctx.facts["input_hw"]] * 2, np.float32))
+        "window", np.array([*ctx.facts["input_hw"]] * 2, np.float32).reshape(1, 1, 4))  # as clip_window is declared
     clipped = op("Min", [op("Max", [picked, op.c("zero", np.float32(0.0))], "clip_low"), upper], "clip_high")
     zero = op.c("pad_box", np.float32(0.0))
     (out,) = add_node(graph, "Where", [op("Unsqueeze", [valid, op.c("v_axes", [2])], "valid_3d"), clipped, zero],
