@@ -16,6 +16,7 @@ import onnx_graphsurgeon as gs
 import pytest
 
 from tests.data import BUNDLED_MODEL
+from tests.shared_cache import converted_core, store_dir
 from tfod_trt.passes.stable_names import stable_names
 from trtdeploy.graph_passes import PassContext
 
@@ -115,16 +116,24 @@ def sha256(path) -> str:
 
 @pytest.mark.slow
 @pytest.mark.tf
-def test_two_runs_in_two_folders_give_identical_bytes(tmp_path):
-    """One run in this process, one in a fresh process (the CLI) with another hash seed and a
-    deeper output folder: identical ONNX and deploy card. The card holds no path and no time, and its source
-    hashes are the input files' (keyed by role, so verify can recompute them)."""
-    from tfod_trt.create_onnx import CreateOnnxOptions, create_onnx
+def test_two_runs_in_two_folders_give_identical_bytes(tmp_path, tmp_path_factory):
+    """One run through create-onnx's stages in this process, one in a fresh process (the CLI)
+    with another hash seed and a deeper output folder: identical ONNX and deploy card. The card
+    holds no path and no time, and its source hashes are the input files' (keyed by role, so
+    verify can recompute them).
+
+    The first run's converted core is the run's shared one (tests/shared_cache.py: converted by
+    whichever test process asked first, pickled; other tests use it too), then the stages
+    ``create_onnx`` runs after ``convert_core`` (prepare, attach_head, write): one conversion
+    fewer per suite run, and the core crosses a process boundary as well."""
+    from tfod_trt.create_onnx import CreateOnnxOptions, attach_head, prepare
+    from trtdeploy.families import write_model
 
     saved_model, label_map = BUNDLED_MODEL / "saved_model", BUNDLED_MODEL / "label_map.pbtxt"
     first = tmp_path / "a" / "model.onnx"
-    create_onnx(CreateOnnxOptions(saved_model=saved_model, label_map=label_map, output=first, nms="onnx",
-                                  output_layout=None, ds_parser="tao-efficientdet"))
+    prepared = prepare(CreateOnnxOptions(saved_model=saved_model, label_map=label_map, output=first, nms="onnx",
+                                         output_layout=None, ds_parser="tao-efficientdet"))
+    write_model(*attach_head(converted_core(store_dir(tmp_path_factory), saved_model, False), prepared), first)
     second = tmp_path / "b" / "deeper" / "model.onnx"
     # without TF_CPP_MIN_LOG_LEVEL (make test sets it): the CLI itself must quiet TensorFlow's C++ start-up lines
     env = {**{k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}, "PYTHONHASHSEED": "12345"}
