@@ -117,3 +117,17 @@ class CachedTfRunner:
 
     def detections(self, pixels: np.ndarray) -> list:
         return TfodRunner.detections(self, pixels)  # type: ignore[arg-type]  # reads self.infer only
+
+
+def evaluated(store: Path, model_path: Path, images: Path, annotations: Path) -> dict[str, Any]:
+    """``trtdeploy.evaluation.evaluate_model`` of an ONNX (deploy card beside it) on a COCO set,
+    once per run for the same ONNX and card bytes: two tests evaluate create-onnx's FP32 output
+    of the trained fixture on its 200 val images (tests/inference/test_trained_fixture.py,
+    tests/calibration/test_int8_accuracy.py)."""
+    from trtdeploy.deploy_card import card_path_for
+    from trtdeploy.evaluation import evaluate_model
+
+    model_path = Path(model_path)
+    key = key_of("evaluate", hashlib.sha256(model_path.read_bytes()).hexdigest(), card_path_for(model_path).read_bytes(),
+                 str(Path(images).resolve()), str(Path(annotations).resolve()))
+    return memo(store, key, lambda: evaluate_model(model_path, Path(images), Path(annotations)))
