@@ -19,11 +19,12 @@ from trtdeploy.deploy_card import DeployCard, InputSpec, NmsParams, OutputSpec, 
 from trtdeploy.detections import Detections
 from trtdeploy.errors import InputError
 from trtdeploy.lazy import require
-from trtdeploy.runners import CardRunner
+from trtdeploy.runners import CardRunner, Frame
 
 # TFOD's detection_classes are label-map ids: column index + 1 (label_id_offset).
 LABEL_ID_OFFSET = 1
 OUTPUT_NAMES = ["num_detections", "detection_boxes", "detection_scores", "detection_classes"]
+MASK_OUTPUT = "detection_masks"  # Mask R-CNN exports: [B,K,mask_h,mask_w] probabilities in the box's frame
 RAW_NAMES = ("raw_detection_boxes", "raw_detection_scores")  # TFOD's raw output names (trtdeploy.exact.TFOD_RAW)
 
 
@@ -103,8 +104,10 @@ class TfodRunner(CardRunner):
         return {name: np.stack(values) for name, values in per_image.items()}
 
     def detections(self, pixels: np.ndarray) -> list[Detections]:
-        """pixels: float32 [N,H,W,3] RGB 0-255 at the model's input size (no card needed)."""
-        outputs = self.infer(pixels)
+        """pixels: float32 [N,H,W,3] RGB 0-255 (no card needed); a Mask R-CNN export's
+        ``detection_masks`` come with them."""
+        masked = MASK_OUTPUT in self._fn.structured_outputs
+        outputs = self.infer(pixels, [*OUTPUT_NAMES, MASK_OUTPUT] if masked else OUTPUT_NAMES)
         result = []
         for b in range(len(pixels)):
             n = int(outputs["num_detections"][b])
@@ -113,8 +116,24 @@ class TfodRunner(CardRunner):
                     outputs["detection_boxes"][b, :n].astype(np.float32),
                     outputs["detection_scores"][b, :n].astype(np.float32),
                     np.rint(outputs["detection_classes"][b, :n]).astype(np.int64) - LABEL_ID_OFFSET,
+                    outputs[MASK_OUTPUT][b, :n].astype(np.float32) if masked else None,
                 )
             )
+        return result
+
+    def detections_placed(self, pixels: np.ndarray, frames: Sequence[Frame]) -> list[Detections]:
+        """TFOD on what the letterbox put in each network input, without the padding: TFOD
+        resizes and pads a photo itself and clips (and, for Mask R-CNN, crops the masks) in the
+        true image area it knows, which a padded input would hide from it. The boxes come back
+        normalised on the network input, as the ONNX's are."""
+        result = []
+        for image, frame in zip(pixels, frames, strict=True):
+            inner = image[frame.top:frame.top + frame.resized_height, frame.left:frame.left + frame.resized_width]
+            (found,) = self.detections(np.ascontiguousarray(inner)[None])
+            scale = np.array([frame.resized_height / frame.net_height, frame.resized_width / frame.net_width] * 2)
+            shift = np.array([frame.top / frame.net_height, frame.left / frame.net_width] * 2)
+            boxes = (found.boxes.astype(np.float64) * scale + shift).astype(np.float32)
+            result.append(Detections(boxes, found.scores, found.classes, found.masks))
         return result
 
 

@@ -150,6 +150,12 @@ class CardRunner:
     def detections(self, pixels: np.ndarray) -> list[Detections]:
         return self.read(self.infer(to_input_tensor(pixels, self.card)))
 
+    def detections_placed(self, pixels: np.ndarray, frames: Sequence[Frame]) -> list[Detections]:
+        """``detections`` of pixels that the preprocessing placed as ``frames`` say. A runner that
+        resizes inside (TFOD's serving signature) overrides it to see what it would see on the
+        photo; the others run the network input as it is."""
+        return self.detections(pixels)
+
     @property
     def static_batch(self) -> int | None:
         batch = self.card.input.shape[0]

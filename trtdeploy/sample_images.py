@@ -9,11 +9,16 @@ benchmarks).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from trtdeploy.errors import InputError
+
+if TYPE_CHECKING:
+    from calibration import PreprocessSpec
+    from trtdeploy.runners import Frame
 
 # Bundled with scikit-image (no network); the colour photos first.
 NUM_COLOUR_PHOTOS = 6
@@ -68,10 +73,20 @@ def resize_for_model(image: Image.Image, height: int, width: int, mode: str) -> 
     """RGB pixels as float32 [H,W,3] 0-255 at the model's input size: ``stretch`` or
     ``letterbox`` (top-left, zero padding, as TFOD's keep_aspect_ratio_resizer pads), done by
     the calibration package's preprocessing so verify and calibration resize identically."""
+    return _model_spec(height, width, mode).tensor(image.convert("RGB"))
+
+
+def place_for_model(image: Image.Image, height: int, width: int, mode: str) -> Frame:
+    """Where :func:`resize_for_model` puts ``image`` in the network input."""
+    from trtdeploy.runners import frame_for
+
+    return frame_for(_model_spec(height, width, mode), *image.size)
+
+
+def _model_spec(height: int, width: int, mode: str) -> PreprocessSpec:
     from calibration import PreprocessSpec
 
-    spec = PreprocessSpec(height=height, width=width, layout="NHWC", resize=mode, pad_corner="top_left")
-    return spec.tensor(image.convert("RGB"))
+    return PreprocessSpec(height=height, width=width, layout="NHWC", resize=mode, pad_corner="top_left")
 
 
 JPEG_SIZES = ((640, 480), (480, 640), (320, 240), (301, 167), (97, 211), (500, 500), (1024, 300))

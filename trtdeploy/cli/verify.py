@@ -60,11 +60,12 @@ def verify(
     setup_logging(verbose, quiet)
     with user_errors():
         _check_options(num, exact, exact_num, score_tol, iou, min_matched, score_threshold, onnx_path, saved_model)
-        card, batches, pixels = _load_inputs(onnx_path, saved_model, images, num, batch)
+        card, batches, pixels, frames = _load_inputs(onnx_path, saved_model, images, num, batch)
         threshold = card.nms.score_threshold if score_threshold is None else score_threshold
         with progress() as bar:
             task = bar.add_task("TensorFlow", total=len(pixels))
-            reference, report = _run_tensorflow(bar, task, saved_model, onnx_path, card, pixels, exact, exact_num)
+            reference, report = _run_tensorflow(bar, task, saved_model, onnx_path, card, pixels, frames, exact,
+                                                exact_num)
             if report is not None:
                 score_tol = report.score_tolerance()
             tol = _tolerance(iou, min_matched, score_tol, threshold)
@@ -98,9 +99,10 @@ def _check_options(num: int, exact: bool, exact_num: int, score_tol: float | Non
 
 
 def _load_inputs(onnx_path: Path, saved_model: Path, images: Path | None, num: int, batch: list[int] | None):  # type: ignore[no-untyped-def]
-    """The deploy card, the batch sizes to run, a provenance check, and the resized images."""
+    """The deploy card, the batch sizes to run, a provenance check, the resized images and
+    where each photo is in them."""
     from trtdeploy.deploy_card import DeployCard, card_path_for
-    from trtdeploy.sample_images import load_folder, resize_for_model, sample_photos
+    from trtdeploy.sample_images import load_folder, place_for_model, resize_for_model, sample_photos
     from trtdeploy.verify import check_batches, check_saved_model_provenance
 
     card = DeployCard.load(card_path_for(onnx_path))
@@ -110,13 +112,13 @@ def _load_inputs(onnx_path: Path, saved_model: Path, images: Path | None, num: i
         console.print(f"[yellow]warning[/]: the deploy card records no saved-model hashes; cannot check that "
                       f"{onnx_path.name} was made from {saved_model}")
     photos = load_folder(images, num) if images else sample_photos(num)
-    pixels = np.stack(
-        [resize_for_model(img, card.input.height, card.input.width, card.preprocess.resize) for _, img in photos]
-    )
-    return card, batches, pixels
+    size = (card.input.height, card.input.width, card.preprocess.resize)
+    pixels = np.stack([resize_for_model(img, *size) for _, img in photos])
+    return card, batches, pixels, [place_for_model(img, *size) for _, img in photos]
 
 
-def _run_tensorflow(bar, task, saved_model: Path, onnx_path: Path, card, pixels, exact: bool, exact_num: int):  # type: ignore[no-untyped-def]
+def _run_tensorflow(bar, task, saved_model: Path, onnx_path: Path, card, pixels, frames, exact: bool,  # type: ignore[no-untyped-def]
+                    exact_num: int):
     """TensorFlow's detections on every image and, with --exact, the float64 report on the first
     exact_num images (None without --exact)."""
     from tfod_trt.runner import saved_model_runner
@@ -126,8 +128,8 @@ def _run_tensorflow(bar, task, saved_model: Path, onnx_path: Path, card, pixels,
     tf_runner = saved_model_runner(saved_model, card)  # TFOD serving signature, or AutoML raw heads + our NMS
     reference = []
     raw = []
-    for i, image in enumerate(pixels):
-        reference.extend(tf_runner.detections(image[None]))
+    for i, (image, frame) in enumerate(zip(pixels, frames, strict=True)):
+        reference.extend(tf_runner.detections_placed(image[None], [frame]))
         if exact and i < exact_num:
             raw.append(tf_runner.infer(image[None], list(TFOD_RAW.values())))
         bar.advance(task)
