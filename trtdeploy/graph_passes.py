@@ -8,6 +8,7 @@ after every pass as ``NN_<pass>.onnx``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -71,17 +72,62 @@ def check_graph(model: onnx.ModelProto, after: str, family: str) -> onnx.ModelPr
     custom domain, and shape inference runs through them with the output shapes and dtypes of
     the plugin registry (``_infer_through_plugins``); the model is returned as given then."""
     has_plugins = any(_is_plugin(node) for node in model.graph.node)
-    checked = _plugins_in_check_domain(model) if has_plugins else model
+    light = _skeleton(model)
+    checked = _plugins_in_check_domain(light) if has_plugins else light
     try:
         onnx.checker.check_model(checked, full_check=False)
         if has_plugins:
             _infer_through_plugins(checked)
         else:
-            model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+            _take_shapes(model, onnx.shape_inference.infer_shapes(checked, strict_mode=True))
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GraphError(f"{family}: graph invalid after pass '{after}': {first}") from exc
     return model
+
+
+# An initializer with more elements than this is a weight: the checker and shape inference need
+# its type and shape, never its values (shape inference reads only small tensors: shapes, axes).
+WEIGHT_ELEMENTS = 4096
+
+
+def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` without the data of its weights: each large initializer becomes a graph input
+    of the same type and shape. The checker and shape inference serialise the model they are
+    given; on a two-stage model (100 MB of weights) that copy was most of a pass's time."""
+    weights = [t for t in model.graph.initializer if math.prod(t.dims) > WEIGHT_ELEMENTS]
+    if not weights:
+        return model
+    light = onnx.ModelProto()
+    light.ir_version = model.ir_version
+    light.opset_import.extend(model.opset_import)
+    light.functions.extend(model.functions)
+    graph, source = light.graph, model.graph
+    graph.name = source.name
+    graph.node.extend(source.node)
+    graph.input.extend(source.input)
+    graph.output.extend(source.output)
+    graph.value_info.extend(source.value_info)
+    graph.sparse_initializer.extend(source.sparse_initializer)
+    big = {t.name for t in weights}
+    graph.initializer.extend(t for t in source.initializer if t.name not in big)
+    declared = {v.name for v in source.input}
+    graph.input.extend(onnx.helper.make_tensor_value_info(t.name, t.data_type, list(t.dims))
+                       for t in weights if t.name not in declared)
+    return light
+
+
+def _take_shapes(model: onnx.ModelProto, inferred: onnx.ModelProto) -> None:
+    """Put shape inference's results on the skeleton ``inferred`` into ``model`` itself."""
+    if inferred is model:
+        return
+    declared = {v.name for v in model.graph.input}
+    del model.graph.value_info[:]
+    model.graph.value_info.extend(v for v in inferred.graph.value_info if v.name not in declared)
+    for out, found in zip(model.graph.output, inferred.graph.output, strict=True):
+        out.CopyFrom(found)
+    del model.graph.node[:]  # subgraphs (Loop bodies) carry value infos of their own
+    model.graph.node.extend(inferred.graph.node)
 
 
 def _is_plugin(node: onnx.NodeProto) -> bool:
