@@ -167,3 +167,37 @@ def test_mask_crop_reads_the_boxes_in_tfods_true_area_frame(nms):
     np.testing.assert_allclose(out, np.moveaxis(expected[0], 1, -1), atol=5e-5)
     stretched_wrong = crop_and_resize(np.moveaxis(features, -1, 1), boxes, size, size)  # the input frame
     assert np.abs(out - np.moveaxis(stretched_wrong[0], 1, -1)).max() > 0.1
+
+
+@pytest.mark.parametrize(("ds_parser", "layout"), [(None, "tfod"), ("sdk-efficientdet", "deepstream")])
+def test_final_boxes_are_clipped_to_the_letterbox_window(ds_parser, layout):
+    """A letterboxed Faster R-CNN's detections are clipped to its clip window (the true image
+    area), after the NMS, as TFOD clips them (post_processing.py _clip_window_prune_boxes): a box
+    reaching into the padding ends at the window, in normalised and in pixel outputs."""
+    from tfod_trt.passes.nms_head import nms_head
+    from trtdeploy.deploy_card import NmsParams
+
+    hw = (64, 64)
+    boxes_in = gs.Variable("boxes_in", dtype=np.float32, shape=[2, 3, 4])
+    scores_in = gs.Variable("scores_in", dtype=np.float32, shape=[2, 3, 1])
+    window_in = gs.Variable("window_in", dtype=np.float32, shape=[2, 1, 4])
+    boxes, scores = (gs.Variable(n, dtype=np.float32, shape=s) for n, s in (("boxes", [2, 3, 4]), ("scores", [2, 3, 1])))
+    window = gs.Variable("clip_window", dtype=np.float32, shape=[2, 1, 4])
+    graph = gs.Graph(inputs=[boxes_in, scores_in, window_in], outputs=[boxes, scores], opset=17)
+    graph.nodes += [gs.Node("Identity", inputs=[boxes_in], outputs=[boxes]),
+                    gs.Node("Identity", inputs=[scores_in], outputs=[scores]),
+                    gs.Node("Identity", inputs=[window_in], outputs=[window])]
+    facts = {"nms": "onnx", "nms_params": NmsParams(0.0, 0.5, 3, 3), "output_layout": layout, "input_hw": hw,
+             "ds_parser": ds_parser, "clip_window": "clip_window"}
+    nms_head(graph, PassContext("test", facts))
+    # image 0: true area 40 rows x 64 columns (landscape); image 1: 64 x 24 (portrait)
+    windows = np.array([[[40, 64, 40, 64]], [[64, 24, 64, 24]]], np.float32)
+    box = np.array([[0.1, 0.1, 0.9, 0.9], [0.0, 0.0, 0.2, 0.2], [0.5, 0.5, 0.55, 0.55]], np.float32)
+    feed = {"boxes_in": np.stack([box, box]), "scores_in": np.array([[[0.9], [0.8], [0.7]]] * 2, np.float32),
+            "window_in": windows}
+    names = [t.name for t in graph.outputs]
+    out = dict(zip(names, _session(graph).run(None, feed), strict=True))
+    got = out[names[1]].astype(np.float64)
+    scale = 1.0 if layout == "tfod" else 64.0  # pixel boxes of a 64x64 input
+    expected = np.stack([np.minimum(box, windows[b, 0] / 64.0) for b in range(2)]) * scale
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)

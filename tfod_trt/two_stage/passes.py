@@ -143,6 +143,8 @@ def proposals(graph: gs.Graph, ctx: PassContext) -> None:
     valid_out.shape = [boxes.shape[0], n]
     (window,) = add_node(graph, "Identity", [upper], "clip_window", dtypes=[np.float32])
     window.shape = [boxes.shape[0] if ctx.facts.get("letterbox") else 1, 1, 4]
+    if ctx.facts.get("letterbox"):  # the final boxes are clipped to it too (tfod_trt.passes.nms_head)
+        ctx.facts["clip_window"] = window.name
     graph.outputs = [t for t in graph.outputs if t.name not in ("rpn_boxes", "rpn_scores")] + [out, valid_out, window]
 
 
