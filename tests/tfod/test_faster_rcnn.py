@@ -30,14 +30,13 @@ the converted core (the two networks) and differ only in the glue, so what is no
 efficient glue in the static export and the none glue in the dynamic one.
 
 The efficient head (EfficientNMS_TRT twice, CropAndResizeDynamic) runs in ONNX Runtime on the
-plugins' CPU references, as ``verify`` runs it, but split in two sessions around the crop node,
-whose reference (``trtdeploy.plugin_refs.crop_and_resize``, the one ``make_session`` registers)
-is called between them: onnxruntime-extensions returns a Python op's outputs as Python lists
-(onnxruntime_extensions/_ocos.py ``_on_pyop_invocation``: ``r.flatten().tolist()``), which for
-the crop's 300x1024x14x14 floats cost ~16 s of the ~24 s a photo took. The two pieces are the
-graph's nodes split at that node (checked: together with it, exactly the graph's nodes), so the
-composition is the graph; measured (dynamic export at batch 1, first photo, twice): detections
-bit-identical to the one-session run, 8.3 s against 24.4 s.
+plugins' CPU references, as ``verify`` runs it (``OnnxRuntimeRunner``, ``make_session``): the
+graph has a CropAndResizeDynamic node, so it runs as a ``SplitSession``, ONNX Runtime pieces with
+the crop reference called between them (trtdeploy/nms/ort_session.py: onnxruntime-extensions
+would copy the crop's 300x1024x14x14 floats through a Python list, ~16 s of the ~24 s a photo
+took in one session). tests/nms/test_split_session.py checks the pieces and the bit-identity with
+the one-session run on a small graph; measured on this test's dynamic efficient export (batch 1,
+first photo, twice each, loaded machine): outputs bit-identical, 5.1-5.2 s against 16.7-20.0 s.
 
 Score bound, derived in the run (the rule of trtdeploy/exact.py): SCORE_FLOOR when the measured
 difference is within it, else max(SCORE_FLOOR, K_SCORE x the float32 noise of the converted
@@ -163,65 +162,6 @@ class _Run:
         return self._noise
 
 
-class SplitAtCrop:
-    """A plugin graph run as two ONNX Runtime sessions (``trtdeploy.nms.make_session``: plugin
-    nodes on their CPU references) around its CropAndResizeDynamic node, whose reference is
-    called in between on the arrays (see the module docstring)."""
-
-    def __init__(self, path: Path, card: Any) -> None:
-        from trtdeploy.nms import make_session
-
-        model = onnx.load(str(path))
-        graph = model.graph
-        (self.crop,) = [n for n in graph.node if n.op_type == CROP_PLUGIN]
-        tainted, after = set(self.crop.output), []
-        for node in graph.node:  # topological order: a node after the crop reads its output, directly or not
-            if node is not self.crop and tainted & set(node.input):
-                after.append(node)
-                tainted.update(node.output)
-        before = [n for n in graph.node if n is not self.crop and not tainted & set(n.output)]
-        assert len(before) + len(after) + 1 == len(graph.node)
-        made = {o for n in before for o in n.output} | {i.name for i in graph.input}
-        self.cross = [t for t in dict.fromkeys(i for n in after for i in n.input) if t in made]
-        initializers = {i.name for i in graph.initializer}
-        self.first_outputs = [t for t in dict.fromkeys([*self.crop.input, *self.cross]) if t not in initializers]
-        untyped = [onnx.helper.make_value_info(t, onnx.TypeProto()) for t in self.first_outputs]  # ORT infers them
-        self.first = make_session(_piece(model, before, list(graph.input), untyped))
-        types = {o.name: o.type for o in self.first.get_outputs()}
-        elem = {"tensor(float)": onnx.TensorProto.FLOAT, "tensor(bool)": onnx.TensorProto.BOOL,
-                "tensor(int32)": onnx.TensorProto.INT32, "tensor(int64)": onnx.TensorProto.INT64}
-        self.cross = [t for t in self.cross if t not in initializers]
-        inputs = [onnx.helper.make_tensor_value_info(self.crop.output[0], onnx.TensorProto.FLOAT, None)]
-        inputs += [onnx.helper.make_tensor_value_info(t, elem[types[t]], None) for t in self.cross]
-        self.second = make_session(_piece(model, after, inputs, list(graph.output)))
-        self.attrs = {a.name: onnx.helper.get_attribute_value(a) for a in self.crop.attribute}
-        self.card = card
-
-    def detections(self, batch: np.ndarray) -> list[Detections]:
-        from trtdeploy.plugin_refs.crop_and_resize import crop_and_resize
-        from trtdeploy.runners import read_contract
-
-        first = dict(zip(self.first_outputs, self.first.run(self.first_outputs, {"input_tensor": batch}), strict=True))
-        features, rois = (first[t] for t in self.crop.input)
-        regions = crop_and_resize(features, rois, int(self.attrs["crop_height"]), int(self.attrs["crop_width"]))
-        feed = {self.crop.output[0]: regions, **{t: first[t] for t in self.cross}}
-        names = [o.name for o in self.second.get_outputs()]
-        return read_contract(dict(zip(names, self.second.run(None, feed), strict=True)), self.card)
-
-
-def _piece(model: onnx.ModelProto, nodes: list, inputs: list, outputs: list) -> onnx.ModelProto:
-    piece = onnx.ModelProto()
-    piece.ir_version = model.ir_version
-    piece.opset_import.extend(model.opset_import)
-    used = {i for n in nodes for i in n.input}
-    piece.graph.name = model.graph.name
-    piece.graph.node.extend(nodes)
-    piece.graph.input.extend(inputs)
-    piece.graph.output.extend(outputs)
-    piece.graph.initializer.extend(i for i in model.graph.initializer if i.name in used)
-    return piece
-
-
 def in_original(detections: list[Detections], frames: list) -> list[Detections]:
     """Network-input boxes -> normalised on the original photo, through the letterbox frame."""
     out = []
@@ -295,9 +235,10 @@ def test_dynamic_batch_onnx_and_efficient_at_2_and_1(run):
     path, card = run.model("efficient", True)
     graph_ops = {n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node}
     assert {"EfficientNMS_TRT", CROP_PLUGIN} <= graph_ops and "NonMaxSuppression" not in graph_ops
-    split = SplitAtCrop(path, card)
+    runner = OnnxRuntimeRunner(path, card)
+    assert type(runner.session).__name__ == "SplitSession"  # the crop runs outside ONNX Runtime
     for size, count in ((2, len(batch)), (1, 1)):
-        ours = in_batches(split.detections, batch[:count], size)
+        ours = in_batches(lambda b: runner.read(runner.infer(b)), batch[:count], size)
         _check(run, reference[:count], in_original(ours, frames[:count]))
 
 
