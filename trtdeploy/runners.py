@@ -175,12 +175,14 @@ class OnnxRuntimeRunner(CardRunner):
     """ONNX Runtime on the CPU; TensorRT plugin NMS nodes run through trtdeploy's CPU references.
     FP16-converted and Q/DQ ONNX run the same way (their inputs and outputs stay float32)."""
 
-    def __init__(self, onnx_path: Path, card: DeployCard) -> None:
+    def __init__(self, onnx_path: Path, card: DeployCard, optimize: bool = True) -> None:
+        """``optimize=False``: ONNX Runtime without its graph optimisations (verify measures the
+        float32 noise against it)."""
         from trtdeploy.nms import make_session
 
         self._card = card
         self.name = Path(onnx_path).name
-        self.session = make_session(Path(onnx_path))
+        self.session = make_session(Path(onnx_path), optimize=optimize)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         self.backend = f"onnxruntime {version('onnxruntime')} ({', '.join(self.session.get_providers())})"

@@ -46,6 +46,14 @@ class Tolerance:
             raise UsageError(f"--score-tol must be in [0, 1), got {self.score:g}")
 
 
+def noise_tolerance(noise: float) -> float:
+    """The score bound when the ONNX's float32 noise was measured (two float32 evaluations of the
+    same graph): trtdeploy.exact's rule, max(SCORE_FLOOR, K_SCORE x noise)."""
+    from trtdeploy.exact import K_SCORE, SCORE_FLOOR
+
+    return max(SCORE_FLOOR, K_SCORE * noise)
+
+
 def compare(reference: Sequence[Detections], candidate: Sequence[Detections], tol: Tolerance) -> MatchStats:
     total = MatchStats()
     for ref, cand in zip(reference, candidate, strict=True):

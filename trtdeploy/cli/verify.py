@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,8 @@ def verify(
 
       trtdeploy verify --saved-model export/saved_model --onnx model.onnx --images photos/ --num 32 --batch 4
     """
+    from trtdeploy.verify import noise_tolerance
+
     setup_logging(verbose, quiet)
     with user_errors():
         _check_options(num, exact, exact_num, score_tol, iou, min_matched, score_threshold, onnx_path, saved_model)
@@ -69,8 +72,13 @@ def verify(
             if report is not None:
                 score_tol = report.score_tolerance()
             tol = _tolerance(iou, min_matched, score_tol, threshold)
-            results = _run_onnx(bar, task, onnx_path, card, pixels, batches, reference, tol)
-        _print_tables(report, results, tol, onnx_path.name, len(pixels))
+            results, first = _run_onnx(bar, task, onnx_path, card, pixels, batches, reference, tol)
+            noise = None
+            if score_tol is None and _only_scores_fail(results, tol):
+                bar.update(task, description="float32 noise (ONNX Runtime, graph optimisations off)", completed=0)
+                noise = _float32_noise(onnx_path, card, pixels, batches[0], first, tol)
+                tol = replace(tol, score=noise_tolerance(noise))  # trtdeploy.verify
+        _print_tables(report, results, tol, onnx_path.name, len(pixels), noise)
         _judge(report, results, tol, threshold, len(pixels), min_matched, iou)
 
 
@@ -145,19 +153,41 @@ def _run_tensorflow(bar, task, saved_model: Path, onnx_path: Path, card, pixels,
 
 
 def _run_onnx(bar, task, onnx_path: Path, card, pixels, batches: list[int], reference, tol):  # type: ignore[no-untyped-def]
-    """ONNX Runtime's detections at each batch size, compared with TensorFlow's: batch -> stats."""
+    """ONNX Runtime's detections at each batch size, compared with TensorFlow's: (batch -> stats,
+    the first batch size's detections)."""
     from trtdeploy.runners import OnnxRuntimeRunner
     from trtdeploy.verify import compare, run_batched
 
     onnx_runner = OnnxRuntimeRunner(onnx_path, card)
-    results = {}
+    results, first = {}, None
     for b in batches:
         bar.update(task, description=f"ONNX Runtime (batch {b})", completed=0, total=len(pixels))
-        results[b] = compare(reference, run_batched(onnx_runner.detections, pixels, b), tol)
-    return results
+        found = run_batched(onnx_runner.detections, pixels, b)
+        first = found if first is None else first
+        results[b] = compare(reference, found, tol)
+    return results, first
 
 
-def _print_tables(report, results, tol, name: str, images: int) -> None:  # type: ignore[no-untyped-def]
+def _only_scores_fail(results, tol) -> bool:  # type: ignore[no-untyped-def]
+    """Every run's detections matched, but some score difference is above the default bound."""
+    loose = replace(tol, score=1.0)
+    return all(loose.accepts(stats) for stats in results.values()) and not all(
+        tol.accepts(stats) for stats in results.values())
+
+
+def _float32_noise(onnx_path: Path, card, pixels, batch: int, optimised, tol) -> float:  # type: ignore[no-untyped-def]
+    """The ONNX's own float32 noise on these images: the largest matched-score difference
+    between ONNX Runtime with its graph optimisations (``optimised``, the detections of the first
+    run) and without them: other kernels and fusions, the same arithmetic. The rule the tests
+    use when a float64 evaluation is too slow (a two-stage model): trtdeploy.verify.noise_tolerance."""
+    from trtdeploy.runners import OnnxRuntimeRunner
+    from trtdeploy.verify import compare, run_batched
+
+    plain = OnnxRuntimeRunner(onnx_path, card, optimize=False)
+    return compare(optimised, run_batched(plain.detections, pixels, batch), replace(tol, score=1.0)).max_score_diff
+
+
+def _print_tables(report, results, tol, name: str, images: int, noise: float | None) -> None:  # type: ignore[no-untyped-def]
     from trtdeploy.exact import K_SCORE, SCORE_FLOOR
 
     out = Console(width=None if sys.stdout.isatty() else 130)
@@ -167,6 +197,9 @@ def _print_tables(report, results, tol, name: str, images: int) -> None:  # type
         scores = report.output("scores")
         derived = f"max({SCORE_FLOOR:g}, {K_SCORE:g} x {scores.tf_exact:.2e})"
         typer.echo(f"score tolerance from the float64 reference: {derived} = {tol.score:.2e}")
+    if noise is not None:
+        typer.echo(f"score tolerance from the ONNX's float32 noise (ONNX Runtime with vs without graph optimisations): "
+                   f"max({SCORE_FLOOR:g}, {K_SCORE:g} x {noise:.2e}) = {tol.score:.2e}")
     out.print(_match_table(results, tol, name, images))
 
 
