@@ -60,9 +60,12 @@ test: $(STAMP)
 	# Optional: NVIDIA's .etlt decrypter in its own Python 3.12/3.10 venv (.venv-tao), best effort.
 	tools/setup_tao_decrypt.sh .venv-tao
 	# Two workers, one test file each at a time (loadfile keeps a file's session caches in one
-	# process; heavy results are shared through tests/shared_cache.py): 13 min on this 2-core machine, much of the suite being
-	# single-threaded Python (NMS references, ONNX's float64 evaluator, TensorFlow start-up).
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=10
+	# process; heavy results are shared through tests/shared_cache.py), files handed out in
+	# collection order (--no-loadscope-reorder: xdist would otherwise sort them by test count and
+	# start the minutes-long two-stage modules, which have few tests, last; tests/conftest.py puts
+	# the longest first). The longest file is the Faster R-CNN module (8 photos against
+	# TensorFlow, ~5.5 min of one worker; TRTDEPLOY_FRCNN_PHOTOS=2 brings it to ~3 min).
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10
 
 clean:
 	rm -rf $(VENV) .venv-tao build

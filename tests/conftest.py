@@ -24,9 +24,10 @@ def has_module(name: str) -> bool:
         return False
 
 
-# The longest files first: `make test` hands whole files to its two workers (xdist --dist loadfile)
-# in collection order, and tests/tfod sorts last, so its two-stage modules (minutes each) started
-# when the other worker had nothing left to take. Measured cost order of the slowest files.
+# The longest files first: `make test` hands whole files to its two workers (xdist --dist loadfile
+# --no-loadscope-reorder) in collection order; by default xdist orders files by their number of
+# tests, which started the two-stage modules (minutes each, few tests) last, when the other worker
+# had nothing left to take. Measured cost order of the slowest files.
 LONGEST_FIRST = (
     "tests/tfod/test_faster_rcnn.py",
     "tests/tfod/test_mask_rcnn.py",
@@ -34,6 +35,8 @@ LONGEST_FIRST = (
     "tests/tfod/test_reproducible.py",
     "tests/calibration/test_int8_accuracy.py",
     "tests/deepstream/test_ds_run.py",
+    "tests/automl/test_automl_heads.py",
+    "tests/automl/test_tutorial_import.py",
 )
 
 

@@ -45,7 +45,6 @@ MASK_DEPTH = 8  # the mask head's convolution depth (the zoo's 256 would cost mi
 # crop and mask network to run).
 K = 100
 PREFIX = "StatefulPartitionedCall/StatefulPartitionedCall/"
-CROP = "CropAndResizeDynamic"
 # Names of the second call of the crop, the maxpool and the box classifier's feature extractor, as
 # a TFOD 2 export has them (measured on one made with TFOD 2.8.0's exporter_main_v2.py): the crop's
 # scope suffixed (MultiLevelMatMulCropAndResize_1/...), every other node's op name suffixed
@@ -58,17 +57,6 @@ MASK_HEAD = "mask_rcnn_keras_box_predictor/mask_rcnn_mask_head/"
 POSTPROCESSOR = "SecondStagePostprocessor/"
 UNSCOPED = {"Decode/": "Decode_1/", "BatchMultiClassNonMaxSuppression/": "BatchMultiClassNonMaxSuppression_1/"}
 TOLERANCE = Tolerance(iou=0.99, min_matched=0.99, score=1e-4, mask_iou=0.99)
-
-
-def _ancestors(graph_def, name: str) -> set[str]:
-    inputs = {n.name: [i.lstrip("^").split(":")[0] for i in n.input] for n in graph_def.node}
-    seen, stack = set(), [name]
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            stack.extend(inputs.get(node, ()))
-    return seen
 
 
 def _descendants(graph_def, name: str) -> set[str]:
@@ -162,7 +150,7 @@ def build_mask_rcnn(folder: Path) -> Path:
     import tensorflow as tf
 
     from tfod_trt.tf_graph import freeze_signature
-    from tfod_trt.two_stage.tf_cut import RPN_CONV
+    from tfod_trt.two_stage.tf_cut import RPN_CONV, ancestors
 
     base = fixture_dir(FIXTURE)
     graph_def, signature = freeze_signature(base / "saved_model")
@@ -191,7 +179,7 @@ def build_mask_rcnn(folder: Path) -> Path:
     extractor = PREFIX + "model_1/"
     last = next(n.name for n in graph_def.node if n.name.startswith(extractor) and n.op == "Relu"
                 and not any(c.startswith(extractor) for c in (_descendants(graph_def, n.name) - {n.name})))
-    path = _descendants(graph_def, proposal_tensor.split(":")[0]) & _ancestors(graph_def, last)
+    path = _descendants(graph_def, proposal_tensor.split(":")[0]) & ancestors(graph_def, last)
     path -= {proposal_tensor.split(":")[0]}
     assert box_pool in path
     _clone(graph, graph_def, path, {proposal_tensor: detection_boxes})
@@ -241,63 +229,6 @@ def build_mask_rcnn(folder: Path) -> Path:
     assert "predict_instance_masks" in text and f"max_total_detections: {K}" in text
     (folder / "pipeline.config").write_text(text)
     return export
-
-
-class SplitAtCrops:
-    """The efficient head's graph run as ONNX Runtime sessions (``make_session``: EfficientNMS_TRT
-    on its CPU reference) between its two CropAndResizeDynamic nodes, whose reference is called
-    on the arrays in between: onnxruntime-extensions copies a custom op's 20-60M-float output
-    through a Python list (as tests/tfod/test_faster_rcnn.py measured for one crop). The same
-    arithmetic; ONNX Runtime fuses less across the cuts (float32 rounding differences only)."""
-
-    def __init__(self, path: Path) -> None:
-        from trtdeploy.nms import make_session
-
-        model = onnx.load(str(path))
-        graph = model.graph
-        nodes = list(graph.node)  # topological order (the passes sort it)
-        cuts = [i for i, n in enumerate(nodes) if n.op_type == CROP]
-        self.crops = [nodes[i] for i in cuts]
-        bounds = [-1, *cuts, len(nodes)]
-        pieces = [nodes[a + 1:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
-        initializers = {i.name: i for i in graph.initializer}
-        self.outputs = [o.name for o in graph.output]
-        types = {i.name: i.type.tensor_type.elem_type for i in graph.input}
-        elem = {"tensor(float)": onnx.TensorProto.FLOAT, "tensor(bool)": onnx.TensorProto.BOOL,
-                "tensor(int32)": onnx.TensorProto.INT32, "tensor(int64)": onnx.TensorProto.INT64}
-        self.sessions = []
-        for k, piece in enumerate(pieces):
-            read_later = set(self.outputs) | {i for n in [*self.crops[k:], *(m for p in pieces[k + 1:] for m in p)]
-                                              for i in n.input}
-            made = [o for n in piece for o in n.output]
-            used = list(dict.fromkeys(i for n in piece for i in n.input))
-            ins = [t for t in used if t in types and t not in made]
-            outs = [t for t in dict.fromkeys(made) if t in read_later]
-            part = onnx.ModelProto()
-            part.ir_version = model.ir_version
-            part.opset_import.extend(model.opset_import)
-            part.graph.node.extend(piece)
-            part.graph.input.extend(onnx.helper.make_tensor_value_info(t, types[t], None) for t in ins)
-            part.graph.output.extend(onnx.helper.make_value_info(t, onnx.TypeProto()) for t in outs)  # ORT infers
-            part.graph.initializer.extend(initializers[t] for t in used if t in initializers)
-            session = make_session(part)
-            types.update({o.name: elem[o.type] for o in session.get_outputs()})
-            if k < len(self.crops):
-                types[self.crops[k].output[0]] = onnx.TensorProto.FLOAT
-            self.sessions.append((session, ins, outs))
-        self.attrs = [{a.name: onnx.helper.get_attribute_value(a) for a in c.attribute} for c in self.crops]
-
-    def infer(self, batch: np.ndarray) -> dict[str, np.ndarray]:
-        from trtdeploy.plugin_refs.crop_and_resize import crop_and_resize
-
-        env = {"input_tensor": batch}
-        for k, (session, ins, outs) in enumerate(self.sessions):
-            env.update(zip(outs, session.run(outs, {t: env[t] for t in ins}), strict=True))
-            if k < len(self.crops):
-                crop, attrs = self.crops[k], self.attrs[k]
-                env[crop.output[0]] = crop_and_resize(env[crop.input[0]], env[crop.input[1]],
-                                                      int(attrs["crop_height"]), int(attrs["crop_width"]))
-        return {t: env[t] for t in self.outputs}
 
 
 class _Run:
@@ -442,17 +373,18 @@ def test_onnx_head_deepstream_layout_matches_tensorflow_and_the_parser_reads_it(
 def test_efficient_head_tfod_layout_matches_tensorflow(run):
     """--nms efficient, --output-layout tfod (tfod-masks): EfficientNMS_TRT and CropAndResizeDynamic
     (their CPU references), detection_masks [B,K,15,15] as TFOD returns them."""
+    from trtdeploy.nms.ort_session import SplitSession
     from trtdeploy.runners import OnnxRuntimeRunner
 
     path, card = run.model("efficient", "tfod")
     ops = [n.op_type for n in onnx.load(str(path), load_external_data=False).graph.node]
     assert ops.count("CropAndResizeDynamic") == 2 and ops.count("EfficientNMS_TRT") == 2 and "GridSample" not in ops
     assert card.output.contract == "tfod-masks" and card.output.names[-1] == "detection_masks"
-    runner = OnnxRuntimeRunner(path, card)  # reads the outputs; the graph runs split at its crops
+    runner = OnnxRuntimeRunner(path, card)
+    assert isinstance(runner.session, SplitSession)  # run split at its two crops (make_session)
     batch, frames = runner.prepare(run.photos)
     start = time.perf_counter()
-    split = SplitAtCrops(path)
-    outputs = [split.infer(batch[i:i + 1]) for i in range(len(batch))]
+    outputs = [runner.infer(batch[i:i + 1]) for i in range(len(batch))]
     run.seconds["onnx runtime efficient"] = time.perf_counter() - start
     assert outputs[0]["detection_masks"].shape == (1, K, MASK_H, MASK_W)
     _check(run, path, runner, outputs, batch, frames)

@@ -195,7 +195,8 @@ def _decode_scope(graph_def: Any, encodings: str) -> str:
     raise GraphError(f"{FAMILY}: no box decode (Decode*/truediv) reads the second-stage encodings {encodings}")
 
 
-def _ancestors(graph_def: Any, name: str) -> set[str]:
+def ancestors(graph_def: Any, name: str) -> set[str]:
+    """The names of the nodes ``name`` reads, directly or not, itself included."""
     inputs = {n.name: [i.lstrip("^").split(":")[0] for i in n.input] for n in graph_def.node}
     seen, stack = set(), [name]
     while stack:
@@ -209,7 +210,7 @@ def _ancestors(graph_def: Any, name: str) -> set[str]:
 def _first(pools: list[Any], graph_def: Any) -> list[Any]:
     """The maxpools no other of ``pools`` comes before: the one right after the crop, not the
     box classifier's own (Inception ResNet V2's second stage has one: model_1/max_pooling2d_3)."""
-    return [p for p in pools if not any(q.name in _ancestors(graph_def, p.name) for q in pools if q is not p)]
+    return [p for p in pools if not any(q.name in ancestors(graph_def, p.name) for q in pools if q is not p)]
 
 
 def _two_maxpools(graph_def: Any, features: str, second_boxes: str, mask_logits: str) -> tuple[Any, Any]:
@@ -219,9 +220,9 @@ def _two_maxpools(graph_def: Any, features: str, second_boxes: str, mask_logits:
     crop): the second stage's box encodings read one; the mask head reads the other, and the
     first too (the detection boxes come out of the second stage). The backbone's own maxpools
     (before the feature map) are neither, nor those inside the box classifier (after the crop's)."""
-    backbone = _ancestors(graph_def, features)
+    backbone = ancestors(graph_def, features)
     pools = [n for n in graph_def.node if n.op == "MaxPool" and n.name not in backbone]
-    box_side, mask_side = _ancestors(graph_def, second_boxes), _ancestors(graph_def, mask_logits)
+    box_side, mask_side = ancestors(graph_def, second_boxes), ancestors(graph_def, mask_logits)
     box_pools = _first([n for n in pools if n.name in box_side], graph_def)
     mask_pools = _first([n for n in pools if n.name in mask_side and n.name not in box_side], graph_def)
     if len(box_pools) != 1 or len(mask_pools) != 1:
